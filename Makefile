@@ -1,0 +1,60 @@
+# mxgate — one binary; see README.md.
+GO      ?= $(shell command -v go 2>/dev/null || echo /usr/local/go/bin/go)
+BIN     := bin/mxgate
+PKGS    := ./...
+FUZZTIME ?= 10s
+# Debian packages the tests drive as real peers.
+TEST_DEBS := postfix swaks
+
+.PHONY: all build run test unit fuzz bench check deps clean
+
+all: build
+
+build:
+	$(GO) build -o $(BIN) ./cmd/mxgate
+
+# A single node on loopback with the embedded store (no Redis, no config).
+run: build
+	./$(BIN) serve
+
+# Installs what the tests need when it is missing, then runs everything.
+test: deps unit fuzz
+
+unit:
+	$(GO) vet $(PKGS)
+	$(GO) test -count=1 -race -timeout 12m $(PKGS)
+
+# Short runs of every fuzz target; longer: make fuzz FUZZTIME=5m
+fuzz:
+	$(GO) test -run '^$$' -fuzz '^FuzzWalk$$' -fuzztime $(FUZZTIME) ./scanner
+	$(GO) test -run '^$$' -fuzz '^FuzzParseRule$$' -fuzztime $(FUZZTIME) ./scanner
+	$(GO) test -run '^$$' -fuzz '^FuzzRulePrefilter$$' -fuzztime $(FUZZTIME) ./scanner
+	$(GO) test -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(FUZZTIME) -fuzzminimizetime 2s ./config
+	$(GO) test -run '^$$' -fuzz '^FuzzParseValue$$' -fuzztime $(FUZZTIME) ./lists
+	$(GO) test -run '^$$' -fuzz '^FuzzRelayPolicy$$' -fuzztime $(FUZZTIME) ./smtpfront
+	$(GO) test -run '^$$' -fuzz '^FuzzSession$$' -fuzztime $(FUZZTIME) ./smtpfront
+	$(GO) test -run '^$$' -fuzz '^FuzzDotStuffer$$' -fuzztime $(FUZZTIME) ./deliver
+
+# Needs root (Postfix, smtp-sink -u) and ../shared/bench/smtp-anchors.sh.
+bench: deps build
+	@dpkg-query -W -f='$${Status}\n' haproxy 2>/dev/null | grep -q '^install ok installed' || \
+		{ apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq haproxy >/dev/null; }
+	BUILD=1 ./bench/run.sh
+
+# What CI keeps honest besides the tests.
+check:
+	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); echo 'gofmt needed'; exit 1; }
+	$(GO) vet $(PKGS)
+	$(GO) mod tidy -diff
+
+deps:
+	@missing=""; for p in $(TEST_DEBS); do \
+		dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q '^install ok installed' || missing="$$missing $$p"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+		echo "installing:$$missing"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
+	fi
+
+clean:
+	rm -rf bin

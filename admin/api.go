@@ -1,0 +1,404 @@
+package admin
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+	"unicode"
+	"unicode/utf8"
+
+	"github.com/mxgate/mxgate/lists"
+	"github.com/mxgate/mxgate/msglog"
+	"github.com/mxgate/mxgate/quarantine"
+)
+
+// ReleaseResult is the answer to a release.
+type ReleaseResult struct {
+	ID string `json:"id"`
+	// Reply is the downstream server's reply to the delivery.
+	Reply      string    `json:"reply"`
+	ReleasedAt time.Time `json:"released_at"`
+	// PreviousRelease is when the message had been released before; zero
+	// when this was the first release.
+	PreviousRelease time.Time `json:"previous_release,omitzero"`
+	// Warning is set when the message was delivered but something after
+	// that failed (recording the release).
+	Warning string `json:"warning,omitempty"`
+}
+
+// ListRequest is the body of POST /api/v1/lists.
+type ListRequest struct {
+	Kind    lists.Kind `json:"kind"`
+	Value   string     `json:"value"`
+	Rcpt    string     `json:"rcpt,omitempty"`
+	Comment string     `json:"comment,omitempty"`
+}
+
+// maxComment bounds a list entry's comment.
+const maxComment = 500
+
+// maxFilter bounds an address filter: longer than any address can be.
+const maxFilter = 512
+
+// safeID is the id form that may go into a Content-Disposition file name.
+var safeID = regexp.MustCompile(`^[A-Za-z0-9._-]+$`)
+
+// verdicts are the classes a quarantined message can have.
+var verdicts = []string{"spam", "virus", "banned", "policy"}
+
+// badRequest is an input error; its text names the field.
+type badRequest string
+
+func (b badRequest) Error() string { return string(b) }
+
+func badf(format string, args ...any) error { return badRequest(fmt.Sprintf(format, args...)) }
+
+func (s *Server) quarantineList(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	f := quarantine.Filter{}
+	err := errors.Join(
+		textParam(q, "rcpt", &f.Rcpt),
+		textParam(q, "sender", &f.Sender),
+		textParam(q, "verdict", &f.Verdict),
+		s.timeParam(q, "since", &f.Since),
+		s.timeParam(q, "until", &f.Until),
+		limitParam(q, quarantine.MaxLimit, &f.Limit),
+	)
+	if err == nil && f.Verdict != "" && !slices.Contains(verdicts, strings.ToLower(f.Verdict)) {
+		err = badf("verdict: %q is not one of %s", f.Verdict, strings.Join(verdicts, ", "))
+	}
+	if err != nil {
+		writeError(w, http.StatusBadRequest, oneLine(err))
+		return
+	}
+	items, err := s.o.Quarantine.List(r.Context(), f)
+	if err != nil {
+		s.internal(w, r, "list quarantine", err)
+		return
+	}
+	if items == nil {
+		items = []quarantine.Item{}
+	}
+	writeJSON(w, http.StatusOK, items)
+}
+
+// item fetches the {id} of the request, answering 400 or 404 itself when
+// it returns false.
+func (s *Server) item(w http.ResponseWriter, r *http.Request) (quarantine.Item, bool) {
+	id := r.PathValue("id")
+	if err := checkID(id); err != nil {
+		writeError(w, http.StatusBadRequest, err.Error())
+		return quarantine.Item{}, false
+	}
+	it, err := s.o.Quarantine.Get(r.Context(), id)
+	if errors.Is(err, quarantine.ErrNotFound) {
+		writeError(w, http.StatusNotFound, fmt.Sprintf("no quarantined message with id %q", id))
+		return quarantine.Item{}, false
+	}
+	if err != nil {
+		s.internal(w, r, "read quarantine", err)
+		return quarantine.Item{}, false
+	}
+	return it, true
+}
+
+func (s *Server) quarantineGet(w http.ResponseWriter, r *http.Request) {
+	if it, ok := s.item(w, r); ok {
+		writeJSON(w, http.StatusOK, it)
+	}
+}
+
+func (s *Server) quarantineRaw(w http.ResponseWriter, r *http.Request) {
+	id := r.PathValue("id")
+	if err := checkID(id); err != nil {
+		writeError(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	raw, err := s.o.Quarantine.Raw(r.Context(), id)
+	if errors.Is(err, quarantine.ErrNotFound) {
+		writeError(w, http.StatusNotFound, fmt.Sprintf("no quarantined message with id %q", id))
+		return
+	}
+	if err != nil {
+		s.internal(w, r, "read quarantined message", err)
+		return
+	}
+	name := "message.eml"
+	if safeID.MatchString(id) {
+		name = id + ".eml"
+	}
+	h := w.Header()
+	h.Set("Content-Type", "message/rfc822")
+	h.Set("Content-Disposition", `attachment; filename="`+name+`"`)
+	h.Set("Content-Length", strconv.Itoa(len(raw)))
+	w.WriteHeader(http.StatusOK)
+	_, _ = w.Write(raw)
+}
+
+func (s *Server) quarantineRelease(w http.ResponseWriter, r *http.Request) {
+	if s.o.Release == nil {
+		writeError(w, http.StatusNotImplemented, "releasing is not available on this node")
+		return
+	}
+	it, ok := s.item(w, r)
+	if !ok {
+		return
+	}
+	ctx := r.Context()
+	raw, err := s.o.Quarantine.Raw(ctx, it.ID)
+	if errors.Is(err, quarantine.ErrNotFound) {
+		// Deleted between Get and Raw.
+		writeError(w, http.StatusNotFound, fmt.Sprintf("no quarantined message with id %q", it.ID))
+		return
+	}
+	if err != nil {
+		s.internal(w, r, "read quarantined message", err)
+		return
+	}
+	reply, err := s.o.Release(ctx, it, raw)
+	if err != nil && reply == "" {
+		// The downstream's answer is what the operator needs to act on, so
+		// unlike store errors it is shown.
+		s.log.Warn("quarantine release failed", "id", it.ID, "err", err)
+		writeError(w, http.StatusBadGateway, fmt.Sprintf("release %s: delivery failed: %s", it.ID, oneLine(err)))
+		return
+	}
+	res := ReleaseResult{ID: it.ID, Reply: reply, ReleasedAt: s.now().UTC(), PreviousRelease: it.Released}
+	if err != nil {
+		// Delivered to some recipients: it counts as released, so that a
+		// second release does not send those a second copy.
+		s.log.Warn("quarantine release partly refused", "id", it.ID, "err", err)
+		res.Warning = "delivered, but " + oneLine(err)
+	}
+	// The message is delivered now: a client that went away must not stop
+	// the release from being recorded.
+	mctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	defer cancel()
+	if err := s.o.Quarantine.MarkReleased(mctx, it.ID, res.ReleasedAt); err != nil {
+		s.log.Error("quarantine release not recorded", "id", it.ID, "err", err)
+		if res.Warning == "" {
+			res.Warning = "delivered, but recording the release failed (see the node's log)"
+		} else {
+			res.Warning += "; recording the release failed too (see the node's log)"
+		}
+	}
+	s.log.Info("quarantine released", "id", it.ID, "reply", reply, "previous_release", it.Released)
+	writeJSON(w, http.StatusOK, res)
+}
+
+func (s *Server) quarantineDelete(w http.ResponseWriter, r *http.Request) {
+	it, ok := s.item(w, r)
+	if !ok {
+		return
+	}
+	err := s.o.Quarantine.Delete(r.Context(), it.ID)
+	if errors.Is(err, quarantine.ErrNotFound) {
+		writeError(w, http.StatusNotFound, fmt.Sprintf("no quarantined message with id %q", it.ID))
+		return
+	}
+	if err != nil {
+		s.internal(w, r, "delete quarantined message", err)
+		return
+	}
+	s.log.Info("quarantine deleted", "id", it.ID)
+	w.WriteHeader(http.StatusNoContent)
+}
+
+func (s *Server) listsAll(w http.ResponseWriter, r *http.Request) {
+	all, err := s.o.Lists.All(r.Context())
+	if err != nil {
+		s.internal(w, r, "read lists", err)
+		return
+	}
+	if all == nil {
+		all = []lists.Entry{}
+	}
+	writeJSON(w, http.StatusOK, all)
+}
+
+func (s *Server) listsAdd(w http.ResponseWriter, r *http.Request) {
+	var req ListRequest
+	if err := decodeBody(w, r, &req); err != nil {
+		writeError(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	e, err := listEntry(req.Kind, req.Value, req.Rcpt)
+	if err == nil {
+		err = checkComment(req.Comment)
+	}
+	if err != nil {
+		writeError(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	e.Comment = req.Comment
+	e.Added = s.now().UTC()
+	if err := s.o.Lists.Add(r.Context(), e); err != nil {
+		s.internal(w, r, "add list entry", err)
+		return
+	}
+	s.log.Info("list entry added", "kind", e.Kind, "value", e.Value, "rcpt", e.Rcpt)
+	writeJSON(w, http.StatusCreated, e)
+}
+
+func (s *Server) listsRemove(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	e, err := listEntry(lists.Kind(q.Get("kind")), q.Get("value"), q.Get("rcpt"))
+	if err != nil {
+		writeError(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	err = s.o.Lists.Remove(r.Context(), e.Kind, e.Value, e.Rcpt)
+	if errors.Is(err, lists.ErrNotFound) {
+		where := "global"
+		if e.Rcpt != "" {
+			where = "for " + e.Rcpt
+		}
+		writeError(w, http.StatusNotFound, fmt.Sprintf("no %s entry %s (%s)", e.Kind, e.Value, where))
+		return
+	}
+	if err != nil {
+		s.internal(w, r, "remove list entry", err)
+		return
+	}
+	s.log.Info("list entry removed", "kind", e.Kind, "value", e.Value, "rcpt", e.Rcpt)
+	w.WriteHeader(http.StatusNoContent)
+}
+
+// listEntry validates and normalises with the lists package's own parsers,
+// so the client sees exactly the message the store would give.
+func listEntry(kind lists.Kind, value, rcpt string) (lists.Entry, error) {
+	if kind != lists.Block && kind != lists.Allow {
+		return lists.Entry{}, badf("kind: %q is not block or allow", kind)
+	}
+	v, err := lists.ParseValue(value)
+	if err != nil {
+		return lists.Entry{}, badRequest(err.Error())
+	}
+	rc, err := lists.ParseRcpt(rcpt)
+	if err != nil {
+		return lists.Entry{}, badRequest(err.Error())
+	}
+	return lists.Entry{Kind: kind, Value: v, Rcpt: rc}, nil
+}
+
+func checkComment(c string) error {
+	switch {
+	case len(c) > maxComment:
+		return badf("comment: longer than %d bytes", maxComment)
+	case !utf8.ValidString(c):
+		return badf("comment: not valid UTF-8")
+	case strings.IndexFunc(c, unicode.IsControl) >= 0:
+		return badf("comment: contains control characters")
+	}
+	return nil
+}
+
+func (s *Server) logSearch(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	var mq msglog.Query
+	err := errors.Join(
+		textParam(q, "id", &mq.ID),
+		textParam(q, "sender", &mq.Sender),
+		textParam(q, "rcpt", &mq.Rcpt),
+		textParam(q, "action", &mq.Action),
+		s.timeParam(q, "since", &mq.Since),
+		s.timeParam(q, "until", &mq.Until),
+		limitParam(q, msglog.MaxLimit, &mq.Limit),
+	)
+	if err != nil {
+		writeError(w, http.StatusBadRequest, oneLine(err))
+		return
+	}
+	recs, err := s.o.Log.Search(r.Context(), mq)
+	if err != nil {
+		s.internal(w, r, "search message log", err)
+		return
+	}
+	if recs == nil {
+		recs = []msglog.Record{}
+	}
+	writeJSON(w, http.StatusOK, recs)
+}
+
+// decodeBody reads one bounded JSON object with no unknown fields: a typo
+// in a field name must not silently become a global entry.
+func decodeBody(w http.ResponseWriter, r *http.Request, v any) error {
+	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, maxBody))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			return badf("body: larger than %d bytes", maxBody)
+		}
+		return badf("body: invalid JSON: %v", err)
+	}
+	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
+		return badf("body: more than one JSON value")
+	}
+	return nil
+}
+
+func checkID(id string) error {
+	if id == "" || len(id) > 255 || strings.IndexFunc(id, func(r rune) bool { return r <= ' ' || r == 0x7f }) >= 0 || !utf8.ValidString(id) {
+		return badf("id: %q is not a message id", id)
+	}
+	return nil
+}
+
+func textParam(q url.Values, name string, dst *string) error {
+	v := q.Get(name)
+	if len(v) > maxFilter || !utf8.ValidString(v) || strings.IndexFunc(v, unicode.IsControl) >= 0 {
+		return badf("%s: not a valid filter value", name)
+	}
+	*dst = v
+	return nil
+}
+
+// timeParam reads a time as a duration before now ("24h") or an RFC 3339
+// time, so scripts can say "the last day" without computing a date.
+func (s *Server) timeParam(q url.Values, name string, dst *time.Time) error {
+	v := q.Get(name)
+	if v == "" {
+		return nil
+	}
+	if d, err := time.ParseDuration(v); err == nil {
+		if d <= 0 {
+			return badf("%s: the duration must be positive (how long ago), got %q", name, v)
+		}
+		*dst = s.now().Add(-d)
+		return nil
+	}
+	t, err := time.Parse(time.RFC3339, v)
+	if err != nil {
+		return badf("%s: want a duration like 24h (that long ago) or an RFC 3339 time like 2026-01-02T15:04:05Z, got %q", name, v)
+	}
+	*dst = t
+	return nil
+}
+
+func limitParam(q url.Values, max int, dst *int) error {
+	v := q.Get("limit")
+	if v == "" {
+		return nil
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < 0 || n > max {
+		return badf("limit: want a whole number from 0 (the default) to %d, got %q", max, v)
+	}
+	*dst = n
+	return nil
+}
+
+// oneLine joins a multi-line error (errors.Join) into one line.
+func oneLine(err error) string {
+	return strings.ReplaceAll(strings.TrimSpace(err.Error()), "\n", "; ")
+}

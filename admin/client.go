@@ -1,0 +1,236 @@
+package admin
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/mxgate/mxgate/lists"
+	"github.com/mxgate/mxgate/msglog"
+	"github.com/mxgate/mxgate/quarantine"
+)
+
+// Client talks to a node's admin API.
+type Client struct {
+	base  string // without a trailing slash
+	token string
+	hc    *http.Client
+}
+
+// Error is an error answer of the admin API.
+type Error struct {
+	// Status is the HTTP status code.
+	Status int
+	// Message is the server's explanation.
+	Message string
+}
+
+func (e *Error) Error() string { return fmt.Sprintf("%s (HTTP %d)", e.Message, e.Status) }
+
+// QuarantineQuery filters Client.QuarantineList. Since and Until are a
+// duration before now on the server ("24h") or an RFC 3339 time.
+type QuarantineQuery struct {
+	Rcpt, Sender, Verdict string
+	Since, Until          string
+	Limit                 int // 0 = the server's default (1000)
+}
+
+// LogQuery filters Client.Log; Since and Until as in QuarantineQuery.
+type LogQuery struct {
+	ID, Sender, Rcpt, Action string
+	Since, Until             string
+	Limit                    int
+}
+
+const (
+	// maxJSONAnswer bounds a decoded answer: the largest is 10000 log
+	// records.
+	maxJSONAnswer = 256 << 20
+	// maxRawAnswer bounds a downloaded message.
+	maxRawAnswer = 1 << 30
+	// clientTimeout backs up the caller's context: a release waits for the
+	// downstream server, so it is generous.
+	clientTimeout = 5 * time.Minute
+)
+
+// NewClient makes a client for the admin API at baseURL (such as
+// http://127.0.0.1:8025); token "" sends no Authorization header.
+func NewClient(baseURL, token string) (*Client, error) {
+	u, err := url.Parse(baseURL)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return nil, fmt.Errorf("admin URL %q: want http://host:port or https://host:port", baseURL)
+	}
+	return &Client{
+		base:  strings.TrimRight(u.String(), "/"),
+		token: token,
+		hc:    &http.Client{Timeout: clientTimeout},
+	}, nil
+}
+
+// QuarantineList lists quarantined messages, newest first.
+func (c *Client) QuarantineList(ctx context.Context, q QuarantineQuery) ([]quarantine.Item, error) {
+	v := url.Values{}
+	set(v, "rcpt", q.Rcpt)
+	set(v, "sender", q.Sender)
+	set(v, "verdict", q.Verdict)
+	set(v, "since", q.Since)
+	set(v, "until", q.Until)
+	if q.Limit != 0 {
+		v.Set("limit", strconv.Itoa(q.Limit))
+	}
+	var out []quarantine.Item
+	err := c.call(ctx, http.MethodGet, "/api/v1/quarantine", v, nil, &out)
+	return out, err
+}
+
+// QuarantineGet returns one quarantined message's metadata.
+func (c *Client) QuarantineGet(ctx context.Context, id string) (quarantine.Item, error) {
+	var it quarantine.Item
+	err := c.call(ctx, http.MethodGet, "/api/v1/quarantine/"+url.PathEscape(id), nil, nil, &it)
+	return it, err
+}
+
+// QuarantineRaw returns one quarantined message as received.
+func (c *Client) QuarantineRaw(ctx context.Context, id string) ([]byte, error) {
+	var raw []byte
+	err := c.call(ctx, http.MethodGet, "/api/v1/quarantine/"+url.PathEscape(id)+"/raw", nil, nil, &raw)
+	return raw, err
+}
+
+// QuarantineRelease delivers a quarantined message to its recipients.
+func (c *Client) QuarantineRelease(ctx context.Context, id string) (ReleaseResult, error) {
+	var res ReleaseResult
+	err := c.call(ctx, http.MethodPost, "/api/v1/quarantine/"+url.PathEscape(id)+"/release", nil, nil, &res)
+	return res, err
+}
+
+// QuarantineDelete deletes a quarantined message.
+func (c *Client) QuarantineDelete(ctx context.Context, id string) error {
+	return c.call(ctx, http.MethodDelete, "/api/v1/quarantine/"+url.PathEscape(id), nil, nil, nil)
+}
+
+// Lists returns every block and allow entry.
+func (c *Client) Lists(ctx context.Context) ([]lists.Entry, error) {
+	var out []lists.Entry
+	err := c.call(ctx, http.MethodGet, "/api/v1/lists", nil, nil, &out)
+	return out, err
+}
+
+// ListAdd adds an entry and returns it as stored (normalised).
+func (c *Client) ListAdd(ctx context.Context, req ListRequest) (lists.Entry, error) {
+	var e lists.Entry
+	err := c.call(ctx, http.MethodPost, "/api/v1/lists", nil, req, &e)
+	return e, err
+}
+
+// ListRemove removes an entry; rcpt "" is the global entry.
+func (c *Client) ListRemove(ctx context.Context, kind lists.Kind, value, rcpt string) error {
+	v := url.Values{"kind": {string(kind)}, "value": {value}}
+	set(v, "rcpt", rcpt)
+	return c.call(ctx, http.MethodDelete, "/api/v1/lists", v, nil, nil)
+}
+
+// Log searches the message log, newest first.
+func (c *Client) Log(ctx context.Context, q LogQuery) ([]msglog.Record, error) {
+	v := url.Values{}
+	set(v, "id", q.ID)
+	set(v, "sender", q.Sender)
+	set(v, "rcpt", q.Rcpt)
+	set(v, "action", q.Action)
+	set(v, "since", q.Since)
+	set(v, "until", q.Until)
+	if q.Limit != 0 {
+		v.Set("limit", strconv.Itoa(q.Limit))
+	}
+	var out []msglog.Record
+	err := c.call(ctx, http.MethodGet, "/api/v1/log", v, nil, &out)
+	return out, err
+}
+
+func set(v url.Values, k, s string) {
+	if s != "" {
+		v.Set(k, s)
+	}
+}
+
+// call does one request. out may be nil (no body expected), *[]byte (the
+// raw body) or a pointer to decode JSON into.
+func (c *Client) call(ctx context.Context, method, path string, q url.Values, in, out any) error {
+	u := c.base + path
+	if len(q) > 0 {
+		u += "?" + q.Encode()
+	}
+	var body io.Reader
+	if in != nil {
+		b, err := json.Marshal(in)
+		if err != nil {
+			return fmt.Errorf("encode request: %w", err)
+		}
+		body = bytes.NewReader(b)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, u, body)
+	if err != nil {
+		return fmt.Errorf("admin request: %w", err)
+	}
+	if in != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	if c.token != "" {
+		req.Header.Set("Authorization", "Bearer "+c.token)
+	}
+	resp, err := c.hc.Do(req)
+	if err != nil {
+		// *url.Error repeats the method and URL; say it once, our way.
+		var ue *url.Error
+		if errors.As(err, &ue) {
+			err = ue.Err
+		}
+		return fmt.Errorf("cannot reach the admin API at %s: %w", c.base, err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode >= 300 {
+		return readError(resp)
+	}
+	switch o := out.(type) {
+	case nil:
+		return nil
+	case *[]byte:
+		b, err := io.ReadAll(io.LimitReader(resp.Body, maxRawAnswer+1))
+		if err != nil {
+			return fmt.Errorf("read answer of %s %s: %w", method, path, err)
+		}
+		if len(b) > maxRawAnswer {
+			return fmt.Errorf("answer of %s %s larger than %d bytes", method, path, maxRawAnswer)
+		}
+		*o = b
+		return nil
+	}
+	if err := json.NewDecoder(io.LimitReader(resp.Body, maxJSONAnswer)).Decode(out); err != nil {
+		return fmt.Errorf("decode answer of %s %s: %w", method, path, err)
+	}
+	return nil
+}
+
+// readError turns an error answer into *Error, with the server's message
+// when it sent one and the status text otherwise (a proxy in between).
+func readError(resp *http.Response) error {
+	e := &Error{Status: resp.StatusCode}
+	b, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
+	var eb errorBody
+	if json.Unmarshal(b, &eb) == nil && eb.Error != "" {
+		e.Message = eb.Error
+	} else if line, _, _ := strings.Cut(strings.TrimSpace(string(b)), "\n"); line != "" && len(line) <= 200 {
+		e.Message = line
+	} else {
+		e.Message = http.StatusText(resp.StatusCode)
+	}
+	return e
+}

@@ -1,0 +1,285 @@
+// Package admin is the node's HTTP management interface: the JSON admin API
+// over quarantine, lists and message log, Prometheus metrics, a health
+// endpoint and a small status page, plus Client, the Go client the mxgate
+// management commands use.
+//
+// Authentication: with a token, every route but /metrics and /healthz needs
+// "Authorization: Bearer TOKEN" (or HTTP Basic with the token as password,
+// so that a browser can open the status page). Without a token only
+// loopback clients are served at all; config validation refuses a
+// non-loopback admin.listen without a token.
+package admin
+
+import (
+	"context"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/pprof"
+	"net/netip"
+	"strings"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/mxgate/mxgate/lists"
+	"github.com/mxgate/mxgate/msglog"
+	"github.com/mxgate/mxgate/quarantine"
+)
+
+// Options configures a Server.
+type Options struct {
+	// Listen is the host:port Run listens on.
+	Listen string
+	// Token is the bearer token; "" = serve loopback clients only.
+	Token string
+	// Quarantine, Lists and Log are the stores the API works on (required).
+	Quarantine quarantine.Store
+	Lists      lists.Store
+	Log        msglog.Store
+	// Release delivers a quarantined message to its recipients through the
+	// downstream server and returns the downstream's reply. nil = releasing
+	// is not available on this node (501).
+	Release func(ctx context.Context, it quarantine.Item, raw []byte) (reply string, err error)
+	// Gatherer serves /metrics; nil = no /metrics route.
+	Gatherer prometheus.Gatherer
+	// Health reports the node's health for /healthz and the status page;
+	// nil = always healthy.
+	Health func() error
+	// Status is shown on the status page as indented JSON (cluster role,
+	// members, load ...); nil = nothing shown.
+	Status func() any
+	// NodeID names the node on the status page.
+	NodeID string
+	// Logger receives errors the client is not shown; nil = discard.
+	Logger *slog.Logger
+}
+
+// Server is the admin HTTP server. Create it with New.
+type Server struct {
+	o       Options
+	token   [sha256.Size]byte
+	handler http.Handler
+	log     *slog.Logger
+	now     func() time.Time
+}
+
+const (
+	// maxBody bounds request bodies: the largest is a list entry.
+	maxBody = 1 << 20
+	// shutdownGrace is how long Run lets running requests (a release
+	// talking to the downstream) finish after its context is done.
+	shutdownGrace = 10 * time.Second
+)
+
+// New checks o and builds the server. It does not listen: see Run and Serve.
+func New(o Options) (*Server, error) {
+	var missing []string
+	if o.Quarantine == nil {
+		missing = append(missing, "Quarantine")
+	}
+	if o.Lists == nil {
+		missing = append(missing, "Lists")
+	}
+	if o.Log == nil {
+		missing = append(missing, "Log")
+	}
+	if len(missing) > 0 {
+		return nil, fmt.Errorf("admin server: missing store(s): %s", strings.Join(missing, ", "))
+	}
+	s := &Server{o: o, log: o.Logger, now: time.Now}
+	if s.log == nil {
+		s.log = slog.New(slog.DiscardHandler)
+	}
+	// Comparing hashes keeps the comparison constant-time in the token's
+	// length as well.
+	s.token = sha256.Sum256([]byte(o.Token))
+
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /api/v1/quarantine", s.quarantineList)
+	mux.HandleFunc("GET /api/v1/quarantine/{id}", s.quarantineGet)
+	mux.HandleFunc("GET /api/v1/quarantine/{id}/raw", s.quarantineRaw)
+	mux.HandleFunc("POST /api/v1/quarantine/{id}/release", s.quarantineRelease)
+	mux.HandleFunc("DELETE /api/v1/quarantine/{id}", s.quarantineDelete)
+	mux.HandleFunc("GET /api/v1/lists", s.listsAll)
+	mux.HandleFunc("POST /api/v1/lists", s.listsAdd)
+	mux.HandleFunc("DELETE /api/v1/lists", s.listsRemove)
+	mux.HandleFunc("GET /api/v1/log", s.logSearch)
+	mux.HandleFunc("/api/", func(w http.ResponseWriter, r *http.Request) {
+		writeError(w, http.StatusNotFound, fmt.Sprintf("no API route %s %s", r.Method, r.URL.Path))
+	})
+	if o.Gatherer != nil {
+		mux.Handle("GET /metrics", promhttp.HandlerFor(o.Gatherer, promhttp.HandlerOpts{}))
+	}
+	mux.HandleFunc("GET /healthz", s.healthz)
+	mux.HandleFunc("GET /{$}", s.statusPage)
+	// Profiles of a node under real load; behind the same auth as the API.
+	mux.HandleFunc("GET /debug/pprof/", pprof.Index)
+	mux.HandleFunc("GET /debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("GET /debug/pprof/trace", pprof.Trace)
+	s.handler = s.guard(mux)
+	return s, nil
+}
+
+// Handler is the whole admin interface, authentication included.
+func (s *Server) Handler() http.Handler { return s.handler }
+
+// Run listens on Options.Listen and serves until ctx is done, then shuts
+// down gracefully. A listen error is returned at once.
+func (s *Server) Run(ctx context.Context) error {
+	if s.o.Listen == "" {
+		// net.Listen would pick a random port on every interface.
+		return errors.New("admin listen: no address configured")
+	}
+	var lc net.ListenConfig
+	ln, err := lc.Listen(ctx, "tcp", s.o.Listen)
+	if err != nil {
+		return fmt.Errorf("admin listen: %w", err)
+	}
+	return s.Serve(ctx, ln)
+}
+
+// Serve serves on ln (which it closes) until ctx is done, then shuts down
+// gracefully, giving running requests a few seconds.
+func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
+	base, cancelBase := context.WithCancel(context.WithoutCancel(ctx))
+	defer cancelBase()
+	hs := &http.Server{
+		Handler:           s.handler,
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		// Long enough for a release (downstream timeouts) and a large raw
+		// message download.
+		WriteTimeout:   5 * time.Minute,
+		IdleTimeout:    2 * time.Minute,
+		MaxHeaderBytes: 64 << 10,
+		ErrorLog:       slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
+		// Requests keep ctx's values but not its cancellation: a release
+		// under way when the node stops gets the shutdown grace to finish.
+		BaseContext: func(net.Listener) context.Context { return base },
+	}
+	served := make(chan error, 1)
+	go func() { served <- hs.Serve(ln) }()
+	select {
+	case err := <-served:
+		return fmt.Errorf("admin serve: %w", err)
+	case <-ctx.Done():
+	}
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), shutdownGrace)
+	defer cancel()
+	err := hs.Shutdown(sctx)
+	<-served // http.ErrServerClosed once Shutdown has begun
+	if err != nil {
+		hs.Close()
+		return fmt.Errorf("admin shutdown: %w", err)
+	}
+	return nil
+}
+
+// openPaths need no token: scrapers and health checkers do not carry one,
+// and neither route shows mail data.
+var openPaths = map[string]bool{"/metrics": true, "/healthz": true}
+
+// guard applies the authentication rules of the package comment. It lists
+// the open paths rather than the protected ones, so a route added later is
+// protected by default.
+func (s *Server) guard(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		h := w.Header()
+		h.Set("X-Content-Type-Options", "nosniff")
+		h.Set("Cache-Control", "no-store")
+		if s.o.Token == "" {
+			if !loopbackClient(r.RemoteAddr) {
+				writeError(w, http.StatusForbidden, "this admin API has no token configured and serves loopback clients only")
+				return
+			}
+			next.ServeHTTP(w, r)
+			return
+		}
+		if openPaths[r.URL.Path] || s.authorized(r) {
+			next.ServeHTTP(w, r)
+			return
+		}
+		if strings.HasPrefix(r.URL.Path, "/api/") {
+			h.Set("WWW-Authenticate", `Bearer realm="mxgate"`)
+		} else {
+			h.Set("WWW-Authenticate", `Basic realm="mxgate", charset="UTF-8"`)
+		}
+		writeError(w, http.StatusUnauthorized, "missing or wrong token (Authorization: Bearer TOKEN)")
+	})
+}
+
+func (s *Server) authorized(r *http.Request) bool {
+	var given string
+	if a := r.Header.Get("Authorization"); len(a) > 7 && strings.EqualFold(a[:7], "bearer ") {
+		given = strings.TrimSpace(a[7:])
+	} else if _, pw, ok := r.BasicAuth(); ok {
+		given = pw
+	} else {
+		return false
+	}
+	sum := sha256.Sum256([]byte(given))
+	return subtle.ConstantTimeCompare(sum[:], s.token[:]) == 1
+}
+
+// loopbackClient looks at the connection's own address only: a forwarding
+// header is whatever the client wants it to be.
+func loopbackClient(remote string) bool {
+	host, _, err := net.SplitHostPort(remote)
+	if err != nil {
+		return false
+	}
+	ip, err := netip.ParseAddr(host)
+	return err == nil && ip.Unmap().IsLoopback()
+}
+
+func (s *Server) healthz(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	if err := s.health(); err != nil {
+		w.WriteHeader(http.StatusServiceUnavailable)
+		fmt.Fprintln(w, err)
+		return
+	}
+	fmt.Fprintln(w, "ok")
+}
+
+func (s *Server) health() error {
+	if s.o.Health == nil {
+		return nil
+	}
+	return s.o.Health()
+}
+
+// errorBody is every error answer of the API.
+type errorBody struct {
+	Error string `json:"error"`
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json; charset=utf-8")
+	w.WriteHeader(status)
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	// The status line is out; an encoding failure can only cut the body.
+	_ = enc.Encode(v)
+}
+
+func writeError(w http.ResponseWriter, status int, msg string) {
+	writeJSON(w, status, errorBody{Error: msg})
+}
+
+// internal answers 500 without the cause, which goes to the log: store
+// errors name files, hosts and keys the client has no business seeing.
+func (s *Server) internal(w http.ResponseWriter, r *http.Request, what string, err error) {
+	if errors.Is(err, context.Canceled) && r.Context().Err() != nil {
+		return // the client left; nobody reads the answer
+	}
+	s.log.Error("admin request failed", "method", r.Method, "path", r.URL.Path, "op", what, "err", err)
+	writeError(w, http.StatusInternalServerError, what+" failed: internal error (see the node's log)")
+}

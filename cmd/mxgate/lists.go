@@ -1,0 +1,159 @@
+package main
+
+import (
+	"fmt"
+
+	"github.com/spf13/cobra"
+
+	"github.com/mxgate/mxgate/admin"
+	"github.com/mxgate/mxgate/lists"
+)
+
+const valueHelp = `VALUE is an address (user@example.org), @domain (that domain), .domain (the
+domain and all its subdomains), an IP address or a CIDR (192.0.2.0/24).
+--rcpt makes the entry apply to one recipient (user@example.org) or one
+recipient domain (@example.org) only; without it the entry is global.`
+
+func newListsCmd() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "lists",
+		Short: "Show, add and remove block/allow list entries",
+		Long: `Show and edit the cluster-wide block and allow lists through the master's
+admin API. Entries match the sender address or domain, or the client IP
+address or network, globally or for one recipient.
+
+` + valueHelp,
+		Example: `  mxgate lists show
+  mxgate lists add block @spam.example --comment "ticket 42"
+  mxgate lists add allow 192.0.2.0/24 --rcpt alice@example.org
+  mxgate lists remove block @spam.example`,
+		RunE: groupRun,
+	}
+	adminFlags(cmd)
+	cmd.AddCommand(newListsShowCmd(), newListsAddCmd(), newListsRemoveCmd())
+	return cmd
+}
+
+func newListsShowCmd() *cobra.Command {
+	var asJSON bool
+	cmd := &cobra.Command{
+		Use:   "show [--json]",
+		Short: "Show every list entry",
+		Long: `Show every list entry as a table (KIND VALUE RCPT ADDED COMMENT; RCPT "*"
+is a global entry) or with --json as one JSON array.`,
+		Example: `  mxgate lists show
+  mxgate lists show --json`,
+		Args: noArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			c, err := adminClient(cmd)
+			if err != nil {
+				return err
+			}
+			all, err := c.Lists(cmd.Context())
+			if err != nil {
+				return apiError(err)
+			}
+			out := cmd.OutOrStdout()
+			if asJSON {
+				if all == nil {
+					all = []lists.Entry{}
+				}
+				return printJSON(out, all)
+			}
+			tw := newTable(out)
+			fmt.Fprintln(tw, "KIND\tVALUE\tRCPT\tADDED\tCOMMENT")
+			for _, e := range all {
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", clean(string(e.Kind)), clean(e.Value), scope(e.Rcpt), when(e.Added), clean(e.Comment))
+			}
+			return tw.Flush()
+		},
+	}
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print one JSON array")
+	return cmd
+}
+
+func scope(rcpt string) string {
+	if rcpt == "" {
+		return "*"
+	}
+	return clean(rcpt)
+}
+
+func describe(e lists.Entry) string {
+	where := "global"
+	if e.Rcpt != "" {
+		where = "for " + clean(e.Rcpt)
+	}
+	return fmt.Sprintf("%s %s (%s)", e.Kind, clean(e.Value), where)
+}
+
+// listKind checks the kind before the request, so that a typo is reported
+// the same way whether the server is up or not.
+func listKind(s string) (lists.Kind, error) {
+	switch k := lists.Kind(s); k {
+	case lists.Block, lists.Allow:
+		return k, nil
+	}
+	return "", fmt.Errorf("invalid list kind %q: want block or allow", s)
+}
+
+func newListsAddCmd() *cobra.Command {
+	var rcpt, comment string
+	cmd := &cobra.Command{
+		Use:   "add block|allow VALUE [--rcpt A] [--comment C]",
+		Short: "Add a block or allow entry",
+		Long:  "Add a block or allow entry. Adding an entry that exists already changes nothing.\n\n" + valueHelp,
+		Example: `  mxgate lists add block spammer@bad.example
+  mxgate lists add block .bad.example --comment "whole domain tree"
+  mxgate lists add allow 2001:db8::/32 --rcpt @example.org`,
+		Args: exactArgs(2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			kind, err := listKind(args[0])
+			if err != nil {
+				return err
+			}
+			c, err := adminClient(cmd)
+			if err != nil {
+				return err
+			}
+			e, err := c.ListAdd(cmd.Context(), admin.ListRequest{Kind: kind, Value: args[1], Rcpt: rcpt, Comment: comment})
+			if err != nil {
+				return apiError(err)
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "added %s\n", describe(e))
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&rcpt, "rcpt", "", "only for this recipient (address or @domain)")
+	cmd.Flags().StringVar(&comment, "comment", "", "why the entry is there")
+	return cmd
+}
+
+func newListsRemoveCmd() *cobra.Command {
+	var rcpt string
+	cmd := &cobra.Command{
+		Use:   "remove block|allow VALUE [--rcpt A]",
+		Short: "Remove a block or allow entry",
+		Long:  "Remove a block or allow entry; give --rcpt for a per-recipient entry.\n\n" + valueHelp,
+		Example: `  mxgate lists remove block spammer@bad.example
+  mxgate lists remove allow 2001:db8::/32 --rcpt @example.org`,
+		Args: exactArgs(2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			kind, err := listKind(args[0])
+			if err != nil {
+				return err
+			}
+			c, err := adminClient(cmd)
+			if err != nil {
+				return err
+			}
+			if err := c.ListRemove(cmd.Context(), kind, args[1], rcpt); err != nil {
+				return apiError(err)
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "removed %s\n", describe(lists.Entry{Kind: kind, Value: args[1], Rcpt: rcpt}))
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&rcpt, "rcpt", "", "the entry's recipient (address or @domain); empty = the global entry")
+	return cmd
+}

@@ -1,0 +1,233 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"fmt"
+	"io"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	"github.com/mxgate/mxgate/admin"
+	"github.com/mxgate/mxgate/quarantine"
+)
+
+func newQuarantineCmd() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "quarantine",
+		Short: "List, show, release and delete quarantined messages (cluster-wide)",
+		Long: `Query and act on the cluster-wide quarantine through the master's admin API.
+
+Management commands reach the admin API given by --admin (env MXGATE_ADMIN,
+default ` + defaultAdminURL + `) with the token --token (env MXGATE_TOKEN).`,
+		Example: `  mxgate quarantine list --rcpt alice@example.org --since 24h
+  mxgate quarantine show 1a2b3c4d
+  mxgate quarantine release 1a2b3c4d`,
+		RunE: groupRun,
+	}
+	adminFlags(cmd)
+	cmd.AddCommand(newQuarantineListCmd(), newQuarantineShowCmd(), newQuarantineReleaseCmd(), newQuarantineDeleteCmd())
+	return cmd
+}
+
+func newQuarantineListCmd() *cobra.Command {
+	var q admin.QuarantineQuery
+	var asJSON bool
+	cmd := &cobra.Command{
+		Use:   "list [--rcpt A] [--sender A] [--verdict V] [--since DUR] [--until T] [--limit N] [--json]",
+		Short: "List quarantined messages, newest first",
+		Long: `List quarantined messages, newest first, as a table (TIME ID FROM TO VERDICT
+SCORE) or with --json as one JSON array of items.
+
+--since and --until take a duration before now (24h, 90m) or an RFC 3339
+time (2026-01-02T15:04:05Z). Recipient, sender and verdict match exactly,
+ignoring case.`,
+		Example: `  mxgate quarantine list --since 24h
+  mxgate quarantine list --rcpt alice@example.org --verdict virus --json`,
+		Args: noArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			c, err := adminClient(cmd)
+			if err != nil {
+				return err
+			}
+			items, err := c.QuarantineList(cmd.Context(), q)
+			if err != nil {
+				return apiError(err)
+			}
+			out := cmd.OutOrStdout()
+			if asJSON {
+				if items == nil {
+					items = []quarantine.Item{}
+				}
+				return printJSON(out, items)
+			}
+			tw := newTable(out)
+			fmt.Fprintln(tw, "TIME\tID\tFROM\tTO\tVERDICT\tSCORE")
+			for _, it := range items {
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%.2f\n", when(it.Time), clean(it.ID), sender(it.Sender), rcpts(it.Recipients), clean(it.Verdict), it.Score)
+			}
+			return tw.Flush()
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&q.Rcpt, "rcpt", "", "only messages to this recipient")
+	f.StringVar(&q.Sender, "sender", "", "only messages from this sender")
+	f.StringVar(&q.Verdict, "verdict", "", "only this verdict: spam, virus, banned or policy")
+	f.StringVar(&q.Since, "since", "", "only messages since DUR ago or time T")
+	f.StringVar(&q.Until, "until", "", "only messages before DUR ago or time T")
+	f.IntVar(&q.Limit, "limit", 0, "at most N messages (default 1000, at most 10000)")
+	f.BoolVar(&asJSON, "json", false, "print one JSON array")
+	return cmd
+}
+
+func newQuarantineShowCmd() *cobra.Command {
+	var raw, asJSON bool
+	cmd := &cobra.Command{
+		Use:   "show ID [--raw]",
+		Short: "Show a quarantined message: its metadata and headers",
+		Long: `Show a quarantined message's metadata, then the header of the message.
+--raw prints the whole message exactly as received instead (to save or
+inspect it); --json prints the metadata as one JSON object.`,
+		Example: `  mxgate quarantine show 1a2b3c4d
+  mxgate quarantine show 1a2b3c4d --raw > message.eml`,
+		Args: exactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := adminClient(cmd)
+			if err != nil {
+				return err
+			}
+			ctx, out, id := cmd.Context(), cmd.OutOrStdout(), args[0]
+			if raw {
+				msg, err := c.QuarantineRaw(ctx, id)
+				if err != nil {
+					return apiError(err)
+				}
+				_, err = out.Write(msg)
+				return err
+			}
+			it, err := c.QuarantineGet(ctx, id)
+			if err != nil {
+				return apiError(err)
+			}
+			if asJSON {
+				return printJSON(out, it)
+			}
+			msg, err := c.QuarantineRaw(ctx, id)
+			if err != nil {
+				return apiError(err)
+			}
+			printItem(out, it)
+			fmt.Fprintln(out)
+			return printHeader(out, msg)
+		},
+	}
+	cmd.Flags().BoolVar(&raw, "raw", false, "print the whole message as received")
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print the metadata as one JSON object")
+	cmd.MarkFlagsMutuallyExclusive("raw", "json")
+	return cmd
+}
+
+func printItem(w io.Writer, it quarantine.Item) {
+	tw := newTable(w)
+	row := func(k, v string) { fmt.Fprintf(tw, "%s:\t%s\n", k, v) }
+	row("ID", clean(it.ID))
+	row("Time", when(it.Time))
+	row("Verdict", clean(it.Verdict))
+	row("Score", fmt.Sprintf("%.2f", it.Score))
+	row("Symbols", cleanList(it.Symbols))
+	if len(it.Viruses) > 0 {
+		row("Viruses", cleanList(it.Viruses))
+	}
+	row("From", sender(it.Sender))
+	row("To", cleanList(it.Recipients))
+	row("Subject", clean(it.Subject))
+	row("Message-ID", clean(it.MessageID))
+	row("Client", clean(it.ClientIP)+" (HELO "+clean(it.Helo)+")")
+	row("Size", fmt.Sprintf("%d bytes", it.Size))
+	row("Node", clean(it.Node))
+	if !it.Released.IsZero() {
+		row("Released", when(it.Released))
+	}
+	row("Expires", when(it.Expires))
+	tw.Flush()
+}
+
+func cleanList(l []string) string {
+	if len(l) == 0 {
+		return "-"
+	}
+	c := make([]string, len(l))
+	for i, s := range l {
+		c[i] = clean(s)
+	}
+	return strings.Join(c, ", ")
+}
+
+// printHeader prints the message's header section, line by line made safe
+// for the terminal (folded lines keep their leading tab).
+func printHeader(w io.Writer, msg []byte) error {
+	sc := bufio.NewScanner(bytes.NewReader(msg))
+	sc.Buffer(nil, len(msg)+1)
+	for sc.Scan() {
+		line := strings.TrimSuffix(sc.Text(), "\r")
+		if line == "" {
+			break
+		}
+		if _, err := fmt.Fprintln(w, safe(line, true)); err != nil {
+			return err
+		}
+	}
+	return sc.Err()
+}
+
+func newQuarantineReleaseCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "release ID",
+		Short: "Deliver a quarantined message to its recipients",
+		Long: `Deliver a quarantined message to its recipients through the downstream server,
+and mark it released. Releasing a message again delivers it again; the
+answer then says when it was released before.`,
+		Example: `  mxgate quarantine release 1a2b3c4d`,
+		Args:    exactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := adminClient(cmd)
+			if err != nil {
+				return err
+			}
+			res, err := c.QuarantineRelease(cmd.Context(), args[0])
+			if err != nil {
+				return apiError(err)
+			}
+			out := cmd.OutOrStdout()
+			fmt.Fprintf(out, "released %s: %s\n", clean(res.ID), clean(res.Reply))
+			if !res.PreviousRelease.IsZero() {
+				fmt.Fprintf(out, "note: it had been released before, at %s\n", when(res.PreviousRelease))
+			}
+			if res.Warning != "" {
+				fmt.Fprintf(cmd.ErrOrStderr(), "warning: %s\n", clean(res.Warning))
+			}
+			return nil
+		},
+	}
+}
+
+func newQuarantineDeleteCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:     "delete ID",
+		Short:   "Delete a quarantined message",
+		Example: `  mxgate quarantine delete 1a2b3c4d`,
+		Args:    exactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := adminClient(cmd)
+			if err != nil {
+				return err
+			}
+			if err := c.QuarantineDelete(cmd.Context(), args[0]); err != nil {
+				return apiError(err)
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "deleted %s\n", clean(args[0]))
+			return nil
+		},
+	}
+}

@@ -1,0 +1,295 @@
+// Package config is the node's configuration file: one documented struct
+// whose YAML keys are the contract in SPEC.md, its defaults, strict parsing
+// (an unknown key or a bad value is an error naming the key and its line) and
+// a validation that reports every problem at once.
+//
+// config/example.yaml is the commented reference of every key.
+package config
+
+import (
+	"os"
+	"time"
+)
+
+// Config is the whole configuration file of one node.
+type Config struct {
+	// Node is this node's identity and local state.
+	Node Node `yaml:"node" json:"node"`
+	// SMTP is the front end that accepts the clients' sessions.
+	SMTP SMTP `yaml:"smtp" json:"smtp"`
+	// Downstream is the mail server that receives clean (and released) mail.
+	Downstream Downstream `yaml:"downstream" json:"downstream"`
+	// Scanner is the scanning pipeline and its worker pool.
+	Scanner Scanner `yaml:"scanner" json:"scanner"`
+	// Store selects where quarantine, lists and the message log live.
+	Store Store `yaml:"store" json:"store"`
+	// Admin is the HTTP admin API, metrics and status page listener.
+	Admin Admin `yaml:"admin" json:"admin"`
+	// Cluster is the VRRP cluster membership; ignored unless Enabled.
+	Cluster Cluster `yaml:"cluster" json:"cluster"`
+}
+
+// Node is this node's identity and local state.
+type Node struct {
+	// ID names the node in headers, logs and the cluster; unique in the
+	// cluster. Default: the host name.
+	ID string `yaml:"id" json:"id"`
+	// DataDir holds the embedded store and other local state.
+	DataDir string `yaml:"data_dir" json:"data_dir"`
+	// LogLevel is the least severe level logged: debug, info, warn or error.
+	LogLevel string `yaml:"log_level" json:"log_level"`
+	// LogFormat is text (logfmt-like, for people) or json (for collectors).
+	LogFormat string `yaml:"log_format" json:"log_format"`
+}
+
+// SMTP is the front end that accepts the clients' sessions.
+type SMTP struct {
+	// Listen are the host:port addresses to accept SMTP on; in a cluster the
+	// VIP's address (and port 25).
+	Listen []string `yaml:"listen" json:"listen"`
+	// Hostname is announced in the greeting and in Received headers.
+	// Default: the host name.
+	Hostname string `yaml:"hostname" json:"hostname"`
+	// AcceptDomains are the domains mail is accepted for (inbound).
+	// Parse lower-cases them.
+	AcceptDomains []string `yaml:"accept_domains" json:"accept_domains"`
+	// TrustedNetworks are the CIDRs of clients that may relay to any domain
+	// (outbound).
+	TrustedNetworks []string `yaml:"trusted_networks" json:"trusted_networks"`
+	// MaxMessageBytes is the largest message accepted (552 5.3.4 above).
+	MaxMessageBytes int64 `yaml:"max_message_bytes" json:"max_message_bytes"`
+	// MaxRecipients is the most recipients in one transaction.
+	MaxRecipients int `yaml:"max_recipients" json:"max_recipients"`
+	// MaxConnections is the most concurrent sessions on this node.
+	MaxConnections int `yaml:"max_connections" json:"max_connections"`
+	// MaxConnectionsPerIP is the most concurrent sessions from one client IP.
+	MaxConnectionsPerIP int `yaml:"max_connections_per_ip" json:"max_connections_per_ip"`
+	// ReadTimeout bounds the wait for each command from the client.
+	ReadTimeout Duration `yaml:"read_timeout" json:"read_timeout"`
+	// WriteTimeout bounds each write of a reply to the client.
+	WriteTimeout Duration `yaml:"write_timeout" json:"write_timeout"`
+	// DataTimeout bounds the whole DATA phase: the body must arrive within it,
+	// so a client trickling bytes cannot hold a session for ever.
+	DataTimeout Duration `yaml:"data_timeout" json:"data_timeout"`
+	// DrainTimeout is how long a graceful stop waits for running sessions
+	// before closing them.
+	DrainTimeout Duration `yaml:"drain_timeout" json:"drain_timeout"`
+	// MaxLineLength is the longest line accepted, commands and body alike
+	// (RFC 5321 §4.5.3.1.6 requires at least 1000 octets).
+	MaxLineLength int `yaml:"max_line_length" json:"max_line_length"`
+	// TLS enables STARTTLS when a certificate is configured.
+	TLS TLS `yaml:"tls" json:"tls"`
+	// ProxyProtocol accepts PROXY v1/v2 headers from ProxyTrusted sources
+	// (a load balancer in front).
+	ProxyProtocol bool `yaml:"proxy_protocol" json:"proxy_protocol"`
+	// ProxyTrusted are the CIDRs allowed to send PROXY headers; required
+	// when ProxyProtocol is on, because anyone else could forge the client
+	// address and walk past the relay policy.
+	ProxyTrusted []string `yaml:"proxy_trusted" json:"proxy_trusted"`
+}
+
+// TLS is the STARTTLS certificate.
+type TLS struct {
+	// Cert is the PEM certificate chain file; set together with Key.
+	Cert string `yaml:"cert" json:"cert"`
+	// Key is the PEM private key file; set together with Cert.
+	Key string `yaml:"key" json:"key"`
+	// Require refuses MAIL before STARTTLS.
+	Require bool `yaml:"require" json:"require"`
+}
+
+// Downstream is the mail server that receives clean (and released) mail.
+type Downstream struct {
+	// Address is the downstream server's host:port.
+	Address string `yaml:"address" json:"address"`
+	// Timeout bounds each command to the downstream server.
+	Timeout Duration `yaml:"timeout" json:"timeout"`
+	// Helo is the name announced to the downstream server.
+	// Default: smtp.hostname.
+	Helo string `yaml:"helo" json:"helo"`
+}
+
+// Scanner is the scanning pipeline and its worker pool.
+type Scanner struct {
+	// Workers is the number of concurrent scans; 0 = number of CPUs.
+	Workers int `yaml:"workers" json:"workers"`
+	// Queue is the number of messages that may wait for a worker before
+	// the front end answers 451.
+	Queue int `yaml:"queue" json:"queue"`
+	// Timeout bounds one message's scan, external engines included.
+	Timeout Duration `yaml:"timeout" json:"timeout"`
+	// Thresholds turn the score into an action.
+	Thresholds Thresholds `yaml:"thresholds" json:"thresholds"`
+	// Clamd is the ClamAV daemon: tcp://host:port or unix:///path;
+	// empty = not used.
+	Clamd string `yaml:"clamd" json:"clamd"`
+	// Rspamd is the Rspamd controller: http://host:port; empty = not used.
+	Rspamd string `yaml:"rspamd" json:"rspamd"`
+	// Spamd is the SpamAssassin daemon: tcp://host:port or unix:///path;
+	// empty = not used.
+	Spamd string `yaml:"spamd" json:"spamd"`
+	// VirusAction is what a virus finding does: quarantine or reject.
+	VirusAction string `yaml:"virus_action" json:"virus_action"`
+	// Rules are header/body regex rules; their syntax is the scanner's and
+	// is validated there.
+	Rules []string `yaml:"rules" json:"rules"`
+	// Attachments is the attachment policy.
+	Attachments Attachments `yaml:"attachments" json:"attachments"`
+	// MaxMIMEDepth is the deepest MIME nesting walked; deeper is malformed.
+	MaxMIMEDepth int `yaml:"max_mime_depth" json:"max_mime_depth"`
+	// MaxMIMEParts is the most MIME parts walked; more is malformed.
+	MaxMIMEParts int `yaml:"max_mime_parts" json:"max_mime_parts"`
+}
+
+// Thresholds turn the score into an action.
+type Thresholds struct {
+	// Quarantine is the score from which a message is quarantined.
+	Quarantine float64 `yaml:"quarantine" json:"quarantine"`
+	// Reject is the score from which a message is rejected; above Quarantine.
+	Reject float64 `yaml:"reject" json:"reject"`
+}
+
+// Attachments is the attachment policy. Empty lists mean the scanner's
+// built-in defaults, not "nothing blocked".
+type Attachments struct {
+	// BlockedExtensions are file name extensions refused (e.g. exe);
+	// Parse lower-cases them and drops a leading dot.
+	BlockedExtensions []string `yaml:"blocked_extensions" json:"blocked_extensions"`
+	// BlockedTypes are MIME types refused (type/subtype or type/*);
+	// Parse lower-cases them.
+	BlockedTypes []string `yaml:"blocked_types" json:"blocked_types"`
+	// DoubleExtensions flags names like invoice.pdf.exe.
+	DoubleExtensions bool `yaml:"double_extensions" json:"double_extensions"`
+	// ScanArchives applies the policy to the names inside zip archives.
+	ScanArchives bool `yaml:"scan_archives" json:"scan_archives"`
+}
+
+// Store selects where quarantine, lists and the message log live.
+type Store struct {
+	// Redis is the shared store's URL (redis://, rediss://, redis-sentinel://
+	// or a redis+cluster URL); empty = the embedded store under node.data_dir.
+	Redis string `yaml:"redis" json:"redis"`
+	// QuarantineRetention is how long a quarantined message is kept.
+	QuarantineRetention Duration `yaml:"quarantine_retention" json:"quarantine_retention"`
+	// LogRetention is how long message log records are kept.
+	LogRetention Duration `yaml:"log_retention" json:"log_retention"`
+}
+
+// Admin is the HTTP admin API, metrics and status page listener.
+type Admin struct {
+	// Listen is the admin listener's host:port; empty = no admin listener.
+	Listen string `yaml:"listen" json:"listen"`
+	// Token is the bearer token of the admin API; required when Listen is
+	// not a loopback address.
+	Token string `yaml:"token" json:"token"`
+}
+
+// Cluster is the VRRP cluster membership; validated only when Enabled.
+type Cluster struct {
+	// Enabled turns clustering on; off = a single node.
+	Enabled bool `yaml:"enabled" json:"enabled"`
+	// Interface carries the VRRP advertisements and the VIP.
+	Interface string `yaml:"interface" json:"interface"`
+	// VRID is the virtual router id, 1-255, the same on every node.
+	VRID int `yaml:"vrid" json:"vrid"`
+	// VIP is the virtual address with its prefix length (198.18.0.100/24).
+	VIP string `yaml:"vip" json:"vip"`
+	// Priority is 1-254, highest wins; 255 only on the address owner.
+	Priority int `yaml:"priority" json:"priority"`
+	// AdvertInterval is the advertisement interval, 10ms to 40.95s in
+	// centiseconds (the unit on the wire).
+	AdvertInterval Duration `yaml:"advert_interval" json:"advert_interval"`
+	// Preempt: true = start as master (take over from a lower priority
+	// master), false = start as backup.
+	Preempt bool `yaml:"preempt" json:"preempt"`
+	// UnicastPeers are the other nodes' IPs; empty = multicast 224.0.0.18.
+	UnicastPeers []string `yaml:"unicast_peers" json:"unicast_peers"`
+	// Mode is active-active (every node scans by weight) or active-passive
+	// (the master scans everything).
+	Mode string `yaml:"mode" json:"mode"`
+	// Weight is this node's share of the scanning in active-active mode.
+	Weight int `yaml:"weight" json:"weight"`
+	// PeerListen is the host:port of the peer scan API.
+	PeerListen string `yaml:"peer_listen" json:"peer_listen"`
+	// Secret authenticates the peer API; the same on every node.
+	Secret string `yaml:"secret" json:"secret"`
+}
+
+// Default is the configuration of a single node on loopback with the
+// embedded store: what `mxgate serve` runs without -c. It passes Validate.
+func Default() Config {
+	host := hostname()
+	return Config{
+		Node: Node{
+			ID:        host,
+			DataDir:   "./mxgate-data",
+			LogLevel:  "info",
+			LogFormat: "text",
+		},
+		SMTP: SMTP{
+			Listen:              []string{"127.0.0.1:2525"},
+			Hostname:            host,
+			AcceptDomains:       []string{},
+			TrustedNetworks:     []string{},
+			MaxMessageBytes:     26214400,
+			MaxRecipients:       100,
+			MaxConnections:      1000,
+			MaxConnectionsPerIP: 20,
+			ReadTimeout:         Duration{60 * time.Second},
+			WriteTimeout:        Duration{60 * time.Second},
+			DataTimeout:         Duration{10 * time.Minute},
+			DrainTimeout:        Duration{30 * time.Second},
+			MaxLineLength:       65536,
+			ProxyTrusted:        []string{},
+		},
+		Downstream: Downstream{
+			Address: "127.0.0.1:2526",
+			Timeout: Duration{60 * time.Second},
+			Helo:    host,
+		},
+		Scanner: Scanner{
+			Workers:     0,
+			Queue:       64,
+			Timeout:     Duration{60 * time.Second},
+			Thresholds:  Thresholds{Quarantine: 6, Reject: 15},
+			VirusAction: "quarantine",
+			Rules:       []string{},
+			Attachments: Attachments{
+				BlockedExtensions: []string{},
+				BlockedTypes:      []string{},
+				DoubleExtensions:  true,
+				ScanArchives:      true,
+			},
+			MaxMIMEDepth: 10,
+			MaxMIMEParts: 500,
+		},
+		Store: Store{
+			QuarantineRetention: Duration{720 * time.Hour},
+			LogRetention:        Duration{720 * time.Hour},
+		},
+		Admin: Admin{
+			Listen: "127.0.0.1:8025",
+		},
+		Cluster: Cluster{
+			Interface:      "eth0",
+			VRID:           51,
+			Priority:       100,
+			AdvertInterval: Duration{time.Second},
+			Preempt:        true,
+			UnicastPeers:   []string{},
+			Mode:           "active-active",
+			Weight:         100,
+			PeerListen:     "0.0.0.0:8026",
+		},
+	}
+}
+
+// hostname falls back to "localhost" so that Default stays valid on a host
+// whose name cannot be read or is unusable as a node id and SMTP name.
+func hostname() string {
+	h, err := os.Hostname()
+	if err != nil || !validNodeID(h) || !validHostname(h) {
+		return "localhost"
+	}
+	return h
+}

@@ -1,0 +1,276 @@
+package config
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"reflect"
+	"strings"
+	"time"
+
+	"gopkg.in/yaml.v3"
+)
+
+// Duration is a time.Duration written the Go way in the file ("60s",
+// "1m30s", "10ms"). It marshals back to that form in YAML and JSON.
+type Duration struct{ time.Duration }
+
+// UnmarshalYAML accepts a Go duration string. The caller adds the key and
+// the line: the value alone does not know where it is.
+func (d *Duration) UnmarshalYAML(n *yaml.Node) error {
+	if n.Kind != yaml.ScalarNode {
+		return fmt.Errorf("want a duration like 30s, got a %s", kindName(n))
+	}
+	v, err := time.ParseDuration(n.Value)
+	if err != nil {
+		return fmt.Errorf("invalid duration %q", n.Value)
+	}
+	d.Duration = v
+	return nil
+}
+
+// MarshalYAML writes the Go form ("1m0s").
+func (d Duration) MarshalYAML() (any, error) { return d.String(), nil }
+
+// MarshalText writes the Go form, so JSON shows "1m0s" rather than nanoseconds.
+func (d Duration) MarshalText() ([]byte, error) { return []byte(d.String()), nil }
+
+// UnmarshalText reads the Go form.
+func (d *Duration) UnmarshalText(b []byte) error {
+	v, err := time.ParseDuration(string(b))
+	if err != nil {
+		return fmt.Errorf("invalid duration %q", b)
+	}
+	d.Duration = v
+	return nil
+}
+
+// Load reads and parses the file at path; see Parse.
+func Load(path string) (Config, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return Config{}, fmt.Errorf("read config: %w", err)
+	}
+	c, err := Parse(data)
+	if err != nil {
+		return Config{}, fmt.Errorf("config %s: %w", path, err)
+	}
+	return c, nil
+}
+
+// Parse reads a YAML configuration over Default: keys absent from data keep
+// their default. An unknown key or a value of the wrong type is an error
+// naming the key and its line (all of them, joined); the result is then
+// normalised (domains lower-cased, downstream.helo defaulted to
+// smtp.hostname) and validated, so a Config is returned only when it is
+// usable.
+func Parse(data []byte) (Config, error) {
+	c := Default()
+	// Cleared so that it can follow a smtp.hostname set in the file.
+	c.Downstream.Helo = ""
+
+	var root yaml.Node
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	err := dec.Decode(&root)
+	switch {
+	case errors.Is(err, io.EOF):
+		// An empty file (or only comments) is the default configuration.
+	case err != nil:
+		return Config{}, fmt.Errorf("parse: %w", err)
+	default:
+		var extra yaml.Node
+		if err := dec.Decode(&extra); err == nil {
+			return Config{}, fmt.Errorf("parse: only one YAML document is allowed (second one at line %d)", extra.Line)
+		} else if !errors.Is(err, io.EOF) {
+			return Config{}, fmt.Errorf("parse: %w", err)
+		}
+		doc := &root
+		if doc.Kind == yaml.DocumentNode && len(doc.Content) == 1 {
+			doc = resolve(doc.Content[0])
+		}
+		if !isNull(doc) {
+			if doc.Kind != yaml.MappingNode {
+				return Config{}, fmt.Errorf("parse: the document must be a mapping of sections, got a %s (line %d)", kindName(doc), doc.Line)
+			}
+			if errs := check(doc, reflect.TypeFor[Config](), ""); len(errs) > 0 {
+				return Config{}, errors.Join(errs...)
+			}
+			// check found the shape right; the real decode is yaml.v3's own,
+			// strict as well in case the two ever disagree.
+			strict := yaml.NewDecoder(bytes.NewReader(data))
+			strict.KnownFields(true)
+			if err := strict.Decode(&c); err != nil {
+				return Config{}, fmt.Errorf("parse: %w", err)
+			}
+		}
+	}
+
+	c.normalize()
+	if err := c.Validate(); err != nil {
+		return Config{}, err
+	}
+	return c, nil
+}
+
+// normalize puts values in the one form the rest of the program compares
+// against.
+func (c *Config) normalize() {
+	if c.Downstream.Helo == "" {
+		c.Downstream.Helo = c.SMTP.Hostname
+	}
+	for i, d := range c.SMTP.AcceptDomains {
+		c.SMTP.AcceptDomains[i] = strings.TrimSuffix(strings.ToLower(strings.TrimSpace(d)), ".")
+	}
+	for i, e := range c.Scanner.Attachments.BlockedExtensions {
+		c.Scanner.Attachments.BlockedExtensions[i] = strings.TrimLeft(strings.ToLower(strings.TrimSpace(e)), ".")
+	}
+	for i, t := range c.Scanner.Attachments.BlockedTypes {
+		c.Scanner.Attachments.BlockedTypes[i] = strings.ToLower(strings.TrimSpace(t))
+	}
+}
+
+var unmarshalerType = reflect.TypeFor[yaml.Unmarshaler]()
+
+// check walks a mapping against the struct type t and reports, with the
+// dotted key and its line, every unknown or repeated key and every value
+// that does not decode into its field. yaml.v3's own errors name neither
+// the full key nor, for type errors, the key at all.
+func check(m *yaml.Node, t reflect.Type, prefix string) []error {
+	fields := make(map[string]reflect.StructField, t.NumField())
+	for i := range t.NumField() {
+		f := t.Field(i)
+		name, _, _ := strings.Cut(f.Tag.Get("yaml"), ",")
+		if name != "" && name != "-" {
+			fields[name] = f
+		}
+	}
+	var errs []error
+	seen := make(map[string]int)
+	for i := 0; i+1 < len(m.Content); i += 2 {
+		k, v := m.Content[i], resolve(m.Content[i+1])
+		key := prefix + k.Value
+		if k.Kind != yaml.ScalarNode {
+			errs = append(errs, fmt.Errorf("%sthe key must be a plain name, got a %s (line %d)", prefix, kindName(k), k.Line))
+			continue
+		}
+		if k.Value == "<<" {
+			errs = append(errs, fmt.Errorf("%s<<: merge keys are not supported; write the keys out (line %d)", prefix, k.Line))
+			continue
+		}
+		if first, dup := seen[k.Value]; dup {
+			errs = append(errs, fmt.Errorf("%s: key repeated (lines %d and %d)", key, first, k.Line))
+			continue
+		}
+		seen[k.Value] = k.Line
+		f, ok := fields[k.Value]
+		if !ok {
+			errs = append(errs, fmt.Errorf("%s: unknown key (line %d)", key, k.Line))
+			continue
+		}
+		if v == nil || isNull(v) {
+			// yaml.v3 keeps the default for a null scalar or section.
+			continue
+		}
+		ft := f.Type
+		if ft.Kind() == reflect.Struct && !reflect.PointerTo(ft).Implements(unmarshalerType) {
+			if v.Kind != yaml.MappingNode {
+				errs = append(errs, fmt.Errorf("%s: want a mapping of keys, got a %s (line %d)", key, kindName(v), v.Line))
+				continue
+			}
+			errs = append(errs, check(v, ft, key+".")...)
+			continue
+		}
+		if err := checkValue(v, ft); err != nil {
+			errs = append(errs, fmt.Errorf("%s: %v (line %d)", key, err, v.Line))
+		}
+	}
+	return errs
+}
+
+// checkValue decodes v into a scratch value of type t and turns a failure
+// into a sentence about what was expected.
+func checkValue(v *yaml.Node, t reflect.Type) error {
+	if reflect.PointerTo(t).Implements(unmarshalerType) {
+		return v.Decode(reflect.New(t).Interface())
+	}
+	want := wantName(t)
+	if t.Kind() == reflect.Slice {
+		if v.Kind != yaml.SequenceNode {
+			return fmt.Errorf("want %s, got a %s", want, kindName(v))
+		}
+		for _, e := range v.Content {
+			e = resolve(e)
+			if e == nil || e.Kind != yaml.ScalarNode || isNull(e) {
+				return fmt.Errorf("want %s, got a %s in it (line %d)", want, kindName(e), lineOf(e, v))
+			}
+		}
+	} else if v.Kind != yaml.ScalarNode {
+		return fmt.Errorf("want %s, got a %s", want, kindName(v))
+	}
+	if err := v.Decode(reflect.New(t).Interface()); err != nil {
+		if v.Kind == yaml.ScalarNode {
+			return fmt.Errorf("want %s, got %q", want, v.Value)
+		}
+		return fmt.Errorf("want %s", want)
+	}
+	return nil
+}
+
+func wantName(t reflect.Type) string {
+	switch t.Kind() {
+	case reflect.Bool:
+		return "true or false"
+	case reflect.Int, reflect.Int64:
+		return "an integer"
+	case reflect.Float64:
+		return "a number"
+	case reflect.String:
+		return "a string"
+	case reflect.Slice:
+		return "a list of " + strings.TrimPrefix(wantName(t.Elem()), "a ") + "s"
+	}
+	return t.String()
+}
+
+// resolve follows an alias (*name) to the node it names.
+func resolve(n *yaml.Node) *yaml.Node {
+	for i := 0; n != nil && n.Kind == yaml.AliasNode && i < 16; i++ {
+		n = n.Alias
+	}
+	return n
+}
+
+func isNull(n *yaml.Node) bool {
+	return n.Kind == yaml.ScalarNode && n.ShortTag() == "!!null"
+}
+
+func lineOf(n, parent *yaml.Node) int {
+	if n != nil {
+		return n.Line
+	}
+	return parent.Line
+}
+
+func kindName(n *yaml.Node) string {
+	if n == nil {
+		return "nothing"
+	}
+	switch n.Kind {
+	case yaml.MappingNode:
+		return "mapping"
+	case yaml.SequenceNode:
+		return "list"
+	case yaml.ScalarNode:
+		if isNull(n) {
+			return "null"
+		}
+		return "single value"
+	case yaml.AliasNode:
+		return "alias"
+	case yaml.DocumentNode:
+		return "document"
+	}
+	return "node"
+}

@@ -1,0 +1,283 @@
+package lists
+
+import (
+	"context"
+	"errors"
+	"net/netip"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestParseValue(t *testing.T) {
+	tests := []struct {
+		in, want string
+		errHas   string // substring of the error when want is ""
+	}{
+		{in: "user@example.org", want: "user@example.org"},
+		{in: "User.Name@Example.ORG", want: "User.Name@example.org"},
+		{in: "user+tag@example.org.", want: "user+tag@example.org"},
+		{in: "user@xn--bcher-kva.example", want: "user@xn--bcher-kva.example"},
+		{in: "üser@example.org", want: "üser@example.org"},
+		{in: "a/b@example.org", want: "a/b@example.org"},
+		{in: "@Example.org", want: "@example.org"},
+		{in: "@localhost", want: "@localhost"},
+		{in: "@_dmarc-x.example.org", want: "@_dmarc-x.example.org"},
+		{in: ".Example.org", want: ".example.org"},
+		{in: ".org", want: ".org"},
+		{in: "192.0.2.1", want: "192.0.2.1"},
+		{in: "::ffff:192.0.2.1", want: "192.0.2.1"},
+		{in: "2001:DB8::1", want: "2001:db8::1"},
+		{in: "192.0.2.77/24", want: "192.0.2.0/24"},
+		{in: "192.0.2.1/32", want: "192.0.2.1"},
+		{in: "0.0.0.0/0", want: "0.0.0.0/0"},
+		{in: "::ffff:192.0.2.0/120", want: "192.0.2.0/24"},
+		{in: "2001:db8:1::/32", want: "2001:db8::/32"},
+		{in: "", errHas: "empty"},
+		{in: "@", errHas: "empty domain"},
+		{in: ".", errHas: "empty domain"},
+		{in: " ", errHas: "whitespace"},
+		{in: " user@example.org", errHas: "whitespace"},
+		{in: "user@example.org\n", errHas: "whitespace"},
+		{in: "a\x00@example.org", errHas: "control"},
+		{in: "\xff@example.org", errHas: "UTF-8"},
+		{in: "example.org", errHas: "bare domain"},
+		{in: "user@", errHas: "empty domain"},
+		{in: "@user@example.org", errHas: "invalid character"},
+		{in: "a@b@example.org", errHas: "more than one @"},
+		{in: "<a@example.org>", errHas: "local part"},
+		{in: "a@exa mple.org", errHas: "whitespace"},
+		{in: "a@-example.org", errHas: "starting or ending"},
+		{in: "a@example..org", errHas: "empty label"},
+		{in: "..example.org", errHas: "empty label"},
+		{in: "@bücher.example", errHas: "xn--"},
+		{in: "a@[192.0.2.1]", errHas: "invalid character"},
+		{in: "@192.0.2.1", errHas: "numeric"},
+		{in: "@" + strings.Repeat("a", 64) + ".org", errHas: "longer than 63"},
+		{in: strings.Repeat("a", 65) + "@example.org", errHas: "longer than 64"},
+		{in: "192.0.2.0/33", errHas: "CIDR"},
+		{in: "192.0.2.256", errHas: "not valid"},
+		{in: "fe80::1%eth0", errHas: "zone"},
+		{in: "fe80::1%eth0/64", errHas: "CIDR"},
+	}
+	for _, tc := range tests {
+		got, err := ParseValue(tc.in)
+		if tc.want != "" {
+			if err != nil || got != tc.want {
+				t.Errorf("ParseValue(%q) = %q, %v; want %q", tc.in, got, err, tc.want)
+			}
+			continue
+		}
+		if err == nil {
+			t.Errorf("ParseValue(%q) = %q, want an error", tc.in, got)
+			continue
+		}
+		if !strings.Contains(err.Error(), tc.errHas) {
+			t.Errorf("ParseValue(%q) error %q, want it to mention %q", tc.in, err, tc.errHas)
+		}
+	}
+}
+
+func TestParseValueErrorNamesForms(t *testing.T) {
+	_, err := ParseValue("@")
+	if err == nil || !strings.Contains(err.Error(), "accepted forms") || !strings.Contains(err.Error(), ".example.org") {
+		t.Errorf("error %v does not say what is accepted", err)
+	}
+}
+
+func TestParseRcpt(t *testing.T) {
+	tests := []struct {
+		in, want string
+		ok       bool
+	}{
+		{"", "", true},
+		{"Bob@Example.ORG", "Bob@example.org", true},
+		{"@Example.org", "@example.org", true},
+		{".example.org", "", false},
+		{"example.org", "", false},
+		{"192.0.2.1", "", false},
+		{"@", "", false},
+		{"a b@example.org", "", false},
+	}
+	for _, tc := range tests {
+		got, err := ParseRcpt(tc.in)
+		if (err == nil) != tc.ok || got != tc.want {
+			t.Errorf("ParseRcpt(%q) = %q, %v; want %q (ok %v)", tc.in, got, err, tc.want, tc.ok)
+		}
+	}
+}
+
+func FuzzParseValue(f *testing.F) {
+	for _, s := range []string{
+		"user@example.org", "@Example.org", ".example.org.", "192.0.2.1", "::ffff:10.0.0.1",
+		"10.1.2.3/8", "2001:db8::/32", "::ffff:1.2.3.4/120", "example.org", "@", "a@b@c", "fe80::1%eth0",
+		"ü@x.org", "\xff", "",
+	} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, in string) {
+		out, err := ParseValue(in)
+		if err == nil {
+			again, err := ParseValue(out)
+			if err != nil || again != out {
+				t.Fatalf("ParseValue(%q) = %q, but ParseValue(%q) = %q, %v", in, out, out, again, err)
+			}
+			// A value that parses must compile into a Set that matches it.
+			if s := Compile([]Entry{{Kind: Block, Value: out}}); s.Len() != 1 {
+				t.Fatalf("Compile of valid value %q gave Len %d", out, s.Len())
+			}
+		}
+		if r, err := ParseRcpt(in); err == nil {
+			if again, err := ParseRcpt(r); err != nil || again != r {
+				t.Fatalf("ParseRcpt(%q) = %q, but ParseRcpt(%q) = %q, %v", in, r, r, again, err)
+			}
+		}
+	})
+}
+
+func TestMatch(t *testing.T) {
+	e := func(k Kind, v, rcpt string) Entry { return Entry{Kind: k, Value: v, Rcpt: rcpt} }
+	set := Compile([]Entry{
+		// global
+		e(Block, "@spam.example", ""),
+		e(Allow, "boss@spam.example", ""),
+		e(Block, ".bad.example", ""),
+		e(Block, "198.51.100.0/24", ""),
+		e(Allow, "198.51.100.7", ""),
+		e(Block, "2001:db8::/32", ""),
+		e(Block, "Mixed.Case@Sender.Example", ""),
+		// recipient domain example.org
+		e(Allow, "@spam.example", "@example.org"),
+		e(Block, "friend@ok.example", "@example.org"),
+		// one recipient
+		e(Block, "@spam.example", "strict@example.org"),
+		e(Block, "friend@ok.example", "Bob@Example.org"),
+		e(Allow, "friend@ok.example", "bob@example.org"),
+		e(Block, "203.0.113.5", "carol@example.org"),
+		// invalid entries are skipped, not fatal
+		e(Block, "not valid", ""),
+		e("maybe", "x@y.example", ""),
+	})
+	v4 := netip.MustParseAddr
+	none := netip.Addr{}
+	tests := []struct {
+		name   string
+		sender string
+		client netip.Addr
+		rcpt   string
+		want   Kind
+	}{
+		{"no entry", "x@clean.example", v4("192.0.2.1"), "r@other.example", ""},
+		{"global domain block", "x@spam.example", none, "r@other.example", Block},
+		{"global domain any case", "X@SPAM.Example", none, "r@other.example", Block},
+		{"@domain is not subdomains", "x@sub.spam.example", none, "r@other.example", ""},
+		{"global allow beats global block", "boss@spam.example", none, "r@other.example", Allow},
+		{"address match ignores case", "BOSS@spam.example", none, "r@other.example", Allow},
+		{"local part case-insensitive too", "mixed.case@sender.example", none, "r@other.example", Block},
+		{".domain matches the domain", "x@bad.example", none, "r@other.example", Block},
+		{".domain matches deep subdomains", "x@a.b.bad.example", none, "r@other.example", Block},
+		{".domain is not a suffix match", "x@notbad.example", none, "r@other.example", ""},
+		{"trailing dot in sender domain", "x@bad.example.", none, "r@other.example", Block},
+		{"CIDR block", "x@clean.example", v4("198.51.100.9"), "r@other.example", Block},
+		{"IP allow beats CIDR block", "x@clean.example", v4("198.51.100.7"), "r@other.example", Allow},
+		{"IP allow beats domain block", "x@spam.example", v4("198.51.100.7"), "r@other.example", Allow},
+		{"IPv4-mapped client", "", v4("::ffff:198.51.100.9"), "r@other.example", Block},
+		{"IPv6 CIDR", "", v4("2001:db8:1::1"), "r@other.example", Block},
+		{"null sender, no IP", "", none, "r@other.example", ""},
+		{"rcpt domain allow overrides global block", "x@spam.example", none, "alice@example.org", Allow},
+		{"rcpt domain applies in any case", "x@spam.example", none, "Alice@EXAMPLE.ORG", Allow},
+		{"rcpt domain block", "friend@ok.example", none, "alice@example.org", Block},
+		{"exact rcpt overrides rcpt domain", "x@spam.example", none, "strict@example.org", Block},
+		{"exact rcpt: allow beats block", "friend@ok.example", none, "bob@example.org", Allow},
+		{"exact rcpt falls through to domain level", "x@spam.example", none, "bob@example.org", Allow},
+		{"exact rcpt level falls through to global", "x@bad.example", none, "strict@example.org", Block},
+		{"rcpt IP entry", "x@clean.example", v4("203.0.113.5"), "carol@example.org", Block},
+		{"rcpt IP entry only for that rcpt", "x@clean.example", v4("203.0.113.5"), "dave@example.org", ""},
+		{"no rcpt: global only", "x@spam.example", none, "", Block},
+		{"rcpt without domain", "x@spam.example", none, "postmaster", Block},
+	}
+	for _, tc := range tests {
+		if got := set.Match(tc.sender, tc.client, tc.rcpt); got != tc.want {
+			t.Errorf("%s: Match(%q, %v, %q) = %q, want %q", tc.name, tc.sender, tc.client, tc.rcpt, got, tc.want)
+		}
+	}
+	if set.Len() != 13 {
+		t.Errorf("Len = %d, want 13 (invalid entries skipped)", set.Len())
+	}
+	var nilSet *Set
+	if nilSet.Match("x@spam.example", none, "") != "" || nilSet.Len() != 0 {
+		t.Error("nil Set matched")
+	}
+}
+
+func BenchmarkMatch(b *testing.B) {
+	var entries []Entry
+	for i := range 2000 {
+		entries = append(entries,
+			Entry{Kind: Block, Value: "user" + strings.Repeat("x", i%7) + string(rune('a'+i%26)) + "@d" + string(rune('a'+i%26)) + ".example"},
+			Entry{Kind: Block, Value: "@dom" + string(rune('a'+i%26)) + strings.Repeat("y", i%11) + ".example", Rcpt: "r@example.org"},
+		)
+	}
+	for i := range 50 {
+		entries = append(entries, Entry{Kind: Block, Value: netip.PrefixFrom(netip.AddrFrom4([4]byte{10, byte(i), 0, 0}), 16).String()})
+	}
+	s := Compile(entries)
+	client := netip.MustParseAddr("192.0.2.1")
+	b.ReportAllocs()
+	for b.Loop() {
+		s.Match("Sender@Mail.Sub.Example.com", client, "r@example.org")
+	}
+}
+
+// flakyStore fails All when told to; the rest is a minimal in-memory store.
+type flakyStore struct {
+	entries []Entry
+	fail    bool
+}
+
+func (s *flakyStore) Add(_ context.Context, e Entry) error {
+	s.entries = append(s.entries, e)
+	return nil
+}
+func (s *flakyStore) Remove(context.Context, Kind, string, string) error { return ErrNotFound }
+func (s *flakyStore) All(context.Context) ([]Entry, error) {
+	if s.fail {
+		return nil, errors.New("store down")
+	}
+	return s.entries, nil
+}
+
+func TestCacheKeepsLastGoodSnapshot(t *testing.T) {
+	ctx := context.Background()
+	st := &flakyStore{entries: []Entry{{Kind: Block, Value: "@evil.example"}}}
+	c := NewCache(st)
+	if err := c.Reload(ctx); err != nil {
+		t.Fatal(err)
+	}
+	st.fail = true
+	if err := c.Reload(ctx); err == nil {
+		t.Fatal("Reload with the store down returned nil")
+	}
+	if c.Set().Match("x@evil.example", netip.Addr{}, "") != Block {
+		t.Error("failed reload dropped the last good snapshot")
+	}
+	// A write that succeeds while reloads fail is not reported as failed.
+	if err := c.Add(ctx, Entry{Kind: Allow, Value: "x@evil.example"}); err != nil {
+		t.Errorf("Add with reload failing: %v", err)
+	}
+	if err := c.Remove(ctx, Block, "a@b.example", ""); !errors.Is(err, ErrNotFound) {
+		t.Errorf("Remove did not pass the store's error through: %v", err)
+	}
+}
+
+func TestCacheRunStopsWithContext(t *testing.T) {
+	c := NewCache(&flakyStore{})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		c.Run(ctx, time.Millisecond)
+		close(done)
+	}()
+	cancel()
+	<-done // hangs (and the test times out) if Run ignores ctx
+}

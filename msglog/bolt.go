@@ -1,0 +1,168 @@
+package msglog
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"go.etcd.io/bbolt"
+
+	"github.com/mxgate/mxgate/boltkv"
+)
+
+// Bucket layout. Records are keyed by 8-byte big-endian unix-nano time and
+// id, so a reverse cursor walks newest first and Expire walks oldest first
+// (a Redis sorted set by time maps onto it). The id index makes tracking
+// one message cheap: key uvarint(len id)+id+time+id.
+const (
+	bucketRecords = "msglog.records"
+	bucketByID    = "msglog.by_id"
+)
+
+const expireBatch = 1000
+
+// Bolt is the embedded message log on a bbolt database.
+type Bolt struct {
+	db *bbolt.DB
+}
+
+var _ Store = (*Bolt)(nil)
+
+// NewBolt creates the message log buckets in db if needed.
+func NewBolt(db *bbolt.DB) (*Bolt, error) {
+	if db == nil {
+		return nil, errors.New("open message log: nil database")
+	}
+	if err := boltkv.CreateBuckets(db, bucketRecords, bucketByID); err != nil {
+		return nil, fmt.Errorf("open message log: %w", err)
+	}
+	return &Bolt{db: db}, nil
+}
+
+// Append stores records in one transaction (one fsync for a whole batch).
+// A second record with the same time and id replaces the first. Nothing is
+// stored when any record is invalid.
+func (b *Bolt) Append(ctx context.Context, rs ...Record) error {
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("append message log: %w", err)
+	}
+	type kv struct{ tk, data []byte }
+	batch := make([]kv, 0, len(rs))
+	for _, r := range rs {
+		if err := validate(r); err != nil {
+			return fmt.Errorf("append message log %q: %w", r.ID, err)
+		}
+		data, err := json.Marshal(r)
+		if err != nil {
+			return fmt.Errorf("append message log %q: %w", r.ID, err)
+		}
+		batch = append(batch, kv{boltkv.TimeKey(r.Time, r.ID), data})
+	}
+	err := b.db.Update(func(tx *bbolt.Tx) error {
+		recs, byID := tx.Bucket([]byte(bucketRecords)), tx.Bucket([]byte(bucketByID))
+		for i, e := range batch {
+			if err := recs.Put(e.tk, e.data); err != nil {
+				return err
+			}
+			if err := byID.Put(append(boltkv.LenPrefix(rs[i].ID), e.tk...), []byte{}); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("append message log (%d records): %w", len(rs), err)
+	}
+	return nil
+}
+
+// Search walks the id index when q.ID is set, else the records from Until
+// down to Since, applying the whole query to each record.
+func (b *Bolt) Search(ctx context.Context, q Query) ([]Record, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("search message log: %w", err)
+	}
+	if !q.Until.IsZero() && q.Until.Before(time.Unix(0, 1)) {
+		return nil, nil // nothing is stored before 1970
+	}
+	limit := q.limit()
+	m := newMatcher(q)
+	var out []Record
+	err := b.db.View(func(tx *bbolt.Tx) error {
+		records := tx.Bucket([]byte(bucketRecords))
+		var prefix []byte
+		bucket := records
+		if q.ID != "" {
+			prefix = boltkv.LenPrefix(q.ID)
+			bucket = tx.Bucket([]byte(bucketByID))
+		}
+		return boltkv.WalkBack(ctx, bucket.Cursor(), prefix, q.Since, q.Until, func(tk, v []byte) (bool, error) {
+			if q.ID != "" {
+				if v = records.Get(tk); v == nil {
+					return true, nil // orphaned index entry
+				}
+			}
+			var r Record
+			if err := json.Unmarshal(v, &r); err != nil {
+				return false, fmt.Errorf("decode record %x: %w", tk, err)
+			}
+			if m.matches(r) {
+				out = append(out, r)
+			}
+			return len(out) < limit, nil
+		})
+	})
+	if err != nil {
+		return nil, fmt.Errorf("search message log: %w", err)
+	}
+	return out, nil
+}
+
+// Expire deletes records older than before, expireBatch per transaction.
+func (b *Bolt) Expire(ctx context.Context, before time.Time) (int, error) {
+	if !before.After(time.Unix(0, 0)) {
+		return 0, nil // nothing is stored before 1970
+	}
+	var limit []byte
+	if boltkv.Indexable(before) {
+		limit = boltkv.TimeKey(before, "")
+	}
+	total := 0
+	for {
+		if err := ctx.Err(); err != nil {
+			return total, fmt.Errorf("expire message log: %w", err)
+		}
+		var deleted int
+		err := b.db.Update(func(tx *bbolt.Tx) error {
+			records, byID := tx.Bucket([]byte(bucketRecords)), tx.Bucket([]byte(bucketByID))
+			var keys [][]byte
+			c := records.Cursor()
+			for k, _ := c.First(); k != nil && len(keys) < expireBatch; k, _ = c.Next() {
+				if len(k) < 8 || (limit != nil && bytes.Compare(k[:8], limit) >= 0) {
+					break
+				}
+				keys = append(keys, bytes.Clone(k))
+			}
+			for _, k := range keys {
+				if err := records.Delete(k); err != nil {
+					return err
+				}
+				if err := byID.Delete(append(boltkv.LenPrefix(string(k[8:])), k...)); err != nil {
+					return err
+				}
+			}
+			deleted = len(keys)
+			return nil
+		})
+		if err != nil {
+			return total, fmt.Errorf("expire message log: %w", err)
+		}
+		total += deleted
+		if deleted < expireBatch {
+			return total, nil
+		}
+	}
+}

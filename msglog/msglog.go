@@ -1,0 +1,107 @@
+// Package msglog is the message log: one record per SMTP transaction the
+// gateway finished, for tracking a message across the cluster.
+package msglog
+
+import (
+	"context"
+	"strings"
+	"time"
+
+	"github.com/mxgate/mxgate/boltkv"
+)
+
+// Record is what happened to one message.
+type Record struct {
+	ID           string        `json:"id"`
+	Time         time.Time     `json:"time"`
+	ClientIP     string        `json:"client_ip"`
+	Helo         string        `json:"helo"`
+	Sender       string        `json:"sender"`
+	Recipients   []string      `json:"recipients"`
+	Size         int64         `json:"size"`
+	Action       string        `json:"action"`
+	Verdict      string        `json:"verdict"` // class
+	Score        float64       `json:"score"`
+	Symbols      []string      `json:"symbols"`
+	Node         string        `json:"node"`
+	Reply        string        `json:"reply"`      // the reply given to the client
+	Downstream   string        `json:"downstream"` // the downstream's reply or error
+	QuarantineID string        `json:"quarantine_id,omitempty"`
+	Duration     time.Duration `json:"duration_ns"`
+}
+
+// Query selects records for Search. Empty fields do not filter. ID and
+// Action match exactly; Sender and Rcpt are case-insensitive substrings
+// (Rcpt of any recipient). The time range is half-open: Since <= Time < Until.
+type Query struct {
+	ID, Sender, Rcpt, Action string
+	Since, Until             time.Time
+	Limit                    int // 0 = DefaultLimit; capped at MaxLimit
+}
+
+const (
+	DefaultLimit = 1000
+	// MaxLimit bounds one answer so a careless query cannot make the
+	// gateway allocate without bound.
+	MaxLimit = 10000
+)
+
+// Store is the message log as every backend implements it.
+type Store interface {
+	// Append stores records durably, all or none.
+	Append(ctx context.Context, rs ...Record) error
+	// Search returns matching records, newest first.
+	Search(ctx context.Context, q Query) ([]Record, error)
+	// Expire deletes records with Time before before and returns how many.
+	Expire(ctx context.Context, before time.Time) (int, error)
+}
+
+func (q Query) limit() int {
+	switch {
+	case q.Limit <= 0:
+		return DefaultLimit
+	case q.Limit > MaxLimit:
+		return MaxLimit
+	}
+	return q.Limit
+}
+
+// matcher is a Query with its needles folded once, not per record.
+type matcher struct {
+	q            Query
+	sender, rcpt string
+}
+
+func newMatcher(q Query) matcher {
+	return matcher{q: q, sender: strings.ToLower(q.Sender), rcpt: strings.ToLower(q.Rcpt)}
+}
+
+func (m matcher) matches(r Record) bool {
+	q := m.q
+	if q.ID != "" && r.ID != q.ID {
+		return false
+	}
+	if q.Action != "" && r.Action != q.Action {
+		return false
+	}
+	if m.sender != "" && !strings.Contains(strings.ToLower(r.Sender), m.sender) {
+		return false
+	}
+	if m.rcpt != "" {
+		found := false
+		for _, rc := range r.Recipients {
+			if strings.Contains(strings.ToLower(rc), m.rcpt) {
+				found = true
+				break
+			}
+		}
+		if !found {
+			return false
+		}
+	}
+	return boltkv.InRange(r.Time, q.Since, q.Until)
+}
+
+func validate(r Record) error {
+	return boltkv.CheckKey(r.ID, r.Time)
+}

@@ -1,0 +1,370 @@
+package scanner
+
+import (
+	"context"
+	"mime"
+	nettextproto "net/textproto"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/emersion/go-message/textproto"
+)
+
+// Symbol names and scores of the built-in checks: the names are what
+// admins see in X-Mxgate-Symbols and write rules next to.
+const (
+	symGTUBE            = "GTUBE"
+	symEICAR            = "EICAR_TEST"
+	symBannedExt        = "BANNED_EXTENSION"
+	symDoubleExt        = "DOUBLE_EXTENSION"
+	symBannedType       = "BANNED_MIME_TYPE"
+	symArchiveBannedExt = "ARCHIVE_BANNED_EXTENSION"
+	symArchiveDoubleExt = "ARCHIVE_DOUBLE_EXTENSION"
+	symArchiveType      = "ARCHIVE_BANNED_MIME_TYPE"
+	symArchiveEncrypted = "ARCHIVE_ENCRYPTED"
+	symArchiveLimit     = "ARCHIVE_LIMIT_EXCEEDED"
+	symArchiveMalformed = "ARCHIVE_MALFORMED"
+	symMIMEMalformed    = "MIME_MALFORMED"
+	symMIMETooDeep      = "MIME_TOO_DEEP"
+	symMIMETooManyParts = "MIME_TOO_MANY_PARTS"
+	symSizeLarge        = "SIZE_LARGE"
+	symAllowlist        = "ALLOWLIST"
+
+	virusEICAR = "Eicar-Test-Signature"
+
+	scoreGTUBE     = 10
+	scoreEICAR     = 10
+	scoreBanned    = 10
+	scoreEncrypted = 3
+	scoreLimit     = 3
+	scoreArchBad   = 1
+	scoreMalformed = 1
+	scoreTooDeep   = 3
+	scoreTooMany   = 3
+
+	sniffedExe = "application/x-dosexec"
+
+	reasonSpam   = "Message rejected as spam"
+	reasonVirus  = "Message contains a virus"
+	reasonBanned = "Message contains a blocked attachment"
+)
+
+var builtinSymbols = []string{
+	symGTUBE, symEICAR, symBannedExt, symDoubleExt, symBannedType, symArchiveBannedExt,
+	symArchiveDoubleExt, symArchiveType, symArchiveEncrypted, symArchiveLimit, symArchiveMalformed,
+	symMIMEMalformed, symMIMETooDeep, symMIMETooManyParts, symSizeLarge, symAllowlist,
+}
+
+// check is one step of the pipeline. Checks run over the message parsed
+// once (parsed), so adding one costs no extra pass over the body.
+type check interface {
+	Name() string
+	Check(ctx context.Context, p *parsed) (result, error)
+}
+
+// result is what one check found. Its score is the sum of its symbols'.
+type result struct {
+	symbols []Symbol
+	viruses []string
+	banned  bool // attachment policy: quarantined as "banned"
+	allow   bool // the envelope is allowlisted
+}
+
+func (r *result) add(name string, score float64, detail string) {
+	r.symbols = append(r.symbols, Symbol{Name: name, Score: score, Detail: detail})
+}
+
+// merge turns the results of all checks into the verdict; it is the only
+// place where scores become actions.
+//
+// Order: a virus gets VirusAction whatever else (an allowlist does not
+// bypass virus detection); then the allowlist delivers; then the reject
+// threshold; then the quarantine threshold and the attachment policy. The
+// banned symbols' own scores do not count towards reject: an "invoice.pdf.exe"
+// that is also typed application/x-msdownload collects three banned symbols,
+// and it is still an attachment for the admin to release from quarantine,
+// not spam to refuse.
+func merge(o *Options, results []result) Verdict {
+	var v Verdict
+	var banned, allow bool
+	var bannedScore float64
+	for _, r := range results {
+		v.Symbols = append(v.Symbols, r.symbols...)
+		v.Viruses = append(v.Viruses, r.viruses...)
+		banned = banned || r.banned
+		allow = allow || r.allow
+		if r.banned {
+			for _, s := range r.symbols {
+				bannedScore += s.Score
+			}
+		}
+	}
+	sortSymbols(v.Symbols)
+	for _, s := range v.Symbols {
+		v.Score += s.Score
+	}
+	slices.Sort(v.Viruses)
+	v.Viruses = slices.Compact(v.Viruses)
+	v.Node = o.NodeID
+
+	switch {
+	case len(v.Viruses) > 0:
+		v.Action, v.Class, v.Reason = o.VirusAction, classVirus, reasonVirus
+	case allow:
+		v.Action, v.Class = ActionDeliver, classClean
+	case v.Score-bannedScore >= o.RejectThreshold:
+		v.Action, v.Class, v.Reason = ActionReject, classSpam, reasonSpam
+	case banned:
+		v.Action, v.Class, v.Reason = ActionQuarantine, classBanned, reasonBanned
+	case v.Score >= o.QuarantineThreshold:
+		v.Action, v.Class, v.Reason = ActionQuarantine, classSpam, reasonSpam
+	default:
+		v.Action, v.Class = ActionDeliver, classClean
+	}
+	return v
+}
+
+type gtubeCheck struct{}
+
+func (gtubeCheck) Name() string { return "gtube" }
+
+func (gtubeCheck) Check(_ context.Context, p *parsed) (result, error) {
+	var r result
+	switch {
+	case p.found&patGTUBE != 0:
+		r.add(symGTUBE, scoreGTUBE, p.where[0].String())
+	case p.rawFound&patGTUBE != 0:
+		r.add(symGTUBE, scoreGTUBE, p.rawWhere[0].String())
+	}
+	return r, nil
+}
+
+type eicarCheck struct{}
+
+func (eicarCheck) Name() string { return "eicar" }
+
+func (eicarCheck) Check(_ context.Context, p *parsed) (result, error) {
+	var r result
+	switch {
+	case p.found&patEICAR != 0:
+		r.add(symEICAR, scoreEICAR, p.where[1].String())
+	case p.rawFound&patEICAR != 0:
+		r.add(symEICAR, scoreEICAR, p.rawWhere[1].String())
+	default:
+		return r, nil
+	}
+	r.viruses = []string{virusEICAR}
+	return r, nil
+}
+
+// attachmentCheck applies the blocked extension and type lists to the MIME
+// parts and to the files inside archives.
+type attachmentCheck struct{ policy attachPolicy }
+
+func (attachmentCheck) Name() string { return "attachments" }
+
+func (c attachmentCheck) Check(_ context.Context, p *parsed) (result, error) {
+	var ext, dbl, typ, aext, adbl, atyp lister
+	for _, lf := range p.leaves {
+		for _, n := range lf.names {
+			b, d := c.policy.checkName(n)
+			ext.addIf(b, n)
+			dbl.addIf(d, n)
+		}
+		label := firstName(lf.names, lf.part)
+		typ.addIf(c.policy.blockedType(lf.ctype), label+" ("+lf.ctype+")")
+		typ.addIf(lf.exe && c.policy.blockedType(sniffedExe), label+" (content "+sniffedExe+")")
+	}
+	for _, e := range p.entries {
+		b, d := c.policy.checkName(e.name)
+		label := e.container + ": " + e.name
+		aext.addIf(b, label)
+		adbl.addIf(d, label)
+		atyp.addIf(e.exe && c.policy.blockedType(sniffedExe), label+" (content "+sniffedExe+")")
+	}
+	var r result
+	ext.emit(&r, symBannedExt, scoreBanned)
+	dbl.emit(&r, symDoubleExt, scoreBanned)
+	typ.emit(&r, symBannedType, scoreBanned)
+	aext.emit(&r, symArchiveBannedExt, scoreBanned)
+	adbl.emit(&r, symArchiveDoubleExt, scoreBanned)
+	atyp.emit(&r, symArchiveType, scoreBanned)
+	r.banned = len(r.symbols) > 0
+	return r, nil
+}
+
+// lister gathers what one symbol is about, for its detail.
+type lister struct {
+	items []string
+	n     int
+}
+
+func (l *lister) addIf(cond bool, item string) {
+	if !cond {
+		return
+	}
+	l.n++
+	if len(l.items) < maxListed {
+		l.items = append(l.items, cleanDetail(item))
+	}
+}
+
+func (l *lister) emit(r *result, name string, score float64) {
+	if l.n == 0 {
+		return
+	}
+	d := strings.Join(l.items, ", ")
+	if l.n > len(l.items) {
+		d += " and " + strconv.Itoa(l.n-len(l.items)) + " more"
+	}
+	r.add(name, score, d)
+}
+
+type archiveCheck struct{}
+
+func (archiveCheck) Name() string { return "archives" }
+
+func (archiveCheck) Check(_ context.Context, p *parsed) (result, error) {
+	var enc lister
+	for _, e := range p.entries {
+		enc.addIf(e.encrypted, e.container+": "+e.name)
+	}
+	var r result
+	enc.emit(&r, symArchiveEncrypted, scoreEncrypted)
+	if len(p.archiveLimit) > 0 {
+		r.add(symArchiveLimit, scoreLimit, strings.Join(p.archiveLimit, "; "))
+	}
+	if len(p.archiveBad) > 0 {
+		r.add(symArchiveMalformed, scoreArchBad, strings.Join(p.archiveBad, "; "))
+	}
+	return r, nil
+}
+
+type mimeCheck struct{ o *Options }
+
+func (mimeCheck) Name() string { return "mime" }
+
+func (c mimeCheck) Check(_ context.Context, p *parsed) (result, error) {
+	var r result
+	if len(p.malformed) > 0 {
+		r.add(symMIMEMalformed, scoreMalformed, strings.Join(p.malformed, "; "))
+	}
+	if p.tooDeep {
+		r.add(symMIMETooDeep, scoreTooDeep, "nested deeper than "+strconv.Itoa(c.o.MaxMIMEDepth))
+	}
+	if p.tooManyParts {
+		r.add(symMIMETooManyParts, scoreTooMany, "more than "+strconv.Itoa(c.o.MaxMIMEParts)+" parts")
+	}
+	return r, nil
+}
+
+type sizeCheck struct{ limit int64 }
+
+func (sizeCheck) Name() string { return "size" }
+
+func (c sizeCheck) Check(_ context.Context, p *parsed) (result, error) {
+	var r result
+	if c.limit > 0 && p.size > c.limit {
+		r.add(symSizeLarge, 0, strconv.FormatInt(p.size, 10)+" bytes")
+	}
+	return r, nil
+}
+
+type allowCheck struct{}
+
+func (allowCheck) Name() string { return "allowlist" }
+
+func (allowCheck) Check(_ context.Context, p *parsed) (result, error) {
+	var r result
+	if p.msg.Allowlisted {
+		r.add(symAllowlist, 0, "envelope allowlisted")
+		r.allow = true
+	}
+	return r, nil
+}
+
+// ruleCheck runs the configured regex rules.
+type ruleCheck struct{ rules []Rule }
+
+func (ruleCheck) Name() string { return "rules" }
+
+func (c ruleCheck) Check(ctx context.Context, p *parsed) (result, error) {
+	var r result
+	var hv headerValues
+	text := prefilterText{src: p.text}
+	raw := prefilterText{src: p.raw}
+	for i := range c.rules {
+		if err := ctx.Err(); err != nil {
+			return r, err
+		}
+		rl := &c.rules[i]
+		var hit bool
+		switch rl.kind {
+		case kindBody:
+			hit = text.mayMatch(rl.pre) && rl.re.Match(p.text)
+		case kindRawbody:
+			hit = raw.mayMatch(rl.pre) && rl.re.Match(p.raw)
+		case kindHeader:
+			matched := false
+			for _, v := range hv.get(&p.header, rl.field) {
+				if rl.re.MatchString(v) {
+					matched = true
+					break
+				}
+			}
+			hit = matched != rl.negate
+		}
+		if hit {
+			r.add(rl.Name, rl.Score, rl.kind)
+		}
+	}
+	return r, nil
+}
+
+// headerValues decodes each header field once per message (RFC 2047), for
+// the rules that look at it.
+type headerValues struct {
+	m map[string][]string
+}
+
+func (hv *headerValues) get(h *textproto.Header, field string) []string {
+	key := nettextproto.CanonicalMIMEHeaderKey(field)
+	if field == "ALL" {
+		key = "ALL"
+	}
+	if v, ok := hv.m[key]; ok {
+		return v
+	}
+	if hv.m == nil {
+		hv.m = map[string][]string{}
+	}
+	var dec mime.WordDecoder
+	var vals []string
+	if key == "ALL" {
+		var b strings.Builder
+		for f := h.Fields(); f.Next(); {
+			b.WriteString(f.Key())
+			b.WriteString(": ")
+			b.WriteString(decodeWords(&dec, f.Value()))
+			b.WriteByte('\n')
+		}
+		vals = []string{b.String()}
+	} else {
+		for f := h.FieldsByKey(key); f.Next(); {
+			vals = append(vals, decodeWords(&dec, f.Value()))
+		}
+	}
+	hv.m[key] = vals
+	return vals
+}
+
+func decodeWords(dec *mime.WordDecoder, v string) string {
+	if !strings.Contains(v, "=?") {
+		return v
+	}
+	if d, err := dec.DecodeHeader(v); err == nil {
+		return d
+	}
+	return v
+}

@@ -1,0 +1,250 @@
+package scanner
+
+import (
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"runtime"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// blockCheck holds a scan until released or cancelled.
+type blockCheck struct {
+	started chan struct{}
+	release chan struct{}
+}
+
+func (blockCheck) Name() string { return "block" }
+
+func (c blockCheck) Check(ctx context.Context, _ *parsed) (result, error) {
+	c.started <- struct{}{}
+	select {
+	case <-c.release:
+		return result{}, nil
+	case <-ctx.Done():
+		return result{}, ctx.Err()
+	}
+}
+
+type panicCheck struct{}
+
+func (panicCheck) Name() string { return "panic" }
+
+func (panicCheck) Check(_ context.Context, p *parsed) (result, error) {
+	if strings.Contains(p.msg.ID, "boom") {
+		panic("check bug")
+	}
+	return result{}, nil
+}
+
+func quietOptions() Options {
+	o := DefaultOptions()
+	o.NodeID = "n1"
+	o.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	return o
+}
+
+func poolWith(t *testing.T, o Options, extra ...check) *Pool {
+	t.Helper()
+	e := testEngine(t, o)
+	e.checks = append(e.checks, extra...)
+	p := newPool(e)
+	t.Cleanup(p.Close)
+	return p
+}
+
+// waitQueued spins until the pool reports n queued scans (no clock: the
+// test cannot pass or fail by timing).
+func waitQueued(p *Pool, n int) {
+	for {
+		if _, q := p.Stats(); q == n {
+			return
+		}
+		runtime.Gosched()
+	}
+}
+
+func TestPoolOverload(t *testing.T) {
+	o := quietOptions()
+	o.Workers, o.Queue = 1, 1
+	bc := blockCheck{started: make(chan struct{}, 2), release: make(chan struct{})}
+	p := poolWith(t, o, bc)
+	msg := newMsg(textMsg("hello"))
+
+	var wg sync.WaitGroup
+	errs := make([]error, 2)
+	for i := range 2 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_, errs[i] = p.Scan(context.Background(), msg)
+		}()
+		if i == 0 {
+			<-bc.started // the only worker is busy
+		} else {
+			waitQueued(p, 1) // the only queue place is taken
+		}
+	}
+	if busy, queued := p.Stats(); busy != 1 || queued != 1 {
+		t.Errorf("stats %d busy %d queued", busy, queued)
+	}
+	if _, err := p.Scan(context.Background(), msg); !errors.Is(err, ErrOverloaded) {
+		t.Errorf("third scan: %v, want ErrOverloaded", err)
+	}
+	close(bc.release)
+	<-bc.started
+	wg.Wait()
+	for i, err := range errs {
+		if err != nil {
+			t.Errorf("scan %d: %v", i, err)
+		}
+	}
+	// Places are given back: the pool takes work again.
+	if _, err := p.Scan(context.Background(), msg); err != nil {
+		t.Errorf("after release: %v", err)
+	}
+}
+
+func TestPoolZeroQueue(t *testing.T) {
+	o := quietOptions()
+	o.Workers, o.Queue = 2, 0
+	bc := blockCheck{started: make(chan struct{}, 2), release: make(chan struct{})}
+	p := poolWith(t, o, bc)
+	msg := newMsg(textMsg("hello"))
+	var wg sync.WaitGroup
+	for range 2 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			p.Scan(context.Background(), msg)
+		}()
+		<-bc.started
+	}
+	if _, err := p.Scan(context.Background(), msg); !errors.Is(err, ErrOverloaded) {
+		t.Errorf("got %v, want ErrOverloaded", err)
+	}
+	close(bc.release)
+	wg.Wait()
+}
+
+func TestPoolCallerCancels(t *testing.T) {
+	o := quietOptions()
+	o.Workers = 1
+	bc := blockCheck{started: make(chan struct{}, 1), release: make(chan struct{})}
+	p := poolWith(t, o, bc)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error)
+	go func() {
+		_, err := p.Scan(ctx, newMsg(textMsg("x")))
+		done <- err
+	}()
+	<-bc.started
+	cancel()
+	if err := <-done; !errors.Is(err, context.Canceled) {
+		t.Errorf("got %v, want context.Canceled", err)
+	}
+}
+
+func TestPoolTimeout(t *testing.T) {
+	o := quietOptions()
+	o.Workers, o.Timeout = 1, time.Nanosecond
+	bc := blockCheck{started: make(chan struct{}, 1), release: make(chan struct{})}
+	p := poolWith(t, o, bc)
+	_, err := p.Scan(context.Background(), newMsg(textMsg("x")))
+	if !errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("got %v, want DeadlineExceeded", err)
+	}
+}
+
+func TestPoolPanicRecovered(t *testing.T) {
+	o := quietOptions()
+	o.Workers = 1
+	p := poolWith(t, o, panicCheck{})
+	m := newMsg(textMsg("x"))
+	m.ID = "boom-1"
+	_, err := p.Scan(context.Background(), m)
+	if err == nil || !strings.Contains(err.Error(), "panic: check bug") {
+		t.Errorf("got %v", err)
+	}
+	// The one worker survived.
+	m2 := newMsg(textMsg(gtubeText))
+	v, err := p.Scan(context.Background(), m2)
+	if err != nil || !hasSymbol(v, symGTUBE) {
+		t.Errorf("after panic: %v %s", err, describe(v))
+	}
+}
+
+func TestPoolClose(t *testing.T) {
+	before := runtime.NumGoroutine()
+	o := quietOptions()
+	o.Workers, o.Queue = 4, 4
+	bc := blockCheck{started: make(chan struct{}, 8), release: make(chan struct{})}
+	e := testEngine(t, o)
+	e.checks = append(e.checks, bc)
+	p := newPool(e)
+
+	errs := make(chan error, 8)
+	for range 8 {
+		go func() {
+			_, err := p.Scan(context.Background(), newMsg(textMsg("x")))
+			errs <- err
+		}()
+	}
+	for range 4 {
+		<-bc.started
+	}
+	waitQueued(p, 4)
+	p.Close() // must cancel the running scans, fail the queued ones and wait
+	p.Close()
+	for range 8 {
+		if err := <-errs; !errors.Is(err, errClosed) {
+			t.Errorf("scan during close: %v", err)
+		}
+	}
+	if _, err := p.Scan(context.Background(), newMsg(textMsg("x"))); !errors.Is(err, errClosed) {
+		t.Errorf("scan after close: %v", err)
+	}
+	// The workers are gone (the 8 callers above have returned too).
+	for i := 0; runtime.NumGoroutine() > before; i++ {
+		if i > 10000 {
+			t.Fatalf("%d goroutines after Close, %d before", runtime.NumGoroutine(), before)
+		}
+		runtime.Gosched()
+	}
+}
+
+func TestNewPoolOptionErrors(t *testing.T) {
+	o := DefaultOptions()
+	o.Workers, o.Queue, o.VirusAction = -1, -2, "drop"
+	o.BlockedExtensions = []string{".exe", "a.b"}
+	o.BlockedTypes = []string{"application"}
+	_, err := NewPool(o)
+	if err == nil {
+		t.Fatal("no error")
+	}
+	for _, want := range []string{"workers: -1", "queue: -2", `virus action: "drop"`, `"a.b" is not an extension`, `"application" is not a MIME type`} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("%q lacks %q", err, want)
+		}
+	}
+}
+
+func TestPoolScans(t *testing.T) {
+	p, err := NewPool(quietOptions())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	var w Worker = p
+	v, err := w.Scan(context.Background(), newMsg(textMsg(eicarText)))
+	if err != nil || v.Class != classVirus || v.Node != "n1" {
+		t.Errorf("%v %s", err, describe(v))
+	}
+	if _, err := p.Scan(context.Background(), &Message{ID: "nobody"}); err == nil {
+		t.Error("message without body scanned")
+	}
+}

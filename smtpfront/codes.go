@@ -1,0 +1,42 @@
+package smtpfront
+
+import "github.com/emersion/go-smtp"
+
+// Every reply the front end makes itself, with the RFC that defines its code.
+// Texts are generic on purpose: causes go to the log, never to the client.
+var (
+	// RFC 5321 §4.2.3 421: service not available, closing channel.
+	errTooManyConns  = &smtp.SMTPError{Code: 421, EnhancedCode: smtp.EnhancedCode{4, 3, 2}, Message: "Too many connections, try again later"}
+	errTooManyFromIP = &smtp.SMTPError{Code: 421, EnhancedCode: smtp.EnhancedCode{4, 7, 0}, Message: "Too many connections from your address, try again later"}
+
+	// RFC 3207 §4: 530 5.7.0 Must issue a STARTTLS command first.
+	errNeedTLS = &smtp.SMTPError{Code: 530, EnhancedCode: smtp.EnhancedCode{5, 7, 0}, Message: "Must issue a STARTTLS command first"}
+
+	// RFC 5321 §3.6.2 / RFC 3463 X.7.1: relaying denied.
+	errRelayDenied = &smtp.SMTPError{Code: 554, EnhancedCode: smtp.EnhancedCode{5, 7, 1}, Message: "Relay access denied"}
+	// RFC 3463 X.1.3: bad destination mailbox address syntax.
+	errBadRcptSyntax   = &smtp.SMTPError{Code: 501, EnhancedCode: smtp.EnhancedCode{5, 1, 3}, Message: "Bad recipient address syntax"}
+	errBadSenderSyntax = &smtp.SMTPError{Code: 501, EnhancedCode: smtp.EnhancedCode{5, 1, 7}, Message: "Bad sender address syntax"}
+	// Policy block from the lists, RFC 3463 X.7.1.
+	errBlocked = &smtp.SMTPError{Code: 550, EnhancedCode: smtp.EnhancedCode{5, 7, 1}, Message: "Message refused by policy"}
+	// RFC 5321 §3.3 and RFC 3463 X.5.3: one DATA answer covers all
+	// recipients, so a recipient with another policy waits for its own
+	// transaction (the sending MTA retries it at once).
+	errSplitRcpt = &smtp.SMTPError{Code: 452, EnhancedCode: smtp.EnhancedCode{4, 5, 3}, Message: "Recipient policy differs, send it in a separate transaction"}
+
+	// RFC 3463 X.4.1: no answer from host (the downstream server).
+	errDownstreamDown = &smtp.SMTPError{Code: 451, EnhancedCode: smtp.EnhancedCode{4, 4, 1}, Message: "Next hop temporarily unavailable, try again later"}
+	// RFC 3463 X.3.2: system not accepting network messages (overload).
+	errOverloaded = &smtp.SMTPError{Code: 451, EnhancedCode: smtp.EnhancedCode{4, 3, 2}, Message: "Too busy to scan your message now, try again later"}
+	// RFC 3463 X.3.0: other or undefined mail system status.
+	errLocal = &smtp.SMTPError{Code: 451, EnhancedCode: smtp.EnhancedCode{4, 3, 0}, Message: "Local error in processing, try again later"}
+	// RFC 3463 X.4.7: delivery time expired (the body did not arrive in time).
+	errDataTimeout = &smtp.SMTPError{Code: 451, EnhancedCode: smtp.EnhancedCode{4, 4, 7}, Message: "Timeout reading the message"}
+	// RFC 3463 X.6.0: a line longer than we read is a media error.
+	errLineTooLong = &smtp.SMTPError{Code: 552, EnhancedCode: smtp.EnhancedCode{5, 6, 0}, Message: "Message has a line too long"}
+)
+
+// reply builds a one-off answer, e.g. the downstream's 250 text.
+func reply(code int, enh smtp.EnhancedCode, text string) *smtp.SMTPError {
+	return &smtp.SMTPError{Code: code, EnhancedCode: enh, Message: text}
+}

@@ -1,0 +1,224 @@
+package smtpfront
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/netip"
+	"sync"
+	"time"
+
+	"github.com/pires/go-proxyproto"
+
+	"github.com/mxgate/mxgate/coalesce"
+)
+
+// limitListener enforces the connection limits before go-smtp sees a
+// connection (go-smtp has no connect hook: its session starts at EHLO), and
+// resolves the client address from a PROXY header when the peer is a
+// trusted load balancer.
+type limitListener struct {
+	inner         net.Listener
+	maxTotal      int
+	maxPerIP      int
+	proxyTrusted  []netip.Prefix // nil: PROXY protocol off
+	headerTimeout time.Duration
+	hostname      string
+	log           *slog.Logger
+	onRefuse      func(reason string)
+	bufs          *coalesce.Buffers
+
+	ready  chan net.Conn
+	ctx    context.Context
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+
+	mu    sync.Mutex
+	total int
+	perIP map[netip.Addr]int
+}
+
+func newLimitListener(inner net.Listener, o *Options, log *slog.Logger, onRefuse func(string)) *limitListener {
+	ctx, cancel := context.WithCancel(context.Background())
+	l := &limitListener{
+		inner:         inner,
+		maxTotal:      o.MaxConnections,
+		maxPerIP:      o.MaxConnectionsPerIP,
+		headerTimeout: 10 * time.Second,
+		hostname:      o.Hostname,
+		log:           log,
+		onRefuse:      onRefuse,
+		ready:         make(chan net.Conn),
+		ctx:           ctx,
+		cancel:        cancel,
+		perIP:         map[netip.Addr]int{},
+		bufs:          coalesce.NewBuffers(),
+	}
+	if o.ProxyProtocol {
+		l.proxyTrusted = o.ProxyTrusted
+	}
+	l.wg.Add(1)
+	go l.acceptLoop()
+	return l
+}
+
+func (l *limitListener) acceptLoop() {
+	defer l.wg.Done()
+	var delay time.Duration
+	for {
+		c, err := l.inner.Accept()
+		if err != nil {
+			if l.ctx.Err() != nil || errors.Is(err, net.ErrClosed) {
+				return
+			}
+			// EMFILE and friends: back off like net/http does instead of spinning.
+			delay = min(max(2*delay, 5*time.Millisecond), time.Second)
+			l.log.Warn("accept failed", "err", err, "retry_in", delay)
+			select {
+			case <-time.After(delay):
+			case <-l.ctx.Done():
+				return
+			}
+			continue
+		}
+		delay = 0
+		if l.proxyTrusted != nil && l.fromTrustedProxy(c) {
+			// The header is read in a goroutine of its own so that one slow
+			// load balancer connection cannot stall the accept loop.
+			l.wg.Add(1)
+			go func() {
+				defer l.wg.Done()
+				l.admit(l.unwrapProxy(c))
+			}()
+			continue
+		}
+		l.admit(c)
+	}
+}
+
+func (l *limitListener) fromTrustedProxy(c net.Conn) bool {
+	ap, err := netip.ParseAddrPort(c.RemoteAddr().String())
+	if err != nil {
+		return false
+	}
+	ip := ap.Addr().Unmap()
+	for _, p := range l.proxyTrusted {
+		if p.Contains(ip) {
+			return true
+		}
+	}
+	return false
+}
+
+// unwrapProxy reads the PROXY v1/v2 header of a connection from a trusted
+// balancer. The header is required from those: without it the balancer's
+// own address would count as the client and bypass every per-IP limit.
+func (l *limitListener) unwrapProxy(c net.Conn) net.Conn {
+	pc := proxyproto.NewConn(c, proxyproto.WithPolicy(proxyproto.REQUIRE), proxyproto.SetReadHeaderTimeout(l.headerTimeout))
+	if _, err := pc.Read(nil); err != nil {
+		l.log.Warn("bad PROXY header from trusted balancer", "peer", c.RemoteAddr().String(), "err", err)
+		l.onRefuse("proxy_header")
+		c.Close()
+		return nil
+	}
+	return pc
+}
+
+// admit applies the limits and hands the connection to Accept.
+func (l *limitListener) admit(c net.Conn) {
+	if c == nil {
+		return
+	}
+	ip := remoteIP(c)
+	l.mu.Lock()
+	var refuse string
+	switch {
+	case l.maxTotal > 0 && l.total >= l.maxTotal:
+		refuse = "max_connections"
+	case l.maxPerIP > 0 && l.perIP[ip] >= l.maxPerIP:
+		refuse = "max_connections_per_ip"
+	default:
+		l.total++
+		l.perIP[ip]++
+	}
+	l.mu.Unlock()
+	if refuse != "" {
+		l.onRefuse(refuse)
+		err := errTooManyConns
+		if refuse == "max_connections_per_ip" {
+			err = errTooManyFromIP
+		}
+		// RFC 5321 §3.1: a server may answer 421 instead of 220 and close.
+		c.SetWriteDeadline(time.Now().Add(5 * time.Second))
+		fmt.Fprintf(c, "%d %d.%d.%d %s %s\r\n", err.Code, err.EnhancedCode[0], err.EnhancedCode[1], err.EnhancedCode[2], l.hostname, err.Message)
+		c.Close()
+		return
+	}
+	tc := coalesce.New(&trackedConn{Conn: c, release: func() { l.release(ip) }}, l.bufs)
+	select {
+	case l.ready <- tc:
+	case <-l.ctx.Done():
+		tc.Close()
+	}
+}
+
+func (l *limitListener) release(ip netip.Addr) {
+	l.mu.Lock()
+	l.total--
+	if l.perIP[ip]--; l.perIP[ip] <= 0 {
+		delete(l.perIP, ip)
+	}
+	l.mu.Unlock()
+}
+
+func (l *limitListener) Accept() (net.Conn, error) {
+	select {
+	case c := <-l.ready:
+		return c, nil
+	case <-l.ctx.Done():
+		return nil, net.ErrClosed
+	}
+}
+
+// Close stops accepting and waits for the accept goroutines.
+func (l *limitListener) Close() error {
+	l.cancel()
+	err := l.inner.Close()
+	l.wg.Wait()
+	return err
+}
+
+func (l *limitListener) Addr() net.Addr { return l.inner.Addr() }
+
+// open returns the number of admitted connections still open.
+func (l *limitListener) open() int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.total
+}
+
+type trackedConn struct {
+	net.Conn
+	once    sync.Once
+	release func()
+}
+
+func (c *trackedConn) Close() error {
+	err := c.Conn.Close()
+	c.once.Do(c.release)
+	return err
+}
+
+func remoteIP(c net.Conn) netip.Addr {
+	if ta, ok := c.RemoteAddr().(*net.TCPAddr); ok {
+		ip, _ := netip.AddrFromSlice(ta.IP)
+		return ip.Unmap()
+	}
+	ap, err := netip.ParseAddrPort(c.RemoteAddr().String())
+	if err != nil {
+		return netip.Addr{}
+	}
+	return ap.Addr().Unmap()
+}

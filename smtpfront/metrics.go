@@ -1,0 +1,53 @@
+package smtpfront
+
+import (
+	"fmt"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+type metrics struct {
+	messages         *prometheus.CounterVec
+	rcptRefused      *prometheus.CounterVec
+	connRefused      *prometheus.CounterVec
+	downstreamErrors prometheus.Counter
+	scanSeconds      prometheus.Histogram
+	logDropped       prometheus.Counter
+}
+
+func newMetrics(reg prometheus.Registerer, open func() float64) (*metrics, error) {
+	m := &metrics{
+		messages: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "mxgate_smtp_messages_total", Help: "Messages by final action (deliver, quarantine, reject, tempfail, refused).",
+		}, []string{"action"}),
+		rcptRefused: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "mxgate_smtp_rcpt_refused_total", Help: "Recipients refused at RCPT, by reason.",
+		}, []string{"reason"}),
+		connRefused: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "mxgate_smtp_connections_refused_total", Help: "Connections refused before the greeting, by reason.",
+		}, []string{"reason"}),
+		downstreamErrors: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "mxgate_downstream_errors_total", Help: "Connection-level failures talking to the downstream server.",
+		}),
+		scanSeconds: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name: "mxgate_scan_duration_seconds", Help: "Time from end of DATA to verdict.",
+			Buckets: prometheus.ExponentialBuckets(0.0005, 2, 16),
+		}),
+		logDropped: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "mxgate_msglog_write_errors_total", Help: "Message log records that could not be written.",
+		}),
+	}
+	if reg == nil {
+		return m, nil
+	}
+	for _, c := range []prometheus.Collector{m.messages, m.rcptRefused, m.connRefused, m.downstreamErrors, m.scanSeconds, m.logDropped,
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "mxgate_smtp_connections_open", Help: "Open SMTP connections."}, open),
+	} {
+		if err := reg.Register(c); err != nil {
+			return nil, fmt.Errorf("register smtp metrics: %w", err)
+		}
+	}
+	return m, nil
+}
+
+func (m *metrics) refused(reason string) { m.connRefused.WithLabelValues(reason).Inc() }

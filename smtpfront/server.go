@@ -1,0 +1,250 @@
+// Package smtpfront is the SMTP front end: it accepts sessions, applies the
+// relay policy, limits and lists, mirrors the envelope to the downstream
+// server, hands each message to the scanner and answers DATA only after the
+// message is safely downstream or in quarantine.
+package smtpfront
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/netip"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/emersion/go-smtp"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/mxgate/mxgate/coalesce"
+	"github.com/mxgate/mxgate/deliver"
+	"github.com/mxgate/mxgate/lists"
+	"github.com/mxgate/mxgate/msglog"
+	"github.com/mxgate/mxgate/quarantine"
+	"github.com/mxgate/mxgate/scanner"
+)
+
+// ListSource gives the current compiled lists; it must be cheap, it is read
+// on every RCPT.
+type ListSource interface{ Set() *lists.Set }
+
+// Options configure a front end. Zero limits mean "no limit".
+type Options struct {
+	NodeID   string
+	Hostname string
+	Listen   []string
+
+	AcceptDomains   []string
+	TrustedNetworks []netip.Prefix
+
+	MaxMessageBytes     int64
+	MaxRecipients       int
+	MaxConnections      int
+	MaxConnectionsPerIP int
+	MaxLineLength       int
+	ReadTimeout         time.Duration
+	WriteTimeout        time.Duration
+	DataTimeout         time.Duration // the whole body must arrive within it
+	ScanTimeout         time.Duration
+
+	TLS        *tls.Config // nil: no STARTTLS
+	RequireTLS bool
+
+	ProxyProtocol bool
+	ProxyTrusted  []netip.Prefix
+
+	Downstream deliver.Options
+
+	Scanner             scanner.Worker
+	Lists               ListSource
+	Quarantine          quarantine.Store
+	QuarantineRetention time.Duration
+	Log                 msglog.Store
+	SpoolDir            string
+
+	Logger     *slog.Logger
+	Registerer prometheus.Registerer
+}
+
+// Server is a running front end.
+type Server struct {
+	o        Options
+	log      *slog.Logger
+	policy   relayPolicy
+	smtp     *smtp.Server
+	metrics  *metrics
+	logw     *logWriter
+	downPool *deliver.Pool
+	copyBufs sync.Pool // *[]byte for receiving bodies without a fresh 32 KB each
+
+	mu        sync.Mutex
+	listeners []*limitListener
+	serveWG   sync.WaitGroup
+
+	// ctx bounds every downstream and scan call; cancelled only when the
+	// drain time is over.
+	ctx    context.Context
+	cancel context.CancelFunc
+}
+
+const (
+	// spoolMemLimit keeps ordinary messages in memory; larger ones go to disk.
+	spoolMemLimit = 1 << 20
+	// Downstream connections kept between client sessions: enough for a
+	// busy node's concurrency, and dropped well before Postfix's 300 s.
+	downstreamIdle        = 64
+	downstreamIdleTimeout = 30 * time.Second
+)
+
+// New checks the options and prepares a server; Start binds the listeners.
+func New(o Options) (*Server, error) {
+	if o.Scanner == nil || o.Lists == nil || o.Quarantine == nil || o.Log == nil {
+		return nil, errors.New("smtpfront: scanner, lists, quarantine and log are required")
+	}
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+	if o.MaxLineLength <= 0 {
+		o.MaxLineLength = 64 << 10
+	}
+	if o.DataTimeout <= 0 {
+		o.DataTimeout = 10 * time.Minute
+	}
+	if o.ScanTimeout <= 0 {
+		o.ScanTimeout = time.Minute
+	}
+	if o.Downstream.Buffers == nil {
+		o.Downstream.Buffers = coalesce.NewBuffers()
+	}
+	if o.Downstream.Helo == "" {
+		o.Downstream.Helo = o.Hostname
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	s := &Server{
+		o:      o,
+		log:    o.Logger,
+		policy: newRelayPolicy(o.AcceptDomains, o.TrustedNetworks),
+		ctx:    ctx,
+		cancel: cancel,
+	}
+	m, err := newMetrics(o.Registerer, s.openConnections)
+	if err != nil {
+		cancel()
+		return nil, err
+	}
+	s.metrics = m
+	s.logw = newLogWriter(o.Log, o.Logger, m)
+	s.copyBufs.New = func() any { b := make([]byte, 32<<10); return &b }
+	s.downPool = deliver.NewPool(o.Downstream, downstreamIdle, downstreamIdleTimeout)
+
+	srv := smtp.NewServer(smtp.BackendFunc(s.newSession))
+	srv.Domain = o.Hostname
+	srv.MaxMessageBytes = o.MaxMessageBytes
+	srv.MaxRecipients = o.MaxRecipients
+	// go-smtp applies the line limit inside DATA too; a shorter limit
+	// would turn ordinary long-lined HTML mail into a dead session.
+	srv.MaxLineLength = o.MaxLineLength
+	srv.ReadTimeout = o.ReadTimeout
+	srv.WriteTimeout = o.WriteTimeout
+	srv.TLSConfig = o.TLS
+	srv.EnableSMTPUTF8 = true
+	srv.ErrorLog = slogErrorLog{o.Logger}
+	s.smtp = srv
+	return s, nil
+}
+
+// Start binds every listen address and serves in the background. An
+// address that cannot be bound is an error before anything is served.
+func (s *Server) Start() error {
+	lc := net.ListenConfig{Control: freebind}
+	var ls []*limitListener
+	for _, addr := range s.o.Listen {
+		inner, err := lc.Listen(context.Background(), "tcp", addr)
+		if err != nil {
+			for _, l := range ls {
+				l.Close()
+			}
+			return fmt.Errorf("listen on %s: %w", addr, err)
+		}
+		ls = append(ls, newLimitListener(inner, &s.o, s.log, s.metrics.refused))
+	}
+	s.mu.Lock()
+	s.listeners = ls
+	s.mu.Unlock()
+	s.logw.start()
+	for _, l := range ls {
+		s.serveWG.Add(1)
+		go func() {
+			defer s.serveWG.Done()
+			if err := s.smtp.Serve(l); err != nil && !errors.Is(err, smtp.ErrServerClosed) && !errors.Is(err, net.ErrClosed) {
+				s.log.Error("smtp listener stopped", "addr", l.Addr().String(), "err", err)
+			}
+		}()
+		s.log.Info("smtp listening", "addr", l.Addr().String())
+	}
+	return nil
+}
+
+// Addrs are the bound addresses (useful with port 0).
+func (s *Server) Addrs() []net.Addr {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var out []net.Addr
+	for _, l := range s.listeners {
+		out = append(out, l.Addr())
+	}
+	return out
+}
+
+// Shutdown stops accepting, lets sessions in progress finish until ctx
+// ends, then cuts the rest. A message whose DATA was not answered was not
+// accepted, so nothing is lost by cutting: the client retries it.
+func (s *Server) Shutdown(ctx context.Context) error {
+	err := s.smtp.Shutdown(ctx)
+	if err != nil {
+		s.smtp.Close()
+	}
+	s.cancel()
+	s.serveWG.Wait()
+	s.downPool.Close()
+	s.logw.stop()
+	if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) {
+		return nil
+	}
+	return err
+}
+
+func (s *Server) openConnections() float64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	n := 0
+	for _, l := range s.listeners {
+		n += l.open()
+	}
+	return float64(n)
+}
+
+// freebind lets a listener bind an address this node does not hold yet
+// (the cluster VIP), so SMTP works the moment the address arrives.
+func freebind(network, address string, c syscall.RawConn) error {
+	var serr error
+	err := c.Control(func(fd uintptr) {
+		// IP_FREEBIND (15) on both IPv4 and IPv6 sockets on Linux.
+		serr = syscall.SetsockoptInt(int(fd), syscall.SOL_IP, 15, 1)
+	})
+	if err != nil {
+		return err
+	}
+	return serr
+}
+
+// slogErrorLog routes go-smtp's own complaints into the structured log.
+type slogErrorLog struct{ l *slog.Logger }
+
+func (e slogErrorLog) Printf(format string, v ...any) {
+	e.l.Warn("smtp server", "msg", fmt.Sprintf(format, v...))
+}
+func (e slogErrorLog) Println(v ...any) { e.l.Warn("smtp server", "msg", fmt.Sprint(v...)) }

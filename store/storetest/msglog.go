@@ -1,0 +1,176 @@
+package storetest
+
+import (
+	"context"
+	"errors"
+	"reflect"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/mxgate/mxgate/msglog"
+	"github.com/mxgate/mxgate/store"
+)
+
+func rec(id string, minute int, sender string, rcpts []string, action string) msglog.Record {
+	return msglog.Record{
+		ID: id, Time: at(minute), ClientIP: "192.0.2.7", Helo: "mx.sender.example",
+		Sender: sender, Recipients: rcpts, Size: 2048, Action: action, Verdict: "clean",
+		Score: 1.5, Symbols: []string{"MIME_MALFORMED(1.00)"}, Node: "n1",
+		Reply: "250 2.0.0 Ok: queued as " + id, Downstream: "250 2.0.0 Ok",
+		Duration: 1500 * time.Millisecond,
+	}
+}
+
+func recIDs(rs []msglog.Record) []string {
+	out := []string{}
+	for _, r := range rs {
+		out = append(out, r.ID)
+	}
+	return out
+}
+
+func mustSearch(t *testing.T, l msglog.Store, q msglog.Query) []msglog.Record {
+	t.Helper()
+	got, err := l.Search(context.Background(), q)
+	if err != nil {
+		t.Fatalf("Search %+v: %v", q, err)
+	}
+	return got
+}
+
+func runLog(t *testing.T, open func(t *testing.T) *store.Backend) {
+	ctx := context.Background()
+
+	t.Run("RoundTrip", func(t *testing.T) {
+		l := open(t).Log
+		r := rec("m1", 1, "Alice@A.Example", []string{"bob@example.org"}, "quarantine")
+		r.QuarantineID = "m1"
+		r.Time = r.Time.Add(7 * time.Nanosecond)
+		if err := l.Append(ctx, r); err != nil {
+			t.Fatal(err)
+		}
+		got := mustSearch(t, l, msglog.Query{})
+		if len(got) != 1 {
+			t.Fatalf("Search = %d records, want 1", len(got))
+		}
+		got[0].Time = got[0].Time.UTC()
+		if !reflect.DeepEqual(got[0], r) {
+			t.Errorf("record differs:\n got %+v\nwant %+v", got[0], r)
+		}
+	})
+
+	t.Run("Search", func(t *testing.T) {
+		l := open(t).Log
+		bob, carol := "bob@example.org", "carol@example.org"
+		for _, r := range []msglog.Record{
+			rec("m3", 3, "mallory@evil.example", []string{carol}, "reject"),
+			rec("m1", 1, "alice@a.example", []string{bob}, "deliver"),
+			rec("m2", 2, "Alice@A.Example", []string{bob, carol}, "quarantine"),
+			rec("m4", 4, "", []string{"dave@example.net"}, "deliver"),
+			rec("m5", 5, "bob@example.org", []string{"BOB@EXAMPLE.ORG"}, "tempfail"),
+			// A retried message: same id, two transactions.
+			rec("m1", 6, "alice@a.example", []string{bob}, "deliver"),
+		} {
+			if err := l.Append(ctx, r); err != nil {
+				t.Fatalf("Append %s: %v", r.ID, err)
+			}
+		}
+		tests := []struct {
+			name string
+			q    msglog.Query
+			want []string
+		}{
+			{"all newest first", msglog.Query{}, []string{"m1", "m5", "m4", "m3", "m2", "m1"}},
+			{"id exact, every transaction", msglog.Query{ID: "m1"}, []string{"m1", "m1"}},
+			{"id is not a substring", msglog.Query{ID: "m"}, []string{}},
+			{"id unknown", msglog.Query{ID: "nope"}, []string{}},
+			{"sender substring any case", msglog.Query{Sender: "ALICE@"}, []string{"m1", "m2", "m1"}},
+			{"sender domain part", msglog.Query{Sender: "evil"}, []string{"m3"}},
+			{"rcpt substring", msglog.Query{Rcpt: "example.net"}, []string{"m4"}},
+			{"rcpt any case", msglog.Query{Rcpt: "Carol"}, []string{"m3", "m2"}},
+			{"action", msglog.Query{Action: "deliver"}, []string{"m1", "m4", "m1"}},
+			{"since inclusive", msglog.Query{Since: at(4)}, []string{"m1", "m5", "m4"}},
+			{"until exclusive", msglog.Query{Until: at(3)}, []string{"m2", "m1"}},
+			{"since and until", msglog.Query{Since: at(2), Until: at(5)}, []string{"m4", "m3", "m2"}},
+			{"limit", msglog.Query{Limit: 2}, []string{"m1", "m5"}},
+			{"id and until", msglog.Query{ID: "m1", Until: at(6)}, []string{"m1"}},
+			{"id and since", msglog.Query{ID: "m1", Since: at(2)}, []string{"m1"}},
+			{"sender and action", msglog.Query{Sender: "alice", Action: "quarantine"}, []string{"m2"}},
+			{"rcpt action limit", msglog.Query{Rcpt: "bob", Action: "deliver", Limit: 1}, []string{"m1"}},
+			{"rcpt and since", msglog.Query{Rcpt: "bob", Since: at(2), Until: at(6)}, []string{"m5", "m2"}},
+			{"no match", msglog.Query{Sender: "alice", Action: "reject"}, []string{}},
+		}
+		for _, tc := range tests {
+			t.Run(tc.name, func(t *testing.T) {
+				got := recIDs(mustSearch(t, l, tc.q))
+				if !slices.Equal(got, tc.want) {
+					t.Errorf("Search(%+v) = %v, want %v", tc.q, got, tc.want)
+				}
+			})
+		}
+		// The two m1 records are told apart by time, newest first.
+		if got := mustSearch(t, l, msglog.Query{ID: "m1"}); len(got) == 2 && !got[0].Time.After(got[1].Time) {
+			t.Errorf("records of m1 not newest first: %v, %v", got[0].Time, got[1].Time)
+		}
+	})
+
+	t.Run("Expire", func(t *testing.T) {
+		l := open(t).Log
+		for i, id := range []string{"old1", "old2", "edge", "new"} {
+			if err := l.Append(ctx, rec(id, i+1, "a@x.example", []string{"r@example.org"}, "deliver")); err != nil {
+				t.Fatal(err)
+			}
+		}
+		// Expire deletes records strictly before the time: "edge" at minute 3 stays.
+		n, err := l.Expire(ctx, at(3))
+		if err != nil || n != 2 {
+			t.Fatalf("Expire(at 3) = %d, %v; want 2", n, err)
+		}
+		if got := recIDs(mustSearch(t, l, msglog.Query{})); !slices.Equal(got, []string{"new", "edge"}) {
+			t.Errorf("after Expire: %v", got)
+		}
+		for _, q := range []msglog.Query{{ID: "old1"}, {ID: "old2"}, {Sender: "a@x", Until: at(3)}, {Since: at(0), Until: at(3)}} {
+			if got := mustSearch(t, l, q); len(got) != 0 {
+				t.Errorf("Search(%+v) after Expire = %v", q, recIDs(got))
+			}
+		}
+		if n, err := l.Expire(ctx, at(3)); err != nil || n != 0 {
+			t.Errorf("second Expire = %d, %v; want 0", n, err)
+		}
+	})
+
+	t.Run("InvalidRecord", func(t *testing.T) {
+		l := open(t).Log
+		for name, r := range map[string]msglog.Record{
+			"empty id":  rec("", 1, "a@x.example", nil, "deliver"),
+			"zero time": {ID: "z", Action: "deliver"},
+		} {
+			if err := l.Append(ctx, r); err == nil {
+				t.Errorf("Append with %s succeeded", name)
+			}
+		}
+	})
+
+	t.Run("CancelledContext", func(t *testing.T) {
+		l := open(t).Log
+		if err := l.Append(ctx, rec("keep", 1, "a@x.example", nil, "deliver")); err != nil {
+			t.Fatal(err)
+		}
+		cctx, cancel := context.WithCancel(ctx)
+		cancel()
+		calls := map[string]func() error{
+			"Append": func() error { return l.Append(cctx, rec("c", 2, "a@x.example", nil, "deliver")) },
+			"Search": func() error { _, err := l.Search(cctx, msglog.Query{}); return err },
+			"Expire": func() error { _, err := l.Expire(cctx, at(100)); return err },
+		}
+		for name, call := range calls {
+			if err := call(); !errors.Is(err, context.Canceled) {
+				t.Errorf("%s with a cancelled context: %v, want context.Canceled", name, err)
+			}
+		}
+		if got := recIDs(mustSearch(t, l, msglog.Query{})); !slices.Equal(got, []string{"keep"}) {
+			t.Errorf("cancelled calls changed the log: %v", got)
+		}
+	})
+}
