@@ -4,7 +4,7 @@ BIN     := bin/mxgate
 PKGS    := ./...
 FUZZTIME ?= 10s
 # Debian packages the tests drive as real peers.
-TEST_DEBS := postfix swaks
+TEST_DEBS := postfix swaks keepalived iproute2
 
 .PHONY: all build run test unit fuzz bench check deps clean
 
@@ -34,12 +34,15 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzRelayPolicy$$' -fuzztime $(FUZZTIME) ./smtpfront
 	$(GO) test -run '^$$' -fuzz '^FuzzSession$$' -fuzztime $(FUZZTIME) ./smtpfront
 	$(GO) test -run '^$$' -fuzz '^FuzzDotStuffer$$' -fuzztime $(FUZZTIME) ./deliver
+	$(GO) test -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(FUZZTIME) ./cluster/vrrp
 
-# Needs root (Postfix, smtp-sink -u) and ../shared/bench/smtp-anchors.sh.
+# Needs root (Postfix, smtp-sink -u, network namespaces) and
+# ../shared/bench/smtp-anchors.sh. Results: bench/results/*.md.
 bench: deps build
 	@dpkg-query -W -f='$${Status}\n' haproxy 2>/dev/null | grep -q '^install ok installed' || \
 		{ apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq haproxy >/dev/null; }
 	BUILD=1 ./bench/run.sh
+	BIN=$(BIN) ./bench/failover.sh
 
 # What CI keeps honest besides the tests.
 check:

@@ -402,3 +402,11 @@ func limitParam(q url.Values, max int, dst *int) error {
 func oneLine(err error) string {
 	return strings.ReplaceAll(strings.TrimSpace(err.Error()), "\n", "; ")
 }
+
+func (s *Server) clusterStatus(w http.ResponseWriter, r *http.Request) {
+	if s.o.Cluster == nil {
+		writeError(w, http.StatusNotFound, "clustering is not enabled on this node (cluster.enabled: false)")
+		return
+	}
+	writeJSON(w, http.StatusOK, s.o.Cluster())
+}

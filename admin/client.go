@@ -155,6 +155,11 @@ func (c *Client) Log(ctx context.Context, q LogQuery) ([]msglog.Record, error) {
 	return out, err
 }
 
+// ClusterStatus decodes the node's VRRP status into out.
+func (c *Client) ClusterStatus(ctx context.Context, out any) error {
+	return c.call(ctx, http.MethodGet, "/api/v1/cluster", nil, nil, out)
+}
+
 func set(v url.Values, k, s string) {
 	if s != "" {
 		v.Set(k, s)

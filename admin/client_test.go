@@ -124,3 +124,40 @@ func TestClientErrors(t *testing.T) {
 		t.Fatalf("proxy error: %v", err)
 	}
 }
+
+func TestClientClusterStatus(t *testing.T) {
+	type status struct {
+		State    string `json:"state"`
+		Priority int    `json:"priority"`
+	}
+	for _, tt := range []struct {
+		name    string
+		cluster func() any
+		want    status
+		wantErr string
+	}{
+		{"clustered", func() any { return status{State: "master", Priority: 200} }, status{"master", 200}, ""},
+		{"single node", nil, status{}, "clustering is not enabled on this node (cluster.enabled: false) (HTTP 404)"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			f := newFixture(t, func(o *Options) { o.Cluster = tt.cluster })
+			hs := httptest.NewServer(f.srv.Handler())
+			defer hs.Close()
+			c, err := NewClient(hs.URL, testToken)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var got status
+			err = c.ClusterStatus(context.Background(), &got)
+			if tt.wantErr != "" {
+				if err == nil || err.Error() != tt.wantErr {
+					t.Fatalf("err = %v, want %q", err, tt.wantErr)
+				}
+				return
+			}
+			if err != nil || got != tt.want {
+				t.Fatalf("ClusterStatus = %+v, %v; want %+v", got, err, tt.want)
+			}
+		})
+	}
+}

@@ -55,6 +55,9 @@ type Options struct {
 	// Status is shown on the status page as indented JSON (cluster role,
 	// members, load ...); nil = nothing shown.
 	Status func() any
+	// Cluster reports the node's VRRP state for GET /api/v1/cluster
+	// (`mxgate cluster status`); nil = 404, clustering is off.
+	Cluster func() any
 	// NodeID names the node on the status page.
 	NodeID string
 	// Logger receives errors the client is not shown; nil = discard.
@@ -111,6 +114,7 @@ func New(o Options) (*Server, error) {
 	mux.HandleFunc("POST /api/v1/lists", s.listsAdd)
 	mux.HandleFunc("DELETE /api/v1/lists", s.listsRemove)
 	mux.HandleFunc("GET /api/v1/log", s.logSearch)
+	mux.HandleFunc("GET /api/v1/cluster", s.clusterStatus)
 	mux.HandleFunc("/api/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, fmt.Sprintf("no API route %s %s", r.Method, r.URL.Path))
 	})

@@ -202,8 +202,27 @@ type Cluster struct {
 	// Preempt: true = start as master (take over from a lower priority
 	// master), false = start as backup.
 	Preempt bool `yaml:"preempt" json:"preempt"`
+	// PreemptDelay holds back a preempting node after its start, so a
+	// node that just booted does not take the VIP before it is ready.
+	PreemptDelay Duration `yaml:"preempt_delay" json:"preempt_delay"`
+	// Source is this node's primary IPv4 address: the source of its adverts
+	// and its identity in the tie-break. Empty = the first IPv4 address on
+	// the interface that is not the VIP.
+	Source string `yaml:"source" json:"source"`
 	// UnicastPeers are the other nodes' IPs; empty = multicast 224.0.0.18.
+	// In unicast mode only adverts from these addresses are accepted.
 	UnicastPeers []string `yaml:"unicast_peers" json:"unicast_peers"`
+	// Checksum is the VRRPv3 IPv4 checksum form sent: "pseudo-header"
+	// (RFC 5798 as keepalived reads it, its default) or "message" (RFC
+	// 9568, keepalived's v3_checksum_as_v2). Both are accepted.
+	Checksum string `yaml:"checksum" json:"checksum"`
+	// Notify is a command run on every state change with the arguments
+	// <state> <vrid> <priority> appended, one at a time, in order.
+	Notify string `yaml:"notify" json:"notify"`
+	// GARPRepeat is how many gratuitous ARPs announce the VIP on becoming
+	// master; GARPRefresh is when a second burst follows (0 = none).
+	GARPRepeat  int      `yaml:"garp_repeat" json:"garp_repeat"`
+	GARPRefresh Duration `yaml:"garp_refresh" json:"garp_refresh"`
 	// Mode is active-active (every node scans by weight) or active-passive
 	// (the master scans everything).
 	Mode string `yaml:"mode" json:"mode"`
@@ -277,6 +296,9 @@ func Default() Config {
 			AdvertInterval: Duration{time.Second},
 			Preempt:        true,
 			UnicastPeers:   []string{},
+			Checksum:       "pseudo-header",
+			GARPRepeat:     5,
+			GARPRefresh:    Duration{5 * time.Second},
 			Mode:           "active-active",
 			Weight:         100,
 			PeerListen:     "0.0.0.0:8026",

@@ -273,13 +273,22 @@ func TestParseErrors(t *testing.T) {
 			`cluster.vip: "198.18.0.100" is not address/prefix`,
 			"cluster.priority: must be 1-254 (255 only for the address owner), got 0",
 			"cluster.advert_interval: must be 10ms to 40.95s, got 5ms",
-			`cluster.unicast_peers[0]: "peer1" is not an IP address`,
+			`cluster.unicast_peers[0]: "peer1" is not an IPv4 address`,
 			`cluster.mode: "both" is not one of active-active, active-passive`,
 			"cluster.weight: must be 0 or more",
 			`cluster.peer_listen: "x" is not host:port`,
 			"cluster.secret: required when the cluster is enabled",
 		}},
 		{"cluster bounds", "cluster: {enabled: true, vip: 10.0.0.1/24, vrid: 256, priority: 256, advert_interval: 41s, secret: s}\n", []string{"cluster.vrid: must be 1-255, got 256", "cluster.priority:", "got 256", "cluster.advert_interval: must be 10ms to 40.95s, got 41s"}},
+		{"cluster vrrp keys", "cluster: {enabled: true, vip: 2001:db8::1/64, secret: s, source: 2001:db8::2, checksum: rfc, garp_repeat: 0, garp_refresh: -1s, preempt_delay: -1s, notify: \" \"}\n", []string{
+			`cluster.vip: "2001:db8::1/64": only IPv4 VIPs are supported`,
+			`cluster.source: "2001:db8::2" is not an IPv4 address`,
+			`cluster.checksum: "rfc" is not one of pseudo-header, message`,
+			"cluster.garp_repeat: must be 1-100, got 0",
+			"cluster.garp_refresh: must be 0 (none) or more, got -1s",
+			"cluster.preempt_delay: must be 0 to 1h, got -1s",
+			"cluster.notify: is blank",
+		}},
 		{"cluster centiseconds", "cluster: {enabled: true, vip: 10.0.0.1/24, advert_interval: 15ms, secret: s}\n", []string{"cluster.advert_interval: must be a whole number of centiseconds"}},
 		{"cluster vip required", "cluster: {enabled: true, vip: \"\", secret: s}\n", []string{"cluster.vip: required when the cluster is enabled"}},
 	}
@@ -324,8 +333,9 @@ func TestValidateAccepts(t *testing.T) {
 	}{
 		{"tls pair", func(c *Config) { c.SMTP.TLS = TLS{Cert: cert, Key: key, Require: true} }},
 		{"owner priority", func(c *Config) {
-			c.Cluster = Cluster{Enabled: true, Interface: "eth0", VRID: 255, VIP: "2001:db8::1/64", Priority: 255,
-				AdvertInterval: Duration{40950 * time.Millisecond}, Mode: "active-active", PeerListen: ":8026", Secret: "s"}
+			c.Cluster = Cluster{Enabled: true, Interface: "eth0", VRID: 255, VIP: "198.18.0.1/32", Priority: 255,
+				AdvertInterval: Duration{40950 * time.Millisecond}, Mode: "active-active", PeerListen: ":8026", Secret: "s",
+				Checksum: "message", GARPRepeat: 1, Source: "198.18.0.2", UnicastPeers: []string{"198.18.0.3"}}
 		}},
 		{"cluster disabled ignores cluster keys", func(c *Config) { c.Cluster = Cluster{VRID: 999, Mode: "?"} }},
 		{"admin with token", func(c *Config) { c.Admin = Admin{Listen: "0.0.0.0:8025", Token: "t"} }},

@@ -154,8 +154,10 @@ func (c Config) Validate() error {
 		}
 		if cl.VIP == "" {
 			p.add("cluster.vip", "required when the cluster is enabled (address/prefix, e.g. 198.18.0.100/24)")
-		} else if _, err := netip.ParsePrefix(cl.VIP); err != nil {
+		} else if pf, err := netip.ParsePrefix(cl.VIP); err != nil {
 			p.add("cluster.vip", "%q is not address/prefix (e.g. 198.18.0.100/24)", cl.VIP)
+		} else if !pf.Addr().Is4() {
+			p.add("cluster.vip", "%q: only IPv4 VIPs are supported", cl.VIP)
 		}
 		if cl.Priority < 1 || cl.Priority > 255 {
 			p.add("cluster.priority", "must be 1-254 (255 only for the address owner), got %d", cl.Priority)
@@ -166,10 +168,28 @@ func (c Config) Validate() error {
 		} else if ai%(10*time.Millisecond) != 0 {
 			p.add("cluster.advert_interval", "must be a whole number of centiseconds (10ms steps), got %s", ai)
 		}
-		for i, a := range cl.UnicastPeers {
-			if _, err := netip.ParseAddr(a); err != nil {
-				p.add(fmt.Sprintf("cluster.unicast_peers[%d]", i), "%q is not an IP address", a)
+		if cl.PreemptDelay.Duration < 0 || cl.PreemptDelay.Duration > time.Hour {
+			p.add("cluster.preempt_delay", "must be 0 to 1h, got %s", cl.PreemptDelay.Duration)
+		}
+		if cl.Source != "" {
+			if a, err := netip.ParseAddr(cl.Source); err != nil || !a.Is4() {
+				p.add("cluster.source", "%q is not an IPv4 address", cl.Source)
 			}
+		}
+		for i, a := range cl.UnicastPeers {
+			if ip, err := netip.ParseAddr(a); err != nil || !ip.Is4() {
+				p.add(fmt.Sprintf("cluster.unicast_peers[%d]", i), "%q is not an IPv4 address", a)
+			}
+		}
+		p.oneOf("cluster.checksum", cl.Checksum, "pseudo-header", "message")
+		if cl.GARPRepeat < 1 || cl.GARPRepeat > 100 {
+			p.add("cluster.garp_repeat", "must be 1-100, got %d", cl.GARPRepeat)
+		}
+		if r := cl.GARPRefresh.Duration; r < 0 {
+			p.add("cluster.garp_refresh", "must be 0 (none) or more, got %s", r)
+		}
+		if cl.Notify != "" && strings.TrimSpace(cl.Notify) == "" {
+			p.add("cluster.notify", "is blank")
 		}
 		p.oneOf("cluster.mode", cl.Mode, "active-active", "active-passive")
 		if cl.Weight < 0 {

@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/netip"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/pires/go-proxyproto"
@@ -38,6 +39,7 @@ type limitListener struct {
 	mu    sync.Mutex
 	total int
 	perIP map[netip.Addr]int
+	conns map[*trackedConn]struct{}
 }
 
 func newLimitListener(inner net.Listener, o *Options, log *slog.Logger, onRefuse func(string)) *limitListener {
@@ -54,6 +56,7 @@ func newLimitListener(inner net.Listener, o *Options, log *slog.Logger, onRefuse
 		ctx:           ctx,
 		cancel:        cancel,
 		perIP:         map[netip.Addr]int{},
+		conns:         map[*trackedConn]struct{}{},
 		bufs:          coalesce.NewBuffers(),
 	}
 	if o.ProxyProtocol {
@@ -156,7 +159,12 @@ func (l *limitListener) admit(c net.Conn) {
 		c.Close()
 		return
 	}
-	tc := coalesce.New(&trackedConn{Conn: c, release: func() { l.release(ip) }}, l.bufs)
+	t := &trackedConn{Conn: c}
+	t.release = func() { l.release(ip, t) }
+	l.mu.Lock()
+	l.conns[t] = struct{}{}
+	l.mu.Unlock()
+	tc := coalesce.New(t, l.bufs)
 	select {
 	case l.ready <- tc:
 	case <-l.ctx.Done():
@@ -164,8 +172,9 @@ func (l *limitListener) admit(c net.Conn) {
 	}
 }
 
-func (l *limitListener) release(ip netip.Addr) {
+func (l *limitListener) release(ip netip.Addr, c *trackedConn) {
 	l.mu.Lock()
+	delete(l.conns, c)
 	l.total--
 	if l.perIP[ip]--; l.perIP[ip] <= 0 {
 		delete(l.perIP, ip)
@@ -192,6 +201,21 @@ func (l *limitListener) Close() error {
 
 func (l *limitListener) Addr() net.Addr { return l.inner.Addr() }
 
+// orphan gives every open connection to the local address addr until
+// cutoff to hear from its client again, and returns how many it found.
+func (l *limitListener) orphan(addr netip.Addr, cutoff time.Time) int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	n := 0
+	for c := range l.conns {
+		if localIP(c) == addr {
+			c.setCutoff(cutoff)
+			n++
+		}
+	}
+	return n
+}
+
 // open returns the number of admitted connections still open.
 func (l *limitListener) open() int {
 	l.mu.Lock()
@@ -203,12 +227,48 @@ type trackedConn struct {
 	net.Conn
 	once    sync.Once
 	release func()
+	// cutoff (Unix ns, 0 = none) bounds every read deadline: go-smtp sets
+	// its own before each command, which must not extend an orphan's wait.
+	cutoff atomic.Int64
+}
+
+func (c *trackedConn) setCutoff(t time.Time) {
+	c.cutoff.Store(t.UnixNano())
+	c.Conn.SetReadDeadline(t)
+}
+
+func (c *trackedConn) bound(t time.Time) time.Time {
+	if ns := c.cutoff.Load(); ns != 0 {
+		if cut := time.Unix(0, ns); t.IsZero() || t.After(cut) {
+			return cut
+		}
+	}
+	return t
+}
+
+func (c *trackedConn) SetReadDeadline(t time.Time) error {
+	return c.Conn.SetReadDeadline(c.bound(t))
+}
+
+func (c *trackedConn) SetDeadline(t time.Time) error {
+	if err := c.Conn.SetWriteDeadline(t); err != nil {
+		return err
+	}
+	return c.Conn.SetReadDeadline(c.bound(t))
 }
 
 func (c *trackedConn) Close() error {
 	err := c.Conn.Close()
 	c.once.Do(c.release)
 	return err
+}
+
+func localIP(c net.Conn) netip.Addr {
+	if ta, ok := c.LocalAddr().(*net.TCPAddr); ok {
+		ip, _ := netip.AddrFromSlice(ta.IP)
+		return ip.Unmap()
+	}
+	return netip.Addr{}
 }
 
 func remoteIP(c net.Conn) netip.Addr {

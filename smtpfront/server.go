@@ -217,6 +217,23 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	return err
 }
 
+// Orphan bounds the sessions on local address addr, for a VIP this node has
+// just handed to another: their clients' packets now reach the other node,
+// so a session waiting for its client would hold up a graceful stop until
+// its read timeout. Each may still finish what it is doing (a scan, the
+// relay, its reply) but waits at most grace for its client. It returns how
+// many sessions it found.
+func (s *Server) Orphan(addr netip.Addr, grace time.Duration) int {
+	cutoff := time.Now().Add(grace)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	n := 0
+	for _, l := range s.listeners {
+		n += l.orphan(addr, cutoff)
+	}
+	return n
+}
+
 func (s *Server) openConnections() float64 {
 	s.mu.Lock()
 	defer s.mu.Unlock()

@@ -18,6 +18,7 @@ import (
 	"log/slog"
 	"math/big"
 	"net"
+	"net/netip"
 	"net/textproto"
 	"strconv"
 	"strings"
@@ -39,6 +40,7 @@ func (f workerFunc) Scan(ctx context.Context, m *scanner.Message) (scanner.Verdi
 }
 
 type front struct {
+	srv   *Server
 	addr  string
 	sink  *testenv.Sink
 	store *store.Backend
@@ -87,7 +89,7 @@ func startFront(t testing.TB, w scanner.Worker, mutate func(*Options)) *front {
 		defer cancel()
 		s.Shutdown(ctx)
 	})
-	return &front{addr: s.Addrs()[0].String(), sink: sink, store: st, lists: cache}
+	return &front{srv: s, addr: s.Addrs()[0].String(), sink: sink, store: st, lists: cache}
 }
 
 type client struct {
@@ -368,5 +370,39 @@ func TestChunking(t *testing.T) {
 	time.Sleep(200 * time.Millisecond)
 	if n := len(f.sink.Messages(t)); n != 2 {
 		t.Errorf("downstream has %d messages, want 2 (the abandoned one must not arrive)", n)
+	}
+}
+
+// A VIP handed to another node leaves sessions whose clients now talk to
+// that node; Orphan must end them soon even though go-smtp re-arms its own,
+// longer read deadline before every command, and leave other addresses be.
+func TestOrphanedSessions(t *testing.T) {
+	f := startFront(t, nil, func(o *Options) { o.Listen = []string{"127.0.0.1:0", "127.0.0.2:0"} })
+	addrs := f.srv.Addrs()
+	vip, other := dial(t, addrs[0].String()), dial(t, addrs[1].String())
+	vip.ehlo()
+	other.ehlo()
+
+	const grace = 300 * time.Millisecond
+	start := time.Now()
+	if n := f.srv.Orphan(netip.MustParseAddr("127.0.0.1"), grace); n != 1 {
+		t.Fatalf("Orphan found %d sessions, want 1", n)
+	}
+	// The session still works within the grace, and the command re-arms
+	// go-smtp's 10 s read deadline, which the cutoff must bound.
+	if r := vip.do("NOOP"); !strings.HasPrefix(r, "250") {
+		t.Fatalf("NOOP within the grace: %s", r)
+	}
+	vip.nc.SetReadDeadline(time.Now().Add(5 * time.Second))
+	code, _, err := vip.c.ReadResponse(0)
+	ended := time.Since(start)
+	if err == nil && code != 421 {
+		t.Fatalf("orphaned session got %d, want 421 or a close", code)
+	}
+	if ended < grace || ended > grace+2*time.Second {
+		t.Errorf("orphaned session ended after %v, want about %v", ended, grace)
+	}
+	if r := other.do("NOOP"); !strings.HasPrefix(r, "250") {
+		t.Errorf("session on another address: %s", r)
 	}
 }

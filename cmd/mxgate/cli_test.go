@@ -30,7 +30,8 @@ func adminServer(t *testing.T) (string, *store.Backend) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv, err := admin.New(admin.Options{
+	t.Cleanup(func() { be.Close() })
+	url := serveAdmin(t, admin.Options{
 		Token:      cliToken,
 		Quarantine: be.Quarantine,
 		Lists:      be.Lists,
@@ -39,23 +40,6 @@ func adminServer(t *testing.T) (string, *store.Backend) {
 			return "250 2.0.0 Ok: queued", nil
 		},
 		NodeID: "n1",
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- srv.Serve(ctx, ln) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("admin server: %v", err)
-		}
-		be.Close()
 	})
 
 	now := time.Now().UTC()
@@ -76,7 +60,31 @@ func adminServer(t *testing.T) (string, *store.Backend) {
 			t.Fatal(err)
 		}
 	}
-	return "http://" + ln.Addr().String(), be
+	return url, be
+}
+
+// serveAdmin runs an admin.Server with o on 127.0.0.1:0 until the test ends
+// and returns its URL.
+func serveAdmin(t *testing.T, o admin.Options) string {
+	t.Helper()
+	srv, err := admin.New(o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- srv.Serve(ctx, ln) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("admin server: %v", err)
+		}
+	})
+	return "http://" + ln.Addr().String()
 }
 
 // run executes the real command tree in-process, as main does.

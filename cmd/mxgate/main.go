@@ -23,6 +23,6 @@ func newRootCmd() *cobra.Command {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.AddCommand(newServeCmd(), newQuarantineCmd(), newListsCmd(), newLogCmd())
+	root.AddCommand(newServeCmd(), newQuarantineCmd(), newListsCmd(), newLogCmd(), newClusterCmd())
 	return root
 }

@@ -22,6 +22,8 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/mxgate/mxgate/admin"
+	"github.com/mxgate/mxgate/cluster"
+	"github.com/mxgate/mxgate/cluster/vrrp"
 	"github.com/mxgate/mxgate/config"
 	"github.com/mxgate/mxgate/deliver"
 	"github.com/mxgate/mxgate/lists"
@@ -107,9 +109,6 @@ func serve(ctx context.Context, cfg config.Config) error {
 	if cfg.Store.Redis != "" {
 		return errors.New("store.redis: the Redis store is not available yet in this build; leave it empty for the embedded store")
 	}
-	if cfg.Cluster.Enabled {
-		return errors.New("cluster.enabled: clustering is not available yet in this build")
-	}
 	for _, e := range []struct{ key, val string }{{"scanner.clamd", cfg.Scanner.Clamd}, {"scanner.rspamd", cfg.Scanner.Rspamd}, {"scanner.spamd", cfg.Scanner.Spamd}} {
 		if e.val != "" {
 			return fmt.Errorf("%s: external engines are not available yet in this build; leave it empty", e.key)
@@ -175,6 +174,13 @@ func serve(ctx context.Context, cfg config.Config) error {
 		return err
 	}
 
+	var node *cluster.Node
+	if cfg.Cluster.Enabled {
+		if node, err = cluster.New(clusterOptions(cfg, log, reg)); err != nil {
+			return fmt.Errorf("cluster: %w", err)
+		}
+	}
+
 	started := time.Now()
 	var adm *admin.Server
 	if cfg.Admin.Listen != "" {
@@ -187,10 +193,15 @@ func serve(ctx context.Context, cfg config.Config) error {
 			Release:    releaser(down, cfg.Node.ID),
 			Gatherer:   reg,
 			Health:     healthCheck(st, down),
+			Cluster:    clusterStatus(node),
 			Status: func() any {
 				busy, queued := pool.Stats()
+				role := "single"
+				if node != nil {
+					role = node.Status().State
+				}
 				return map[string]any{
-					"node": cfg.Node.ID, "role": "single", "started": started.UTC(),
+					"node": cfg.Node.ID, "role": role, "started": started.UTC(),
 					"uptime":       time.Since(started).Round(time.Second).String(),
 					"scanner_busy": busy, "scanner_queued": queued, "lists": listCache.Set().Len(),
 				}
@@ -203,7 +214,16 @@ func serve(ctx context.Context, cfg config.Config) error {
 		}
 	}
 
+	// The listeners come first: they bind the VIP before it is held
+	// (IP_FREEBIND), so SMTP answers the moment this node becomes master.
 	if err := front.Start(); err != nil {
+		return err
+	}
+	stopNode, err := runNode(node, log)
+	if err != nil {
+		drainCtx, cancel := context.WithTimeout(context.Background(), cfg.SMTP.DrainTimeout.Duration)
+		front.Shutdown(drainCtx)
+		cancel()
 		return err
 	}
 	// Every goroutine below is owned here and ends with runCtx.
@@ -228,6 +248,20 @@ func serve(ctx context.Context, cfg config.Config) error {
 	select {
 	case <-ctx.Done():
 	case runErr = <-errc:
+	case runErr = <-stopNode.failed:
+	}
+	// A master hands over first (priority 0: the backups take over after
+	// Skew_Time, not three intervals) and lets go of the VIP; sessions
+	// already open then finish within the drain timeout.
+	stopNode.stop()
+	if node != nil {
+		// Sessions on the VIP now have their clients' packets delivered
+		// to the new master; they finish what they are doing, but waiting
+		// for their clients would only hold up the stop.
+		vip, _ := netip.ParsePrefix(cfg.Cluster.VIP)
+		if n := front.Orphan(vip.Addr(), orphanGrace); n > 0 {
+			log.Info("sessions on the released VIP wait at most "+orphanGrace.String()+" for their clients", "sessions", n)
+		}
 	}
 	log.Info("stopping: draining sessions", "drain_timeout", cfg.SMTP.DrainTimeout.Duration)
 	drainCtx, cancel := context.WithTimeout(context.Background(), cfg.SMTP.DrainTimeout.Duration)
@@ -237,6 +271,84 @@ func serve(ctx context.Context, cfg config.Config) error {
 	wg.Wait()
 	log.Info("stopped")
 	return runErr
+}
+
+// orphanGrace is how long a session on a released VIP may wait for its
+// client: one whose ARP cache has not moved yet answers within it.
+const orphanGrace = 2 * time.Second
+
+// nodeRunner owns the cluster node's goroutine.
+type nodeRunner struct {
+	failed <-chan error // the node stopped by itself (nil channel without a cluster)
+	stop   func()       // hand over and wait for the node to end
+}
+
+// runNode starts the VRRP node and waits until it listens for adverts. A
+// node that cannot open its socket or find its interface fails the start.
+func runNode(node *cluster.Node, log *slog.Logger) (nodeRunner, error) {
+	if node == nil {
+		return nodeRunner{stop: func() {}}, nil
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- node.Run(ctx) }()
+	select {
+	case <-node.Ready():
+	case err := <-done:
+		cancel()
+		return nodeRunner{}, fmt.Errorf("cluster: %w", err)
+	}
+	failed := make(chan error, 1)
+	ended := make(chan struct{})
+	go func() {
+		defer close(ended)
+		if err := <-done; err != nil && ctx.Err() == nil {
+			log.Error("cluster node stopped", "err", err)
+			failed <- fmt.Errorf("cluster: %w", err)
+		}
+	}()
+	return nodeRunner{failed: failed, stop: func() { cancel(); <-ended }}, nil
+}
+
+func clusterOptions(cfg config.Config, log *slog.Logger, reg prometheus.Registerer) cluster.Options {
+	cl := cfg.Cluster
+	// Validate has checked every value; parsing again cannot fail.
+	vip, _ := netip.ParsePrefix(cl.VIP)
+	o := cluster.Options{
+		Interface:    cl.Interface,
+		VRID:         uint8(cl.VRID),
+		VIP:          vip,
+		Priority:     uint8(cl.Priority),
+		Interval:     cl.AdvertInterval.Duration,
+		Preempt:      cl.Preempt,
+		PreemptDelay: cl.PreemptDelay.Duration,
+		Checksum:     vrrp.ChecksumPseudoHeader,
+		GARPRepeat:   cl.GARPRepeat,
+		GARPRefresh:  cl.GARPRefresh.Duration,
+		Notify:       cl.Notify,
+		NodeID:       cfg.Node.ID,
+		Logger:       log,
+		Registerer:   reg,
+	}
+	if cl.Checksum == "message" {
+		o.Checksum = vrrp.ChecksumMessageOnly
+	}
+	if cl.Source != "" {
+		o.Source, _ = netip.ParseAddr(cl.Source)
+	}
+	for _, p := range cl.UnicastPeers {
+		a, _ := netip.ParseAddr(p)
+		o.UnicastPeers = append(o.UnicastPeers, a)
+	}
+	return o
+}
+
+// clusterStatus serves GET /api/v1/cluster; nil (404) on a single node.
+func clusterStatus(node *cluster.Node) func() any {
+	if node == nil {
+		return nil
+	}
+	return func() any { return node.Status() }
 }
 
 func scannerOptions(cfg config.Config) scanner.Options {

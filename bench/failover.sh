@@ -1,0 +1,572 @@
+#!/usr/bin/env bash
+# bench/failover.sh - VRRP failover as an SMTP client sees it: mxgate and
+# keepalived side by side in the same namespace lab. Writes
+# bench/results/failover.md. See bench/README.md ("Failover").
+#
+# Lab (all names mxb<pid>-*, nothing outside these namespaces is touched):
+#   mxb<pid>-sw  switch namespace, bridge mxbbr<pid> (no STP, no IGMP snooping)
+#   mxb<pid>-hI  node I=1..3 at 198.18.0.(10+I)/24 on eth0, priorities 200/100/50
+#   mxb<pid>-c   client 198.18.0.250/24; VIP 198.18.0.100/24, VRID 51, VRRPv3
+# The client dials VIP:25 every 10 ms (200 ms timeout, dials overlap) and logs
+# which node's banner answered ("220 n1.lab.test ..."); keepalived nodes get a
+# stand-in banner server on 0.0.0.0:25 with the same names.
+#
+# For each implementation × advert interval × scenario, RUNS times:
+#   settle (n1 master, 3 adverts + 1 s), start the probe, hit n1
+#     kill9:   mxgate: SIGKILL; keepalived: SIGSTOP parent, SIGKILL VRRP child
+#              and parent (no priority-0 advert, the VIP stays on n1)
+#     sigterm: SIGTERM (priority-0 advert, VIP released)
+#   wait for n2 on the VIP, restart n1 (it preempts), wait for n1 again.
+# Numbers per run (ms):
+#   failover = hit -> first banner from another node (the client's outage bound)
+#   gap      = last banner from n1 -> first banner from another node
+#   daemon   = hit -> the new master's notify hook ran (the daemon's own view,
+#              plus a fork/exec)
+#   preempt  = n1 restarted -> first banner from n1 again (includes its start)
+#   stall    = longest pause between probe dials (a large one = VM stall, not VRRP)
+#
+# usage: sudo bench/failover.sh
+#   knobs (environment): RUNS=5  ADVERTS="1 0.1"  SCENARIOS="kill9 sigterm"
+#   IMPLS="mxgate keepalived"  QUICK=1 (RUNS=3 ADVERTS=0.1: about a minute)
+#   BIN=path/to/mxgate (default: build from this checkout)  KEEP=1 (keep the
+#   work dir)  OUT=bench/results/failover.md  GO=go
+set -euo pipefail
+export LC_ALL=C
+export PATH="$PATH:/usr/sbin:/sbin:/usr/local/go/bin"
+
+QUICK=${QUICK:-0}
+if [ "$QUICK" = 1 ]; then RUNS=${RUNS:-3}; ADVERTS=${ADVERTS:-0.1}; fi
+RUNS=${RUNS:-5}
+ADVERTS=${ADVERTS:-"1 0.1"}
+SCENARIOS=${SCENARIOS:-"kill9 sigterm"}
+IMPLS=${IMPLS:-"mxgate keepalived"}
+KEEP=${KEEP:-0}
+HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+TOP=$(cd "$HERE/.." && pwd)
+OUT=${OUT:-$HERE/results/failover.md}
+GO=${GO:-$(command -v go || echo /usr/local/go/bin/go)}
+BIN=${BIN:-}
+
+die() { echo "failover: $*" >&2; exit 1; }
+log() { echo "## $*" >&2; }
+[ "$(id -u)" -eq 0 ] || die "run as root (namespaces, raw sockets, port 25)"
+[[ "$RUNS" =~ ^[1-9][0-9]*$ ]] || die "RUNS must be a positive number"
+for c in ip awk sort; do command -v "$c" >/dev/null || die "$c not found"; done
+case " $IMPLS " in *" keepalived "*) command -v keepalived >/dev/null || die "keepalived not found (apt-get install keepalived, or IMPLS=mxgate)" ;; esac
+
+P=mxb$$
+SW=$P-sw C=$P-c BR=mxbbr$$
+VIP=198.18.0.100
+W=$(mktemp -d "${TMPDIR:-/tmp}/mxgate-failover.XXXXXX")
+declare -A PID=() VPID=()   # node -> pid we started (mxgate / keepalived parent); keepalived VRRP child
+SRV_PIDS=()
+PROBE_PID=
+T_START=$(date +%s)
+
+cleanup() {
+	set +e
+	[ -n "$PROBE_PID" ] && kill -TERM "$PROBE_PID" 2>/dev/null
+	for n in "${!PID[@]}"; do kill -TERM "${PID[$n]}" 2>/dev/null; done
+	for p in "${SRV_PIDS[@]}"; do kill -TERM "$p" 2>/dev/null; done
+	wait 2>/dev/null
+	for ns in $SW $C $P-h1 $P-h2 $P-h3; do
+		[ -e "/run/netns/$ns" ] || continue
+		# whatever still runs in our namespaces is ours (keepalived children)
+		for p in $(ip netns pids "$ns" 2>/dev/null); do kill -KILL "$p" 2>/dev/null; done
+		ip netns del "$ns"
+	done
+	if [ "$KEEP" = 1 ]; then echo "work dir: $W" >&2; else rm -rf "$W"; fi
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+# ---------------------------------------------------------------- tools
+if [ -z "$BIN" ]; then
+	log "building mxgate"
+	(cd "$TOP" && "$GO" build -o "$W/mxgate" ./cmd/mxgate) || die "go build failed"
+	BIN=$W/mxgate
+fi
+[ -x "$BIN" ] || die "no mxgate binary at $BIN"
+
+mkdir -p "$W/probe"
+cat >"$W/probe/go.mod" <<'EOF'
+module failprobe
+
+go 1.22
+EOF
+cat >"$W/probe/main.go" <<'EOF'
+// failprobe: banner server, prober and analyzer for failover measurements.
+//   failprobe serve NAME ADDR          greet every connection with "220 NAME stand-in"
+//   failprobe probe ADDR INTERVAL_MS   dial every interval (200 ms timeout, overlapping);
+//                                      print "start_ns end_ns NAME|ERR" until SIGTERM
+//   failprobe once ADDR                one dial: NAME or ERR
+//   failprobe analyze FILE T0 OLD TEND failover numbers for the event at T0 (dials before TEND)
+package main
+
+import (
+	"bufio"
+	"fmt"
+	"net"
+	"os"
+	"os/signal"
+	"sort"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+)
+
+func dial(addr string) string {
+	c, err := net.DialTimeout("tcp4", addr, 200*time.Millisecond)
+	if err != nil {
+		return "ERR"
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(200 * time.Millisecond))
+	line, err := bufio.NewReader(c).ReadString('\n')
+	if err != nil || !strings.HasPrefix(line, "220 ") {
+		return "ERR"
+	}
+	c.Write([]byte("QUIT\r\n"))
+	f := strings.Fields(line[4:])
+	if len(f) == 0 {
+		return "ERR"
+	}
+	return f[0]
+}
+
+type res struct {
+	start, end int64
+	name       string
+}
+
+func probe(addr string, iv time.Duration) {
+	out := make(chan res, 4096)
+	sig := make(chan os.Signal, 1)
+	signal.Notify(sig, syscall.SIGTERM, syscall.SIGINT)
+	done := make(chan struct{})
+	go func() {
+		w := bufio.NewWriter(os.Stdout)
+		for r := range out {
+			fmt.Fprintf(w, "%d %d %s\n", r.start, r.end, r.name)
+			w.Flush()
+		}
+		close(done)
+	}()
+	t := time.NewTicker(iv)
+	slots := make(chan struct{}, 64)
+	for {
+		select {
+		case <-sig:
+			t.Stop()
+			for i := 0; i < cap(slots); i++ {
+				slots <- struct{}{}
+			}
+			close(out)
+			<-done
+			return
+		case <-t.C:
+			select {
+			case slots <- struct{}{}:
+			default:
+				continue
+			}
+			go func() {
+				defer func() { <-slots }()
+				s := time.Now()
+				n := dial(addr)
+				out <- res{s.UnixNano(), time.Now().UnixNano(), n}
+			}()
+		}
+	}
+}
+
+func serve(name, addr string) {
+	ln, err := net.Listen("tcp4", addr)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	for {
+		c, err := ln.Accept()
+		if err != nil {
+			continue
+		}
+		go func() {
+			defer c.Close()
+			c.SetDeadline(time.Now().Add(2 * time.Second))
+			fmt.Fprintf(c, "220 %s stand-in\r\n", name)
+			bufio.NewReader(c).ReadString('\n')
+		}()
+	}
+}
+
+func analyze(file string, t0, tend int64, old string) {
+	f, err := os.Open(file)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	defer f.Close()
+	var rs []res
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		p := strings.Fields(sc.Text())
+		if len(p) != 3 {
+			continue
+		}
+		s, _ := strconv.ParseInt(p[0], 10, 64)
+		e, _ := strconv.ParseInt(p[1], 10, 64)
+		if tend > 0 && s >= tend {
+			continue
+		}
+		rs = append(rs, res{s, e, p[2]})
+	}
+	sort.Slice(rs, func(i, j int) bool { return rs[i].end < rs[j].end })
+	var starts []int64
+	for _, r := range rs {
+		if r.start >= t0 {
+			starts = append(starts, r.start)
+		}
+	}
+	sort.Slice(starts, func(i, j int) bool { return starts[i] < starts[j] })
+	stall := int64(0)
+	for i := 1; i < len(starts); i++ {
+		stall = max(stall, starts[i]-starts[i-1])
+	}
+	first, lastOld, newName := int64(-1), int64(-1), "-"
+	for _, r := range rs {
+		if r.name == "ERR" {
+			continue
+		}
+		if r.name == old {
+			if first < 0 {
+				lastOld = r.end
+			}
+			continue
+		}
+		if r.start >= t0 && first < 0 {
+			first, newName = r.end, r.name
+		}
+	}
+	ms := func(v int64) string {
+		if v < 0 {
+			return "NA"
+		}
+		return fmt.Sprintf("%.0f", float64(v)/1e6)
+	}
+	fo, gap := int64(-1), int64(-1)
+	if first >= 0 {
+		fo = first - t0
+		if lastOld >= 0 {
+			gap = first - lastOld
+		}
+	}
+	fmt.Printf("failover=%s gap=%s new=%s stall=%s\n", ms(fo), ms(gap), newName, ms(stall))
+}
+
+func main() {
+	if len(os.Args) < 3 {
+		fmt.Fprintln(os.Stderr, "usage: failprobe serve|probe|once|analyze ...")
+		os.Exit(2)
+	}
+	switch os.Args[1] {
+	case "serve":
+		serve(os.Args[2], os.Args[3])
+	case "probe":
+		iv, _ := strconv.Atoi(os.Args[3])
+		probe(os.Args[2], time.Duration(iv)*time.Millisecond)
+	case "once":
+		fmt.Println(dial(os.Args[2]))
+	case "analyze":
+		t0, _ := strconv.ParseInt(os.Args[3], 10, 64)
+		tend, _ := strconv.ParseInt(os.Args[5], 10, 64)
+		analyze(os.Args[2], t0, tend, os.Args[4])
+	}
+}
+EOF
+log "building the probe"
+(cd "$W/probe" && GOFLAGS=-mod=mod "$GO" build -o "$W/failprobe" .) || die "probe build failed"
+PROBE=$W/failprobe
+
+# ---------------------------------------------------------------- lab
+# (processes put in the background are started with "ip netns exec" itself,
+# never through a function: $! must be the program's pid, ip execs it)
+in_ns() { local ns=$1; shift; ip netns exec "$ns" "$@"; }
+attach() { # ns port ip mac
+	local ns=$1 port=$2 addr=$3 mac=$4
+	ip netns add "$ns"
+	ip -n "$ns" link set lo up
+	ip -n "$SW" link add "$port" type veth peer name eth0 netns "$ns"
+	ip -n "$SW" link set "$port" master "$BR" up
+	ip -n "$ns" link set eth0 address "$mac"
+	ip -n "$ns" addr add "$addr/24" dev eth0
+	in_ns "$ns" sysctl -qw net.ipv4.conf.all.rp_filter=0 net.ipv4.conf.default.rp_filter=0 \
+		net.ipv4.conf.eth0.rp_filter=0 net.ipv4.conf.all.arp_ignore=0 net.ipv4.conf.all.arp_announce=0
+	ip -n "$ns" link set eth0 up
+}
+wait_up() { # ns dev: "link set up" returns before a veth carries frames
+	local i
+	for i in $(seq 500); do
+		ip -n "$1" -o link show "$2" | grep -q 'state UP' && return 0
+		sleep 0.01
+	done
+	die "$1/$2 never came up"
+}
+log "lab $P"
+ip netns add "$SW"
+ip -n "$SW" link set lo up
+ip -n "$SW" link add "$BR" type bridge stp_state 0 forward_delay 0 mcast_snooping 0
+ip -n "$SW" link set "$BR" up
+for i in 1 2 3; do attach "$P-h$i" "v-h$i" "198.18.0.$((10 + i))" "02:6d:62:00:00:0$i"; done
+attach "$C" v-c 198.18.0.250 02:6d:62:00:00:fa
+for i in 1 2 3; do wait_up "$P-h$i" eth0; done
+wait_up "$C" eth0
+
+# ---------------------------------------------------------------- nodes
+prio() { case $1 in 1) echo 200 ;; 2) echo 100 ;; *) echo 50 ;; esac; }
+now() { date +%s%N; }
+NOTIFY_LOG=$W/notify.log
+: >"$NOTIFY_LOG"
+
+write_mxgate() { # node advert_s
+	local i=$1 adv=$2 d=$W/mx-h$1
+	mkdir -p "$d"
+	cat >"$d/notify" <<EOF
+#!/bin/sh
+echo "\$(date +%s%N) $i \$1" >> $NOTIFY_LOG
+EOF
+	chmod 700 "$d/notify"
+	cat >"$d/mxgate.yaml" <<EOF
+node: {id: n$i, data_dir: $d/data, log_level: info}
+smtp:
+  listen: ["$VIP:25", "198.18.0.$((10 + i)):25"]
+  hostname: n$i.lab.test
+  accept_domains: [lab.test]
+  drain_timeout: 2s
+downstream: {address: "198.18.0.250:2526"}
+admin: {listen: "127.0.0.1:8025"}
+cluster:
+  enabled: true
+  interface: eth0
+  vrid: 51
+  vip: $VIP/24
+  priority: $(prio "$i")
+  advert_interval: ${adv}s
+  preempt: true
+  notify: $d/notify
+  secret: bench
+EOF
+}
+
+write_keepalived() { # node advert_s
+	local i=$1 adv=$2 d=$W/ka-h$1
+	mkdir -p "$d"
+	cat >"$d/notify" <<EOF
+#!/bin/sh
+echo "\$(date +%s%N) $i \$3" >> $NOTIFY_LOG
+EOF
+	chmod 700 "$d/notify"
+	cat >"$d/keepalived.conf" <<EOF
+global_defs {
+  router_id mxb-h$i
+  vrrp_version 3
+  enable_script_security
+  script_user root
+}
+vrrp_instance VI_1 {
+  state BACKUP
+  interface eth0
+  virtual_router_id 51
+  priority $(prio "$i")
+  advert_int $adv
+  virtual_ipaddress {
+    $VIP/24 dev eth0
+  }
+  notify $d/notify
+}
+EOF
+}
+
+start_node() { # impl node
+	local impl=$1 i=$2
+	if [ "$impl" = mxgate ]; then
+		ip netns exec "$P-h$i" "$BIN" serve -c "$W/mx-h$i/mxgate.yaml" >>"$W/mx-h$i/log" 2>&1 &
+		PID[$i]=$!
+	else
+		local d=$W/ka-h$i
+		rm -f "$d/vrrp.pid"
+		ip netns exec "$P-h$i" keepalived -n -l -D -P -B -f "$d/keepalived.conf" -p "$d/pid" -r "$d/vrrp.pid" \
+			-c "$d/chk.pid" -b "$d/bfd.pid" >>"$d/log" 2>&1 &
+		PID[$i]=$!
+		local k
+		for k in $(seq 250); do [ -s "$d/vrrp.pid" ] && break; sleep 0.02; done
+		VPID[$i]=$(cat "$d/vrrp.pid" 2>/dev/null || true)
+	fi
+}
+
+# hit_node impl node kill9|sigterm: sets T0 (the moment of the hit) and waits
+# until the process we started has ended.
+hit_node() {
+	local impl=$1 i=$2 how=$3 p=${PID[$2]}
+	if [ "$how" = kill9 ]; then
+		if [ "$impl" = keepalived ]; then
+			kill -STOP "$p"  # so the parent neither respawns nor cleans up
+			T0=$(now)
+			kill -KILL "${VPID[$i]}" 2>/dev/null || true
+		else
+			T0=$(now)
+		fi
+		kill -KILL "$p"
+	else
+		T0=$(now)
+		kill -TERM "$p"
+	fi
+	wait "$p" 2>/dev/null || true
+	unset "PID[$i]"
+}
+
+stop_all() {
+	local i
+	for i in "${!PID[@]}"; do kill -TERM "${PID[$i]}" 2>/dev/null || true; done
+	for i in "${!PID[@]}"; do wait "${PID[$i]}" 2>/dev/null || true; unset "PID[$i]"; done
+}
+
+answer() { in_ns "$C" "$PROBE" once "$VIP:25"; }
+wait_answer() { # name timeout_s
+	local deadline=$(($(date +%s) + $2))
+	while [ "$(date +%s)" -le "$deadline" ]; do
+		[ "$(answer)" = "$1" ] && return 0
+		sleep 0.05
+	done
+	return 1
+}
+wait_probe() { # file name since_ns timeout_s: the probe log shows name answering after since
+	local deadline=$(($(date +%s) + $4))
+	while [ "$(date +%s)" -le "$deadline" ]; do
+		awk -v t="$3" -v n="$2" '$1>=t && $3==n {f=1; exit} END {exit !f}' "$1" && return 0
+		sleep 0.02
+	done
+	return 1
+}
+first_notify() { # t0 node -> ms until that node's hook reported master, or NA
+	awk -v t0="$1" -v n="$2" '$1>=t0 && $2==n && tolower($3)=="master" {printf "%.0f\n", ($1-t0)/1e6; f=1; exit} END {if (!f) print "NA"}' "$NOTIFY_LOG"
+}
+
+RAW=$W/raw.txt
+: >"$RAW"
+for impl in $IMPLS; do
+	if [ "$impl" = keepalived ]; then
+		for i in 1 2 3; do
+			ip netns exec "$P-h$i" "$PROBE" serve "n$i.lab.test" 0.0.0.0:25 &
+			SRV_PIDS+=($!)
+		done
+	fi
+	for adv in $ADVERTS; do
+		log "$impl, adverts every ${adv}s"
+		for i in 1 2 3; do "write_$impl" "$i" "$adv"; done
+		for i in 1 2 3; do start_node "$impl" "$i"; done
+		settle=$(awk -v a="$adv" 'BEGIN {print 3 * a + 1}')
+		limit=$(awk -v a="$adv" 'BEGIN {print int(6 * a) + 5}')
+		wait_answer n1.lab.test "$limit" || die "$impl: n1 never answered on the VIP (logs in $W)"
+		for sc in $SCENARIOS; do
+			for r in $(seq "$RUNS"); do
+				wait_answer n1.lab.test "$limit" || die "$impl: n1 not back on the VIP before run $r"
+				sleep "$settle"
+				f=$W/probe-$impl-$adv-$sc-$r.txt
+				ip netns exec "$C" "$PROBE" probe "$VIP:25" 10 >"$f" &
+				PROBE_PID=$!
+				sleep 0.3
+				hit_node "$impl" 1 "$sc"
+				FT0=$T0
+				wait_probe "$f" n2.lab.test "$FT0" "$limit" || log "WARN: no takeover by n2 seen ($impl $adv $sc $r)"
+				sleep 0.2
+				PT0=$(now)
+				start_node "$impl" 1
+				wait_probe "$f" n1.lab.test "$PT0" "$limit" || log "WARN: n1 did not take the VIP back ($impl $adv $sc $r)"
+				sleep 0.2
+				kill -TERM "$PROBE_PID"
+				wait "$PROBE_PID" 2>/dev/null || true
+				PROBE_PID=
+				fo=$("$PROBE" analyze "$f" "$FT0" n1.lab.test "$PT0")
+				pr=$("$PROBE" analyze "$f" "$PT0" n2.lab.test 0 | sed -n 's/^failover=\([0-9NA]*\).*/\1/p')
+				line="impl=$impl adv=$adv sc=$sc run=$r $fo daemon=$(first_notify "$FT0" 2) preempt=$pr"
+				echo "$line" >>"$RAW"
+				log "$line"
+			done
+		done
+		stop_all
+		sleep 0.5
+	done
+	if [ ${#SRV_PIDS[@]} -gt 0 ]; then
+		for p in "${SRV_PIDS[@]}"; do kill -TERM "$p" 2>/dev/null || true; wait "$p" 2>/dev/null || true; done
+		SRV_PIDS=()
+	fi
+done
+
+# ---------------------------------------------------------------- results
+med() { # values on stdin (NA ignored) -> "median (min-max)"
+	grep -E '^[0-9]+$' | sort -n | awk '{a[NR] = $1} END {
+		if (NR == 0) { print "NA"; exit }
+		m = (NR % 2) ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2
+		printf "%.0f (%d–%d)\n", m, a[1], a[NR] }'
+}
+field() { sed -n "s/.* $1=\\([^ ]*\\).*/\\1/p"; }
+expect() { # adv sc -> the RFC 5798 expectation for the priority-100 backup, ms
+	awk -v a="$1" -v s="$2" 'BEGIN {
+		skew = (256 - 100) * a / 256
+		if (s == "sigterm") printf "Skew_Time %.0f", skew * 1000
+		else printf "Master_Down_Interval %.0f", (3 * a + skew) * 1000 }'
+}
+ka_version() {
+	local v
+	v=$(keepalived -v 2>&1 | sed -n 1p) || true
+	echo "${v:--}"
+}
+T_END=$(date +%s)
+mkdir -p "$(dirname "$OUT")"
+{
+	echo "# mxgate VRRP failover benchmark"
+	echo
+	echo 'Produced by `bench/failover.sh` (see [bench/README.md](../README.md)); overwritten on every run.'
+	echo
+	echo "| | |"
+	echo "|---|---|"
+	echo "| date | $(date -u '+%Y-%m-%d %H:%M UTC') |"
+	echo "| machine | $(nproc) CPU, kernel $(uname -r) |"
+	echo "| mxgate | $( (cd "$TOP" && git rev-parse --short HEAD 2>/dev/null) || echo '?')$( (cd "$TOP" && git diff --quiet HEAD 2>/dev/null) || echo ' + uncommitted changes') |"
+	echo "| keepalived | $(ka_version) |"
+	echo "| setup | 3 nodes (priority 200/100/50, preempt), VRRPv3 multicast, VIP $VIP; client dials VIP:25 every 10 ms; $RUNS runs per row |"
+	echo "| runtime | $(((T_END - T_START) / 60))m$(((T_END - T_START) % 60))s |"
+	echo
+	echo "Median (min–max) in ms. failover: hit → first banner from the new master;"
+	echo "gap: last banner from the old master → first from the new; daemon: hit → the"
+	echo "new master's notify hook; preempt: old master restarted → it answers again"
+	echo "(includes its process start)."
+	echo
+	echo "| implementation | advert | scenario | expected | failover | gap | daemon | preempt | runs |"
+	echo "|---|---:|---|---|---:|---:|---:|---:|---:|"
+	for adv in $ADVERTS; do
+		for sc in $SCENARIOS; do
+			for impl in $IMPLS; do
+				sel=$(grep "^impl=$impl adv=$adv sc=$sc " "$RAW" || true)
+				[ -n "$sel" ] || continue
+				ok=$(echo "$sel" | field failover | grep -cE '^[0-9]+$' || true)
+				printf '| %s | %ss | %s | %s | %s | %s | %s | %s | %s/%s |\n' "$impl" "$adv" "$sc" "$(expect "$adv" "$sc")" \
+					"$(echo "$sel" | field failover | med)" "$(echo "$sel" | field gap | med)" \
+					"$(echo "$sel" | field daemon | med)" "$(echo "$sel" | field preempt | med)" "$ok" "$RUNS"
+			done
+		done
+	done
+	echo
+	echo "Spec target: a backup answers on the VIP within Master_Down_Interval + 100 ms."
+	echo "A run with a large stall (probe pause) was disturbed by the machine, not by VRRP."
+	echo
+	echo "## Raw runs"
+	echo
+	echo '```'
+	cat "$RAW"
+	echo '```'
+} >"$OUT"
+log "results in $OUT"
+cat "$OUT"

@@ -1,0 +1,104 @@
+package main
+
+import (
+	"fmt"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/mxgate/mxgate/cluster"
+)
+
+func newClusterCmd() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "cluster",
+		Short: "Show the node's VRRP cluster state",
+		Long: `Show a node's VRRP state through its admin API. Every node answers for
+itself: --admin names the node (env MXGATE_ADMIN, default ` + defaultAdminURL + `).`,
+		Example: "  mxgate cluster status --json",
+		RunE:    groupRun,
+	}
+	adminFlags(cmd)
+	cmd.AddCommand(newClusterStatusCmd())
+	return cmd
+}
+
+func newClusterStatusCmd() *cobra.Command {
+	var asJSON bool
+	cmd := &cobra.Command{
+		Use:   "status [--json]",
+		Short: "This node's VRRP state, master, timers and advert counters",
+		Long: `Show the VRRP state of the node behind --admin: its state (master, backup,
+init), priority, the master it hears (address, priority, advert interval),
+Master_Down_Interval, how long it has been in its state, whether it holds the
+VIP, and the adverts sent, received and dropped (by reason: ttl, checksum,
+vrid, version, type, short, addr_count, interval, own_address, source,
+family). Ask each node's own admin API to compare them.`,
+		Example: `  mxgate cluster status
+  mxgate cluster status --admin http://198.18.0.12:8025 --json`,
+		Args: noArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			c, err := adminClient(cmd)
+			if err != nil {
+				return err
+			}
+			var st cluster.Status
+			if err := c.ClusterStatus(cmd.Context(), &st); err != nil {
+				return apiError(err)
+			}
+			out := cmd.OutOrStdout()
+			if asJSON {
+				return printJSON(out, st)
+			}
+			tw := newTable(out)
+			row := func(k, v string) { fmt.Fprintf(tw, "%s\t%s\n", k, v) }
+			row("NODE", clean(st.Node))
+			row("STATE", fmt.Sprintf("%s for %s (since %s)", clean(st.State), time.Since(st.Since).Round(time.Millisecond), when(st.Since)))
+			row("PRIORITY", fmt.Sprintf("%d (preempt %s)", st.Priority, onOff(st.Preempt)))
+			row("VRID", fmt.Sprint(st.VRID))
+			vip := "not held"
+			if st.VIPHeld {
+				vip = "held"
+			}
+			row("VIP", fmt.Sprintf("%s on %s, %s", clean(st.VIP), clean(st.Interface), vip))
+			row("SOURCE", fmt.Sprintf("%s (%s)", clean(st.Source), clean(st.Mode)))
+			master := "none heard"
+			if st.MasterAddr != "" {
+				master = fmt.Sprintf("%s priority %d", clean(st.MasterAddr), st.MasterPriority)
+			}
+			row("MASTER", master)
+			row("ADVERT INTERVAL", fmt.Sprintf("%s (master's %s, master down after %s)", clean(st.AdvertInterval), clean(st.MasterInterval), clean(st.MasterDown)))
+			row("ADVERTS", fmt.Sprintf("sent %d, received %d, dropped %s", st.AdvertsSent, st.AdvertsRecv, drops(st.Dropped)))
+			row("TRANSITIONS", fmt.Sprint(st.Transitions))
+			return tw.Flush()
+		},
+	}
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print the status as JSON")
+	return cmd
+}
+
+func onOff(b bool) string {
+	if b {
+		return "on"
+	}
+	return "off"
+}
+
+// drops lists the non-zero drop counters by reason, in a stable order.
+func drops(m map[string]uint64) string {
+	var total uint64
+	var parts []string
+	for r, n := range m {
+		if n > 0 {
+			total += n
+			parts = append(parts, fmt.Sprintf("%s=%d", clean(r), n))
+		}
+	}
+	if total == 0 {
+		return "0"
+	}
+	sort.Strings(parts)
+	return fmt.Sprintf("%d (%s)", total, strings.Join(parts, " "))
+}
