@@ -4,7 +4,7 @@ BIN     := bin/mxgate
 PKGS    := ./...
 FUZZTIME ?= 10s
 # Debian packages the tests drive as real peers.
-TEST_DEBS := postfix swaks keepalived iproute2
+TEST_DEBS := postfix swaks keepalived iproute2 redis-server
 
 .PHONY: all build run test unit fuzz bench check deps clean
 
@@ -35,6 +35,7 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzSession$$' -fuzztime $(FUZZTIME) ./smtpfront
 	$(GO) test -run '^$$' -fuzz '^FuzzDotStuffer$$' -fuzztime $(FUZZTIME) ./deliver
 	$(GO) test -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(FUZZTIME) ./cluster/vrrp
+	$(GO) test -run '^$$' -fuzz '^FuzzEnvelope$$' -fuzztime $(FUZZTIME) ./peer
 
 # Needs root (Postfix, smtp-sink -u, network namespaces) and
 # ../shared/bench/smtp-anchors.sh. Results: bench/results/*.md.
@@ -43,6 +44,7 @@ bench: deps build
 		{ apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq haproxy >/dev/null; }
 	BUILD=1 ./bench/run.sh
 	BIN=$(BIN) ./bench/failover.sh
+	./bench/cluster.sh
 
 # What CI keeps honest besides the tests.
 check:

@@ -13,6 +13,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/mxgate/mxgate/clusterconf"
 	"github.com/mxgate/mxgate/lists"
 	"github.com/mxgate/mxgate/msglog"
 	"github.com/mxgate/mxgate/quarantine"
@@ -158,6 +159,47 @@ func (c *Client) Log(ctx context.Context, q LogQuery) ([]msglog.Record, error) {
 // ClusterStatus decodes the node's VRRP status into out.
 func (c *Client) ClusterStatus(ctx context.Context, out any) error {
 	return c.call(ctx, http.MethodGet, "/api/v1/cluster", nil, nil, out)
+}
+
+// Config returns the current cluster-wide configuration.
+func (c *Client) Config(ctx context.Context) (clusterconf.Revision, error) {
+	var rev clusterconf.Revision
+	err := c.call(ctx, http.MethodGet, "/api/v1/config", nil, nil, &rev)
+	return rev, err
+}
+
+// SetConfig stores new cluster-wide settings as the next revision.
+func (c *Client) SetConfig(ctx context.Context, req ConfigRequest) (clusterconf.Revision, error) {
+	var rev clusterconf.Revision
+	err := c.call(ctx, http.MethodPut, "/api/v1/config", nil, req, &rev)
+	return rev, err
+}
+
+// PushConfig announces the current revision again to every node.
+func (c *Client) PushConfig(ctx context.Context) (PushResult, error) {
+	var res PushResult
+	err := c.call(ctx, http.MethodPost, "/api/v1/config/push", nil, nil, &res)
+	return res, err
+}
+
+// ConfigHistory lists revisions newest first; limit 0 = 20.
+func (c *Client) ConfigHistory(ctx context.Context, limit int) ([]clusterconf.Revision, error) {
+	q := url.Values{}
+	if limit > 0 {
+		q.Set("limit", strconv.Itoa(limit))
+	}
+	var revs []clusterconf.Revision
+	err := c.call(ctx, http.MethodGet, "/api/v1/config/history", q, nil, &revs)
+	return revs, err
+}
+
+// Report returns the report of day (YYYY-MM-DD; "" = yesterday, UTC).
+func (c *Client) Report(ctx context.Context, day string) (ReportResult, error) {
+	q := url.Values{}
+	set(q, "day", day)
+	var res ReportResult
+	err := c.call(ctx, http.MethodGet, "/api/v1/report", q, nil, &res)
+	return res, err
 }
 
 func set(v url.Values, k, s string) {

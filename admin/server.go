@@ -28,9 +28,11 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/mxgate/mxgate/clusterconf"
 	"github.com/mxgate/mxgate/lists"
 	"github.com/mxgate/mxgate/msglog"
 	"github.com/mxgate/mxgate/quarantine"
+	"github.com/mxgate/mxgate/report"
 )
 
 // Options configures a Server.
@@ -55,6 +57,11 @@ type Options struct {
 	// Status is shown on the status page as indented JSON (cluster role,
 	// members, load ...); nil = nothing shown.
 	Status func() any
+	// Config is the cluster-wide configuration (GET/PUT /api/v1/config,
+	// push, history); nil = 404.
+	Config clusterconf.Store
+	// Reports holds the daily reports (GET /api/v1/report); nil = 404.
+	Reports report.Store
 	// Cluster reports the node's VRRP state for GET /api/v1/cluster
 	// (`mxgate cluster status`); nil = 404, clustering is off.
 	Cluster func() any
@@ -115,6 +122,11 @@ func New(o Options) (*Server, error) {
 	mux.HandleFunc("DELETE /api/v1/lists", s.listsRemove)
 	mux.HandleFunc("GET /api/v1/log", s.logSearch)
 	mux.HandleFunc("GET /api/v1/cluster", s.clusterStatus)
+	mux.HandleFunc("GET /api/v1/config", s.configGet)
+	mux.HandleFunc("PUT /api/v1/config", s.configPut)
+	mux.HandleFunc("POST /api/v1/config/push", s.configPush)
+	mux.HandleFunc("GET /api/v1/config/history", s.configHistory)
+	mux.HandleFunc("GET /api/v1/report", s.reportGet)
 	mux.HandleFunc("/api/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, fmt.Sprintf("no API route %s %s", r.Method, r.URL.Path))
 	})

@@ -355,7 +355,7 @@ cluster:
   advert_interval: ${adv}s
   preempt: true
   notify: $d/notify
-  secret: bench
+  secret: bench-secret-bench-secret
 EOF
 }
 

@@ -139,6 +139,10 @@ type Scanner struct {
 	MaxMIMEDepth int `yaml:"max_mime_depth" json:"max_mime_depth"`
 	// MaxMIMEParts is the most MIME parts walked; more is malformed.
 	MaxMIMEParts int `yaml:"max_mime_parts" json:"max_mime_parts"`
+	// SimulatedDelay is added to every scan, holding its worker like a
+	// remote engine would: for benchmarks and tests of a cluster whose
+	// scanning is mostly waiting. 0 in production.
+	SimulatedDelay Duration `yaml:"simulated_delay" json:"simulated_delay"`
 }
 
 // Thresholds turn the score into an action.
@@ -232,6 +236,19 @@ type Cluster struct {
 	PeerListen string `yaml:"peer_listen" json:"peer_listen"`
 	// Secret authenticates the peer API; the same on every node.
 	Secret string `yaml:"secret" json:"secret"`
+	// MembershipTTL is how long a node's heartbeat in the shared store
+	// counts; a node that stops is out of the dispatch within 2 × TTL.
+	MembershipTTL Duration `yaml:"membership_ttl" json:"membership_ttl"`
+	// Peers are the other nodes' peer APIs, used for scanning while the
+	// shared store (and with it the live membership) cannot be read.
+	Peers []Peer `yaml:"peers" json:"peers"`
+}
+
+// Peer is another node's peer scan API, known from the node file.
+type Peer struct {
+	ID      string `yaml:"id" json:"id"`
+	Address string `yaml:"address" json:"address"` // host:port of its peer_listen
+	Weight  int    `yaml:"weight" json:"weight"`
 }
 
 // Default is the configuration of a single node on loopback with the
@@ -302,6 +319,8 @@ func Default() Config {
 			Mode:           "active-active",
 			Weight:         100,
 			PeerListen:     "0.0.0.0:8026",
+			MembershipTTL:  Duration{3 * time.Second},
+			Peers:          []Peer{},
 		},
 	}
 }

@@ -138,7 +138,7 @@ cluster:
   advert_interval: 100ms
   unicast_peers: [10.0.0.2, 10.0.0.3]
   mode: active-passive
-  secret: s3cret
+  secret: s3cret-s3cret-s3cret
 `
 	c, err := Parse([]byte(in))
 	if err != nil {
@@ -289,6 +289,19 @@ func TestParseErrors(t *testing.T) {
 			"cluster.preempt_delay: must be 0 to 1h, got -1s",
 			"cluster.notify: is blank",
 		}},
+		{"cluster peers", "node: {id: n1}\ncluster: {enabled: true, vip: 10.0.0.1/24, secret: short, membership_ttl: 10ms, peers: [{id: n1, address: x, weight: -1}, {id: n2, address: \"10.0.0.2:8026\"}, {id: n2, address: \"10.0.0.3:8026\"}, {id: n4, adress: \"10.0.0.4:8026\"}, n5]}\n", []string{
+			"cluster.peers[3].adress: unknown key (line 2)",
+			"cluster.peers[4]: want a mapping of keys, got a single value (line 2)",
+		}},
+		{"cluster peer values", "node: {id: n1}\ncluster: {enabled: true, vip: 10.0.0.1/24, secret: short, membership_ttl: 10ms, peers: [{id: n1, address: x, weight: -1}, {id: n2, address: \"10.0.0.2:8026\"}, {id: n2, address: \"10.0.0.3:8026\"}]}\n", []string{
+			"cluster.secret: too short: at least 16 characters",
+			"cluster.membership_ttl: must be 300ms to 5m, got 10ms",
+			`cluster.peers[0].id: "n1" is this node (node.id)`,
+			`cluster.peers[0].address: "x" is not host:port`,
+			"cluster.peers[0].weight: must be 0 or more, got -1",
+			`cluster.peers[2].id: "n2" is listed twice`,
+		}},
+		{"simulated delay", "scanner: {simulated_delay: -1s}\n", []string{"scanner.simulated_delay: must be 0 to 1m, got -1s"}},
 		{"cluster centiseconds", "cluster: {enabled: true, vip: 10.0.0.1/24, advert_interval: 15ms, secret: s}\n", []string{"cluster.advert_interval: must be a whole number of centiseconds"}},
 		{"cluster vip required", "cluster: {enabled: true, vip: \"\", secret: s}\n", []string{"cluster.vip: required when the cluster is enabled"}},
 	}
@@ -334,8 +347,10 @@ func TestValidateAccepts(t *testing.T) {
 		{"tls pair", func(c *Config) { c.SMTP.TLS = TLS{Cert: cert, Key: key, Require: true} }},
 		{"owner priority", func(c *Config) {
 			c.Cluster = Cluster{Enabled: true, Interface: "eth0", VRID: 255, VIP: "198.18.0.1/32", Priority: 255,
-				AdvertInterval: Duration{40950 * time.Millisecond}, Mode: "active-active", PeerListen: ":8026", Secret: "s",
-				Checksum: "message", GARPRepeat: 1, Source: "198.18.0.2", UnicastPeers: []string{"198.18.0.3"}}
+				AdvertInterval: Duration{40950 * time.Millisecond}, Mode: "active-active", PeerListen: ":8026",
+				Checksum: "message", GARPRepeat: 1, Source: "198.18.0.2", UnicastPeers: []string{"198.18.0.3"},
+				Secret: "0123456789abcdef", MembershipTTL: Duration{time.Second},
+				Peers: []Peer{{ID: "n2", Address: "198.18.0.3:8026", Weight: 50}}}
 		}},
 		{"cluster disabled ignores cluster keys", func(c *Config) { c.Cluster = Cluster{VRID: 999, Mode: "?"} }},
 		{"admin with token", func(c *Config) { c.Admin = Admin{Listen: "0.0.0.0:8025", Token: "t"} }},

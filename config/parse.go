@@ -70,48 +70,66 @@ func Parse(data []byte) (Config, error) {
 	c := Default()
 	// Cleared so that it can follow a smtp.hostname set in the file.
 	c.Downstream.Helo = ""
-
-	var root yaml.Node
-	dec := yaml.NewDecoder(bytes.NewReader(data))
-	err := dec.Decode(&root)
-	switch {
-	case errors.Is(err, io.EOF):
-		// An empty file (or only comments) is the default configuration.
-	case err != nil:
-		return Config{}, fmt.Errorf("parse: %w", err)
-	default:
-		var extra yaml.Node
-		if err := dec.Decode(&extra); err == nil {
-			return Config{}, fmt.Errorf("parse: only one YAML document is allowed (second one at line %d)", extra.Line)
-		} else if !errors.Is(err, io.EOF) {
-			return Config{}, fmt.Errorf("parse: %w", err)
-		}
-		doc := &root
-		if doc.Kind == yaml.DocumentNode && len(doc.Content) == 1 {
-			doc = resolve(doc.Content[0])
-		}
-		if !isNull(doc) {
-			if doc.Kind != yaml.MappingNode {
-				return Config{}, fmt.Errorf("parse: the document must be a mapping of sections, got a %s (line %d)", kindName(doc), doc.Line)
-			}
-			if errs := check(doc, reflect.TypeFor[Config](), ""); len(errs) > 0 {
-				return Config{}, errors.Join(errs...)
-			}
-			// check found the shape right; the real decode is yaml.v3's own,
-			// strict as well in case the two ever disagree.
-			strict := yaml.NewDecoder(bytes.NewReader(data))
-			strict.KnownFields(true)
-			if err := strict.Decode(&c); err != nil {
-				return Config{}, fmt.Errorf("parse: %w", err)
-			}
-		}
+	if err := DecodeStrict(data, &c); err != nil && !errors.Is(err, ErrEmptyDocument) {
+		return Config{}, err
 	}
-
 	c.normalize()
 	if err := c.Validate(); err != nil {
 		return Config{}, err
 	}
 	return c, nil
+}
+
+// ErrEmptyDocument is DecodeStrict's answer to a document with nothing in it
+// (or only comments); out is left as it was.
+var ErrEmptyDocument = errors.New("parse: empty document")
+
+// DecodeStrict decodes one YAML (or JSON) document into out, a pointer to a
+// struct whose fields have yaml tags, over the values out already holds.
+// Every unknown or repeated key and every value of the wrong type is an
+// error naming the dotted key and its line, all of them joined. An empty
+// document gives ErrEmptyDocument.
+func DecodeStrict(data []byte, out any) error {
+	t := reflect.TypeOf(out)
+	if t == nil || t.Kind() != reflect.Pointer || t.Elem().Kind() != reflect.Struct {
+		return fmt.Errorf("parse: DecodeStrict needs a pointer to a struct, got %T", out)
+	}
+	var root yaml.Node
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	err := dec.Decode(&root)
+	switch {
+	case errors.Is(err, io.EOF):
+		return ErrEmptyDocument
+	case err != nil:
+		return fmt.Errorf("parse: %w", err)
+	}
+	var extra yaml.Node
+	if err := dec.Decode(&extra); err == nil {
+		return fmt.Errorf("parse: only one YAML document is allowed (second one at line %d)", extra.Line)
+	} else if !errors.Is(err, io.EOF) {
+		return fmt.Errorf("parse: %w", err)
+	}
+	doc := &root
+	if doc.Kind == yaml.DocumentNode && len(doc.Content) == 1 {
+		doc = resolve(doc.Content[0])
+	}
+	if isNull(doc) {
+		return ErrEmptyDocument
+	}
+	if doc.Kind != yaml.MappingNode {
+		return fmt.Errorf("parse: the document must be a mapping of sections, got a %s (line %d)", kindName(doc), doc.Line)
+	}
+	if errs := check(doc, t.Elem(), ""); len(errs) > 0 {
+		return errors.Join(errs...)
+	}
+	// check found the shape right; the real decode is yaml.v3's own,
+	// strict as well in case the two ever disagree.
+	strict := yaml.NewDecoder(bytes.NewReader(data))
+	strict.KnownFields(true)
+	if err := strict.Decode(out); err != nil {
+		return fmt.Errorf("parse: %w", err)
+	}
+	return nil
 }
 
 // normalize puts values in the one form the rest of the program compares
@@ -182,8 +200,64 @@ func check(m *yaml.Node, t reflect.Type, prefix string) []error {
 			errs = append(errs, check(v, ft, key+".")...)
 			continue
 		}
+		if ft.Kind() == reflect.Slice && ft.Elem().Kind() == reflect.Struct && !reflect.PointerTo(ft.Elem()).Implements(unmarshalerType) {
+			errs = append(errs, checkMappings(v, ft.Elem(), key)...)
+			continue
+		}
+		if ft.Kind() == reflect.Map {
+			errs = append(errs, checkMap(v, ft, key)...)
+			continue
+		}
 		if err := checkValue(v, ft); err != nil {
 			errs = append(errs, fmt.Errorf("%s: %v (line %d)", key, err, v.Line))
+		}
+	}
+	return errs
+}
+
+// checkMappings checks a list whose items are mappings of the struct t,
+// naming each item key[i].
+func checkMappings(v *yaml.Node, t reflect.Type, key string) []error {
+	if v.Kind != yaml.SequenceNode {
+		return []error{fmt.Errorf("%s: want a list, got a %s (line %d)", key, kindName(v), v.Line)}
+	}
+	var errs []error
+	for i, e := range v.Content {
+		e = resolve(e)
+		if e == nil || e.Kind != yaml.MappingNode {
+			errs = append(errs, fmt.Errorf("%s[%d]: want a mapping of keys, got a %s (line %d)", key, i, kindName(e), lineOf(e, v)))
+			continue
+		}
+		errs = append(errs, check(e, t, fmt.Sprintf("%s[%d].", key, i))...)
+	}
+	return errs
+}
+
+// checkMap checks a mapping of plain keys to values of t's element type,
+// naming each entry key.name.
+func checkMap(v *yaml.Node, t reflect.Type, key string) []error {
+	if v.Kind != yaml.MappingNode {
+		return []error{fmt.Errorf("%s: want a mapping of names to %s, got a %s (line %d)", key, wantName(t.Elem()), kindName(v), v.Line)}
+	}
+	var errs []error
+	seen := make(map[string]int)
+	for i := 0; i+1 < len(v.Content); i += 2 {
+		k, e := v.Content[i], resolve(v.Content[i+1])
+		if k.Kind != yaml.ScalarNode {
+			errs = append(errs, fmt.Errorf("%s: the key must be a plain name, got a %s (line %d)", key, kindName(k), k.Line))
+			continue
+		}
+		if first, dup := seen[k.Value]; dup {
+			errs = append(errs, fmt.Errorf("%s.%s: key repeated (lines %d and %d)", key, k.Value, first, k.Line))
+			continue
+		}
+		seen[k.Value] = k.Line
+		if e == nil || isNull(e) {
+			errs = append(errs, fmt.Errorf("%s.%s: want %s, got nothing (line %d)", key, k.Value, wantName(t.Elem()), k.Line))
+			continue
+		}
+		if err := checkValue(e, t.Elem()); err != nil {
+			errs = append(errs, fmt.Errorf("%s.%s: %v (line %d)", key, k.Value, err, e.Line))
 		}
 	}
 	return errs

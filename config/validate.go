@@ -137,6 +137,10 @@ func (c Config) Validate() error {
 	p.duration("store.quarantine_retention", c.Store.QuarantineRetention)
 	p.duration("store.log_retention", c.Store.LogRetention)
 
+	if d := c.Scanner.SimulatedDelay.Duration; d < 0 || d > time.Minute {
+		p.add("scanner.simulated_delay", "must be 0 to 1m, got %s", d)
+	}
+
 	// admin
 	if c.Admin.Listen != "" {
 		if p.listenAddr("admin.listen", c.Admin.Listen) && c.Admin.Token == "" && !loopbackListen(c.Admin.Listen) {
@@ -198,6 +202,29 @@ func (c Config) Validate() error {
 		p.listenAddr("cluster.peer_listen", cl.PeerListen)
 		if cl.Secret == "" {
 			p.add("cluster.secret", "required when the cluster is enabled (authenticates the peer API)")
+		} else if len(cl.Secret) < 16 {
+			p.add("cluster.secret", "too short: at least 16 characters (it authenticates the peer API)")
+		}
+		if ttl := cl.MembershipTTL.Duration; ttl < 300*time.Millisecond || ttl > 5*time.Minute {
+			p.add("cluster.membership_ttl", "must be 300ms to 5m, got %s", ttl)
+		}
+		seenPeer := map[string]bool{}
+		for i, pe := range cl.Peers {
+			key := fmt.Sprintf("cluster.peers[%d]", i)
+			if !validNodeID(pe.ID) {
+				p.add(key+".id", "%q is not a node id", pe.ID)
+			} else if pe.ID == c.Node.ID {
+				p.add(key+".id", "%q is this node (node.id); list only the others", pe.ID)
+			} else if seenPeer[pe.ID] {
+				p.add(key+".id", "%q is listed twice", pe.ID)
+			}
+			seenPeer[pe.ID] = true
+			if _, _, err := net.SplitHostPort(pe.Address); err != nil || pe.Address == "" {
+				p.add(key+".address", "%q is not host:port", pe.Address)
+			}
+			if pe.Weight < 0 {
+				p.add(key+".weight", "must be 0 or more, got %d", pe.Weight)
+			}
 		}
 	}
 	return p.err()
@@ -354,6 +381,10 @@ func loopbackListen(a string) bool {
 
 func finite(f float64) bool { return !math.IsNaN(f) && !math.IsInf(f, 0) }
 
+// ValidNodeID reports whether s can name a node: 1-64 letters, digits,
+// '.', '_' or '-'.
+func ValidNodeID(s string) bool { return validNodeID(s) }
+
 func validNodeID(s string) bool {
 	if s == "" || len(s) > 64 {
 		return false
@@ -403,6 +434,10 @@ func validHelo(s string) bool {
 	}
 	return validHostname(s)
 }
+
+// ValidMIMEType reports whether s is type/subtype or type/* as the
+// attachment policy takes it.
+func ValidMIMEType(s string) bool { return validMIMEType(s) }
 
 func validMIMEType(s string) bool {
 	typ, sub, ok := strings.Cut(s, "/")

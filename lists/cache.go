@@ -66,6 +66,27 @@ func (c *Cache) Run(ctx context.Context, every time.Duration) {
 	}
 }
 
+// Watch reloads on every signal from changes (a backend's change
+// notifications, e.g. Redis pub/sub) until ctx is done or changes is
+// closed, so that a list change made on any node is in use cluster-wide
+// within moments. Signals lost while the notification channel is down are
+// covered by Run's periodic reload, which keeps running beside Watch.
+func (c *Cache) Watch(ctx context.Context, changes <-chan struct{}) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case _, ok := <-changes:
+			if !ok {
+				return
+			}
+			if err := c.Reload(ctx); err != nil && ctx.Err() == nil {
+				slog.Warn("lists: change signalled, but reload failed; keeping last good snapshot", "err", err)
+			}
+		}
+	}
+}
+
 // Add writes through to the store and reloads. A failed reload after a
 // successful write is only logged: the entry is stored, and the next
 // periodic reload picks it up.

@@ -88,8 +88,8 @@ func (b *Bolt) Search(ctx context.Context, q Query) ([]Record, error) {
 	if !q.Until.IsZero() && q.Until.Before(time.Unix(0, 1)) {
 		return nil, nil // nothing is stored before 1970
 	}
-	limit := q.limit()
-	m := newMatcher(q)
+	limit := q.EffectiveLimit()
+	m := NewMatcher(q)
 	var out []Record
 	err := b.db.View(func(tx *bbolt.Tx) error {
 		records := tx.Bucket([]byte(bucketRecords))
@@ -109,7 +109,7 @@ func (b *Bolt) Search(ctx context.Context, q Query) ([]Record, error) {
 			if err := json.Unmarshal(v, &r); err != nil {
 				return false, fmt.Errorf("decode record %x: %w", tk, err)
 			}
-			if m.matches(r) {
+			if m.Match(r) {
 				out = append(out, r)
 			}
 			return len(out) < limit, nil
@@ -164,5 +164,75 @@ func (b *Bolt) Expire(ctx context.Context, before time.Time) (int, error) {
 		if deleted < expireBatch {
 			return total, nil
 		}
+	}
+}
+
+// rangeBatch is how many records Range reads per read transaction: a
+// long-lived bbolt read transaction keeps the writer from reusing freed
+// pages, and a day of records can be large.
+const rangeBatch = 1000
+
+// Range walks the records oldest first, rangeBatch per read transaction,
+// calling fn between transactions.
+func (b *Bolt) Range(ctx context.Context, from, to time.Time, fn func(Record) error) error {
+	if !to.IsZero() && !to.After(time.Unix(0, 0)) {
+		return nil // nothing is stored before 1970
+	}
+	var start, limit []byte
+	if !from.IsZero() && boltkv.Indexable(from) {
+		start = boltkv.TimeKey(from, "")
+	}
+	if !to.IsZero() && boltkv.Indexable(to) {
+		limit = boltkv.TimeKey(to, "")
+	}
+	resume := false // start is the last key handed out, not a lower bound
+	for {
+		if err := ctx.Err(); err != nil {
+			return fmt.Errorf("range message log: %w", err)
+		}
+		var (
+			batch []Record
+			last  []byte
+			done  bool
+		)
+		err := b.db.View(func(tx *bbolt.Tx) error {
+			c := tx.Bucket([]byte(bucketRecords)).Cursor()
+			var k, v []byte
+			if start == nil {
+				k, v = c.First()
+			} else if k, v = c.Seek(start); resume && bytes.Equal(k, start) {
+				k, v = c.Next()
+			}
+			for n := 0; ; k, v = c.Next() {
+				if k == nil || (limit != nil && len(k) >= 8 && bytes.Compare(k[:8], limit) >= 0) {
+					done = true
+					return nil
+				}
+				if n == rangeBatch {
+					return nil
+				}
+				n++
+				last = bytes.Clone(k)
+				var r Record
+				if err := json.Unmarshal(v, &r); err != nil {
+					return fmt.Errorf("decode record %x: %w", k, err)
+				}
+				if boltkv.InRange(r.Time, from, to) {
+					batch = append(batch, r)
+				}
+			}
+		})
+		if err != nil {
+			return fmt.Errorf("range message log: %w", err)
+		}
+		for _, r := range batch {
+			if err := fn(r); err != nil {
+				return err
+			}
+		}
+		if done {
+			return nil
+		}
+		start, resume = last, true
 	}
 }

@@ -23,6 +23,7 @@ type Record struct {
 	Verdict      string        `json:"verdict"` // class
 	Score        float64       `json:"score"`
 	Symbols      []string      `json:"symbols"`
+	Viruses      []string      `json:"viruses,omitempty"` // names the engines gave
 	Node         string        `json:"node"`
 	Reply        string        `json:"reply"`      // the reply given to the client
 	Downstream   string        `json:"downstream"` // the downstream's reply or error
@@ -54,9 +55,16 @@ type Store interface {
 	Search(ctx context.Context, q Query) ([]Record, error)
 	// Expire deletes records with Time before before and returns how many.
 	Expire(ctx context.Context, before time.Time) (int, error)
+	// Range calls fn with every record whose Time lies in from <= Time < to
+	// (a zero bound does not bound), oldest first, without a limit: the
+	// daily report reads a whole day. Records are read in batches, so fn
+	// runs outside any store transaction; an error from fn stops the walk
+	// and is returned as is.
+	Range(ctx context.Context, from, to time.Time, fn func(Record) error) error
 }
 
-func (q Query) limit() int {
+// EffectiveLimit is Limit with its default and cap applied.
+func (q Query) EffectiveLimit() int {
 	switch {
 	case q.Limit <= 0:
 		return DefaultLimit
@@ -66,17 +74,20 @@ func (q Query) limit() int {
 	return q.Limit
 }
 
-// matcher is a Query with its needles folded once, not per record.
-type matcher struct {
+// Matcher is a Query with its needles folded once, not per record; every
+// backend filters with it, so they agree to the letter.
+type Matcher struct {
 	q            Query
 	sender, rcpt string
 }
 
-func newMatcher(q Query) matcher {
-	return matcher{q: q, sender: strings.ToLower(q.Sender), rcpt: strings.ToLower(q.Rcpt)}
+// NewMatcher prepares q for matching many records.
+func NewMatcher(q Query) Matcher {
+	return Matcher{q: q, sender: strings.ToLower(q.Sender), rcpt: strings.ToLower(q.Rcpt)}
 }
 
-func (m matcher) matches(r Record) bool {
+// Match reports whether r passes the query (the limit aside).
+func (m Matcher) Match(r Record) bool {
 	q := m.q
 	if q.ID != "" && r.ID != q.ID {
 		return false

@@ -180,7 +180,7 @@ func (b *Bolt) List(ctx context.Context, f Filter) ([]Item, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, fmt.Errorf("list quarantine: %w", err)
 	}
-	limit := f.limit()
+	limit := f.EffectiveLimit()
 	var out []Item
 	err := b.db.View(func(tx *bbolt.Tx) error {
 		bucket, prefix := bucketTime, []byte(nil)
@@ -201,7 +201,7 @@ func (b *Bolt) List(ctx context.Context, f Filter) ([]Item, error) {
 			if err != nil {
 				return false, fmt.Errorf("item %q: %w", tk[8:], err)
 			}
-			if f.matches(it) {
+			if f.Match(it) {
 				out = append(out, it)
 			}
 			return len(out) < limit, nil

@@ -75,7 +75,8 @@ type Store interface {
 	Expire(ctx context.Context, now time.Time) (int, error)
 }
 
-func (f Filter) limit() int {
+// EffectiveLimit is Limit with its default and cap applied.
+func (f Filter) EffectiveLimit() int {
 	switch {
 	case f.Limit <= 0:
 		return DefaultLimit
@@ -89,7 +90,9 @@ func (f Filter) limit() int {
 // that an index lookup and a scan always agree.
 func fold(s string) string { return strings.ToLower(s) }
 
-func (f Filter) matches(it Item) bool {
+// Match reports whether it passes the filter (the limit aside): every
+// backend filters with this, so they agree to the letter.
+func (f Filter) Match(it Item) bool {
 	if f.Rcpt != "" && !slices.ContainsFunc(it.Recipients, func(r string) bool { return fold(r) == fold(f.Rcpt) }) {
 		return false
 	}

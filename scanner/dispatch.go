@@ -5,10 +5,12 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sync"
 )
 
-// Member is one worker a Dispatcher can send scans to.
+// Member is one worker a Dispatcher can send scans to. Name identifies it
+// across SetMembers calls, so names should be unique.
 type Member struct {
 	Name   string
 	Weight int // share of the scans; 0 = no new work (draining)
@@ -20,35 +22,73 @@ type Member struct {
 // picked exactly weight times, interleaved rather than in bursts. A member
 // that fails is skipped and the scan goes to the next pick among the members
 // not tried yet, so the client sees a failure only when all failed.
+//
+// The member set can be replaced at any time (SetMembers) while scans run:
+// the cluster membership refreshes it every second or so, and the round
+// robin state of a member is kept by name, so a refresh with the same
+// members does not disturb the distribution at all.
 type Dispatcher struct {
-	members []Member
-
 	mu      sync.Mutex
-	current []int // smooth WRR state
+	members []Member
+	current []int // smooth WRR state, parallel to members
 }
 
 // NewDispatcher returns a dispatcher over members; it does not keep the
 // caller's slice.
 func NewDispatcher(members ...Member) *Dispatcher {
-	return &Dispatcher{
-		members: append([]Member(nil), members...),
-		current: make([]int, len(members)),
+	d := &Dispatcher{}
+	d.SetMembers(members)
+	return d
+}
+
+// SetMembers replaces the member set; it does not keep the caller's slice.
+// A member whose Name was in the old set keeps its round robin state, so
+// the distribution stays exact across updates; a new name starts fresh. A
+// member set to Weight 0 gets no new scans (drain) while the scans it runs
+// finish; its state is kept for when its weight comes back. Scans already
+// past their pick are not affected; a failed scan's retry picks from the
+// new set.
+func (d *Dispatcher) SetMembers(ms []Member) {
+	ms = slices.Clone(ms)
+	cur := make([]int, len(ms))
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	// By name, in order, so even a (misconfigured) duplicate name keeps
+	// one state per occurrence.
+	old := make(map[string][]int, len(d.members))
+	for i, m := range d.members {
+		old[m.Name] = append(old[m.Name], d.current[i])
 	}
+	for i, m := range ms {
+		if s := old[m.Name]; len(s) > 0 {
+			cur[i], old[m.Name] = s[0], s[1:]
+		}
+	}
+	d.members, d.current = ms, cur
+}
+
+// Members returns a copy of the current member set.
+func (d *Dispatcher) Members() []Member {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return slices.Clone(d.members)
 }
 
 var errNoMember = errors.New("no scan member with weight above 0")
 
 // Scan runs m on one member, trying the others in turn on failure.
 func (d *Dispatcher) Scan(ctx context.Context, m *Message) (Verdict, error) {
-	tried := make([]bool, len(d.members))
+	// Tried members are remembered by name, not position: the set may be
+	// replaced between two attempts.
+	var buf [4]string
+	tried := buf[:0]
 	var errs []error
 	for {
-		i := d.pick(tried)
-		if i < 0 {
+		mem, ok := d.pick(tried)
+		if !ok {
 			break
 		}
-		tried[i] = true
-		mem := d.members[i]
+		tried = append(tried, mem.Name)
 		v, err := mem.Worker.Scan(ctx, m)
 		if err == nil {
 			return v, nil
@@ -68,12 +108,12 @@ func (d *Dispatcher) Scan(ctx context.Context, m *Message) (Verdict, error) {
 
 // pick is one step of smooth weighted round robin (nginx
 // ngx_http_upstream_get_peer) over the members not tried yet.
-func (d *Dispatcher) pick(tried []bool) int {
+func (d *Dispatcher) pick(tried []string) (Member, bool) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	best, total := -1, 0
 	for i, mem := range d.members {
-		if tried[i] || mem.Weight <= 0 || mem.Worker == nil {
+		if mem.Weight <= 0 || mem.Worker == nil || slices.Contains(tried, mem.Name) {
 			continue
 		}
 		d.current[i] += mem.Weight
@@ -82,8 +122,9 @@ func (d *Dispatcher) pick(tried []bool) int {
 			best = i
 		}
 	}
-	if best >= 0 {
-		d.current[best] -= total
+	if best < 0 {
+		return Member{}, false
 	}
-	return best
+	d.current[best] -= total
+	return d.members[best], true
 }

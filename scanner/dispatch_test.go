@@ -159,3 +159,184 @@ func TestDispatcherOverPools(t *testing.T) {
 		t.Errorf("nodes %v", nodes)
 	}
 }
+
+// wm is a member name and weight for the SetMembers tables.
+type wm struct {
+	name   string
+	weight int
+}
+
+// phase is a member set and the number of scans dispatched over it.
+type phase struct {
+	set   []wm
+	scans int
+}
+
+func repeatPhase(set []wm, scans, times int) []phase {
+	var ps []phase
+	for range times {
+		ps = append(ps, phase{set, scans})
+	}
+	return ps
+}
+
+func TestDispatcherSetMembers(t *testing.T) {
+	abc := []wm{{"a", 100}, {"b", 50}, {"c", 50}}
+	cba := []wm{{"c", 50}, {"b", 50}, {"a", 100}}
+	abDrainC := []wm{{"a", 100}, {"b", 50}, {"c", 0}}
+	ab := []wm{{"a", 100}, {"b", 50}}
+	tests := []struct {
+		name   string
+		phases []phase
+		want   map[string]int
+		// sameAsStatic: the pick sequence must equal that of a
+		// dispatcher over abc that is never updated.
+		sameAsStatic bool
+	}{
+		{"refresh after every scan", repeatPhase(abc, 1, 3000), map[string]int{"a": 1500, "b": 750, "c": 750}, true},
+		{"refresh at odd points", []phase{{abc, 7}, {abc, 13}, {abc, 1}, {abc, 999}, {abc, 1}, {abc, 1979}}, map[string]int{"a": 1500, "b": 750, "c": 750}, true},
+		{"order changes", append(repeatPhase(abc, 10, 150), repeatPhase(cba, 10, 150)...), map[string]int{"a": 1500, "b": 750, "c": 750}, false},
+		{"weight change", []phase{{abc, 1500}, {[]wm{{"a", 100}, {"b", 50}, {"c", 150}}, 1500}}, map[string]int{"a": 750 + 500, "b": 375 + 250, "c": 375 + 750}, false},
+		{"drain and undrain", []phase{{abc, 1000}, {abDrainC, 1200}, {abc, 1000}}, map[string]int{"a": 500 + 800 + 500, "b": 250 + 400 + 250, "c": 250 + 0 + 250}, false},
+		{"leave and return", []phase{{abc, 1000}, {ab, 1200}, {abc, 1000}}, map[string]int{"a": 500 + 800 + 500, "b": 250 + 400 + 250, "c": 250 + 0 + 250}, false},
+		{"join", []phase{{ab, 1500}, {abc, 1000}}, map[string]int{"a": 1000 + 500, "b": 500 + 250, "c": 250}, false},
+		{"everyone drained", []phase{{abc, 200}, {[]wm{{"a", 0}, {"b", 0}}, 0}, {abc, 200}}, map[string]int{"a": 200, "b": 100, "c": 100}, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			workers := map[string]*fakeWorker{}
+			members := func(set []wm) []Member {
+				var ms []Member
+				for _, m := range set {
+					if workers[m.name] == nil {
+						workers[m.name] = &fakeWorker{name: m.name}
+					}
+					ms = append(ms, Member{m.name, m.weight, workers[m.name]})
+				}
+				return ms
+			}
+			d := NewDispatcher()
+			static := NewDispatcher(members(abc)...)
+			var seq, staticSeq strings.Builder
+			for _, ph := range tt.phases {
+				d.SetMembers(members(ph.set))
+				for range ph.scans {
+					v, err := d.Scan(context.Background(), newMsg("x"))
+					if err != nil {
+						t.Fatal(err)
+					}
+					seq.WriteString(v.Node)
+					sv, _ := static.Scan(context.Background(), newMsg("x"))
+					staticSeq.WriteString(sv.Node)
+				}
+			}
+			// The static dispatcher shares the workers: count the
+			// picks in the sequence instead of the workers' calls.
+			for name := range workers {
+				if got := strings.Count(seq.String(), name); got != tt.want[name] {
+					t.Errorf("%s scanned %d, want %d", name, got, tt.want[name])
+				}
+			}
+			if tt.sameAsStatic && seq.String() != staticSeq.String() {
+				t.Errorf("updates changed the sequence:\n%.60s\n%.60s", seq.String(), staticSeq.String())
+			}
+		})
+	}
+}
+
+func TestDispatcherDrainedMemberGetsNothing(t *testing.T) {
+	a, b := &fakeWorker{name: "a"}, &fakeWorker{name: "b"}
+	d := NewDispatcher(Member{"a", 1, a}, Member{"b", 1, b})
+	d.Scan(context.Background(), newMsg("x"))
+	d.Scan(context.Background(), newMsg("x"))
+	d.SetMembers([]Member{{"a", 1, a}, {"b", 0, b}})
+	for range 100 {
+		if v, err := d.Scan(context.Background(), newMsg("x")); err != nil || v.Node != "a" {
+			t.Fatalf("got %q %v", v.Node, err)
+		}
+	}
+	if b.calls != 1 {
+		t.Errorf("drained member scanned %d times, want the 1 before the drain", b.calls)
+	}
+	d.SetMembers(nil)
+	if _, err := d.Scan(context.Background(), newMsg("x")); !errors.Is(err, errNoMember) {
+		t.Errorf("empty set: %v", err)
+	}
+}
+
+func TestDispatcherMembersAreCopies(t *testing.T) {
+	in := []Member{{"a", 1, &fakeWorker{}}, {"b", 2, &fakeWorker{}}}
+	d := NewDispatcher()
+	d.SetMembers(in)
+	in[0].Weight = 99
+	got := d.Members()
+	if len(got) != 2 || got[0].Name != "a" || got[0].Weight != 1 || got[1].Weight != 2 {
+		t.Fatalf("members %+v", got)
+	}
+	got[1].Weight = 0
+	if d.Members()[1].Weight != 2 {
+		t.Error("Members returned the dispatcher's own slice")
+	}
+}
+
+// swapWorker fails its first scan after replacing the dispatcher's
+// members, as a peer that dies while the membership drops it would.
+type swapWorker struct {
+	d    *Dispatcher
+	next []Member
+}
+
+func (s *swapWorker) Scan(context.Context, *Message) (Verdict, error) {
+	s.d.SetMembers(s.next)
+	return Verdict{}, errors.New("connection reset")
+}
+
+func TestDispatcherRetryUsesNewSet(t *testing.T) {
+	good := &fakeWorker{name: "good"}
+	d := NewDispatcher()
+	dying := &swapWorker{d: d, next: []Member{{"dying", 1, &fakeWorker{name: "again"}}, {"good", 1, good}}}
+	d.SetMembers([]Member{{"dying", 1, dying}})
+	v, err := d.Scan(context.Background(), newMsg("x"))
+	if err != nil || v.Node != "good" {
+		t.Fatalf("got %q %v", v.Node, err)
+	}
+}
+
+func TestDispatcherConcurrentUpdates(t *testing.T) {
+	a, b, c := &fakeWorker{name: "a"}, &fakeWorker{name: "b"}, &fakeWorker{name: "c"}
+	sets := [][]Member{
+		{{"a", 100, a}, {"b", 50, b}, {"c", 50, c}},
+		{{"a", 100, a}, {"b", 50, b}},
+		{{"c", 50, c}, {"a", 100, a}, {"b", 0, b}},
+	}
+	d := NewDispatcher(sets[0]...)
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for i := 0; ctx.Err() == nil; i++ {
+			d.SetMembers(sets[i%len(sets)])
+			_ = d.Members()
+		}
+	}()
+	var scans sync.WaitGroup
+	for range 8 {
+		scans.Add(1)
+		go func() {
+			defer scans.Done()
+			for range 500 {
+				if _, err := d.Scan(context.Background(), newMsg("x")); err != nil {
+					t.Error(err)
+					return
+				}
+			}
+		}()
+	}
+	scans.Wait()
+	cancel()
+	wg.Wait()
+	if n := a.calls + b.calls + c.calls; n != 4000 {
+		t.Errorf("%d scans, want 4000", n)
+	}
+}

@@ -50,6 +50,13 @@ type Options struct {
 	// the hard limit. Negative disables the symbol.
 	MaxMessageBytes int64
 
+	// SimulatedDelay is a fixed wait added to every scan inside its worker
+	// slot, so it occupies a worker the way a call to a remote engine
+	// (clamd, rspamd) would. It stands in for such an engine in benchmarks
+	// of the cluster; the caller's context and Timeout cut it short. 0 =
+	// none.
+	SimulatedDelay time.Duration
+
 	Logger *slog.Logger // nil = slog.Default()
 }
 
@@ -168,6 +175,9 @@ func (o Options) normalize() (Options, error) {
 	}
 	if o.MaxArchiveBytes < 0 {
 		bad("max archive bytes: %d is negative", o.MaxArchiveBytes)
+	}
+	if o.SimulatedDelay < 0 {
+		bad("simulated delay: %s is negative", o.SimulatedDelay)
 	}
 	if o.MaxMessageBytes == 0 {
 		o.MaxMessageBytes = defaultMaxMessageBytes

@@ -7,6 +7,7 @@ import (
 	"runtime/debug"
 	"sync"
 	"sync/atomic"
+	"time"
 )
 
 // Pool runs at most Workers scans at once, each on its caller's goroutine,
@@ -15,8 +16,13 @@ import (
 // ErrOverloaded instead of piling up. Scanning on the caller's goroutine
 // (the SMTP session's) saves two goroutine hand-offs per message, which on
 // a small machine cost more than the built-in checks themselves.
+//
+// Reconfigure swaps the compiled engine (rules, thresholds, attachment
+// policy, limits) without a restart: each scan uses the engine that was
+// current when it started, from start to end.
 type Pool struct {
-	eng     *engine
+	eng     atomic.Pointer[engine]
+	queue   int           // fixed at NewPool, like the number of turns
 	turns   chan *scratch // a token per concurrent scan, carrying its buffers
 	waiting atomic.Int64
 	busy    atomic.Int64
@@ -42,7 +48,8 @@ func NewPool(opts Options) (*Pool, error) {
 }
 
 func newPool(eng *engine) *Pool {
-	p := &Pool{eng: eng, turns: make(chan *scratch, eng.opts.Workers)}
+	p := &Pool{queue: eng.opts.Queue, turns: make(chan *scratch, eng.opts.Workers)}
+	p.eng.Store(eng)
 	for range eng.opts.Workers {
 		p.turns <- newScratch()
 	}
@@ -62,7 +69,8 @@ func (p *Pool) Scan(ctx context.Context, m *Message) (Verdict, error) {
 	p.mu.RUnlock()
 	defer p.inflight.Done()
 
-	ctx, cancel := context.WithTimeout(ctx, p.eng.opts.Timeout)
+	eng := p.eng.Load()
+	ctx, cancel := context.WithTimeout(ctx, eng.opts.Timeout)
 	defer cancel()
 	stop := context.AfterFunc(p.base, cancel)
 	defer stop()
@@ -71,7 +79,7 @@ func (p *Pool) Scan(ctx context.Context, m *Message) (Verdict, error) {
 	select {
 	case sc = <-p.turns:
 	default:
-		if p.waiting.Add(1) > int64(p.eng.opts.Queue) {
+		if p.waiting.Add(1) > int64(p.queue) {
 			p.waiting.Add(-1)
 			return Verdict{}, ErrOverloaded
 		}
@@ -87,14 +95,14 @@ func (p *Pool) Scan(ctx context.Context, m *Message) (Verdict, error) {
 		}
 	}
 	defer func() { p.turns <- sc }()
-	v, err := p.run(ctx, m, sc)
+	v, err := p.run(ctx, eng, m, sc)
 	if err != nil && p.base.Err() != nil {
 		return Verdict{}, fmt.Errorf("scan %s: %w", m.ID, errClosed)
 	}
 	return v, err
 }
 
-func (p *Pool) run(ctx context.Context, m *Message, sc *scratch) (v Verdict, err error) {
+func (p *Pool) run(ctx context.Context, eng *engine, m *Message, sc *scratch) (v Verdict, err error) {
 	p.busy.Add(1)
 	defer p.busy.Add(-1)
 	defer func() {
@@ -105,11 +113,66 @@ func (p *Pool) run(ctx context.Context, m *Message, sc *scratch) (v Verdict, err
 			if m != nil {
 				id = m.ID
 			}
-			p.eng.opts.Logger.Error("scan panicked", "id", id, "panic", fmt.Sprint(r), "stack", string(debug.Stack()))
+			eng.opts.Logger.Error("scan panicked", "id", id, "panic", fmt.Sprint(r), "stack", string(debug.Stack()))
 			v, err = Verdict{}, fmt.Errorf("scan %s: panic: %v", id, r)
 		}
 	}()
-	return p.eng.scan(ctx, m, sc)
+	if v, err = eng.scan(ctx, m, sc); err != nil {
+		return Verdict{}, err
+	}
+	if d := eng.opts.SimulatedDelay; d > 0 {
+		if err := sleep(ctx, d); err != nil {
+			return Verdict{}, fmt.Errorf("scan %s: simulated delay: %w", m.ID, err)
+		}
+	}
+	return v, nil
+}
+
+// sleep waits d or until ctx ends, whichever comes first.
+func sleep(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// Reconfigure compiles opts and makes the result the engine of every scan
+// that starts from now on; scans already running finish with the engine
+// they started with. On an error (listing every problem, as NewPool does)
+// the pool keeps its current engine.
+//
+// Workers and Queue are fixed when the pool is made (they size its worker
+// slots and buffers): changes to them are ignored here, with a warning, and
+// need a restart. Everything else applies to new scans, Timeout and
+// SimulatedDelay included. An empty NodeID keeps the pool's node id.
+func (p *Pool) Reconfigure(opts Options) error {
+	p.mu.RLock()
+	closed := p.closed
+	p.mu.RUnlock()
+	if closed {
+		return errClosed
+	}
+	cur := p.eng.Load()
+	workersChanged := opts.Workers != 0 && opts.Workers != cur.opts.Workers
+	queueChanged := opts.Queue != cur.opts.Queue
+	opts.Workers, opts.Queue = cur.opts.Workers, cur.opts.Queue
+	if opts.NodeID == "" {
+		opts.NodeID = cur.opts.NodeID
+	}
+	eng, err := newEngine(opts)
+	if err != nil {
+		return fmt.Errorf("reconfigure: %w", err)
+	}
+	if workersChanged || queueChanged {
+		eng.opts.Logger.Warn("scanner workers and queue cannot change without a restart; keeping the current ones",
+			"workers", cur.opts.Workers, "queue", cur.opts.Queue)
+	}
+	p.eng.Store(eng)
+	return nil
 }
 
 // Stats reports the scans running and the scans waiting now.

@@ -248,3 +248,228 @@ func TestPoolScans(t *testing.T) {
 		t.Error("message without body scanned")
 	}
 }
+
+func TestPoolReconfigure(t *testing.T) {
+	tests := []struct {
+		name    string
+		change  func(o *Options)
+		msg     string
+		wantErr string
+		check   func(t *testing.T, before, after Verdict)
+	}{
+		{
+			name:   "rule added",
+			change: func(o *Options) { o.Rules = []string{`SUBJ_Q header Subject =~ /quarterly/i 7`} },
+			msg:    textMsg("hello"),
+			check: func(t *testing.T, before, after Verdict) {
+				if hasSymbol(before, "SUBJ_Q") || !hasSymbol(after, "SUBJ_Q") || after.Action != ActionQuarantine {
+					t.Errorf("before %s; after %s", describe(before), describe(after))
+				}
+			},
+		},
+		{
+			name:   "thresholds",
+			change: func(o *Options) { o.QuarantineThreshold, o.RejectThreshold = 100, 200 },
+			msg:    textMsg(gtubeText),
+			check: func(t *testing.T, before, after Verdict) {
+				if before.Action == ActionDeliver || after.Action != ActionDeliver {
+					t.Errorf("before %s; after %s", describe(before), describe(after))
+				}
+			},
+		},
+		{
+			name:   "virus action",
+			change: func(o *Options) { o.VirusAction = ActionReject },
+			msg:    textMsg(eicarText),
+			check: func(t *testing.T, before, after Verdict) {
+				if before.Action != ActionQuarantine || after.Action != ActionReject {
+					t.Errorf("before %s; after %s", describe(before), describe(after))
+				}
+			},
+		},
+		{
+			name:   "attachment policy",
+			change: func(o *Options) { o.BlockedExtensions = []string{}; o.BlockedTypes = []string{} },
+			msg:    multipartMsg(textPart("see attached"), b64Part("application/octet-stream", `attachment; filename="run.bat"`, []byte("echo hi"))),
+			check: func(t *testing.T, before, after Verdict) {
+				if before.Class != classBanned || after.Class == classBanned {
+					t.Errorf("before %s; after %s", describe(before), describe(after))
+				}
+			},
+		},
+		{
+			name:    "invalid options keep the engine",
+			change:  func(o *Options) { o.Rules = []string{"not a rule"}; o.VirusAction = "drop" },
+			msg:     textMsg(eicarText),
+			wantErr: `virus action: "drop"`,
+			check: func(t *testing.T, before, after Verdict) {
+				if after.Action != before.Action || after.Class != classVirus {
+					t.Errorf("before %s; after %s", describe(before), describe(after))
+				}
+			},
+		},
+		{
+			name:   "workers and queue ignored, node id kept",
+			change: func(o *Options) { o.Workers, o.Queue, o.NodeID = 64, 0, "" },
+			msg:    textMsg("hello"),
+			check: func(t *testing.T, before, after Verdict) {
+				if after.Node != "n1" {
+					t.Errorf("node %q", after.Node)
+				}
+			},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			o := quietOptions()
+			o.Workers, o.Queue = 2, 3
+			p, err := NewPool(o)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer p.Close()
+			before, err := p.Scan(context.Background(), newMsg(tt.msg))
+			if err != nil {
+				t.Fatal(err)
+			}
+			n := o
+			tt.change(&n)
+			err = p.Reconfigure(n)
+			if tt.wantErr == "" && err != nil || tt.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tt.wantErr)) {
+				t.Fatalf("Reconfigure: %v, want error %q", err, tt.wantErr)
+			}
+			after, err := p.Scan(context.Background(), newMsg(tt.msg))
+			if err != nil {
+				t.Fatal(err)
+			}
+			tt.check(t, before, after)
+			if cap(p.turns) != 2 || p.queue != 3 {
+				t.Errorf("workers %d queue %d after Reconfigure, want 2 and 3", cap(p.turns), p.queue)
+			}
+		})
+	}
+}
+
+// A scan that started before Reconfigure ends with the engine it started
+// with; scans after it use the new one.
+func TestPoolReconfigureRunningScanKeepsEngine(t *testing.T) {
+	o := quietOptions()
+	o.Workers = 2
+	bc := blockCheck{started: make(chan struct{}, 1), release: make(chan struct{})}
+	p := poolWith(t, o, bc)
+	type res struct {
+		v   Verdict
+		err error
+	}
+	done := make(chan res)
+	go func() {
+		v, err := p.Scan(context.Background(), newMsg(textMsg("hello")))
+		done <- res{v, err}
+	}()
+	<-bc.started
+
+	n := o
+	n.Rules = []string{`SUBJ_Q header Subject =~ /quarterly/i 1`}
+	if err := p.Reconfigure(n); err != nil {
+		t.Fatal(err)
+	}
+	// The new engine has no block check: this scan finishes while the
+	// first one is still held.
+	v, err := p.Scan(context.Background(), newMsg(textMsg("hello")))
+	if err != nil || !hasSymbol(v, "SUBJ_Q") {
+		t.Errorf("new scan: %v %s", err, describe(v))
+	}
+	close(bc.release)
+	r := <-done
+	if r.err != nil || hasSymbol(r.v, "SUBJ_Q") {
+		t.Errorf("running scan: %v %s", r.err, describe(r.v))
+	}
+}
+
+func TestPoolReconfigureConcurrent(t *testing.T) {
+	o := quietOptions()
+	o.Workers, o.Queue = 4, 100
+	p := poolWith(t, o)
+	var wg sync.WaitGroup
+	for range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for range 200 {
+				if _, err := p.Scan(context.Background(), newMsg(textMsg("hello"))); err != nil {
+					t.Error(err)
+					return
+				}
+			}
+		}()
+	}
+	for i := range 50 {
+		n := o
+		n.QuarantineThreshold = float64(6 + i%3)
+		if err := p.Reconfigure(n); err != nil {
+			t.Fatal(err)
+		}
+	}
+	wg.Wait()
+	p.Close()
+	if err := p.Reconfigure(o); !errors.Is(err, errClosed) {
+		t.Errorf("after Close: %v", err)
+	}
+}
+
+func TestPoolSimulatedDelay(t *testing.T) {
+	t.Run("adds the delay", func(t *testing.T) {
+		o := quietOptions()
+		o.SimulatedDelay = 30 * time.Millisecond
+		p := poolWith(t, o)
+		start := time.Now()
+		v, err := p.Scan(context.Background(), newMsg(textMsg(gtubeText)))
+		if err != nil || !hasSymbol(v, symGTUBE) {
+			t.Fatalf("%v %s", err, describe(v))
+		}
+		if d := time.Since(start); d < o.SimulatedDelay {
+			t.Errorf("scan took %s, less than the delay", d)
+		}
+	})
+	t.Run("occupies the worker and honours ctx", func(t *testing.T) {
+		o := quietOptions()
+		o.Workers, o.Queue, o.SimulatedDelay = 1, 1, time.Hour
+		p := poolWith(t, o)
+		ctx1, cancel1 := context.WithCancel(context.Background())
+		ctx2, cancel2 := context.WithCancel(context.Background())
+		errs := make(chan error, 2)
+		go func() { _, err := p.Scan(ctx1, newMsg(textMsg("x"))); errs <- err }()
+		for busy, _ := p.Stats(); busy != 1; busy, _ = p.Stats() {
+			runtime.Gosched()
+		}
+		go func() { _, err := p.Scan(ctx2, newMsg(textMsg("x"))); errs <- err }()
+		waitQueued(p, 1) // the delayed scan holds the only worker
+		if _, err := p.Scan(context.Background(), newMsg(textMsg("x"))); !errors.Is(err, ErrOverloaded) {
+			t.Errorf("third scan: %v, want ErrOverloaded", err)
+		}
+		cancel1()
+		if err := <-errs; !errors.Is(err, context.Canceled) {
+			t.Errorf("first scan: %v, want context.Canceled", err)
+		}
+		waitQueued(p, 0) // the second scan got the worker
+		cancel2()
+		if err := <-errs; !errors.Is(err, context.Canceled) {
+			t.Errorf("second scan: %v, want context.Canceled", err)
+		}
+	})
+	t.Run("cut by Timeout", func(t *testing.T) {
+		o := quietOptions()
+		o.SimulatedDelay, o.Timeout = time.Hour, 20*time.Millisecond
+		p := poolWith(t, o)
+		if _, err := p.Scan(context.Background(), newMsg(textMsg("x"))); !errors.Is(err, context.DeadlineExceeded) {
+			t.Errorf("got %v, want DeadlineExceeded", err)
+		}
+	})
+	t.Run("negative", func(t *testing.T) {
+		o := quietOptions()
+		o.SimulatedDelay = -time.Second
+		if _, err := NewPool(o); err == nil || !strings.Contains(err.Error(), "simulated delay: -1s is negative") {
+			t.Errorf("got %v", err)
+		}
+	})
+}

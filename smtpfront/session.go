@@ -209,6 +209,7 @@ func (ss *session) data(r io.Reader, rec *msglog.Record) (*smtp.SMTPError, error
 	}
 	rec.Verdict, rec.Score, rec.Node = v.Class, v.Score, v.Node
 	rec.Symbols = symbolNames(v.Symbols)
+	rec.Viruses = v.Viruses
 
 	switch v.Action {
 	case scanner.ActionDeliver:

@@ -1,10 +1,12 @@
 // Package store opens the backend that holds the gateway's shared data:
-// quarantine, lists and message log. The embedded backend is one bbolt file
-// for a single node; a Redis backend for clusters implements the same
-// interfaces and passes the same conformance suite (store/storetest).
+// quarantine, lists, message log, membership, cluster configuration and
+// reports. The embedded backend is one bbolt file for a single node; the
+// Redis backend, shared by a cluster, implements the same interfaces and
+// passes the same conformance suite (store/storetest).
 package store
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -14,9 +16,13 @@ import (
 
 	"go.etcd.io/bbolt"
 
+	"github.com/mxgate/mxgate/clusterconf"
 	"github.com/mxgate/mxgate/lists"
+	"github.com/mxgate/mxgate/members"
 	"github.com/mxgate/mxgate/msglog"
 	"github.com/mxgate/mxgate/quarantine"
+	"github.com/mxgate/mxgate/report"
+	"github.com/mxgate/mxgate/store/redisstore"
 )
 
 // Backend is one opened store. Close it when done.
@@ -24,8 +30,56 @@ type Backend struct {
 	Quarantine quarantine.Store
 	Lists      lists.Store
 	Log        msglog.Store
+	Members    members.Store
+	Config     clusterconf.Store
+	Reports    report.Store
+	// ListChanges signals list changes made by any node (nil = only
+	// polling sees them, as on the embedded store where there is one node).
+	ListChanges func(ctx context.Context) <-chan struct{}
+	// Shared is true for a store several nodes use (Redis).
+	Shared bool
+	// Name says which store this is, for logs (the Redis URL without its
+	// password).
+	Name string
 
 	closer io.Closer
+}
+
+// ErrUnreachable comes with a usable Backend from OpenRedis when Redis did
+// not answer at start: the client reconnects by itself.
+var ErrUnreachable = errors.New("the shared store does not answer")
+
+// pingTimeout bounds the start-up check of the shared store.
+const pingTimeout = 3 * time.Second
+
+// OpenRedis opens the shared store at url (redis://, rediss://,
+// redis-sentinel://, redis+cluster://). A bad URL is an error; a Redis that
+// does not answer gives a Backend and an error wrapping ErrUnreachable, so
+// the caller can start degraded.
+func OpenRedis(ctx context.Context, url string) (*Backend, error) {
+	c, err := redisstore.Dial(url)
+	if err != nil {
+		return nil, err
+	}
+	l := redisstore.NewLists(c)
+	b := &Backend{
+		Quarantine:  redisstore.NewQuarantine(c),
+		Lists:       l,
+		Log:         redisstore.NewLog(c),
+		Members:     members.NewRedis(c),
+		Config:      clusterconf.NewRedis(c),
+		Reports:     report.NewRedis(c),
+		ListChanges: l.Changes,
+		Shared:      true,
+		Name:        redisstore.Redact(url),
+		closer:      c,
+	}
+	pctx, cancel := context.WithTimeout(ctx, pingTimeout)
+	defer cancel()
+	if err := c.Ping(pctx).Err(); err != nil {
+		return b, fmt.Errorf("redis store %s: %w: %w", b.Name, ErrUnreachable, err)
+	}
+	return b, nil
 }
 
 // FileName is the embedded database file inside the data directory.
@@ -75,7 +129,16 @@ func newEmbedded(db *bbolt.DB) (*Backend, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Backend{Quarantine: q, Lists: l, Log: m, closer: db}, nil
+	cc, err := clusterconf.NewBolt(db)
+	if err != nil {
+		return nil, err
+	}
+	r, err := report.NewBolt(db)
+	if err != nil {
+		return nil, err
+	}
+	return &Backend{Quarantine: q, Lists: l, Log: m, Members: members.NewMemory(), Config: cc, Reports: r,
+		Name: "embedded " + db.Path(), closer: db}, nil
 }
 
 // Close releases the backend (for the embedded one: the file and its lock).

@@ -36,6 +36,8 @@ func adminServer(t *testing.T) (string, *store.Backend) {
 		Quarantine: be.Quarantine,
 		Lists:      be.Lists,
 		Log:        be.Log,
+		Config:     be.Config,
+		Reports:    be.Reports,
 		Release: func(context.Context, quarantine.Item, []byte) (string, error) {
 			return "250 2.0.0 Ok: queued", nil
 		},

@@ -141,3 +141,17 @@ func when(t time.Time) string {
 	}
 	return t.Local().Format("2006-01-02 15:04:05")
 }
+
+// maxInput bounds what a command reads from standard input.
+const maxInput = 1 << 20
+
+func readAllLimited(r io.Reader) ([]byte, error) {
+	b, err := io.ReadAll(io.LimitReader(r, maxInput+1))
+	if err != nil {
+		return nil, err
+	}
+	if len(b) > maxInput {
+		return nil, fmt.Errorf("more than %d bytes", maxInput)
+	}
+	return b, nil
+}

@@ -7,8 +7,6 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
-
-	"github.com/mxgate/mxgate/cluster"
 )
 
 func newClusterCmd() *cobra.Command {
@@ -29,13 +27,16 @@ func newClusterStatusCmd() *cobra.Command {
 	var asJSON bool
 	cmd := &cobra.Command{
 		Use:   "status [--json]",
-		Short: "This node's VRRP state, master, timers and advert counters",
+		Short: "This node's VRRP state, the scanning members and the applied config revision",
 		Long: `Show the VRRP state of the node behind --admin: its state (master, backup,
 init), priority, the master it hears (address, priority, advert interval),
 Master_Down_Interval, how long it has been in its state, whether it holds the
 VIP, and the adverts sent, received and dropped (by reason: ttl, checksum,
 vrid, version, type, short, addr_count, interval, own_address, source,
-family). Ask each node's own admin API to compare them.`,
+family). Then whether the shared store answers, the cluster configuration
+revision this node applied, and the scanning members it dispatches to (id,
+peer address, weight, health, load, role, revision, last heartbeat). Ask each
+node's own admin API to compare them.`,
 		Example: `  mxgate cluster status
   mxgate cluster status --admin http://198.18.0.12:8025 --json`,
 		Args: noArgs,
@@ -44,7 +45,7 @@ family). Ask each node's own admin API to compare them.`,
 			if err != nil {
 				return err
 			}
-			var st cluster.Status
+			var st clusterView
 			if err := c.ClusterStatus(cmd.Context(), &st); err != nil {
 				return apiError(err)
 			}
@@ -72,6 +73,32 @@ family). Ask each node's own admin API to compare them.`,
 			row("ADVERT INTERVAL", fmt.Sprintf("%s (master's %s, master down after %s)", clean(st.AdvertInterval), clean(st.MasterInterval), clean(st.MasterDown)))
 			row("ADVERTS", fmt.Sprintf("sent %d, received %d, dropped %s", st.AdvertsSent, st.AdvertsRecv, drops(st.Dropped)))
 			row("TRANSITIONS", fmt.Sprint(st.Transitions))
+			state := "ok"
+			if st.Degraded {
+				state = "DEGRADED: the shared store does not answer (last good lists and settings, static peers)"
+			}
+			row("STORE", state)
+			row("CONFIG", fmt.Sprintf("revision %d applied, mode %s", st.Revision, clean(st.Mode)))
+			if err := tw.Flush(); err != nil {
+				return err
+			}
+			fmt.Fprintln(out)
+			tw = newTable(out)
+			fmt.Fprintln(tw, "MEMBER\tPEER ADDRESS\tWEIGHT\tHEALTH\tLOAD\tROLE\tREVISION\tSEEN")
+			for _, m := range st.Members {
+				health, role := "ok", "backup"
+				if !m.Healthy {
+					health = "draining"
+				}
+				if m.Master {
+					role = "master"
+				}
+				seen := "static"
+				if !m.Seen.IsZero() {
+					seen = time.Since(m.Seen).Round(time.Millisecond).String() + " ago"
+				}
+				fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%d/%d\t%s\t%d\t%s\n", clean(m.ID), clean(m.PeerAddr), m.Weight, health, m.Busy, m.Workers, role, m.Revision, seen)
+			}
 			return tw.Flush()
 		},
 	}

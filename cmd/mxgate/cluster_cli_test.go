@@ -9,12 +9,13 @@ import (
 
 	"github.com/mxgate/mxgate/admin"
 	"github.com/mxgate/mxgate/cluster"
+	"github.com/mxgate/mxgate/members"
 	"github.com/mxgate/mxgate/store"
 )
 
 // clusterAdmin serves an admin API whose node reports st (nil = a single
 // node without clustering).
-func clusterAdmin(t *testing.T, st *cluster.Status) string {
+func clusterAdmin(t *testing.T, st *clusterView) string {
 	t.Helper()
 	be, err := store.OpenEmbedded(t.TempDir())
 	if err != nil {
@@ -29,31 +30,38 @@ func clusterAdmin(t *testing.T, st *cluster.Status) string {
 }
 
 func TestClusterStatusCommand(t *testing.T) {
-	st := cluster.Status{
+	st := clusterView{Status: cluster.Status{
 		Node: "n2", State: "backup", Since: time.Now().Add(-90 * time.Second).UTC().Truncate(time.Second),
 		Priority: 100, VRID: 51, VIP: "198.18.0.100/24", Interface: "eth0", Source: "198.18.0.12",
 		Mode: "multicast", Preempt: true, AdvertInterval: "1s", MasterAddr: "198.18.0.11", MasterPriority: 200,
 		MasterInterval: "1s", MasterDown: "3.609375s", AdvertsSent: 0, AdvertsRecv: 42,
 		Dropped: map[string]uint64{"ttl": 2, "checksum": 1, "vrid": 0}, Transitions: 1,
-	}
+	}, Mode: "active-active", Revision: 7, Members: []members.Member{
+		{ID: "n1", PeerAddr: "198.18.0.11:8026", Weight: 100, Healthy: true, Busy: 3, Workers: 8, Master: true, Revision: 7, Seen: time.Now().Add(-time.Second).UTC().Truncate(time.Millisecond)},
+		{ID: "n2", PeerAddr: "198.18.0.12:8026", Weight: 50, Healthy: false, Revision: 6, Seen: time.Now().UTC().Truncate(time.Millisecond)},
+	}}
 	url := clusterAdmin(t, &st)
 
 	out := mustRun(t, url, "cluster", "status")
 	for _, want := range []string{
 		"NODE             n2",
-		"STATE            backup for 1m30",
+		"STATE            backup for 1m3", // 1m30s and some
 		"PRIORITY         100 (preempt on)",
 		"VIP              198.18.0.100/24 on eth0, not held",
 		"MASTER           198.18.0.11 priority 200",
 		"master down after 3.609375s",
 		"ADVERTS          sent 0, received 42, dropped 3 (checksum=1 ttl=2)",
+		"STORE            ok",
+		"CONFIG           revision 7 applied, mode active-active",
+		"n1      198.18.0.11:8026  100     ok        3/8   master  7",
+		"n2      198.18.0.12:8026  50      draining  0/0   backup  6",
 	} {
 		if !strings.Contains(out, want) {
 			t.Errorf("table lacks %q:\n%s", want, out)
 		}
 	}
 
-	var got cluster.Status
+	var got clusterView
 	if err := json.Unmarshal([]byte(mustRun(t, url, "cluster", "status", "--json")), &got); err != nil {
 		t.Fatal(err)
 	}
@@ -61,6 +69,12 @@ func TestClusterStatusCommand(t *testing.T) {
 		t.Errorf("since = %v, want %v", got.Since, st.Since)
 	}
 	got.Since = st.Since
+	for i := range got.Members {
+		if !got.Members[i].Seen.Equal(st.Members[i].Seen) {
+			t.Errorf("member %d seen = %v, want %v", i, got.Members[i].Seen, st.Members[i].Seen)
+		}
+		got.Members[i].Seen = st.Members[i].Seen
+	}
 	if !reflect.DeepEqual(got, st) {
 		t.Errorf("--json = %+v\nwant %+v", got, st)
 	}

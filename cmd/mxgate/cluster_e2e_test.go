@@ -151,7 +151,7 @@ cluster:
   priority: %[7]d
   advert_interval: %[8]s
   preempt: %[9]t
-  secret: lab-secret
+  secret: lab-secret-lab-secret
 %[10]s`, i, filepath.Join(dir, "data"), testenv.LabVIP, lab.NodeAddr(i), lab.ClientAddr(), testenv.LabPrefix,
 		c.prio, c.advert, c.preempt, c.extra, c.drain)
 	path := filepath.Join(dir, "mxgate.yaml")

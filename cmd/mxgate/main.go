@@ -23,6 +23,6 @@ func newRootCmd() *cobra.Command {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.AddCommand(newServeCmd(), newQuarantineCmd(), newListsCmd(), newLogCmd(), newClusterCmd())
+	root.AddCommand(newServeCmd(), newQuarantineCmd(), newListsCmd(), newLogCmd(), newClusterCmd(), newConfigCmd(), newReportCmd())
 	return root
 }

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"crypto/tls"
-	"errors"
 	"fmt"
 	"log/slog"
 	"net"
@@ -24,10 +23,12 @@ import (
 	"github.com/mxgate/mxgate/admin"
 	"github.com/mxgate/mxgate/cluster"
 	"github.com/mxgate/mxgate/cluster/vrrp"
+	"github.com/mxgate/mxgate/clusterconf"
 	"github.com/mxgate/mxgate/config"
 	"github.com/mxgate/mxgate/deliver"
 	"github.com/mxgate/mxgate/lists"
 	"github.com/mxgate/mxgate/quarantine"
+	"github.com/mxgate/mxgate/report"
 	"github.com/mxgate/mxgate/scanner"
 	"github.com/mxgate/mxgate/smtpfront"
 	"github.com/mxgate/mxgate/store"
@@ -95,8 +96,8 @@ func newLogger(cfg config.Node) *slog.Logger {
 	return slog.New(slog.NewTextHandler(os.Stderr, opts))
 }
 
-// serve runs one node until ctx ends, then stops in order: no new sessions,
-// running sessions drain, then scanners, then the store.
+// serve runs one node until ctx ends, then stops in order: a master hands
+// over, sessions drain, then the background work, the scanners and the store.
 func serve(ctx context.Context, cfg config.Config) error {
 	log := newLogger(cfg.Node)
 	if os.Getenv("GOGC") == "" {
@@ -106,16 +107,13 @@ func serve(ctx context.Context, cfg config.Config) error {
 		// message. 400 keeps the peak RSS under load near 40 MB.
 		debug.SetGCPercent(400)
 	}
-	if cfg.Store.Redis != "" {
-		return errors.New("store.redis: the Redis store is not available yet in this build; leave it empty for the embedded store")
-	}
 	for _, e := range []struct{ key, val string }{{"scanner.clamd", cfg.Scanner.Clamd}, {"scanner.rspamd", cfg.Scanner.Rspamd}, {"scanner.spamd", cfg.Scanner.Spamd}} {
 		if e.val != "" {
 			return fmt.Errorf("%s: external engines are not available yet in this build; leave it empty", e.key)
 		}
 	}
 
-	st, err := store.OpenEmbedded(cfg.Node.DataDir)
+	st, err := openStore(ctx, cfg, log)
 	if err != nil {
 		return err
 	}
@@ -129,11 +127,29 @@ func serve(ctx context.Context, cfg config.Config) error {
 		return fmt.Errorf("scanner: %w", err)
 	}
 	defer pool.Close()
-	dispatcher := scanner.NewDispatcher(scanner.Member{Name: cfg.Node.ID, Weight: 100, Worker: pool})
+	// Until the membership says otherwise, this node scans alone.
+	dispatcher := scanner.NewDispatcher(scanner.Member{Name: cfg.Node.ID, Weight: 1, Worker: pool})
+
+	// Cluster-wide settings come from the store; the node file only seeds
+	// them (and, on the embedded store, is their source).
+	shared := newSharedSettings(cfg)
+	seedConfig(ctx, st, cfg, log)
+	follower := clusterconf.NewFollower(st.Config, func(rev clusterconf.Revision) error {
+		if err := pool.Reconfigure(applySettings(cfg, rev.Settings)); err != nil {
+			return fmt.Errorf("apply revision %d: %w", rev.Number, err)
+		}
+		shared.set(rev.Settings)
+		log.Info("cluster configuration applied", "revision", rev.Number, "by", rev.By)
+		return nil
+	}, log)
 
 	listCache := lists.NewCache(st.Lists)
 	if err := listCache.Reload(ctx); err != nil {
-		return fmt.Errorf("load lists: %w", err)
+		if !st.Shared {
+			return fmt.Errorf("load lists: %w", err)
+		}
+		// The shared store may come back any moment; the cache reloads then.
+		log.Warn("lists not loaded, the shared store does not answer; starting with none", "err", err)
 	}
 
 	tlsConf, err := tlsConfig(cfg.SMTP.TLS)
@@ -174,11 +190,9 @@ func serve(ctx context.Context, cfg config.Config) error {
 		return err
 	}
 
-	var node *cluster.Node
-	if cfg.Cluster.Enabled {
-		if node, err = cluster.New(clusterOptions(cfg, log, reg)); err != nil {
-			return fmt.Errorf("cluster: %w", err)
-		}
+	cl, err := newClusterParts(cfg, st, pool, dispatcher, shared, follower, log, reg)
+	if err != nil {
+		return err
 	}
 
 	started := time.Now()
@@ -190,20 +204,19 @@ func serve(ctx context.Context, cfg config.Config) error {
 			Quarantine: st.Quarantine,
 			Lists:      listCache,
 			Log:        st.Log,
+			Config:     st.Config,
+			Reports:    st.Reports,
 			Release:    releaser(down, cfg.Node.ID),
 			Gatherer:   reg,
 			Health:     healthCheck(st, down),
-			Cluster:    clusterStatus(node),
+			Cluster:    cl.statusFunc(),
 			Status: func() any {
 				busy, queued := pool.Stats()
-				role := "single"
-				if node != nil {
-					role = node.Status().State
-				}
 				return map[string]any{
-					"node": cfg.Node.ID, "role": role, "started": started.UTC(),
+					"node": cfg.Node.ID, "role": cl.role(), "started": started.UTC(),
 					"uptime":       time.Since(started).Round(time.Second).String(),
 					"scanner_busy": busy, "scanner_queued": queued, "lists": listCache.Set().Len(),
+					"config_revision": follower.Applied(), "degraded": cl.degraded(),
 				}
 			},
 			NodeID: cfg.Node.ID,
@@ -219,30 +232,38 @@ func serve(ctx context.Context, cfg config.Config) error {
 	if err := front.Start(); err != nil {
 		return err
 	}
-	stopNode, err := runNode(node, log)
+	// Every goroutine below is owned here and ends with runCtx.
+	runCtx, stopRun := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	errc := make(chan error, 2)
+	wg.Go(func() { listCache.Run(runCtx, 5*time.Second) })
+	if st.ListChanges != nil {
+		wg.Go(func() { listCache.Watch(runCtx, st.ListChanges(runCtx)) })
+	}
+	wg.Go(func() { follower.Run(runCtx) })
+	wg.Go(func() { expireLoop(runCtx, st, cfg.Store.LogRetention.Duration, log) })
+	wg.Go(func() {
+		report.RunScheduler(runCtx, st.Reports, st.Log, cfg.Node.ID, cl.isMaster, time.Now, log)
+	})
+	if adm != nil {
+		wg.Go(func() {
+			if err := adm.Run(runCtx); err != nil {
+				errc <- fmt.Errorf("admin: %w", err)
+			}
+		})
+	}
+	cl.start(runCtx, &wg, errc)
+
+	stopNode, err := runNode(cl.node, log)
 	if err != nil {
+		stopRun()
+		wg.Wait()
 		drainCtx, cancel := context.WithTimeout(context.Background(), cfg.SMTP.DrainTimeout.Duration)
 		front.Shutdown(drainCtx)
 		cancel()
 		return err
 	}
-	// Every goroutine below is owned here and ends with runCtx.
-	runCtx, stopRun := context.WithCancel(context.Background())
-	var wg sync.WaitGroup
-	errc := make(chan error, 1)
-	wg.Add(2)
-	go func() { defer wg.Done(); listCache.Run(runCtx, 5*time.Second) }()
-	go func() { defer wg.Done(); expireLoop(runCtx, st, cfg.Store.LogRetention.Duration, log) }()
-	if adm != nil {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			if err := adm.Run(runCtx); err != nil {
-				errc <- fmt.Errorf("admin: %w", err)
-			}
-		}()
-	}
-	log.Info("mxgate node started", "node", cfg.Node.ID, "smtp", cfg.SMTP.Listen, "admin", cfg.Admin.Listen, "downstream", cfg.Downstream.Address, "data_dir", cfg.Node.DataDir)
+	log.Info("mxgate node started", "node", cfg.Node.ID, "smtp", cfg.SMTP.Listen, "admin", cfg.Admin.Listen, "downstream", cfg.Downstream.Address, "data_dir", cfg.Node.DataDir, "store", st.Name)
 
 	var runErr error
 	select {
@@ -250,11 +271,13 @@ func serve(ctx context.Context, cfg config.Config) error {
 	case runErr = <-errc:
 	case runErr = <-stopNode.failed:
 	}
-	// A master hands over first (priority 0: the backups take over after
-	// Skew_Time, not three intervals) and lets go of the VIP; sessions
-	// already open then finish within the drain timeout.
+	// Peers stop sending scans here first, then a master hands over
+	// (priority 0: the backups take over after Skew_Time, not three
+	// intervals) and lets go of the VIP; sessions already open then finish
+	// within the drain timeout.
+	cl.drain()
 	stopNode.stop()
-	if node != nil {
+	if cl.node != nil {
 		// Sessions on the VIP now have their clients' packets delivered
 		// to the new master; they finish what they are doing, but waiting
 		// for their clients would only hold up the stop.
@@ -343,14 +366,6 @@ func clusterOptions(cfg config.Config, log *slog.Logger, reg prometheus.Register
 	return o
 }
 
-// clusterStatus serves GET /api/v1/cluster; nil (404) on a single node.
-func clusterStatus(node *cluster.Node) func() any {
-	if node == nil {
-		return nil
-	}
-	return func() any { return node.Status() }
-}
-
 func scannerOptions(cfg config.Config) scanner.Options {
 	o := scanner.DefaultOptions()
 	o.NodeID = cfg.Node.ID
@@ -371,6 +386,7 @@ func scannerOptions(cfg config.Config) scanner.Options {
 	o.ScanArchives = cfg.Scanner.Attachments.ScanArchives
 	o.MaxMIMEDepth = cfg.Scanner.MaxMIMEDepth
 	o.MaxMIMEParts = cfg.Scanner.MaxMIMEParts
+	o.SimulatedDelay = cfg.Scanner.SimulatedDelay.Duration
 	return o
 }
 

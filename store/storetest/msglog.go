@@ -3,6 +3,7 @@ package storetest
 import (
 	"context"
 	"errors"
+	"fmt"
 	"reflect"
 	"slices"
 	"testing"
@@ -140,6 +141,119 @@ func runLog(t *testing.T, open func(t *testing.T) *store.Backend) {
 		}
 	})
 
+	t.Run("Range", func(t *testing.T) {
+		l := open(t).Log
+		bob := []string{"bob@example.org"}
+		tie := rec("t2", 3, "a@x.example", bob, "deliver") // same time as t1: ordered by id
+		if err := l.Append(ctx,
+			rec("m4", 4, "a@x.example", bob, "reject"),
+			rec("t1", 3, "a@x.example", bob, "deliver"),
+			rec("m1", 1, "a@x.example", bob, "deliver"),
+			tie,
+			rec("m5", 5, "a@x.example", bob, "quarantine"),
+			rec("m1", 6, "a@x.example", bob, "deliver"), // a retried message
+		); err != nil {
+			t.Fatal(err)
+		}
+		late := rec("late", 2, "a@x.example", bob, "deliver")
+		late.Time = at(3).Add(-time.Nanosecond) // the last nanosecond before minute 3
+		if err := l.Append(ctx, late); err != nil {
+			t.Fatal(err)
+		}
+		tests := []struct {
+			name     string
+			from, to time.Time
+			want     []string
+		}{
+			{"everything oldest first", time.Time{}, time.Time{}, []string{"m1", "late", "t1", "t2", "m4", "m5", "m1"}},
+			{"from inclusive", at(3), time.Time{}, []string{"t1", "t2", "m4", "m5", "m1"}},
+			{"to exclusive", time.Time{}, at(3), []string{"m1", "late"}},
+			{"one minute", at(3), at(4), []string{"t1", "t2"}},
+			{"nanosecond edge", at(3).Add(-time.Nanosecond), at(3), []string{"late"}},
+			{"empty range", at(4), at(4), []string{}},
+			{"reversed range", at(5), at(2), []string{}},
+			{"before everything", at(-10), at(1), []string{}},
+			{"after everything", at(7), at(100), []string{}},
+			{"before 1970", time.Unix(-100, 0), time.Unix(-1, 0), []string{}},
+		}
+		for _, tc := range tests {
+			t.Run(tc.name, func(t *testing.T) {
+				got := []string{}
+				err := l.Range(ctx, tc.from, tc.to, func(r msglog.Record) error {
+					got = append(got, r.ID)
+					return nil
+				})
+				if err != nil {
+					t.Fatal(err)
+				}
+				if !slices.Equal(got, tc.want) {
+					t.Errorf("Range(%v, %v) = %v, want %v", tc.from, tc.to, got, tc.want)
+				}
+			})
+		}
+		// Whole records come back, not just ids.
+		var got []msglog.Record
+		if err := l.Range(ctx, at(3), at(4), func(r msglog.Record) error { got = append(got, r); return nil }); err != nil {
+			t.Fatal(err)
+		}
+		if len(got) == 2 {
+			got[1].Time = got[1].Time.UTC()
+			if !reflect.DeepEqual(got[1], tie) {
+				t.Errorf("record differs:\n got %+v\nwant %+v", got[1], tie)
+			}
+		}
+		// An error from fn stops the walk and comes back unchanged.
+		stop := errors.New("stop here")
+		calls := 0
+		err := l.Range(ctx, time.Time{}, time.Time{}, func(msglog.Record) error {
+			if calls++; calls == 3 {
+				return stop
+			}
+			return nil
+		})
+		if err != stop || calls != 3 {
+			t.Errorf("Range with fn failing at the 3rd record: %v after %d calls; want the error itself after 3", err, calls)
+		}
+	})
+
+	t.Run("RangeMany", func(t *testing.T) {
+		if testing.Short() {
+			t.Skip("appends thousands of records")
+		}
+		// More records than one batch of any backend, over a span where a
+		// range cuts through the middle.
+		l := open(t).Log
+		const n = 2500
+		batch := make([]msglog.Record, 0, n)
+		for i := range n {
+			r := rec(fmt.Sprintf("r%04d", i), 0, "a@x.example", nil, "deliver")
+			r.Time = base.Add(time.Duration(i) * time.Second)
+			batch = append(batch, r)
+		}
+		if err := l.Append(ctx, batch...); err != nil {
+			t.Fatal(err)
+		}
+		for _, c := range []struct{ from, to, want int }{{0, n, n}, {1000, 2001, 1001}, {999, 1000, 1}, {-5, 3000, n}} {
+			next := c.from
+			if next < 0 {
+				next = 0
+			}
+			err := l.Range(ctx, base.Add(time.Duration(c.from)*time.Second), base.Add(time.Duration(c.to)*time.Second), func(r msglog.Record) error {
+				if want := fmt.Sprintf("r%04d", next); r.ID != want {
+					return fmt.Errorf("got %s, want %s", r.ID, want)
+				}
+				next++
+				return nil
+			})
+			if err != nil {
+				t.Errorf("Range %d..%d: %v", c.from, c.to, err)
+			}
+			if got := next - max(c.from, 0); got != c.want {
+				t.Errorf("Range %d..%d gave %d records, want %d", c.from, c.to, got, c.want)
+			}
+		}
+	})
+
 	t.Run("InvalidRecord", func(t *testing.T) {
 		l := open(t).Log
 		for name, r := range map[string]msglog.Record{
@@ -163,6 +277,9 @@ func runLog(t *testing.T, open func(t *testing.T) *store.Backend) {
 			"Append": func() error { return l.Append(cctx, rec("c", 2, "a@x.example", nil, "deliver")) },
 			"Search": func() error { _, err := l.Search(cctx, msglog.Query{}); return err },
 			"Expire": func() error { _, err := l.Expire(cctx, at(100)); return err },
+			"Range": func() error {
+				return l.Range(cctx, time.Time{}, time.Time{}, func(msglog.Record) error { return nil })
+			},
 		}
 		for name, call := range calls {
 			if err := call(); !errors.Is(err, context.Canceled) {

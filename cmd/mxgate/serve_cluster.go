@@ -1,0 +1,273 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/netip"
+	"reflect"
+	"runtime"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/mxgate/mxgate/cluster"
+	"github.com/mxgate/mxgate/clusterconf"
+	"github.com/mxgate/mxgate/config"
+	"github.com/mxgate/mxgate/members"
+	"github.com/mxgate/mxgate/membership"
+	"github.com/mxgate/mxgate/peer"
+	"github.com/mxgate/mxgate/scanner"
+	"github.com/mxgate/mxgate/store"
+)
+
+// openStore opens Redis when store.redis is set, else the embedded file.
+func openStore(ctx context.Context, cfg config.Config, log *slog.Logger) (*store.Backend, error) {
+	if cfg.Store.Redis == "" {
+		return store.OpenEmbedded(cfg.Node.DataDir)
+	}
+	st, err := store.OpenRedis(ctx, cfg.Store.Redis)
+	if errors.Is(err, store.ErrUnreachable) {
+		// A node that boots while Redis is down still serves: quarantine
+		// writes answer 451 until the store is back, lists and settings
+		// arrive when it answers.
+		log.Warn("shared store unreachable at start; running degraded until it answers", "err", err)
+		return st, nil
+	}
+	return st, err
+}
+
+// sharedSettings are the parts of the cluster-wide settings that are read
+// on every dispatch decision, swapped whole when a revision is applied.
+type sharedSettings struct {
+	v atomic.Pointer[clusterconf.Settings]
+	// changed wakes the membership, so a new mode or weight reaches the
+	// dispatcher with the revision rather than at the next heartbeat.
+	changed chan struct{}
+}
+
+func newSharedSettings(cfg config.Config) *sharedSettings {
+	s := &sharedSettings{changed: make(chan struct{}, 1)}
+	first := clusterconf.FromConfig(cfg)
+	s.v.Store(&first)
+	return s
+}
+
+func (s *sharedSettings) set(v clusterconf.Settings) {
+	s.v.Store(&v)
+	select {
+	case s.changed <- struct{}{}:
+	default: // a wake-up is pending already
+	}
+}
+func (s *sharedSettings) mode() string            { return s.v.Load().Mode }
+func (s *sharedSettings) weights() map[string]int { return s.v.Load().Weights }
+
+// seedConfig stores the node file's cluster-wide settings as the first
+// revision when the store has none. On the embedded store, which only this
+// node uses, the file stays the source: a changed file becomes a new
+// revision at start. On a shared store the stored revision wins; the file
+// only seeds an empty store, and changes go through `mxgate config set`.
+func seedConfig(ctx context.Context, st *store.Backend, cfg config.Config, log *slog.Logger) {
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	file := clusterconf.FromConfig(cfg)
+	cur, err := st.Config.Current(ctx)
+	var expect int64
+	switch {
+	case errors.Is(err, clusterconf.ErrNone):
+	case err != nil:
+		log.Warn("cluster configuration not read at start; using the node file's until the store answers", "err", err)
+		return
+	case st.Shared || reflect.DeepEqual(cur.Settings, file):
+		return
+	default:
+		expect = cur.Number
+	}
+	rev, err := st.Config.Put(ctx, file, "node file of "+cfg.Node.ID, "from the node file at start", expect)
+	switch {
+	case errors.Is(err, clusterconf.ErrConflict):
+		// Another node seeded the store at the same moment; its revision wins.
+	case err != nil:
+		log.Warn("cluster configuration not stored at start", "err", err)
+	default:
+		log.Info("cluster configuration stored from the node file", "revision", rev.Number)
+	}
+}
+
+// applySettings is the node's scanner configuration under a cluster-wide
+// revision: node-local keys (workers, queue, timeout) from the file.
+func applySettings(cfg config.Config, s clusterconf.Settings) scanner.Options {
+	c := cfg
+	c.Scanner.Thresholds = s.Scanner.Thresholds
+	c.Scanner.VirusAction = s.Scanner.VirusAction
+	c.Scanner.Rules = s.Scanner.Rules
+	c.Scanner.Attachments = s.Scanner.Attachments
+	c.Scanner.MaxMIMEDepth = s.Scanner.MaxMIMEDepth
+	c.Scanner.MaxMIMEParts = s.Scanner.MaxMIMEParts
+	return scannerOptions(c)
+}
+
+// clusterParts are the pieces a clustered node runs besides a single one:
+// the VRRP node, the peer scan API and the membership that feeds the
+// dispatcher. On a single node all are nil and the methods say so.
+type clusterParts struct {
+	cfg           config.Config
+	node          *cluster.Node
+	peer          *peer.Server
+	members       *membership.Runner
+	follower      *clusterconf.Follower
+	shared        *sharedSettings
+	draining      atomic.Bool
+	degradedGauge prometheus.GaugeFunc
+}
+
+func newClusterParts(cfg config.Config, st *store.Backend, pool *scanner.Pool, d *scanner.Dispatcher, shared *sharedSettings,
+	follower *clusterconf.Follower, log *slog.Logger, reg prometheus.Registerer) (*clusterParts, error) {
+	cp := &clusterParts{cfg: cfg, follower: follower, shared: shared}
+	reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "mxgate_degraded",
+		Help: "1 while the node works without its shared store (last good lists and settings, static peers).",
+	}, func() float64 {
+		if cp.degraded() {
+			return 1
+		}
+		return 0
+	}))
+	if !cfg.Cluster.Enabled {
+		return cp, nil
+	}
+	var err error
+	if cp.node, err = cluster.New(clusterOptions(cfg, log, reg)); err != nil {
+		return nil, fmt.Errorf("cluster: %w", err)
+	}
+	if cp.peer, err = peer.NewServer(peer.ServerOptions{
+		NodeID: cfg.Node.ID, Secret: cfg.Cluster.Secret, Worker: pool, SpoolDir: cfg.Node.DataDir,
+		MaxBytes: cfg.SMTP.MaxMessageBytes, Logger: log, Registerer: reg,
+	}); err != nil {
+		return nil, fmt.Errorf("peer API: %w", err)
+	}
+	peerAddr := advertisedPeerAddr(cfg.Cluster.PeerListen, cp.node.Status().Source)
+	var static []members.Member
+	for _, p := range cfg.Cluster.Peers {
+		static = append(static, members.Member{ID: p.ID, PeerAddr: p.Address, Weight: p.Weight, Healthy: true})
+	}
+	workers := cfg.Scanner.Workers
+	if workers <= 0 {
+		workers = runtime.NumCPU()
+	}
+	cp.members = membership.New(membership.Options{
+		Self: func() members.Member {
+			busy, _ := pool.Stats()
+			return members.Member{
+				ID: cfg.Node.ID, PeerAddr: peerAddr, Weight: cfg.Cluster.Weight,
+				Healthy: !cp.draining.Load(), Busy: busy, Workers: workers,
+				Master: cp.node.IsMaster(), Revision: follower.Applied(),
+			}
+		},
+		Store:  st.Members,
+		TTL:    cfg.Cluster.MembershipTTL.Duration,
+		Static: static,
+		Local:  pool,
+		// The runner keeps one client (one keep-alive pool) per member.
+		Dial: func(m members.Member) scanner.Worker {
+			return peer.NewClient(cfg.Node.ID, m.PeerAddr, cfg.Cluster.Secret)
+		},
+		Dispatcher: d,
+		Mode:       shared.mode,
+		Weights:    shared.weights,
+		Logger:     log,
+		Registerer: reg,
+	})
+	return cp, nil
+}
+
+// advertisedPeerAddr is the address other nodes reach this node's peer API
+// on: the listen address, or with a wildcard host the node's own VRRP
+// source address.
+func advertisedPeerAddr(listen, source string) string {
+	host, port, err := net.SplitHostPort(listen)
+	if err != nil {
+		return listen
+	}
+	if a, err := netip.ParseAddr(host); (err != nil || a.IsUnspecified()) && source != "" {
+		host = source
+	}
+	return net.JoinHostPort(host, port)
+}
+
+// start runs the peer API and the membership until ctx ends.
+func (cp *clusterParts) start(ctx context.Context, wg *sync.WaitGroup, errc chan<- error) {
+	if cp.node == nil {
+		return
+	}
+	cp.members.Refresh(ctx)
+	wg.Go(func() { cp.members.Run(ctx) })
+	wg.Go(func() {
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-cp.shared.changed:
+				cp.members.Refresh(ctx)
+			}
+		}
+	})
+	wg.Go(func() {
+		if err := cp.peer.Run(ctx, cp.cfg.Cluster.PeerListen); err != nil {
+			errc <- fmt.Errorf("peer API: %w", err)
+		}
+	})
+}
+
+// drain tells the other nodes at once that this one takes no new scans,
+// instead of letting its heartbeat run out.
+func (cp *clusterParts) drain() {
+	if cp.members == nil {
+		return
+	}
+	cp.draining.Store(true)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	cp.members.Refresh(ctx)
+}
+
+func (cp *clusterParts) isMaster() bool { return cp.node == nil || cp.node.IsMaster() }
+
+func (cp *clusterParts) role() string {
+	if cp.node == nil {
+		return "single"
+	}
+	return cp.node.Status().State
+}
+
+func (cp *clusterParts) degraded() bool {
+	return cp.follower.Degraded() || cp.members != nil && cp.members.Degraded()
+}
+
+// clusterView is what GET /api/v1/cluster and `mxgate cluster status`
+// show: the VRRP state plus the scanning members and the applied revision.
+type clusterView struct {
+	cluster.Status
+	Mode     string           `json:"mode"`
+	Revision int64            `json:"revision"`
+	Degraded bool             `json:"degraded"`
+	Members  []members.Member `json:"members"`
+}
+
+func (cp *clusterParts) statusFunc() func() any {
+	if cp.node == nil {
+		return nil
+	}
+	return func() any {
+		ms := cp.members.Members()
+		if ms == nil {
+			ms = []members.Member{}
+		}
+		return clusterView{Status: cp.node.Status(), Mode: cp.shared.mode(), Revision: cp.follower.Applied(), Degraded: cp.degraded(), Members: ms}
+	}
+}

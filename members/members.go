@@ -1,0 +1,58 @@
+// Package members is the cluster's live membership: every node heartbeats
+// its record (peer address, weight, health, load, applied config revision)
+// into the store with a short TTL, and the master dispatches scans to the
+// records that are still live.
+package members
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+)
+
+// Member is one node as it last described itself.
+type Member struct {
+	ID       string    `json:"id"`
+	PeerAddr string    `json:"peer_addr"` // host:port of its peer scan API
+	Weight   int       `json:"weight"`
+	Healthy  bool      `json:"healthy"`
+	Busy     int       `json:"busy"` // scans running
+	Workers  int       `json:"workers"`
+	Master   bool      `json:"master"`
+	Revision int64     `json:"revision"` // cluster config revision applied
+	Seen     time.Time `json:"seen"`     // set by Heartbeat
+}
+
+// Store is the membership as every backend implements it.
+type Store interface {
+	// Heartbeat stores m, with Seen set to now, live until Seen+ttl. A
+	// later heartbeat of the same ID replaces it.
+	Heartbeat(ctx context.Context, m Member, ttl time.Duration) error
+	// Live returns the members whose heartbeat has not expired, sorted by
+	// ID.
+	Live(ctx context.Context) ([]Member, error)
+}
+
+// maxIDLen bounds a member id, which becomes part of a store key.
+const maxIDLen = 64
+
+func check(m Member, ttl time.Duration) error {
+	switch {
+	case m.ID == "":
+		return errors.New("empty member id")
+	case len(m.ID) > maxIDLen:
+		return fmt.Errorf("member id longer than %d bytes", maxIDLen)
+	case strings.ContainsAny(m.ID, " \t\r\n"):
+		return errors.New("member id contains white space")
+	case ttl <= 0:
+		return fmt.Errorf("ttl must be positive, got %s", ttl)
+	}
+	return nil
+}
+
+func sortByID(ms []Member) {
+	slices.SortFunc(ms, func(a, b Member) int { return strings.Compare(a.ID, b.ID) })
+}

@@ -1,0 +1,382 @@
+// Package peer is the scan API between cluster nodes: the master streams a
+// message to another node's scanner pool over HTTP and gets the verdict
+// back. Server is the receiving side, Client (a scanner.Worker) the
+// sending one, so a remote node is just one more member of the master's
+// scanner.Dispatcher.
+//
+// Every request is authenticated with the cluster secret (HMAC-SHA256 over
+// method, path, date, nonce, envelope and the body's SHA-256) and used once:
+// the date must be within ±30 s of the server's clock and the nonce must
+// not have been seen within the last 60 s. Both are checked before a byte
+// of the body is read, and the body is hashed while it is spooled, so an
+// unauthenticated, stale or replayed request never reaches the scanner.
+// The verdict is signed as well, over the request's nonce, so that a
+// verdict cannot be forged or replayed by anyone on the path: a forged
+// "deliver" would let a virus through.
+//
+// Wire format, request:
+//
+//	POST /v1/scan HTTP/1.1
+//	X-Mxgate-Node: n1                       caller's node id (logs only)
+//	X-Mxgate-Date: 1717322400000            unix milliseconds
+//	X-Mxgate-Nonce: 32 hex digits           16 random bytes
+//	X-Mxgate-Envelope: base64url(JSON)      unpadded, see below
+//	X-Mxgate-Body-Sha256: 64 hex digits
+//	X-Mxgate-Signature: hex(HMAC-SHA256(secret,
+//	    "POST\n/v1/scan\n"+date+"\n"+nonce+"\n"+envelope+"\n"+bodysha))
+//
+//	raw RFC 5322 message
+//
+// The envelope JSON (unknown fields ignored; strings bounded, valid UTF-8,
+// no control characters):
+//
+//	{"id":"q1","envelope":{"client_ip":"192.0.2.7","helo":"mail.example.com",
+//	 "sender":"a@example.com","recipients":["b@example.org"]},"allowlisted":false}
+//
+// Response 200, signed with
+//
+//	X-Mxgate-Signature: hex(HMAC-SHA256(secret, "VERDICT\n"+nonce+"\n"+body))
+//
+// and a body of scanner.Verdict's fields (an unknown action is refused):
+//
+//	{"action":"quarantine","class":"spam","score":10,
+//	 "symbols":[{"name":"GTUBE","score":10,"detail":"MIME part 1"}],
+//	 "viruses":[],"reason":"...","node":"n2"}
+//
+// Errors are short text/plain bodies: 400 bad input, 401 unauthenticated
+// (body "replayed" or "stale" where that is the reason), 408 body too slow,
+// 413 too large, 503 overloaded, 500 scan failed.
+package peer
+
+import (
+	"bytes"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/netip"
+	"strings"
+	"sync"
+	"time"
+	"unicode/utf8"
+
+	"github.com/mxgate/mxgate/scanner"
+)
+
+// Path is the one route of the peer API.
+const Path = "/v1/scan"
+
+// Header names of the protocol.
+const (
+	HeaderNode      = "X-Mxgate-Node"
+	HeaderDate      = "X-Mxgate-Date"
+	HeaderNonce     = "X-Mxgate-Nonce"
+	HeaderEnvelope  = "X-Mxgate-Envelope"
+	HeaderBodySHA   = "X-Mxgate-Body-Sha256"
+	HeaderSignature = "X-Mxgate-Signature"
+)
+
+const (
+	// dateWindow is how far a request's date may be from the server's
+	// clock: NTP keeps cluster nodes well within it, and it bounds how
+	// long a nonce must be remembered.
+	dateWindow = 30 * time.Second
+	// nonceTTL covers the whole window in which a date is accepted: a
+	// nonce first seen at the earliest moment its date passes (date-30 s)
+	// stays remembered until its date stops passing (date+30 s).
+	nonceTTL = 2 * dateWindow
+	// maxNonces bounds the replay cache (about 64 bytes an entry, so
+	// ~17 MB at worst): 262144 requests in 60 s is over 4000 scans a
+	// second on one node, beyond what a node scans. When it is full new
+	// requests are refused as overloaded (the master tries another
+	// member) rather than forgetting nonces, which would allow replays.
+	maxNonces = 1 << 18
+	// maxEnvelopeHeader bounds the encoded envelope (10000 recipients of
+	// ordinary length fit).
+	maxEnvelopeHeader = 512 << 10
+	nonceLen          = 16
+)
+
+// Limits of decoded envelope fields; SMTP's own limits are far lower
+// (RFC 5321 §4.5.3.1), these only keep a bad peer's request bounded.
+const (
+	maxIDLen         = 256
+	maxFieldLen      = 1024
+	maxRecipients    = 10000
+	maxEnvelopeBytes = maxEnvelopeHeader / 4 * 3
+)
+
+// requestMAC is the signature of a request, over the header values exactly
+// as sent (the envelope before decoding, so the decoder only ever sees
+// authenticated input).
+func requestMAC(secret []byte, date, nonce, envelope, bodySHA string) []byte {
+	m := hmac.New(sha256.New, secret)
+	io.WriteString(m, "POST\n"+Path+"\n")
+	io.WriteString(m, date)
+	io.WriteString(m, "\n")
+	io.WriteString(m, nonce)
+	io.WriteString(m, "\n")
+	io.WriteString(m, envelope)
+	io.WriteString(m, "\n")
+	io.WriteString(m, bodySHA)
+	return m.Sum(nil)
+}
+
+// verdictMAC signs a verdict body; the request's nonce ties it to that
+// request. "VERDICT" cannot be confused with a request's "POST".
+func verdictMAC(secret []byte, nonce string, body []byte) []byte {
+	m := hmac.New(sha256.New, secret)
+	io.WriteString(m, "VERDICT\n")
+	io.WriteString(m, nonce)
+	io.WriteString(m, "\n")
+	m.Write(body)
+	return m.Sum(nil)
+}
+
+// macEqual compares a hex MAC from a header with the expected one in
+// constant time; malformed hex is simply unequal.
+func macEqual(hexMAC string, want []byte) bool {
+	got, err := hex.DecodeString(hexMAC)
+	if err != nil {
+		return false
+	}
+	return hmac.Equal(got, want)
+}
+
+// wireEnvelope is the envelope header's JSON.
+type wireEnvelope struct {
+	ID          string      `json:"id"`
+	Envelope    wireEnvAddr `json:"envelope"`
+	Allowlisted bool        `json:"allowlisted"`
+}
+
+type wireEnvAddr struct {
+	ClientIP   netip.Addr `json:"client_ip"` // "" when unknown
+	Helo       string     `json:"helo"`
+	Sender     string     `json:"sender"` // "" = null reverse path
+	Recipients []string   `json:"recipients"`
+}
+
+// encodeEnvelope renders the envelope header of m.
+func encodeEnvelope(m *scanner.Message) (string, error) {
+	w := wireEnvelope{
+		ID: m.ID,
+		Envelope: wireEnvAddr{
+			ClientIP: m.Env.ClientIP, Helo: m.Env.Helo, Sender: m.Env.Sender,
+			Recipients: m.Env.Recipients,
+		},
+		Allowlisted: m.Allowlisted,
+	}
+	if w.Envelope.Recipients == nil {
+		w.Envelope.Recipients = []string{}
+	}
+	if err := w.validate(); err != nil {
+		return "", err
+	}
+	b, err := json.Marshal(w)
+	if err != nil {
+		return "", fmt.Errorf("encode envelope: %w", err)
+	}
+	if len(b) > maxEnvelopeBytes {
+		return "", fmt.Errorf("envelope: %d bytes encoded, limit %d", len(b), maxEnvelopeBytes)
+	}
+	return base64.RawURLEncoding.EncodeToString(b), nil
+}
+
+// decodeEnvelope parses an envelope header into the fields of a Message
+// (Body left nil). It accepts exactly what encodeEnvelope produces:
+// unpadded base64url, one JSON object, fields within their limits.
+// Unknown JSON fields are ignored so that a newer node can add some.
+func decodeEnvelope(s string) (scanner.Message, error) {
+	if len(s) > maxEnvelopeHeader {
+		return scanner.Message{}, fmt.Errorf("envelope: %d bytes, limit %d", len(s), maxEnvelopeHeader)
+	}
+	raw, err := base64.RawURLEncoding.DecodeString(s)
+	if err != nil {
+		return scanner.Message{}, fmt.Errorf("envelope: not unpadded base64url: %w", err)
+	}
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	var w wireEnvelope
+	if err := dec.Decode(&w); err != nil {
+		return scanner.Message{}, fmt.Errorf("envelope: %w", err)
+	}
+	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
+		return scanner.Message{}, errors.New("envelope: data after the JSON object")
+	}
+	if err := w.validate(); err != nil {
+		return scanner.Message{}, err
+	}
+	if w.Envelope.Recipients == nil {
+		w.Envelope.Recipients = []string{} // as encodeEnvelope sends none
+	}
+	return scanner.Message{
+		ID: w.ID,
+		Env: scanner.Envelope{
+			ClientIP: w.Envelope.ClientIP, Helo: w.Envelope.Helo, Sender: w.Envelope.Sender,
+			Recipients: w.Envelope.Recipients,
+		},
+		Allowlisted: w.Allowlisted,
+	}, nil
+}
+
+// validate keeps fields to what an SMTP session can produce: bounded,
+// valid UTF-8 (SMTPUTF8), no control characters. The scanner and its logs
+// can then treat them like local ones.
+func (w wireEnvelope) validate() error {
+	if err := checkField("id", w.ID, maxIDLen); err != nil {
+		return err
+	}
+	if err := checkField("helo", w.Envelope.Helo, maxFieldLen); err != nil {
+		return err
+	}
+	if err := checkField("sender", w.Envelope.Sender, maxFieldLen); err != nil {
+		return err
+	}
+	if n := len(w.Envelope.Recipients); n > maxRecipients {
+		return fmt.Errorf("envelope: %d recipients, limit %d", n, maxRecipients)
+	}
+	for _, r := range w.Envelope.Recipients {
+		if r == "" {
+			return errors.New("envelope: empty recipient")
+		}
+		if err := checkField("recipient", r, maxFieldLen); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func checkField(name, v string, limit int) error {
+	if len(v) > limit {
+		return fmt.Errorf("envelope: %s of %d bytes, limit %d", name, len(v), limit)
+	}
+	if !utf8.ValidString(v) {
+		return fmt.Errorf("envelope: %s is not valid UTF-8", name)
+	}
+	if i := strings.IndexFunc(v, func(r rune) bool { return r < 0x20 || r == 0x7f }); i >= 0 {
+		return fmt.Errorf("envelope: %s has a control character at %d", name, i)
+	}
+	return nil
+}
+
+// nonceCache remembers the nonces of accepted requests for nonceTTL, at
+// most max of them.
+type nonceCache struct {
+	mu   sync.Mutex
+	ttl  time.Duration
+	max  int
+	seen map[[nonceLen]byte]struct{}
+	// fifo holds the same nonces in insertion order, from head on; since
+	// every entry lives ttl, the oldest expires first and pruning only
+	// ever looks at the front.
+	fifo []nonceEntry
+	head int
+}
+
+type nonceEntry struct {
+	nonce   [nonceLen]byte
+	expires time.Time
+}
+
+func newNonceCache(ttl time.Duration, max int) *nonceCache {
+	return &nonceCache{ttl: ttl, max: max, seen: make(map[[nonceLen]byte]struct{})}
+}
+
+// errNonceCacheFull means max nonces are live: the request is refused
+// rather than a nonce forgotten early.
+var errNonceCacheFull = errors.New("replay cache full")
+
+// add records nonce at now. It reports false when the nonce was seen within
+// ttl, and errNonceCacheFull when it cannot be remembered.
+func (c *nonceCache) add(nonce [nonceLen]byte, now time.Time) (bool, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for c.head < len(c.fifo) && !c.fifo[c.head].expires.After(now) {
+		delete(c.seen, c.fifo[c.head].nonce)
+		c.fifo[c.head] = nonceEntry{}
+		c.head++
+	}
+	// Reuse the dead front once it is most of the slice, so the slice
+	// stays within about twice the live entries.
+	if c.head > 0 && c.head >= len(c.fifo)/2 {
+		n := copy(c.fifo, c.fifo[c.head:])
+		clear(c.fifo[n:])
+		c.fifo = c.fifo[:n]
+		c.head = 0
+	}
+	if _, dup := c.seen[nonce]; dup {
+		return false, nil
+	}
+	if len(c.seen) >= c.max {
+		return false, errNonceCacheFull
+	}
+	c.seen[nonce] = struct{}{}
+	c.fifo = append(c.fifo, nonceEntry{nonce: nonce, expires: now.Add(c.ttl)})
+	return true, nil
+}
+
+func (c *nonceCache) len() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return len(c.seen)
+}
+
+// wireVerdict is the JSON of a verdict: scanner.Verdict's fields.
+type wireVerdict struct {
+	Action  string       `json:"action"`
+	Class   string       `json:"class"`
+	Score   float64      `json:"score"`
+	Symbols []wireSymbol `json:"symbols"`
+	Viruses []string     `json:"viruses"`
+	Reason  string       `json:"reason"`
+	Node    string       `json:"node"`
+}
+
+type wireSymbol struct {
+	Name   string  `json:"name"`
+	Score  float64 `json:"score"`
+	Detail string  `json:"detail"`
+}
+
+func toWire(v scanner.Verdict) wireVerdict {
+	w := wireVerdict{
+		Action: string(v.Action), Class: v.Class, Score: v.Score,
+		Symbols: make([]wireSymbol, 0, len(v.Symbols)),
+		Viruses: v.Viruses, Reason: v.Reason, Node: v.Node,
+	}
+	for _, s := range v.Symbols {
+		w.Symbols = append(w.Symbols, wireSymbol{Name: s.Name, Score: s.Score, Detail: s.Detail})
+	}
+	if w.Viruses == nil {
+		w.Viruses = []string{}
+	}
+	return w
+}
+
+// fromWire checks a peer's verdict: only the actions the gateway knows (an
+// unknown one must not fall through to delivery somewhere).
+func fromWire(w wireVerdict) (scanner.Verdict, error) {
+	switch a := scanner.Action(w.Action); a {
+	case scanner.ActionDeliver, scanner.ActionQuarantine, scanner.ActionReject, scanner.ActionTempfail:
+	default:
+		return scanner.Verdict{}, fmt.Errorf("verdict: unknown action %q", w.Action)
+	}
+	v := scanner.Verdict{
+		Action: scanner.Action(w.Action), Class: w.Class, Score: w.Score,
+		Viruses: w.Viruses, Reason: w.Reason, Node: w.Node,
+	}
+	if len(w.Symbols) > 0 {
+		v.Symbols = make([]scanner.Symbol, 0, len(w.Symbols))
+		for _, s := range w.Symbols {
+			v.Symbols = append(v.Symbols, scanner.Symbol{Name: s.Name, Score: s.Score, Detail: s.Detail})
+		}
+	}
+	if len(v.Viruses) == 0 {
+		v.Viruses = nil
+	}
+	return v, nil
+}

@@ -1,0 +1,81 @@
+package report
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// Redis key schema (under the {mxgate} hash tag, one Cluster slot, so the
+// MULTI below is legal there too).
+const (
+	keyReport = "{mxgate}:report:" // + day → Report JSON (SET NX: written once)
+	keyDays   = "{mxgate}:reports" // ZSET day → unix seconds of its start
+)
+
+type redisStore struct {
+	c redis.UniversalClient
+}
+
+// NewRedis returns the reports in Redis: one key per day written with SET
+// NX, and a sorted set of the days for Days.
+func NewRedis(c redis.UniversalClient) Store {
+	return &redisStore{c: c}
+}
+
+func (s *redisStore) Create(ctx context.Context, r Report) (bool, error) {
+	if err := checkDay(r.Day); err != nil {
+		return false, fmt.Errorf("create report: %w", err)
+	}
+	data, err := json.Marshal(r)
+	if err != nil {
+		return false, fmt.Errorf("create report %s: %w", r.Day, err)
+	}
+	day, _ := time.Parse(DayFormat, r.Day)
+	// SET NX decides who wrote the day; the ZADD is idempotent, so it can
+	// go along unconditionally in the same MULTI (one round trip).
+	var set *redis.BoolCmd
+	_, err = s.c.TxPipelined(ctx, func(p redis.Pipeliner) error {
+		set = p.SetNX(ctx, keyReport+r.Day, data, 0)
+		p.ZAdd(ctx, keyDays, redis.Z{Score: float64(day.Unix()), Member: r.Day})
+		return nil
+	})
+	if err != nil {
+		return false, fmt.Errorf("create report %s: %w", r.Day, err)
+	}
+	return set.Val(), nil
+}
+
+func (s *redisStore) Get(ctx context.Context, day string) (Report, error) {
+	if err := checkDay(day); err != nil {
+		return Report{}, fmt.Errorf("read report: %w", err)
+	}
+	v, err := s.c.Get(ctx, keyReport+day).Bytes()
+	if errors.Is(err, redis.Nil) {
+		return Report{}, fmt.Errorf("read report %s: %w", day, ErrNotFound)
+	}
+	if err != nil {
+		return Report{}, fmt.Errorf("read report %s: %w", day, err)
+	}
+	var r Report
+	if err := json.Unmarshal(v, &r); err != nil {
+		return Report{}, fmt.Errorf("read report %s: decode: %w", day, err)
+	}
+	return r, nil
+}
+
+func (s *redisStore) Days(ctx context.Context, limit int) ([]string, error) {
+	stop := int64(-1)
+	if limit > 0 {
+		stop = int64(limit) - 1
+	}
+	days, err := s.c.ZRevRange(ctx, keyDays, 0, stop).Result()
+	if err != nil {
+		return nil, fmt.Errorf("list reports: %w", err)
+	}
+	return days, nil
+}

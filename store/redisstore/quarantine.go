@@ -1,0 +1,419 @@
+package redisstore
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/mxgate/mxgate/boltkv"
+	"github.com/mxgate/mxgate/quarantine"
+)
+
+// Quarantine keys. Per item: its metadata and its raw message, both
+// expiring in Redis at the item's Expires (a backstop should no node run
+// Expire), and its index record, which lists the index members the item
+// added and has no TTL, so that Delete and Expire remove exactly those even
+// after Redis dropped the metadata. The indexes are lex-ordered sorted sets
+// mirroring the bbolt buckets of package quarantine.
+const (
+	qMeta      = Prefix + "q:meta:" // + id → Item JSON
+	qRaw       = Prefix + "q:raw:"  // + id → raw message
+	qIdx       = Prefix + "q:idx:"  // + id → JSON [{k, m}] of its index members
+	qByTime    = Prefix + "q:by_time"
+	qByExpires = Prefix + "q:by_expires"
+	qByRcpt    = Prefix + "q:by_rcpt"
+	qBySender  = Prefix + "q:by_sender"
+	qByVerdict = Prefix + "q:by_verdict"
+)
+
+// qIndexKeys are the index keys in the order the put script gets them as
+// KEYS[4..].
+var qIndexKeys = [...]string{qByTime, qByExpires, qByRcpt, qBySender, qByVerdict}
+
+// qPage is how many index members List reads per round trip (plus one
+// MGET of their items).
+const qPage = 256
+
+// qExpireBatch bounds one Expire round, like the bbolt backend's batch.
+const qExpireBatch = 1000
+
+// putScript stores a new item in one round trip, atomically: a check for
+// the id, the item, its message, its index record and its index members.
+// A retry of a Put whose reply was lost (go-redis retries on network
+// errors) finds its own item (same JSON, same message) and succeeds again
+// instead of reporting ErrExists.
+//
+// KEYS: meta, raw, idx, then qIndexKeys. ARGV: item JSON, raw, idx JSON,
+// expiry in unix ms ("0" = none), then pairs of index key number (into
+// KEYS) and member.
+var putScript = redis.NewScript(`
+if redis.call('EXISTS', KEYS[1], KEYS[3]) > 0 then
+	if redis.call('GET', KEYS[1]) == ARGV[1] and redis.call('GET', KEYS[2]) == ARGV[2] then return 1 end
+	return 0
+end
+if ARGV[4] == '0' then
+	redis.call('SET', KEYS[1], ARGV[1])
+	redis.call('SET', KEYS[2], ARGV[2])
+else
+	redis.call('SET', KEYS[1], ARGV[1], 'PXAT', ARGV[4])
+	redis.call('SET', KEYS[2], ARGV[2], 'PXAT', ARGV[4])
+end
+redis.call('SET', KEYS[3], ARGV[3])
+for i = 5, #ARGV, 2 do
+	redis.call('ZADD', KEYS[tonumber(ARGV[i])], 0, ARGV[i+1])
+end
+return 1
+`)
+
+// qIndexMember is one member of one index.
+type qIndexMember struct {
+	Key    string `json:"k"`
+	Member []byte `json:"m"`
+}
+
+type redisQuarantine struct {
+	c   redis.UniversalClient
+	now func() time.Time // decides whether Expires lies ahead (tests)
+}
+
+// NewQuarantine returns the quarantine in Redis.
+func NewQuarantine(c redis.UniversalClient) quarantine.Store {
+	return &redisQuarantine{c: c, now: time.Now}
+}
+
+// qFold is quarantine's case folding for index keys and filters.
+func qFold(s string) string { return strings.ToLower(s) }
+
+// qIndexMembers lists it's index members exactly as the bbolt backend
+// keys its index buckets.
+func qIndexMembers(it quarantine.Item) []qIndexMember {
+	tk := boltkv.TimeKey(it.Time, it.ID)
+	e := []qIndexMember{{qByTime, tk}}
+	if !it.Expires.IsZero() {
+		e = append(e, qIndexMember{qByExpires, boltkv.TimeKey(it.Expires, it.ID)})
+	}
+	var seen []string
+	for _, r := range it.Recipients {
+		r = qFold(r)
+		if r == "" || slices.Contains(seen, r) {
+			continue
+		}
+		seen = append(seen, r)
+		e = append(e, qIndexMember{qByRcpt, append(boltkv.LenPrefix(r), tk...)})
+	}
+	if it.Sender != "" {
+		e = append(e, qIndexMember{qBySender, append(boltkv.LenPrefix(qFold(it.Sender)), tk...)})
+	}
+	if it.Verdict != "" {
+		e = append(e, qIndexMember{qByVerdict, append(boltkv.LenPrefix(qFold(it.Verdict)), tk...)})
+	}
+	return e
+}
+
+func qValidate(it quarantine.Item) error {
+	if err := boltkv.CheckKey(it.ID, it.Time); err != nil {
+		return err
+	}
+	if !it.Expires.IsZero() && !boltkv.Indexable(it.Expires) {
+		return fmt.Errorf("expiry %v outside 1970..2262", it.Expires)
+	}
+	return nil
+}
+
+// Put stores the item in one round trip (an EVALSHA; EVAL once after a
+// Redis restart emptied the script cache). It returns when Redis has
+// executed the write: how durable that is depends on the server's
+// appendonly/appendfsync and replication settings.
+func (q *redisQuarantine) Put(ctx context.Context, it quarantine.Item, raw []byte) error {
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("put quarantine item %q: %w", it.ID, err)
+	}
+	if err := qValidate(it); err != nil {
+		return fmt.Errorf("put quarantine item %q: %w", it.ID, err)
+	}
+	meta, err := json.Marshal(it)
+	if err != nil {
+		return fmt.Errorf("put quarantine item %q: %w", it.ID, err)
+	}
+	members := qIndexMembers(it)
+	idx, err := json.Marshal(members)
+	if err != nil {
+		return fmt.Errorf("put quarantine item %q: %w", it.ID, err)
+	}
+	// An expiry already past gets no TTL: Redis would drop the item at
+	// once, while the contract is that it stays until Expire runs.
+	expireAt := "0"
+	if !it.Expires.IsZero() && it.Expires.After(q.now()) {
+		expireAt = strconv.FormatInt(it.Expires.UnixMilli(), 10)
+	}
+	if raw == nil {
+		raw = []byte{}
+	}
+	keys := append([]string{qMeta + it.ID, qRaw + it.ID, qIdx + it.ID}, qIndexKeys[:]...)
+	args := []any{meta, raw, idx, expireAt}
+	for _, m := range members {
+		args = append(args, 4+slices.Index(qIndexKeys[:], m.Key), m.Member)
+	}
+	n, err := putScript.Run(ctx, q.c, keys, args...).Int()
+	if err != nil {
+		return fmt.Errorf("put quarantine item %q: %w", it.ID, err)
+	}
+	if n == 0 {
+		return fmt.Errorf("put quarantine item %q: %w", it.ID, quarantine.ErrExists)
+	}
+	return nil
+}
+
+func decodeItem(data string) (quarantine.Item, error) {
+	var it quarantine.Item
+	if err := json.Unmarshal([]byte(data), &it); err != nil {
+		return quarantine.Item{}, fmt.Errorf("decode: %w", err)
+	}
+	return it, nil
+}
+
+func (q *redisQuarantine) Get(ctx context.Context, id string) (quarantine.Item, error) {
+	if err := ctx.Err(); err != nil {
+		return quarantine.Item{}, fmt.Errorf("get quarantine item %q: %w", id, err)
+	}
+	data, err := q.c.Get(ctx, qMeta+id).Result()
+	if errors.Is(err, redis.Nil) {
+		err = quarantine.ErrNotFound
+	}
+	if err != nil {
+		return quarantine.Item{}, fmt.Errorf("get quarantine item %q: %w", id, err)
+	}
+	it, err := decodeItem(data)
+	if err != nil {
+		return quarantine.Item{}, fmt.Errorf("get quarantine item %q: %w", id, err)
+	}
+	return it, nil
+}
+
+func (q *redisQuarantine) Raw(ctx context.Context, id string) ([]byte, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("read quarantined message %q: %w", id, err)
+	}
+	raw, err := q.c.Get(ctx, qRaw+id).Bytes()
+	if errors.Is(err, redis.Nil) {
+		err = quarantine.ErrNotFound
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read quarantined message %q: %w", id, err)
+	}
+	return raw, nil
+}
+
+// List walks the most selective index the filter names (recipient, then
+// sender, then verdict, else time) from Until down to Since, qPage members
+// and one MGET of their items per step, and applies the whole filter to
+// each item, as the bbolt backend does.
+func (q *redisQuarantine) List(ctx context.Context, f quarantine.Filter) ([]quarantine.Item, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("list quarantine: %w", err)
+	}
+	limit := f.EffectiveLimit()
+	key, prefix := qByTime, []byte(nil)
+	switch {
+	case f.Rcpt != "":
+		key, prefix = qByRcpt, boltkv.LenPrefix(qFold(f.Rcpt))
+	case f.Sender != "":
+		key, prefix = qBySender, boltkv.LenPrefix(qFold(f.Sender))
+	case f.Verdict != "":
+		key, prefix = qByVerdict, boltkv.LenPrefix(qFold(f.Verdict))
+	}
+	var out []quarantine.Item
+	err := lexRange(ctx, q.c, key, prefix, f.Since, f.Until, true, qPage, func(tks []string) (bool, error) {
+		keys := make([]string, len(tks))
+		for i, tk := range tks {
+			keys[i] = qMeta + tk[8:]
+		}
+		vals, err := q.c.MGet(ctx, keys...).Result()
+		if err != nil {
+			return false, err
+		}
+		for i, v := range vals {
+			s, ok := v.(string)
+			if !ok {
+				continue // an orphaned index entry must not break listing
+			}
+			it, err := decodeItem(s)
+			if err != nil {
+				return false, fmt.Errorf("item %q: %w", tks[i][8:], err)
+			}
+			if f.Match(it) {
+				if out = append(out, it); len(out) == limit {
+					return false, nil
+				}
+			}
+		}
+		return true, nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("list quarantine: %w", err)
+	}
+	return out, nil
+}
+
+// removeCmds queues, in a MULTI/EXEC pipeline, the removal of item id
+// with the index members recorded for it. The returned command is the
+// DEL of its index record: 1 when this call removed the item, 0 when
+// someone else did first.
+func removeCmds(ctx context.Context, p redis.Pipeliner, id string, members []qIndexMember) *redis.IntCmd {
+	p.Del(ctx, qMeta+id, qRaw+id)
+	for _, m := range members {
+		p.ZRem(ctx, m.Key, m.Member)
+	}
+	return p.Del(ctx, qIdx+id)
+}
+
+func decodeIdx(data string) ([]qIndexMember, error) {
+	var ms []qIndexMember
+	if err := json.Unmarshal([]byte(data), &ms); err != nil {
+		return nil, fmt.Errorf("decode index record: %w", err)
+	}
+	return ms, nil
+}
+
+// Delete reads the item's index record, then removes the item, its
+// message, its index record and its index members in one MULTI/EXEC.
+func (q *redisQuarantine) Delete(ctx context.Context, id string) error {
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("delete quarantine item %q: %w", id, err)
+	}
+	err := q.delete(ctx, id)
+	if err != nil {
+		return fmt.Errorf("delete quarantine item %q: %w", id, err)
+	}
+	return nil
+}
+
+func (q *redisQuarantine) delete(ctx context.Context, id string) error {
+	data, err := q.c.Get(ctx, qIdx+id).Result()
+	if errors.Is(err, redis.Nil) {
+		return quarantine.ErrNotFound
+	}
+	if err != nil {
+		return err
+	}
+	members, err := decodeIdx(data)
+	if err != nil {
+		return err
+	}
+	var delMeta *redis.IntCmd
+	_, err = q.c.TxPipelined(ctx, func(p redis.Pipeliner) error {
+		delMeta = p.Del(ctx, qMeta+id)
+		removeCmds(ctx, p, id, members)
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	// Gone already (Redis expired it, or another node deleted it): the
+	// leftovers are cleaned up all the same.
+	if delMeta.Val() == 0 {
+		return quarantine.ErrNotFound
+	}
+	return nil
+}
+
+// MarkReleased rewrites the item keeping its TTL; SET XX cannot bring back
+// an item deleted since it was read.
+func (q *redisQuarantine) MarkReleased(ctx context.Context, id string, at time.Time) error {
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("mark quarantine item %q released: %w", id, err)
+	}
+	it, err := q.Get(ctx, id)
+	if err != nil {
+		return fmt.Errorf("mark quarantine item %q released: %w", id, errors.Unwrap(err))
+	}
+	it.Released = at
+	meta, err := json.Marshal(it)
+	if err != nil {
+		return fmt.Errorf("mark quarantine item %q released: %w", id, err)
+	}
+	err = q.c.SetArgs(ctx, qMeta+id, meta, redis.SetArgs{Mode: "XX", KeepTTL: true}).Err()
+	if errors.Is(err, redis.Nil) {
+		err = quarantine.ErrNotFound
+	}
+	if err != nil {
+		return fmt.Errorf("mark quarantine item %q released: %w", id, err)
+	}
+	return nil
+}
+
+// Expire deletes items whose Expires <= now, qExpireBatch per round: one
+// ZRANGE of the expiry index, one pipelined GET of the index records, one
+// MULTI/EXEC removing them. Items whose index record is gone leave only
+// their expiry entry, which is dropped.
+func (q *redisQuarantine) Expire(ctx context.Context, now time.Time) (int, error) {
+	if !boltkv.Indexable(now) {
+		return 0, nil // nothing expires before 1970
+	}
+	hi := "+"
+	if next := now.Add(time.Nanosecond); boltkv.Indexable(next) {
+		hi = "(" + string(boltkv.TimeKey(next, ""))
+	}
+	total := 0
+	for {
+		if err := ctx.Err(); err != nil {
+			return total, fmt.Errorf("expire quarantine: %w", err)
+		}
+		n, seen, err := q.expireBatch(ctx, hi)
+		total += n
+		if err != nil {
+			return total, fmt.Errorf("expire quarantine: %w", err)
+		}
+		if seen < qExpireBatch {
+			return total, nil
+		}
+	}
+}
+
+func (q *redisQuarantine) expireBatch(ctx context.Context, hi string) (deleted, seen int, err error) {
+	members, err := q.c.ZRangeArgs(ctx, redis.ZRangeArgs{Key: qByExpires, Start: "-", Stop: hi, ByLex: true, Count: qExpireBatch}).Result()
+	if err != nil || len(members) == 0 {
+		return 0, 0, err
+	}
+	idxCmds := make([]*redis.StringCmd, len(members))
+	_, err = q.c.Pipelined(ctx, func(p redis.Pipeliner) error {
+		for i, m := range members {
+			idxCmds[i] = p.Get(ctx, qIdx+m[8:])
+		}
+		return nil
+	})
+	if err != nil && !errors.Is(err, redis.Nil) {
+		return 0, 0, err
+	}
+	var dels []*redis.IntCmd
+	_, err = q.c.TxPipelined(ctx, func(p redis.Pipeliner) error {
+		for i, m := range members {
+			data, err := idxCmds[i].Result()
+			var ms []qIndexMember
+			if err == nil {
+				ms, err = decodeIdx(data)
+			}
+			if err != nil {
+				// Orphaned entry: drop it, or Expire would meet it forever.
+				p.ZRem(ctx, qByExpires, m)
+				continue
+			}
+			dels = append(dels, removeCmds(ctx, p, m[8:], ms))
+		}
+		return nil
+	})
+	if err != nil {
+		return 0, 0, err
+	}
+	for _, d := range dels {
+		deleted += int(d.Val())
+	}
+	return deleted, len(members), nil
+}
