@@ -47,5 +47,5 @@ cd "$TOP"
 MXGATE_BENCH_CLUSTER=$OUT \
 BENCH_DELAY_MS=${DELAY_MS:-} BENCH_WORKERS=${WORKERS:-} BENCH_MSGS=${MSGS:-} \
 BENCH_DIST_MSGS=${DIST_MSGS:-} BENCH_CONC=${CONC:-} BENCH_REPS=${REPS:-} \
-	"$GO" test -count=1 -timeout 40m -run '^TestActiveActiveBench$' -v ./cmd/mxgate
+	"$GO" test -tags clusterbench -count=1 -timeout 40m -run '^TestActiveActiveBench$' -v ./cmd/mxgate
 echo "results: $OUT" >&2
