@@ -36,6 +36,12 @@ type Options struct {
 	Checksum     vrrp.ChecksumMode
 	GARPRepeat   int           // gratuitous ARPs on becoming master (0 = default 5)
 	GARPRefresh  time.Duration // delay of the second burst (0 = none; the config layer defaults it to 5s)
+	// GARPMasterRefresh repeats one gratuitous ARP this often while master
+	// (0 = never), like keepalived's garp_master_refresh: after a partition
+	// healed behind links that stayed up, the backup that held the VIP may
+	// step down without a word, and clients' ARP caches then follow us at
+	// the next refresh rather than when their entry expires.
+	GARPMasterRefresh time.Duration
 	Notify       string        // command + fixed args, run as: Notify... <state> <vrid> <priority>, in order, one at a time
 	NodeID       string        // "" = host name
 	Logger       *slog.Logger  // nil = slog.Default()
@@ -103,7 +109,7 @@ func New(o Options) (*Node, error) {
 	default:
 		return nil, fmt.Errorf("cluster: unknown checksum mode %d", o.Checksum)
 	}
-	if o.GARPRepeat < 0 || o.GARPRefresh < 0 || o.PreemptDelay < 0 {
+	if o.GARPRepeat < 0 || o.GARPRefresh < 0 || o.GARPMasterRefresh < 0 || o.PreemptDelay < 0 {
 		return nil, errors.New("cluster: garp_repeat, garp_refresh and preempt_delay must not be negative")
 	}
 	if o.GARPRepeat == 0 {
@@ -385,6 +391,7 @@ type loop struct {
 	garpLeft  int       // GARPs still to send in the current burst
 	garpNext  time.Time // when the next one of the burst is due
 	refreshAt time.Time // second burst; zero = none pending
+	periodAt  time.Time // next periodic GARP while master; zero = none
 
 	sendErrAt  time.Time // last logged send error (rate limit)
 	vipFailing bool      // last VIP add failed (log once, retry on each advert)
@@ -439,6 +446,7 @@ func (l *loop) arm(t *time.Timer) {
 		earliest(l.garpNext)
 	}
 	earliest(l.refreshAt)
+	earliest(l.periodAt)
 	if next.IsZero() {
 		t.Stop()
 		return
@@ -457,7 +465,7 @@ func (l *loop) exec(now time.Time, acts []vrrp.Action) {
 			l.addVIP()
 		case vrrp.DelVIP:
 			// Leaving master: a pending GARP would claim the address for us.
-			l.garpLeft, l.refreshAt = 0, time.Time{}
+			l.garpLeft, l.refreshAt, l.periodAt = 0, time.Time{}, time.Time{}
 			if err := n.vip.remove(); err != nil {
 				n.log.Error("vrrp: remove VIP", "err", err)
 			} else {
@@ -467,6 +475,9 @@ func (l *loop) exec(now time.Time, acts []vrrp.Action) {
 			l.startBurst(now)
 			if n.opt.GARPRefresh > 0 {
 				l.refreshAt = now.Add(n.opt.GARPRefresh)
+			}
+			if n.opt.GARPMasterRefresh > 0 {
+				l.periodAt = now.Add(n.opt.GARPMasterRefresh)
 			}
 		case vrrp.Transition:
 			l.transition(a)
@@ -541,6 +552,12 @@ func (l *loop) garpDue(now time.Time) {
 		l.refreshAt = time.Time{}
 		l.garpLeft = l.n.opt.GARPRepeat
 		l.garpNext = now
+	}
+	if !l.periodAt.IsZero() && !now.Before(l.periodAt) {
+		l.periodAt = now.Add(l.n.opt.GARPMasterRefresh)
+		if l.garpLeft <= 0 {
+			l.garpLeft, l.garpNext = 1, now
+		}
 	}
 	if l.garpLeft <= 0 || now.Before(l.garpNext) {
 		return

@@ -227,6 +227,10 @@ type Cluster struct {
 	// master; GARPRefresh is when a second burst follows (0 = none).
 	GARPRepeat  int      `yaml:"garp_repeat" json:"garp_repeat"`
 	GARPRefresh Duration `yaml:"garp_refresh" json:"garp_refresh"`
+	// GARPMasterRefresh repeats one gratuitous ARP this often while master
+	// (0 = never), so clients find the master again soon after a split
+	// brain healed without any node hearing a lower priority.
+	GARPMasterRefresh Duration `yaml:"garp_master_refresh" json:"garp_master_refresh"`
 	// Mode is active-active (every node scans by weight) or active-passive
 	// (the master scans everything).
 	Mode string `yaml:"mode" json:"mode"`
@@ -307,20 +311,21 @@ func Default() Config {
 			Listen: "127.0.0.1:8025",
 		},
 		Cluster: Cluster{
-			Interface:      "eth0",
-			VRID:           51,
-			Priority:       100,
-			AdvertInterval: Duration{time.Second},
-			Preempt:        true,
-			UnicastPeers:   []string{},
-			Checksum:       "pseudo-header",
-			GARPRepeat:     5,
-			GARPRefresh:    Duration{5 * time.Second},
-			Mode:           "active-active",
-			Weight:         100,
-			PeerListen:     "0.0.0.0:8026",
-			MembershipTTL:  Duration{3 * time.Second},
-			Peers:          []Peer{},
+			Interface:         "eth0",
+			VRID:              51,
+			Priority:          100,
+			AdvertInterval:    Duration{time.Second},
+			Preempt:           true,
+			UnicastPeers:      []string{},
+			Checksum:          "pseudo-header",
+			GARPRepeat:        5,
+			GARPRefresh:       Duration{5 * time.Second},
+			GARPMasterRefresh: Duration{60 * time.Second},
+			Mode:              "active-active",
+			Weight:            100,
+			PeerListen:        "0.0.0.0:8026",
+			MembershipTTL:     Duration{3 * time.Second},
+			Peers:             []Peer{},
 		},
 	}
 }

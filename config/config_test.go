@@ -280,13 +280,14 @@ func TestParseErrors(t *testing.T) {
 			"cluster.secret: required when the cluster is enabled",
 		}},
 		{"cluster bounds", "cluster: {enabled: true, vip: 10.0.0.1/24, vrid: 256, priority: 256, advert_interval: 41s, secret: s}\n", []string{"cluster.vrid: must be 1-255, got 256", "cluster.priority:", "got 256", "cluster.advert_interval: must be 10ms to 40.95s, got 41s"}},
-		{"cluster vrrp keys", "cluster: {enabled: true, vip: 2001:db8::1/64, secret: s, source: 2001:db8::2, checksum: rfc, garp_repeat: 0, garp_refresh: -1s, preempt_delay: -1s, notify: \" \"}\n", []string{
+		{"cluster vrrp keys", "cluster: {enabled: true, vip: 2001:db8::1/64, secret: s, source: 2001:db8::2, checksum: rfc, garp_repeat: 0, garp_refresh: -1s, garp_master_refresh: 10ms, preempt_delay: -1s, notify: \" \"}\n", []string{
 			`cluster.vip: "2001:db8::1/64": only IPv4 VIPs are supported`,
 			`cluster.source: "2001:db8::2" is not an IPv4 address`,
 			`cluster.checksum: "rfc" is not one of pseudo-header, message`,
 			"cluster.garp_repeat: must be 1-100, got 0",
 			"cluster.garp_refresh: must be 0 (none) or more, got -1s",
 			"cluster.preempt_delay: must be 0 to 1h, got -1s",
+			"cluster.garp_master_refresh: must be 0 (never) or at least 1s, got 10ms",
 			"cluster.notify: is blank",
 		}},
 		{"cluster peers", "node: {id: n1}\ncluster: {enabled: true, vip: 10.0.0.1/24, secret: short, membership_ttl: 10ms, peers: [{id: n1, address: x, weight: -1}, {id: n2, address: \"10.0.0.2:8026\"}, {id: n2, address: \"10.0.0.3:8026\"}, {id: n4, adress: \"10.0.0.4:8026\"}, n5]}\n", []string{

@@ -192,6 +192,9 @@ func (c Config) Validate() error {
 		if r := cl.GARPRefresh.Duration; r < 0 {
 			p.add("cluster.garp_refresh", "must be 0 (none) or more, got %s", r)
 		}
+		if r := cl.GARPMasterRefresh.Duration; r != 0 && r < time.Second {
+			p.add("cluster.garp_master_refresh", "must be 0 (never) or at least 1s, got %s", r)
+		}
 		if cl.Notify != "" && strings.TrimSpace(cl.Notify) == "" {
 			p.add("cluster.notify", "is blank")
 		}

@@ -338,20 +338,21 @@ func clusterOptions(cfg config.Config, log *slog.Logger, reg prometheus.Register
 	// Validate has checked every value; parsing again cannot fail.
 	vip, _ := netip.ParsePrefix(cl.VIP)
 	o := cluster.Options{
-		Interface:    cl.Interface,
-		VRID:         uint8(cl.VRID),
-		VIP:          vip,
-		Priority:     uint8(cl.Priority),
-		Interval:     cl.AdvertInterval.Duration,
-		Preempt:      cl.Preempt,
-		PreemptDelay: cl.PreemptDelay.Duration,
-		Checksum:     vrrp.ChecksumPseudoHeader,
-		GARPRepeat:   cl.GARPRepeat,
-		GARPRefresh:  cl.GARPRefresh.Duration,
-		Notify:       cl.Notify,
-		NodeID:       cfg.Node.ID,
-		Logger:       log,
-		Registerer:   reg,
+		Interface:         cl.Interface,
+		VRID:              uint8(cl.VRID),
+		VIP:               vip,
+		Priority:          uint8(cl.Priority),
+		Interval:          cl.AdvertInterval.Duration,
+		Preempt:           cl.Preempt,
+		PreemptDelay:      cl.PreemptDelay.Duration,
+		Checksum:          vrrp.ChecksumPseudoHeader,
+		GARPRepeat:        cl.GARPRepeat,
+		GARPRefresh:       cl.GARPRefresh.Duration,
+		GARPMasterRefresh: cl.GARPMasterRefresh.Duration,
+		Notify:            cl.Notify,
+		NodeID:            cfg.Node.ID,
+		Logger:            log,
+		Registerer:        reg,
 	}
 	if cl.Checksum == "message" {
 		o.Checksum = vrrp.ChecksumMessageOnly
