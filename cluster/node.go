@@ -42,10 +42,10 @@ type Options struct {
 	// step down without a word, and clients' ARP caches then follow us at
 	// the next refresh rather than when their entry expires.
 	GARPMasterRefresh time.Duration
-	Notify       string        // command + fixed args, run as: Notify... <state> <vrid> <priority>, in order, one at a time
-	NodeID       string        // "" = host name
-	Logger       *slog.Logger  // nil = slog.Default()
-	Registerer   prometheus.Registerer
+	Notify            string       // command + fixed args, run as: Notify... <state> <vrid> <priority>, in order, one at a time
+	NodeID            string       // "" = host name
+	Logger            *slog.Logger // nil = slog.Default()
+	Registerer        prometheus.Registerer
 }
 
 const (
