@@ -138,8 +138,8 @@ func serve(ctx context.Context, cfg config.Config) error {
 		if err := pool.Reconfigure(applySettings(cfg, rev.Settings)); err != nil {
 			return fmt.Errorf("apply revision %d: %w", rev.Number, err)
 		}
+		// The follower logs the applied revision.
 		shared.set(rev.Settings)
-		log.Info("cluster configuration applied", "revision", rev.Number, "by", rev.By)
 		return nil
 	}, log)
 
