@@ -19,6 +19,7 @@ import (
 	"github.com/mxgate/mxgate/members"
 	"github.com/mxgate/mxgate/scanner"
 	"github.com/mxgate/mxgate/spool"
+	"github.com/mxgate/mxgate/testenv"
 )
 
 // flakyStore is a members.Store that can be made to fail or to hang, as
@@ -695,30 +696,5 @@ func TestNewDefaultsAndPanics(t *testing.T) {
 // gatherValue returns the value of one metric series from reg.
 func gatherValue(t *testing.T, reg *prometheus.Registry, name, label, value string) float64 {
 	t.Helper()
-	mfs, err := reg.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, mf := range mfs {
-		if mf.GetName() != name {
-			continue
-		}
-		for _, m := range mf.GetMetric() {
-			match := label == ""
-			for _, lp := range m.GetLabel() {
-				if lp.GetName() == label && lp.GetValue() == value {
-					match = true
-				}
-			}
-			switch {
-			case !match:
-			case m.GetCounter() != nil:
-				return m.GetCounter().GetValue()
-			case m.GetGauge() != nil:
-				return m.GetGauge().GetValue()
-			}
-		}
-	}
-	t.Fatalf("no series %s{%s=%q}", name, label, value)
-	return 0
+	return testenv.MetricValue(t, reg, name, label, value)
 }

@@ -146,43 +146,13 @@ func startServer(t *testing.T, o ServerOptions) *peerServer {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- srv.Serve(ctx, ln) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("serve: %v", err)
-		}
-	})
-	return &peerServer{srv: srv, addr: ln.Addr().String(), reg: reg}
+	return &peerServer{srv: srv, addr: testenv.Serve(t, srv.Serve), reg: reg}
 }
 
 // count is mxgate_peer_requests_total{result}.
 func (p *peerServer) count(t *testing.T, result string) float64 {
 	t.Helper()
-	mfs, err := p.reg.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, mf := range mfs {
-		if mf.GetName() != "mxgate_peer_requests_total" {
-			continue
-		}
-		for _, m := range mf.GetMetric() {
-			for _, l := range m.GetLabel() {
-				if l.GetName() == "result" && l.GetValue() == result {
-					return m.GetCounter().GetValue()
-				}
-			}
-		}
-	}
-	t.Fatalf("no mxgate_peer_requests_total{result=%q}", result)
-	return 0
+	return testenv.MetricValue(t, p.reg, "mxgate_peer_requests_total", "result", result)
 }
 
 func (p *peerServer) counts(t *testing.T) map[string]float64 {

@@ -275,3 +275,24 @@ func (w *lockedWriter) String() string {
 	defer w.mu.Unlock()
 	return w.b.String()
 }
+
+// Serve runs serve on a new 127.0.0.1 listener until the test ends: then
+// its context is cancelled, and an error it returns fails the test. It
+// returns the listener's host:port.
+func Serve(t testing.TB, serve func(ctx context.Context, ln net.Listener) error) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- serve(ctx, ln) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("serve on %s: %v", ln.Addr(), err)
+		}
+	})
+	return ln.Addr().String()
+}

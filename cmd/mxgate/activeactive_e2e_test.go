@@ -214,20 +214,7 @@ func (l *aaLab) ids() []string {
 func (n *aaNode) start() {
 	t := n.l.t
 	t.Helper()
-	n.proc = n.l.lab.Start(t, n.l.lab.Node(n.i), mxgateBin, "serve", "-c", n.cfg)
-	deadline := time.Now().Add(15 * time.Second)
-	for {
-		if _, err := n.statusErr(); err == nil {
-			return
-		}
-		if n.proc.Exited() {
-			t.Fatalf("mxgate in node %d exited at start:\n%s", n.i, n.proc.Text())
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("mxgate in node %d: no cluster status after 15s:\n%s", n.i, n.proc.Text())
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	n.proc = startInLab(t, n.l.lab, n.i, n.cfg, func() error { _, err := n.statusErr(); return err })
 }
 
 func (n *aaNode) kill9() {

@@ -16,6 +16,7 @@ import (
 	"github.com/mxgate/mxgate/msglog"
 	"github.com/mxgate/mxgate/quarantine"
 	"github.com/mxgate/mxgate/store"
+	"github.com/mxgate/mxgate/testenv"
 )
 
 const cliToken = "cli-test-token"
@@ -73,20 +74,7 @@ func serveAdmin(t *testing.T, o admin.Options) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- srv.Serve(ctx, ln) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("admin server: %v", err)
-		}
-	})
-	return "http://" + ln.Addr().String()
+	return "http://" + testenv.Serve(t, srv.Serve)
 }
 
 // run executes the real command tree in-process, as main does.

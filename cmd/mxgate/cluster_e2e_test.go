@@ -173,17 +173,24 @@ func startNode(t *testing.T, lab *testenv.Lab, i int, c nodeConf) *mxNode {
 // start (re)starts the node's process with its configuration.
 func (n *mxNode) start(t *testing.T) {
 	t.Helper()
-	n.proc = n.lab.Start(t, n.lab.Node(n.i), mxgateBin, "serve", "-c", n.cfg)
+	n.proc = startInLab(t, n.lab, n.i, n.cfg, func() error { _, err := n.statusErr(); return err })
+}
+
+// startInLab starts `mxgate serve -c cfg` in lab node i and waits until
+// ready (its cluster status answers) succeeds.
+func startInLab(t *testing.T, lab *testenv.Lab, i int, cfg string, ready func() error) *testenv.Process {
+	t.Helper()
+	p := lab.Start(t, lab.Node(i), mxgateBin, "serve", "-c", cfg)
 	deadline := time.Now().Add(15 * time.Second)
 	for {
-		if _, err := n.statusErr(); err == nil {
-			return
+		if ready() == nil {
+			return p
 		}
-		if n.proc.Exited() {
-			t.Fatalf("mxgate in node %d exited at start:\n%s", n.i, n.proc.Text())
+		if p.Exited() {
+			t.Fatalf("mxgate in node %d exited at start:\n%s", i, p.Text())
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("mxgate in node %d: no cluster status after 15s:\n%s", n.i, n.proc.Text())
+			t.Fatalf("mxgate in node %d: no cluster status after 15s:\n%s", i, p.Text())
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
