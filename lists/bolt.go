@@ -38,7 +38,7 @@ func (b *Bolt) Add(ctx context.Context, e Entry) error {
 	if err := ctx.Err(); err != nil {
 		return fmt.Errorf("add list entry: %w", err)
 	}
-	e, err := normEntry(e)
+	e, err := Normalize(e)
 	if err != nil {
 		return fmt.Errorf("add list entry: %w", err)
 	}
@@ -46,7 +46,7 @@ func (b *Bolt) Add(ctx context.Context, e Entry) error {
 	if err != nil {
 		return fmt.Errorf("add list entry: %w", err)
 	}
-	key := []byte(entryKey(e.Kind, e.Value, e.Rcpt))
+	key := []byte(EntryKey(e.Kind, e.Value, e.Rcpt))
 	err = b.db.Update(func(tx *bbolt.Tx) error {
 		bk := tx.Bucket([]byte(bucketEntries))
 		if bk.Get(key) != nil {
@@ -64,11 +64,11 @@ func (b *Bolt) Remove(ctx context.Context, kind Kind, value, rcpt string) error 
 	if err := ctx.Err(); err != nil {
 		return fmt.Errorf("remove list entry: %w", err)
 	}
-	e, err := normEntry(Entry{Kind: kind, Value: value, Rcpt: rcpt})
+	e, err := Normalize(Entry{Kind: kind, Value: value, Rcpt: rcpt})
 	if err != nil {
 		return fmt.Errorf("remove list entry: %w", err)
 	}
-	key := []byte(entryKey(e.Kind, e.Value, e.Rcpt))
+	key := []byte(EntryKey(e.Kind, e.Value, e.Rcpt))
 	err = b.db.Update(func(tx *bbolt.Tx) error {
 		bk := tx.Bucket([]byte(bucketEntries))
 		if bk.Get(key) == nil {

@@ -217,8 +217,9 @@ func parseKind(k Kind) error {
 	return nil
 }
 
-// normEntry validates e and returns it in normal form.
-func normEntry(e Entry) (Entry, error) {
+// Normalize validates e and returns it in the one form every store keeps:
+// values and recipients parsed, as ParseValue and ParseRcpt give them.
+func Normalize(e Entry) (Entry, error) {
 	if err := parseKind(e.Kind); err != nil {
 		return Entry{}, err
 	}
@@ -234,9 +235,9 @@ func normEntry(e Entry) (Entry, error) {
 	return e, nil
 }
 
-// entryKey identifies an entry. Addresses match case-insensitively, so
-// entries differing only in case are the same entry. Normal forms contain
-// no NUL, which makes NUL a safe separator.
-func entryKey(kind Kind, value, rcpt string) string {
+// EntryKey identifies an entry in every store. Addresses match
+// case-insensitively, so entries differing only in case are the same entry.
+// Normal forms contain no NUL, which makes NUL a safe separator.
+func EntryKey(kind Kind, value, rcpt string) string {
 	return string(kind) + "\x00" + strings.ToLower(rcpt) + "\x00" + strings.ToLower(value)
 }

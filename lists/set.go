@@ -46,11 +46,11 @@ func Compile(entries []Entry) *Set {
 	s := &Set{rcpt: map[string]*level{}}
 	seen := map[string]bool{}
 	for _, e := range entries {
-		e, err := normEntry(e)
+		e, err := Normalize(e)
 		if err != nil {
 			continue
 		}
-		k := entryKey(e.Kind, e.Value, e.Rcpt)
+		k := EntryKey(e.Kind, e.Value, e.Rcpt)
 		if seen[k] {
 			continue
 		}

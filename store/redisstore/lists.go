@@ -8,7 +8,6 @@ import (
 	"log/slog"
 	"net"
 	"slices"
-	"strings"
 	"sync"
 	"time"
 
@@ -46,37 +45,13 @@ var _ lists.Store = (*Lists)(nil)
 // NewLists returns the list store in Redis.
 func NewLists(c redis.UniversalClient) *Lists { return &Lists{c: c} }
 
-// normEntry validates e like the lists package does and returns it in
-// normal form.
-func normEntry(e lists.Entry) (lists.Entry, error) {
-	if e.Kind != lists.Allow && e.Kind != lists.Block {
-		return lists.Entry{}, fmt.Errorf("list kind %q: use %q or %q", e.Kind, lists.Block, lists.Allow)
-	}
-	v, err := lists.ParseValue(e.Value)
-	if err != nil {
-		return lists.Entry{}, err
-	}
-	r, err := lists.ParseRcpt(e.Rcpt)
-	if err != nil {
-		return lists.Entry{}, err
-	}
-	e.Value, e.Rcpt = v, r
-	return e, nil
-}
-
-// entryKey is package lists' entry identity: entries differing only in
-// case are the same entry.
-func entryKey(kind lists.Kind, value, rcpt string) string {
-	return string(kind) + "\x00" + strings.ToLower(rcpt) + "\x00" + strings.ToLower(value)
-}
-
 // Add stores e unless an equal entry exists (HSETNX) and publishes a
 // change, in one MULTI/EXEC.
 func (l *Lists) Add(ctx context.Context, e lists.Entry) error {
 	if err := ctx.Err(); err != nil {
 		return fmt.Errorf("add list entry: %w", err)
 	}
-	e, err := normEntry(e)
+	e, err := lists.Normalize(e)
 	if err != nil {
 		return fmt.Errorf("add list entry: %w", err)
 	}
@@ -85,7 +60,7 @@ func (l *Lists) Add(ctx context.Context, e lists.Entry) error {
 		return fmt.Errorf("add list entry: %w", err)
 	}
 	_, err = l.c.TxPipelined(ctx, func(p redis.Pipeliner) error {
-		p.HSetNX(ctx, listsEntries, entryKey(e.Kind, e.Value, e.Rcpt), data)
+		p.HSetNX(ctx, listsEntries, lists.EntryKey(e.Kind, e.Value, e.Rcpt), data)
 		p.Publish(ctx, ListsChanged, "add")
 		return nil
 	})
@@ -100,13 +75,13 @@ func (l *Lists) Remove(ctx context.Context, kind lists.Kind, value, rcpt string)
 	if err := ctx.Err(); err != nil {
 		return fmt.Errorf("remove list entry: %w", err)
 	}
-	e, err := normEntry(lists.Entry{Kind: kind, Value: value, Rcpt: rcpt})
+	e, err := lists.Normalize(lists.Entry{Kind: kind, Value: value, Rcpt: rcpt})
 	if err != nil {
 		return fmt.Errorf("remove list entry: %w", err)
 	}
 	var del *redis.IntCmd
 	_, err = l.c.TxPipelined(ctx, func(p redis.Pipeliner) error {
-		del = p.HDel(ctx, listsEntries, entryKey(e.Kind, e.Value, e.Rcpt))
+		del = p.HDel(ctx, listsEntries, lists.EntryKey(e.Kind, e.Value, e.Rcpt))
 		p.Publish(ctx, ListsChanged, "remove")
 		return nil
 	})
