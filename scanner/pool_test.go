@@ -208,12 +208,14 @@ func TestPoolClose(t *testing.T) {
 	if _, err := p.Scan(context.Background(), newMsg(textMsg("x"))); !errors.Is(err, errClosed) {
 		t.Errorf("scan after close: %v", err)
 	}
-	// The workers are gone (the 8 callers above have returned too).
-	for i := 0; runtime.NumGoroutine() > before; i++ {
-		if i > 10000 {
-			t.Fatalf("%d goroutines after Close, %d before", runtime.NumGoroutine(), before)
+	// The workers are gone (the 8 callers above have returned too). The
+	// wait is in time, not in yields: on a loaded machine a goroutine that
+	// is already ending may not run for a while.
+	for deadline := time.Now().Add(5 * time.Second); runtime.NumGoroutine() > before; {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d goroutines 5s after Close, %d before", runtime.NumGoroutine(), before)
 		}
-		runtime.Gosched()
+		time.Sleep(time.Millisecond)
 	}
 }
 
