@@ -194,7 +194,11 @@ func advertisedPeerAddr(listen, source string) string {
 	if err != nil {
 		return listen
 	}
-	if a, err := netip.ParseAddr(host); (err != nil || a.IsUnspecified()) && source != "" {
+	wildcard := host == ""
+	if a, err := netip.ParseAddr(host); err == nil && a.IsUnspecified() {
+		wildcard = true
+	}
+	if wildcard && source != "" {
 		host = source
 	}
 	return net.JoinHostPort(host, port)
