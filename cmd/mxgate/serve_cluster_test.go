@@ -4,9 +4,13 @@ import (
 	"context"
 	"io"
 	"log/slog"
+	"slices"
 	"testing"
+	"time"
 
+	"github.com/mxgate/mxgate/clusterconf"
 	"github.com/mxgate/mxgate/config"
+	"github.com/mxgate/mxgate/scanner"
 	"github.com/mxgate/mxgate/store"
 	"github.com/mxgate/mxgate/testenv"
 )
@@ -74,5 +78,33 @@ func TestAdvertisedPeerAddr(t *testing.T) {
 		if got := advertisedPeerAddr(tt.listen, tt.source); got != tt.want {
 			t.Errorf("advertisedPeerAddr(%q, %q) = %q, want %q", tt.listen, tt.source, got, tt.want)
 		}
+	}
+}
+
+// A revision replaces every cluster-wide scanner setting and keeps the
+// node-local ones (workers, queue, timeout, simulated delay) from the file.
+func TestApplySettings(t *testing.T) {
+	cfg := config.Default()
+	cfg.Scanner.Workers, cfg.Scanner.Queue = 3, 7
+	cfg.Scanner.SimulatedDelay = config.Duration{Duration: 20 * time.Millisecond}
+	s := clusterconf.FromConfig(cfg)
+	s.Scanner.Thresholds = config.Thresholds{Quarantine: 4, Reject: 9}
+	s.Scanner.VirusAction = "reject"
+	s.Scanner.Rules = []string{"LOTTERY header Subject =~ /lottery/i 4"}
+	s.Scanner.Attachments = config.Attachments{BlockedExtensions: []string{"iso"}, BlockedTypes: []string{"application/x-iso9660-image"}, DoubleExtensions: false, ScanArchives: false}
+	s.Scanner.MaxMIMEDepth, s.Scanner.MaxMIMEParts = 5, 50
+
+	o := applySettings(cfg, s)
+	if o.QuarantineThreshold != 4 || o.RejectThreshold != 9 || o.VirusAction != scanner.ActionReject ||
+		!slices.Equal(o.Rules, s.Scanner.Rules) || !slices.Equal(o.BlockedExtensions, []string{"iso"}) ||
+		!slices.Equal(o.BlockedTypes, []string{"application/x-iso9660-image"}) || o.BlockDoubleExtensions || o.ScanArchives ||
+		o.MaxMIMEDepth != 5 || o.MaxMIMEParts != 50 {
+		t.Errorf("cluster-wide settings not applied: %+v", o)
+	}
+	if o.Workers != 3 || o.Queue != 7 || o.SimulatedDelay != 20*time.Millisecond || o.NodeID != cfg.Node.ID {
+		t.Errorf("node-local settings lost: %+v", o)
+	}
+	if _, err := scanner.NewPool(o); err != nil {
+		t.Errorf("the applied options do not make a pool: %v", err)
 	}
 }
