@@ -29,6 +29,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/mxgate/mxgate/clusterconf"
+	"github.com/mxgate/mxgate/freebind"
 	"github.com/mxgate/mxgate/lists"
 	"github.com/mxgate/mxgate/msglog"
 	"github.com/mxgate/mxgate/quarantine"
@@ -153,8 +154,8 @@ func (s *Server) Run(ctx context.Context) error {
 		// net.Listen would pick a random port on every interface.
 		return errors.New("admin listen: no address configured")
 	}
-	var lc net.ListenConfig
-	ln, err := lc.Listen(ctx, "tcp", s.o.Listen)
+	// Free-bound, so a listener on the VIP answers once this node holds it.
+	ln, err := freebind.Listen(ctx, s.o.Listen)
 	if err != nil {
 		return fmt.Errorf("admin listen: %w", err)
 	}

@@ -17,6 +17,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/mxgate/mxgate/freebind"
 	"github.com/mxgate/mxgate/scanner"
 	"github.com/mxgate/mxgate/spool"
 )
@@ -151,8 +152,8 @@ func (s *Server) Run(ctx context.Context, listen string) error {
 		// net.Listen would pick a random port on every interface.
 		return errors.New("peer listen: no address configured")
 	}
-	var lc net.ListenConfig
-	ln, err := lc.Listen(ctx, "tcp", listen)
+	// Free-bound, so a listener on the VIP answers once this node holds it.
+	ln, err := freebind.Listen(ctx, listen)
 	if err != nil {
 		return fmt.Errorf("peer listen: %w", err)
 	}

@@ -13,7 +13,6 @@ import (
 	"net"
 	"net/netip"
 	"sync"
-	"syscall"
 	"time"
 
 	"github.com/emersion/go-smtp"
@@ -21,6 +20,7 @@ import (
 
 	"github.com/mxgate/mxgate/coalesce"
 	"github.com/mxgate/mxgate/deliver"
+	"github.com/mxgate/mxgate/freebind"
 	"github.com/mxgate/mxgate/lists"
 	"github.com/mxgate/mxgate/msglog"
 	"github.com/mxgate/mxgate/quarantine"
@@ -159,10 +159,9 @@ func New(o Options) (*Server, error) {
 // Start binds every listen address and serves in the background. An
 // address that cannot be bound is an error before anything is served.
 func (s *Server) Start() error {
-	lc := net.ListenConfig{Control: freebind}
 	var ls []*limitListener
 	for _, addr := range s.o.Listen {
-		inner, err := lc.Listen(context.Background(), "tcp", addr)
+		inner, err := freebind.Listen(context.Background(), addr)
 		if err != nil {
 			for _, l := range ls {
 				l.Close()
@@ -242,20 +241,6 @@ func (s *Server) openConnections() float64 {
 		n += l.open()
 	}
 	return float64(n)
-}
-
-// freebind lets a listener bind an address this node does not hold yet
-// (the cluster VIP), so SMTP works the moment the address arrives.
-func freebind(network, address string, c syscall.RawConn) error {
-	var serr error
-	err := c.Control(func(fd uintptr) {
-		// IP_FREEBIND (15) on both IPv4 and IPv6 sockets on Linux.
-		serr = syscall.SetsockoptInt(int(fd), syscall.SOL_IP, 15, 1)
-	})
-	if err != nil {
-		return err
-	}
-	return serr
 }
 
 // slogErrorLog routes go-smtp's own complaints into the structured log.
