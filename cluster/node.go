@@ -12,6 +12,7 @@ import (
 	"net/netip"
 	"os"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -256,8 +257,13 @@ func (n *Node) Run(ctx context.Context) error {
 	// backup. The link coming up is our cue to announce again.
 	updates := make(chan netlink.LinkUpdate, 16)
 	stopLinks := make(chan struct{})
+	var linksStopping atomic.Bool // closing the subscription makes its read fail: not worth a warning
 	if err := netlink.LinkSubscribeWithOptions(updates, stopLinks, netlink.LinkSubscribeOptions{
-		ErrorCallback: func(err error) { n.log.Warn("vrrp: link updates", "interface", n.ifi.Name, "err", err) },
+		ErrorCallback: func(err error) {
+			if !linksStopping.Load() {
+				n.log.Warn("vrrp: link updates", "interface", n.ifi.Name, "err", err)
+			}
+		},
 	}); err != nil {
 		close(stopRx)
 		tr.close()
@@ -277,6 +283,7 @@ func (n *Node) Run(ctx context.Context) error {
 
 	// Stop the receiver: closing the socket ends its blocking read. The
 	// link watcher ends when netlink closes its channel.
+	linksStopping.Store(true)
 	close(stopLinks)
 	close(stopRx)
 	tr.close()
