@@ -30,6 +30,7 @@ import (
 
 	"github.com/mxgate/mxgate/clusterconf"
 	"github.com/mxgate/mxgate/freebind"
+	"github.com/mxgate/mxgate/httpserve"
 	"github.com/mxgate/mxgate/lists"
 	"github.com/mxgate/mxgate/msglog"
 	"github.com/mxgate/mxgate/quarantine"
@@ -165,8 +166,6 @@ func (s *Server) Run(ctx context.Context) error {
 // Serve serves on ln (which it closes) until ctx is done, then shuts down
 // gracefully, giving running requests a few seconds.
 func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
-	base, cancelBase := context.WithCancel(context.WithoutCancel(ctx))
-	defer cancelBase()
 	hs := &http.Server{
 		Handler:           s.handler,
 		ReadHeaderTimeout: 10 * time.Second,
@@ -177,24 +176,9 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		IdleTimeout:    2 * time.Minute,
 		MaxHeaderBytes: 64 << 10,
 		ErrorLog:       slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
-		// Requests keep ctx's values but not its cancellation: a release
-		// under way when the node stops gets the shutdown grace to finish.
-		BaseContext: func(net.Listener) context.Context { return base },
 	}
-	served := make(chan error, 1)
-	go func() { served <- hs.Serve(ln) }()
-	select {
-	case err := <-served:
-		return fmt.Errorf("admin serve: %w", err)
-	case <-ctx.Done():
-	}
-	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), shutdownGrace)
-	defer cancel()
-	err := hs.Shutdown(sctx)
-	<-served // http.ErrServerClosed once Shutdown has begun
-	if err != nil {
-		hs.Close()
-		return fmt.Errorf("admin shutdown: %w", err)
+	if err := httpserve.Serve(ctx, hs, ln, shutdownGrace); err != nil {
+		return fmt.Errorf("admin: %w", err)
 	}
 	return nil
 }

@@ -37,5 +37,11 @@ func TestCacheWatchEndsWhenChangesClose(t *testing.T) {
 	c := NewCache(&flakyStore{})
 	changes := make(chan struct{})
 	close(changes)
-	c.Watch(context.Background(), changes) // returns, or the test times out
+	done := make(chan struct{})
+	go func() { c.Watch(context.Background(), changes); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(5 * time.Second):
+		t.Fatal("Watch still running 5s after its changes channel closed")
+	}
 }

@@ -18,6 +18,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/mxgate/mxgate/freebind"
+	"github.com/mxgate/mxgate/httpserve"
 	"github.com/mxgate/mxgate/scanner"
 	"github.com/mxgate/mxgate/spool"
 )
@@ -164,8 +165,6 @@ func (s *Server) Run(ctx context.Context, listen string) error {
 // gracefully: scans under way get 10 s to finish (the master retries
 // elsewhere what does not).
 func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
-	base, cancelBase := context.WithCancel(context.WithoutCancel(ctx))
-	defer cancelBase()
 	hs := &http.Server{
 		Handler:           s.handler,
 		ReadHeaderTimeout: 10 * time.Second,
@@ -178,24 +177,9 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		// The envelope header is the large one.
 		MaxHeaderBytes: maxEnvelopeHeader + 64<<10,
 		ErrorLog:       slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
-		// Requests keep ctx's values but not its cancellation: a scan
-		// under way when the node stops gets the grace to finish.
-		BaseContext: func(net.Listener) context.Context { return base },
 	}
-	served := make(chan error, 1)
-	go func() { served <- hs.Serve(ln) }()
-	select {
-	case err := <-served:
-		return fmt.Errorf("peer serve: %w", err)
-	case <-ctx.Done():
-	}
-	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), shutdownGrace)
-	defer cancel()
-	err := hs.Shutdown(sctx)
-	<-served // http.ErrServerClosed once Shutdown has begun
-	if err != nil {
-		hs.Close()
-		return fmt.Errorf("peer shutdown: %w", err)
+	if err := httpserve.Serve(ctx, hs, ln, shutdownGrace); err != nil {
+		return fmt.Errorf("peer: %w", err)
 	}
 	return nil
 }
