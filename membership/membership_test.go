@@ -201,6 +201,17 @@ func (c *cluster) dialled(id string) int {
 	return c.dials[id+"/"+c.nodes[id].self().PeerAddr]
 }
 
+// patient answers whatever the caller's deadline.
+type patient struct{ members.Store }
+
+func (p patient) Heartbeat(ctx context.Context, m members.Member, ttl time.Duration) error {
+	return p.Store.Heartbeat(context.WithoutCancel(ctx), m, ttl)
+}
+
+func (p patient) Live(ctx context.Context) ([]members.Member, error) {
+	return p.Store.Live(context.WithoutCancel(ctx))
+}
+
 // forgetful accepts heartbeats without storing them.
 type forgetful struct{ members.Store }
 
@@ -386,6 +397,12 @@ func TestRunWhileScanning(t *testing.T) {
 	c.beat(time.Minute, "n2", "n3")
 	o := c.options("n1")
 	o.TTL = 30 * time.Millisecond // refresh every 10 ms
+	// Each refresh gives the store one interval (10 ms) to answer; on two
+	// loaded cores a refresh goroutine can wait longer than that for a
+	// CPU, and a timed-out refresh rightly falls back to the static peers
+	// (none here). This test is about refreshes racing scans, so its store
+	// always answers.
+	o.Store = patient{c.store}
 	r := New(o)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
