@@ -238,6 +238,14 @@ type Cluster struct {
 	Weight int `yaml:"weight" json:"weight"`
 	// PeerListen is the host:port of the peer scan API.
 	PeerListen string `yaml:"peer_listen" json:"peer_listen"`
+	// PeerMaxConnections bounds the open connections of the peer API;
+	// 0 = 4 x PeerMaxConnectionsPerIP (room for an old and a new master
+	// and the static peers at once).
+	PeerMaxConnections int `yaml:"peer_max_connections" json:"peer_max_connections"`
+	// PeerMaxConnectionsPerIP bounds those from one address (IPv6: one
+	// /64); 0 = 2 x (scanner workers + queue), at least 16: the master's
+	// concurrent scans to this node, which this node's pool takes.
+	PeerMaxConnectionsPerIP int `yaml:"peer_max_connections_per_ip" json:"peer_max_connections_per_ip"`
 	// Secret authenticates the peer API; the same on every node.
 	Secret string `yaml:"secret" json:"secret"`
 	// MembershipTTL is how long a node's heartbeat in the shared store

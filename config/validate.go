@@ -203,6 +203,7 @@ func (c Config) Validate() error {
 			p.add("cluster.weight", "must be 0 or more, got %d", cl.Weight)
 		}
 		p.listenAddr("cluster.peer_listen", cl.PeerListen)
+		p.peerConnectionLimits(cl)
 		if cl.Secret == "" {
 			p.add("cluster.secret", "required when the cluster is enabled (authenticates the peer API)")
 		} else if len(cl.Secret) < 16 {

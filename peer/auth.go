@@ -5,30 +5,40 @@
 // scanner.Dispatcher.
 //
 // Every request is authenticated with the cluster secret (HMAC-SHA256 over
-// method, path, date, nonce, envelope and the body's SHA-256) and used once:
-// the date must be within ±30 s of the server's clock and the nonce must
-// not have been seen within the last 60 s. Both are checked before a byte
-// of the body is read, and the body is hashed while it is spooled, so an
-// unauthenticated, stale or replayed request never reaches the scanner.
-// The verdict is signed as well, over the request's nonce, so that a
-// verdict cannot be forged or replayed by anyone on the path: a forged
-// "deliver" would let a virus through.
+// method, path, caller and target node ids, date, nonce and the SHA-256 of
+// the envelope and of the message) and used once: it is refused by every
+// node but its target, the date must be within ±30 s of the server's clock
+// (and not before the server started, for the first minute), and the nonce
+// must not have been seen within the last 60 s — by this process, and by
+// any node through the shared store when the cluster has one. All of that
+// is checked on the headers alone, before a byte of the body is read, and
+// every header an unauthenticated caller can send fits in a few KB (the
+// server refuses more with 431), so an unauthenticated, misdirected, stale
+// or replayed request costs the server a few KB and never reaches the
+// scanner. The verdict is signed as well, over the request's nonce, so
+// that a verdict cannot be forged or replayed by anyone on the path: a
+// forged "deliver" would let a virus through.
 //
-// Wire format, request:
+// Wire format (version 2), request:
 //
-//	POST /v1/scan HTTP/1.1
-//	X-Mxgate-Node: n1                       caller's node id (logs only)
+//	POST /v2/scan HTTP/1.1
+//	Content-Length: 4 + envelope length + message length
+//	X-Mxgate-Node: n1                       caller's node id
+//	X-Mxgate-Target: n2                     the node meant to scan it
 //	X-Mxgate-Date: 1717322400000            unix milliseconds
 //	X-Mxgate-Nonce: 32 hex digits           16 random bytes
-//	X-Mxgate-Envelope: base64url(JSON)      unpadded, see below
-//	X-Mxgate-Body-Sha256: 64 hex digits
-//	X-Mxgate-Signature: hex(HMAC-SHA256(secret,
-//	    "POST\n/v1/scan\n"+date+"\n"+nonce+"\n"+envelope+"\n"+bodysha))
+//	X-Mxgate-Envelope-Sha256: 64 hex digits SHA-256 of the envelope JSON
+//	X-Mxgate-Body-Sha256: 64 hex digits     SHA-256 of the message
+//	X-Mxgate-Signature: hex(HMAC-SHA256(secret, "POST\n/v2/scan\n"+node+"\n"+
+//	    target+"\n"+date+"\n"+nonce+"\n"+envelopesha+"\n"+bodysha))
 //
+//	envelope length, 4 bytes big-endian (at most 1 MiB)
+//	envelope JSON
 //	raw RFC 5322 message
 //
-// The envelope JSON (unknown fields ignored; strings bounded, valid UTF-8,
-// no control characters):
+// The envelope is read only once the headers are authenticated, and
+// decoded only once its bytes match the signed SHA-256. Its JSON (unknown
+// fields ignored; strings bounded, valid UTF-8, no control characters):
 //
 //	{"id":"q1","envelope":{"client_ip":"192.0.2.7","helo":"mail.example.com",
 //	 "sender":"a@example.com","recipients":["b@example.org"]},"allowlisted":false}
@@ -45,19 +55,30 @@
 //
 // Errors are short text/plain bodies: 400 bad input, 401 unauthenticated
 // (body "replayed" or "stale" where that is the reason), 408 body too slow,
-// 413 too large, 503 overloaded, 500 scan failed.
+// 410 a version 1 request (/v1/scan: its envelope travelled in a header),
+// 413 too large, 421 signed for another node, 431 headers too large (net/http),
+// 503 overloaded or too many connections, 500 scan failed. Every refusal
+// before the body was read closes the connection.
+//
+// Version 1 sent the envelope base64-encoded in a header, so the server
+// had to accept half a megabyte of headers from anyone before it could
+// authenticate them; it also did not sign the target node. A version 1
+// node calling a version 2 node gets 410 (or 431 for a large envelope); a
+// version 2 node calling a version 1 node gets 404. Both are failures the
+// dispatcher retries on another member: upgrade every node.
 package peer
 
 import (
 	"bytes"
 	"crypto/hmac"
 	"crypto/sha256"
-	"encoding/base64"
+	"encoding/binary"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"net/http"
 	"net/netip"
 	"strings"
 	"sync"
@@ -67,17 +88,23 @@ import (
 	"github.com/mxgate/mxgate/scanner"
 )
 
-// Path is the one route of the peer API.
-const Path = "/v1/scan"
+// Path is the one route of the peer API; the version is in it, so that a
+// node of another version is refused by the router before anything is
+// parsed.
+const Path = "/v2/scan"
+
+// oldPath is version 1's route, refused with a clear answer.
+const oldPath = "/v1/scan"
 
 // Header names of the protocol.
 const (
-	HeaderNode      = "X-Mxgate-Node"
-	HeaderDate      = "X-Mxgate-Date"
-	HeaderNonce     = "X-Mxgate-Nonce"
-	HeaderEnvelope  = "X-Mxgate-Envelope"
-	HeaderBodySHA   = "X-Mxgate-Body-Sha256"
-	HeaderSignature = "X-Mxgate-Signature"
+	HeaderNode        = "X-Mxgate-Node"
+	HeaderTarget      = "X-Mxgate-Target"
+	HeaderDate        = "X-Mxgate-Date"
+	HeaderNonce       = "X-Mxgate-Nonce"
+	HeaderEnvelopeSHA = "X-Mxgate-Envelope-Sha256"
+	HeaderBodySHA     = "X-Mxgate-Body-Sha256"
+	HeaderSignature   = "X-Mxgate-Signature"
 )
 
 const (
@@ -89,41 +116,95 @@ const (
 	// nonce first seen at the earliest moment its date passes (date-30 s)
 	// stays remembered until its date stops passing (date+30 s).
 	nonceTTL = 2 * dateWindow
-	// maxNonces bounds the replay cache (about 64 bytes an entry, so
-	// ~17 MB at worst): 262144 requests in 60 s is over 4000 scans a
+	// maxNonces bounds the local replay cache (about 64 bytes an entry,
+	// so ~17 MB at worst): 262144 requests in 60 s is over 4000 scans a
 	// second on one node, beyond what a node scans. When it is full new
 	// requests are refused as overloaded (the master tries another
 	// member) rather than forgetting nonces, which would allow replays.
 	maxNonces = 1 << 18
-	// maxEnvelopeHeader bounds the encoded envelope (10000 recipients of
-	// ordinary length fit).
-	maxEnvelopeHeader = 512 << 10
-	nonceLen          = 16
+	nonceLen  = 16
+	// maxHeaderBytes bounds everything a caller sends before it is
+	// authenticated (net/http adds 4 KB of slack): a real request's
+	// headers are about 600 bytes.
+	maxHeaderBytes = 8 << 10
+	// maxNodeIDLen is members' bound on a node id.
+	maxNodeIDLen = 64
+	// maxDateLen is enough digits for any unix millisecond time.
+	maxDateLen = 19
 )
 
-// Limits of decoded envelope fields; SMTP's own limits are far lower
-// (RFC 5321 §4.5.3.1), these only keep a bad peer's request bounded.
+// Limits of the envelope; SMTP's own limits are far lower (RFC 5321
+// §4.5.3.1), these only keep a bad peer's request bounded. 1 MiB holds
+// 10000 recipients of 100 bytes.
 const (
 	maxIDLen         = 256
 	maxFieldLen      = 1024
 	maxRecipients    = 10000
-	maxEnvelopeBytes = maxEnvelopeHeader / 4 * 3
+	maxEnvelopeBytes = 1 << 20
+	// envelopeLenSize is the length prefix before the envelope.
+	envelopeLenSize = 4
 )
 
-// requestMAC is the signature of a request, over the header values exactly
-// as sent (the envelope before decoding, so the decoder only ever sees
-// authenticated input).
-func requestMAC(secret []byte, date, nonce, envelope, bodySHA string) []byte {
+// requestAuth is what a request's signature covers, the header values
+// exactly as sent: the server checks them before it reads the body, and
+// decodes nothing that is not covered.
+type requestAuth struct {
+	node, target, date, nonce, envelopeSHA, bodySHA string
+}
+
+func authFromHeader(h http.Header) requestAuth {
+	return requestAuth{
+		node: h.Get(HeaderNode), target: h.Get(HeaderTarget), date: h.Get(HeaderDate),
+		nonce: h.Get(HeaderNonce), envelopeSHA: h.Get(HeaderEnvelopeSHA), bodySHA: h.Get(HeaderBodySHA),
+	}
+}
+
+// wellFormed is a cheap check of the shapes before the MAC is computed.
+// Node ids cannot hold a newline (they come from HTTP header values), so
+// the fields cannot be shifted against each other in the MAC input.
+func (a requestAuth) wellFormed() bool {
+	return a.node != "" && len(a.node) <= maxNodeIDLen &&
+		a.target != "" && len(a.target) <= maxNodeIDLen &&
+		a.date != "" && len(a.date) <= maxDateLen &&
+		isHex(a.nonce, 2*nonceLen) && isHex(a.envelopeSHA, 2*sha256.Size) && isHex(a.bodySHA, 2*sha256.Size)
+}
+
+func isHex(s string, n int) bool {
+	if len(s) != n {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !('0' <= c && c <= '9' || 'a' <= c && c <= 'f') {
+			return false
+		}
+	}
+	return true
+}
+
+// mac is the signature of a request. "POST\n/v2/scan\n" keeps it apart
+// from a verdict's ("VERDICT\n") and from version 1's, which had no node
+// ids.
+func (a requestAuth) mac(secret []byte) []byte {
 	m := hmac.New(sha256.New, secret)
 	io.WriteString(m, "POST\n"+Path+"\n")
-	io.WriteString(m, date)
-	io.WriteString(m, "\n")
-	io.WriteString(m, nonce)
-	io.WriteString(m, "\n")
-	io.WriteString(m, envelope)
-	io.WriteString(m, "\n")
-	io.WriteString(m, bodySHA)
+	for _, f := range []string{a.node, a.target, a.date, a.nonce, a.envelopeSHA} {
+		io.WriteString(m, f)
+		io.WriteString(m, "\n")
+	}
+	io.WriteString(m, a.bodySHA)
 	return m.Sum(nil)
+}
+
+// set writes the fields and their signature into h.
+func (a requestAuth) set(h http.Header, secret []byte) {
+	h.Set(HeaderNode, a.node)
+	h.Set(HeaderTarget, a.target)
+	h.Set(HeaderDate, a.date)
+	h.Set(HeaderNonce, a.nonce)
+	h.Set(HeaderEnvelopeSHA, a.envelopeSHA)
+	h.Set(HeaderBodySHA, a.bodySHA)
+	h.Set(HeaderSignature, hex.EncodeToString(a.mac(secret)))
 }
 
 // verdictMAC signs a verdict body; the request's nonce ties it to that
@@ -147,7 +228,7 @@ func macEqual(hexMAC string, want []byte) bool {
 	return hmac.Equal(got, want)
 }
 
-// wireEnvelope is the envelope header's JSON.
+// wireEnvelope is the envelope's JSON.
 type wireEnvelope struct {
 	ID          string      `json:"id"`
 	Envelope    wireEnvAddr `json:"envelope"`
@@ -161,8 +242,8 @@ type wireEnvAddr struct {
 	Recipients []string   `json:"recipients"`
 }
 
-// encodeEnvelope renders the envelope header of m.
-func encodeEnvelope(m *scanner.Message) (string, error) {
+// encodeEnvelope renders the envelope JSON of m.
+func encodeEnvelope(m *scanner.Message) ([]byte, error) {
 	w := wireEnvelope{
 		ID: m.ID,
 		Envelope: wireEnvAddr{
@@ -175,29 +256,49 @@ func encodeEnvelope(m *scanner.Message) (string, error) {
 		w.Envelope.Recipients = []string{}
 	}
 	if err := w.validate(); err != nil {
-		return "", err
+		return nil, err
 	}
 	b, err := json.Marshal(w)
 	if err != nil {
-		return "", fmt.Errorf("encode envelope: %w", err)
+		return nil, fmt.Errorf("encode envelope: %w", err)
 	}
 	if len(b) > maxEnvelopeBytes {
-		return "", fmt.Errorf("envelope: %d bytes encoded, limit %d", len(b), maxEnvelopeBytes)
+		return nil, fmt.Errorf("envelope: %d bytes encoded, limit %d", len(b), maxEnvelopeBytes)
 	}
-	return base64.RawURLEncoding.EncodeToString(b), nil
+	return b, nil
 }
 
-// decodeEnvelope parses an envelope header into the fields of a Message
-// (Body left nil). It accepts exactly what encodeEnvelope produces:
-// unpadded base64url, one JSON object, fields within their limits.
-// Unknown JSON fields are ignored so that a newer node can add some.
-func decodeEnvelope(s string) (scanner.Message, error) {
-	if len(s) > maxEnvelopeHeader {
-		return scanner.Message{}, fmt.Errorf("envelope: %d bytes, limit %d", len(s), maxEnvelopeHeader)
+// envelopePrefix is the length prefix sent before env.
+func envelopePrefix(env []byte) []byte {
+	return binary.BigEndian.AppendUint32(make([]byte, 0, envelopeLenSize), uint32(len(env)))
+}
+
+// readEnvelope reads the length-prefixed envelope at the start of a body:
+// never more than envelopeLenSize+maxEnvelopeBytes bytes, and nothing past
+// the envelope.
+func readEnvelope(r io.Reader) ([]byte, error) {
+	var p [envelopeLenSize]byte
+	if _, err := io.ReadFull(r, p[:]); err != nil {
+		return nil, fmt.Errorf("envelope length: %w", err)
 	}
-	raw, err := base64.RawURLEncoding.DecodeString(s)
-	if err != nil {
-		return scanner.Message{}, fmt.Errorf("envelope: not unpadded base64url: %w", err)
+	n := binary.BigEndian.Uint32(p[:])
+	if n == 0 || n > maxEnvelopeBytes {
+		return nil, fmt.Errorf("envelope: length %d, want 1 to %d", n, maxEnvelopeBytes)
+	}
+	b := make([]byte, n)
+	if _, err := io.ReadFull(r, b); err != nil {
+		return nil, fmt.Errorf("envelope: %w", err)
+	}
+	return b, nil
+}
+
+// decodeEnvelope parses an envelope into the fields of a Message (Body
+// left nil). It accepts exactly what encodeEnvelope produces: one JSON
+// object, fields within their limits. Unknown JSON fields are ignored so
+// that a newer node can add some.
+func decodeEnvelope(raw []byte) (scanner.Message, error) {
+	if len(raw) > maxEnvelopeBytes {
+		return scanner.Message{}, fmt.Errorf("envelope: %d bytes, limit %d", len(raw), maxEnvelopeBytes)
 	}
 	dec := json.NewDecoder(bytes.NewReader(raw))
 	var w wireEnvelope

@@ -1,6 +1,7 @@
 package peer
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"crypto/sha256"
@@ -24,6 +25,7 @@ import (
 // between scans.
 type Client struct {
 	nodeID string
+	target string
 	addr   string
 	url    string
 	secret []byte
@@ -38,10 +40,11 @@ const (
 	maxErrorText = 256
 )
 
-// NewClient returns a client that scans on the peer at addr (host:port),
-// presenting itself as nodeID and signing with secret. Timeouts other
+// NewClient returns a client that scans on the peer target (its node id)
+// at addr (host:port), presenting itself as nodeID and signing with
+// secret; the peer refuses a request signed for another id. Timeouts other
 // than connecting come from the context of each Scan.
-func NewClient(nodeID, addr, secret string) *Client {
+func NewClient(nodeID, target, addr, secret string) *Client {
 	dialer := &net.Dialer{Timeout: 3 * time.Second, KeepAlive: 30 * time.Second}
 	tr := &http.Transport{
 		// Never a proxy from the environment: peers talk directly on the
@@ -61,6 +64,7 @@ func NewClient(nodeID, addr, secret string) *Client {
 	}
 	return &Client{
 		nodeID: nodeID,
+		target: target,
 		addr:   addr,
 		url:    "http://" + addr + Path,
 		secret: []byte(secret),
@@ -103,35 +107,38 @@ func (c *Client) newRequest(ctx context.Context, m *scanner.Message) (*http.Requ
 	if err != nil {
 		return nil, "", fmt.Errorf("peer scan %s: %w", m.ID, err)
 	}
+	envSHA := sha256.Sum256(env)
 	// The body is read twice, for the hash and for sending; the spool
 	// buffer is made for that, and nothing is copied into memory here.
 	hash := sha256.New()
 	if _, err := io.Copy(hash, m.Body.Reader()); err != nil {
 		return nil, "", fmt.Errorf("peer scan %s: hash body: %w", m.ID, err)
 	}
-	bodySHA := hex.EncodeToString(hash.Sum(nil))
 	var nb [nonceLen]byte
 	rand.Read(nb[:]) // never fails (crypto/rand, Go 1.24+)
-	nonce := hex.EncodeToString(nb[:])
-	date := strconv.FormatInt(c.now().UnixMilli(), 10)
+	a := requestAuth{
+		node: c.nodeID, target: c.target,
+		date:        strconv.FormatInt(c.now().UnixMilli(), 10),
+		nonce:       hex.EncodeToString(nb[:]),
+		envelopeSHA: hex.EncodeToString(envSHA[:]),
+		bodySHA:     hex.EncodeToString(hash.Sum(nil)),
+	}
 
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.url, m.Body.Reader())
+	prefix := envelopePrefix(env)
+	body := func() io.Reader {
+		return io.MultiReader(bytes.NewReader(prefix), bytes.NewReader(env), m.Body.Reader())
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.url, body())
 	if err != nil {
 		return nil, "", fmt.Errorf("peer scan %s: %w", m.ID, err)
 	}
-	req.ContentLength = m.Body.Size()
+	req.ContentLength = int64(len(prefix)+len(env)) + m.Body.Size()
 	// Lets the transport resend on a fresh connection when a kept-alive
 	// one turns out dead before anything was written.
-	req.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(m.Body.Reader()), nil }
-	h := req.Header
-	h.Set("Content-Type", "message/rfc822")
-	h.Set(HeaderNode, c.nodeID)
-	h.Set(HeaderDate, date)
-	h.Set(HeaderNonce, nonce)
-	h.Set(HeaderEnvelope, env)
-	h.Set(HeaderBodySHA, bodySHA)
-	h.Set(HeaderSignature, hex.EncodeToString(requestMAC(c.secret, date, nonce, env, bodySHA)))
-	return req, nonce, nil
+	req.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(body()), nil }
+	req.Header.Set("Content-Type", "application/octet-stream")
+	a.set(req.Header, c.secret)
+	return req, a.nonce, nil
 }
 
 // verdict reads the peer's answer to the request with nonce.
@@ -139,8 +146,12 @@ func (c *Client) verdict(resp *http.Response, nonce, id string) (scanner.Verdict
 	if resp.StatusCode != http.StatusOK {
 		b, _ := io.ReadAll(io.LimitReader(resp.Body, maxErrorText))
 		text := cleanLog(strings.TrimSpace(string(b)))
-		if resp.StatusCode == http.StatusServiceUnavailable {
+		switch resp.StatusCode {
+		case http.StatusServiceUnavailable:
 			return scanner.Verdict{}, fmt.Errorf("peer %s: scan %s: %w", c.addr, id, scanner.ErrOverloaded)
+		case http.StatusNotFound:
+			// A version 1 node has no /v2/scan.
+			return scanner.Verdict{}, fmt.Errorf("peer %s: scan %s: %s: the peer does not speak peer protocol v2 (an older mxgate? upgrade it)", c.addr, id, resp.Status)
 		}
 		return scanner.Verdict{}, fmt.Errorf("peer %s: scan %s: %s: %s", c.addr, id, resp.Status, text)
 	}

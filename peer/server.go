@@ -3,7 +3,6 @@ package peer
 import (
 	"context"
 	"crypto/sha256"
-	"crypto/subtle"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -25,14 +24,28 @@ import (
 
 // ServerOptions configures a Server.
 type ServerOptions struct {
-	NodeID   string         // this node; the verdict's Node when the worker leaves it empty
+	// NodeID is this node (required): requests signed for another node are
+	// refused, and it is the verdict's Node when the worker leaves it empty.
+	NodeID   string
 	Secret   string         // cluster secret (required)
 	Worker   scanner.Worker // this node's local pool (required)
 	SpoolDir string         // bodies above spool's memory limit go to a file here ("" = system temp)
 	MaxBytes int64          // larger bodies are refused with 413; 0 = 64 MiB
 	Logger   *slog.Logger   // nil = discard
+	// Nonces is the cluster's shared nonce store; nil = this process's
+	// memory and the start floor only (see replayGuard).
+	Nonces NonceStore
+	// MaxConnections and MaxConnectionsPerIP bound the open connections
+	// of the listener, in total and from one source address (IPv6: one
+	// /64); 0 = DefaultMaxConnections, DefaultMaxConnectionsPerIP.
+	MaxConnections      int
+	MaxConnectionsPerIP int
 	// Registerer receives the peer metrics; nil = not registered.
 	Registerer prometheus.Registerer
+
+	// headerTimeout and maxNonces replace the constants in tests.
+	headerTimeout time.Duration
+	maxNonces     int
 }
 
 // Server answers peer scan requests. Create it with NewServer.
@@ -41,9 +54,12 @@ type Server struct {
 	secret  []byte
 	log     *slog.Logger
 	m       *metrics
-	nonces  *nonceCache
+	replay  *replayGuard
 	handler http.Handler
 	now     func() time.Time
+	// headerTimeout is how long a connection may take to send a request's
+	// headers, waiting for the first byte included.
+	headerTimeout time.Duration
 }
 
 const (
@@ -59,6 +75,20 @@ const (
 	// shutdownGrace lets scans under way finish when the node stops; the
 	// master retries elsewhere what does not.
 	shutdownGrace = 10 * time.Second
+	// headerTimeout bounds sending the headers of a request, from the
+	// connection's first byte (or the end of the previous request): a
+	// peer sends them in one packet, a slowloris holds a connection no
+	// longer than this.
+	headerTimeout = 5 * time.Second
+	// idleTimeout bounds an idle kept-alive connection, which only an
+	// authenticated request leaves behind (every refusal closes). Longer
+	// than the client's idle timeout, so the client drops an idle
+	// connection before the server does.
+	idleTimeout = 90 * time.Second
+	// maxConnectionsLimit bounds both connection limits: each open
+	// connection may hold a goroutine and about 20 KB of buffers before
+	// it authenticates.
+	maxConnectionsLimit = 65536
 )
 
 // Results counted in mxgate_peer_requests_total.
@@ -72,27 +102,44 @@ const (
 	resultBadRequest      = "bad_request"
 	resultCanceled        = "canceled"
 	resultError           = "error"
+	resultMisdirected     = "misdirected"
+	resultOldProtocol     = "old_protocol"
 )
 
 var allResults = []string{
 	resultOK, resultUnauthenticated, resultReplayed, resultStale, resultTooLarge,
-	resultOverloaded, resultBadRequest, resultCanceled, resultError,
+	resultOverloaded, resultBadRequest, resultCanceled, resultError, resultMisdirected,
+	resultOldProtocol,
 }
 
 type metrics struct {
-	requests     *prometheus.CounterVec
-	scanDuration prometheus.Histogram
+	requests      *prometheus.CounterVec
+	scanDuration  prometheus.Histogram
+	connections   prometheus.Gauge
+	connRefused   *prometheus.CounterVec
+	nonceFallback prometheus.Counter
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	m := &metrics{
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "mxgate_peer_requests_total",
-			Help: "Peer scan requests by result (ok, unauthenticated, replayed, stale, too_large, overloaded, bad_request, canceled, error).",
+			Help: "Peer scan requests by result (ok, unauthenticated, replayed, stale, misdirected, too_large, overloaded, bad_request, old_protocol, canceled, error).",
 		}, []string{"result"}),
 		scanDuration: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name: "mxgate_peer_scan_duration_seconds", Help: "Time to scan a message received from a peer, body receipt excluded.",
 			Buckets: prometheus.ExponentialBuckets(0.0005, 2, 16),
+		}),
+		connections: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "mxgate_peer_connections", Help: "Open connections of the peer API listener.",
+		}),
+		connRefused: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "mxgate_peer_connections_refused_total",
+			Help: "Connections to the peer API refused at accept, by the limit they hit (total, per_ip).",
+		}, []string{"limit"}),
+		nonceFallback: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "mxgate_peer_nonce_fallback_total",
+			Help: "Peer requests whose nonce was checked in this node's memory only, because the shared store did not answer.",
 		}),
 	}
 	// Every result from the start, so a dashboard's rate() of refusals
@@ -100,10 +147,12 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	for _, r := range allResults {
 		m.requests.WithLabelValues(r)
 	}
+	m.connRefused.WithLabelValues(refusedTotal)
+	m.connRefused.WithLabelValues(refusedPerIP)
 	if reg == nil {
 		return m, nil
 	}
-	for _, c := range []prometheus.Collector{m.requests, m.scanDuration} {
+	for _, c := range []prometheus.Collector{m.requests, m.scanDuration, m.connections, m.connRefused, m.nonceFallback} {
 		if err := reg.Register(c); err != nil {
 			return nil, fmt.Errorf("register peer metrics: %w", err)
 		}
@@ -117,6 +166,9 @@ func NewServer(o ServerOptions) (*Server, error) {
 	if o.Secret == "" {
 		return nil, errors.New("peer server: no secret configured")
 	}
+	if o.NodeID == "" || len(o.NodeID) > maxNodeIDLen {
+		return nil, fmt.Errorf("peer server: node id %q: want 1 to %d bytes", o.NodeID, maxNodeIDLen)
+	}
 	if o.Worker == nil {
 		return nil, errors.New("peer server: no scanner")
 	}
@@ -126,21 +178,54 @@ func NewServer(o ServerOptions) (*Server, error) {
 	if o.MaxBytes == 0 {
 		o.MaxBytes = defaultMaxBytes
 	}
+	if o.MaxConnections == 0 {
+		o.MaxConnections = DefaultMaxConnections
+	}
+	if o.MaxConnectionsPerIP == 0 {
+		o.MaxConnectionsPerIP = min(DefaultMaxConnectionsPerIP, o.MaxConnections)
+	}
+	if o.MaxConnections < 1 || o.MaxConnections > maxConnectionsLimit {
+		return nil, fmt.Errorf("peer server: max connections %d: want 1 to %d", o.MaxConnections, maxConnectionsLimit)
+	}
+	if o.MaxConnectionsPerIP < 1 || o.MaxConnectionsPerIP > o.MaxConnections {
+		return nil, fmt.Errorf("peer server: max connections per IP %d: want 1 to max connections (%d)", o.MaxConnectionsPerIP, o.MaxConnections)
+	}
 	m, err := newMetrics(o.Registerer)
 	if err != nil {
 		return nil, err
 	}
 	s := &Server{
 		o: o, secret: []byte(o.Secret), log: o.Logger, m: m,
-		nonces: newNonceCache(nonceTTL, maxNonces), now: time.Now,
+		now: time.Now, headerTimeout: headerTimeout,
+	}
+	if o.headerTimeout > 0 {
+		s.headerTimeout = o.headerTimeout
 	}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
 	}
-	mux := http.NewServeMux()
-	mux.HandleFunc("POST "+Path, s.scan)
-	s.handler = mux
+	s.replay = newReplayGuard(o.Nonces, time.Now(), s.log, m.nonceFallback)
+	if o.maxNonces > 0 {
+		s.replay.local = newNonceCache(nonceTTL, o.maxNonces)
+	}
+	s.handler = http.HandlerFunc(s.route)
 	return s, nil
+}
+
+// route refuses everything but a version 2 scan without reading a body.
+func (s *Server) route(w http.ResponseWriter, r *http.Request) {
+	switch {
+	case r.URL.Path == Path && r.Method == http.MethodPost:
+		s.scan(w, r)
+	case r.URL.Path == Path:
+		w.Header().Set("Allow", http.MethodPost)
+		s.refuse(w, r, http.StatusMethodNotAllowed, resultBadRequest, "method not allowed")
+	case r.URL.Path == oldPath:
+		s.refuse(w, r, http.StatusGone, resultOldProtocol,
+			"peer protocol v1 is not spoken here: this node speaks v2 ("+Path+"); upgrade the calling node")
+	default:
+		s.refuse(w, r, http.StatusNotFound, resultBadRequest, "not found")
+	}
 }
 
 // Handler is the peer API.
@@ -167,26 +252,38 @@ func (s *Server) Run(ctx context.Context, listen string) error {
 func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	hs := &http.Server{
 		Handler:           s.handler,
-		ReadHeaderTimeout: 10 * time.Second,
+		ReadHeaderTimeout: s.headerTimeout,
 		// No ReadTimeout or WriteTimeout: they would run through the scan
 		// (and an expiring read deadline cancels the request's context).
 		// The handler sets deadlines for the body and the reply instead.
-		// Longer than the client's idle timeout, so the client drops an
-		// idle connection before the server does.
-		IdleTimeout: 2 * time.Minute,
-		// The envelope header is the large one.
-		MaxHeaderBytes: maxEnvelopeHeader + 64<<10,
+		IdleTimeout:    idleTimeout,
+		MaxHeaderBytes: maxHeaderBytes,
 		ErrorLog:       slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
 	}
+	ln = newLimitListener(ln, s.o.MaxConnections, s.o.MaxConnectionsPerIP, s.m)
 	if err := httpserve.Serve(ctx, hs, ln, shutdownGrace); err != nil {
 		return fmt.Errorf("peer: %w", err)
 	}
 	return nil
 }
 
-// refuse answers an error and counts it. Texts are fixed: nothing from the
-// request or from an internal error goes back to the caller.
+// refuse answers an error and counts it, and closes the connection: the
+// body (if any) is not read, so the connection cannot be reused, and a
+// caller that was refused gets no second try on it. Texts are fixed:
+// nothing from the request or from an internal error goes back to the
+// caller.
 func (s *Server) refuse(w http.ResponseWriter, r *http.Request, code int, result, text string, attrs ...any) {
+	w.Header().Set("Connection", "close")
+	s.answerError(w, r, code, result, text, attrs...)
+}
+
+// refuseScan answers an error after the whole body was read: the
+// connection stays open for the caller's next scan.
+func (s *Server) refuseScan(w http.ResponseWriter, r *http.Request, code int, result, text string, attrs ...any) {
+	s.answerError(w, r, code, result, text, attrs...)
+}
+
+func (s *Server) answerError(w http.ResponseWriter, r *http.Request, code int, result, text string, attrs ...any) {
 	s.m.requests.WithLabelValues(result).Inc()
 	attrs = append(attrs, "remote", r.RemoteAddr, "node", cleanLog(r.Header.Get(HeaderNode)), "result", result, "status", code)
 	level := slog.LevelWarn
@@ -201,76 +298,79 @@ func (s *Server) refuse(w http.ResponseWriter, r *http.Request, code int, result
 	h := w.Header()
 	h.Set("Content-Type", "text/plain; charset=utf-8")
 	h.Set("X-Content-Type-Options", "nosniff")
-	if code == http.StatusRequestEntityTooLarge || code == http.StatusRequestTimeout || code == http.StatusBadRequest {
-		// The rest of the body is not read; the connection cannot be
-		// reused.
-		h.Set("Connection", "close")
-	}
 	w.WriteHeader(code)
 	io.WriteString(w, text+"\n")
 }
 
-// authenticate checks the headers of r. It returns the nonce on success, or
-// the status, result and text to refuse with.
-func (s *Server) authenticate(r *http.Request) (nonce string, code int, result, text string) {
-	h := r.Header
-	date, nonce, env, bodySHA, sig := h.Get(HeaderDate), h.Get(HeaderNonce), h.Get(HeaderEnvelope), h.Get(HeaderBodySHA), h.Get(HeaderSignature)
-	if date == "" || nonce == "" || env == "" || bodySHA == "" || sig == "" {
-		return "", http.StatusUnauthorized, resultUnauthenticated, "unauthenticated"
+// refusal is how a request is refused: status, counted result, body text.
+type refusal struct {
+	code   int
+	result string
+	text   string
+}
+
+var (
+	refuseUnauthenticated = &refusal{http.StatusUnauthorized, resultUnauthenticated, "unauthenticated"}
+	refuseStale           = &refusal{http.StatusUnauthorized, resultStale, "stale"}
+	refuseReplayed        = &refusal{http.StatusUnauthorized, resultReplayed, "replayed"}
+	refuseMisdirected     = &refusal{http.StatusMisdirectedRequest, resultMisdirected, "misdirected: signed for another node"}
+	refuseOverloaded      = &refusal{http.StatusServiceUnavailable, resultOverloaded, "overloaded"}
+	refuseCanceled        = &refusal{http.StatusServiceUnavailable, resultCanceled, "canceled"}
+	refuseBadDate         = &refusal{http.StatusBadRequest, resultBadRequest, "bad date"}
+)
+
+// authenticate checks the headers of r, and nothing else of it. It
+// returns the signed fields, or how to refuse.
+func (s *Server) authenticate(r *http.Request) (requestAuth, *refusal) {
+	a := authFromHeader(r.Header)
+	if !a.wellFormed() || !macEqual(r.Header.Get(HeaderSignature), a.mac(s.secret)) {
+		return a, refuseUnauthenticated
 	}
-	if !macEqual(sig, requestMAC(s.secret, date, nonce, env, bodySHA)) {
-		return "", http.StatusUnauthorized, resultUnauthenticated, "unauthenticated"
+	// Authentic from here on: a bad date is a peer's bug, not an attack,
+	// and the date is what the peer's clock said.
+	if a.target != s.o.NodeID {
+		// Captured on its way to another node, or a peer that has this
+		// node's address under another id (cluster.peers).
+		return a, refuseMisdirected
 	}
-	// Authentic from here on: malformed values are a peer's bug, not an
-	// attack, and the date is what the peer's clock said.
-	ms, err := strconv.ParseInt(date, 10, 64)
+	ms, err := strconv.ParseInt(a.date, 10, 64)
 	if err != nil {
-		return "", http.StatusBadRequest, resultBadRequest, "bad date"
+		return a, refuseBadDate
 	}
-	if d := s.now().Sub(time.UnixMilli(ms)); d > dateWindow || d < -dateWindow {
-		return "", http.StatusUnauthorized, resultStale, "stale"
+	now, date := s.now(), time.UnixMilli(ms)
+	if d := now.Sub(date); d > dateWindow || d < -dateWindow {
+		return a, refuseStale
 	}
 	var n [nonceLen]byte
-	if len(nonce) != 2*nonceLen {
-		return "", http.StatusBadRequest, resultBadRequest, "bad nonce"
+	hex.Decode(n[:], []byte(a.nonce)) // wellFormed checked it
+	switch err := s.replay.check(r.Context(), n, a.nonce, date, now); {
+	case err == nil:
+		return a, nil
+	case errors.Is(err, errStale):
+		return a, refuseStale
+	case errors.Is(err, errReplayed):
+		return a, refuseReplayed
+	case errors.Is(err, errFull):
+		return a, refuseOverloaded
+	default:
+		return a, refuseCanceled
 	}
-	if _, err := hex.Decode(n[:], []byte(nonce)); err != nil {
-		return "", http.StatusBadRequest, resultBadRequest, "bad nonce"
-	}
-	fresh, err := s.nonces.add(n, s.now())
-	if err != nil {
-		return "", http.StatusServiceUnavailable, resultOverloaded, "overloaded"
-	}
-	if !fresh {
-		return "", http.StatusUnauthorized, resultReplayed, "replayed"
-	}
-	return nonce, 0, "", ""
 }
 
 func (s *Server) scan(w http.ResponseWriter, r *http.Request) {
-	nonce, code, result, text := s.authenticate(r)
-	if code != 0 {
-		s.refuse(w, r, code, result, text)
+	a, ref := s.authenticate(r)
+	if ref != nil {
+		s.refuse(w, r, ref.code, ref.result, ref.text, "target", cleanLog(a.target))
 		return
 	}
-	msg, err := decodeEnvelope(r.Header.Get(HeaderEnvelope))
-	if err != nil {
-		s.refuse(w, r, http.StatusBadRequest, resultBadRequest, "bad envelope", "err", err)
-		return
-	}
-	wantSHA, err := hex.DecodeString(r.Header.Get(HeaderBodySHA))
-	if err != nil || len(wantSHA) != sha256.Size {
-		s.refuse(w, r, http.StatusBadRequest, resultBadRequest, "bad body hash", "id", msg.ID)
-		return
-	}
-	if r.ContentLength > s.o.MaxBytes {
-		s.refuse(w, r, http.StatusRequestEntityTooLarge, resultTooLarge, "too large", "id", msg.ID, "bytes", r.ContentLength)
+	if r.ContentLength > envelopeLenSize+maxEnvelopeBytes+s.o.MaxBytes {
+		s.refuse(w, r, http.StatusRequestEntityTooLarge, resultTooLarge, "too large", "bytes", r.ContentLength)
 		return
 	}
 
 	rc := http.NewResponseController(w)
 	rc.SetReadDeadline(time.Now().Add(bodyTimeout))
-	body, err := s.receive(w, r, wantSHA)
+	msg, body, err := s.receive(w, r, a)
 	// Cleared at once: the server's background read that notices a
 	// vanished caller during the scan must not time out instead.
 	rc.SetReadDeadline(time.Time{})
@@ -284,6 +384,8 @@ func (s *Server) scan(w http.ResponseWriter, r *http.Request) {
 			s.refuse(w, r, http.StatusUnauthorized, resultUnauthenticated, "unauthenticated", "id", msg.ID, "err", err)
 		case errors.As(err, &ne) && ne.Timeout():
 			s.refuse(w, r, http.StatusRequestTimeout, resultBadRequest, "body timeout", "id", msg.ID)
+		case errors.Is(err, errBadEnvelope):
+			s.refuse(w, r, http.StatusBadRequest, resultBadRequest, "bad envelope", "err", err)
 		default:
 			s.refuse(w, r, http.StatusBadRequest, resultBadRequest, "bad body", "id", msg.ID, "err", err)
 		}
@@ -299,11 +401,11 @@ func (s *Server) scan(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		switch {
 		case errors.Is(err, scanner.ErrOverloaded):
-			s.refuse(w, r, http.StatusServiceUnavailable, resultOverloaded, "overloaded", "id", msg.ID)
+			s.refuseScan(w, r, http.StatusServiceUnavailable, resultOverloaded, "overloaded", "id", msg.ID)
 		case r.Context().Err() != nil:
-			s.refuse(w, r, http.StatusServiceUnavailable, resultCanceled, "canceled", "id", msg.ID, "err", err)
+			s.refuseScan(w, r, http.StatusServiceUnavailable, resultCanceled, "canceled", "id", msg.ID, "err", err)
 		default:
-			s.refuse(w, r, http.StatusInternalServerError, resultError, "scan failed", "id", msg.ID, "err", err)
+			s.refuseScan(w, r, http.StatusInternalServerError, resultError, "scan failed", "id", msg.ID, "err", err)
 		}
 		return
 	}
@@ -313,37 +415,53 @@ func (s *Server) scan(w http.ResponseWriter, r *http.Request) {
 	}
 	out, err := json.Marshal(toWire(v))
 	if err != nil {
-		s.refuse(w, r, http.StatusInternalServerError, resultError, "scan failed", "id", msg.ID, "err", fmt.Errorf("encode verdict: %w", err))
+		s.refuseScan(w, r, http.StatusInternalServerError, resultError, "scan failed", "id", msg.ID, "err", fmt.Errorf("encode verdict: %w", err))
 		return
 	}
 	s.m.requests.WithLabelValues(resultOK).Inc()
 	h := w.Header()
 	h.Set("Content-Type", "application/json")
 	h.Set("Content-Length", strconv.Itoa(len(out)))
-	h.Set(HeaderSignature, hex.EncodeToString(verdictMAC(s.secret, nonce, out)))
+	h.Set(HeaderSignature, hex.EncodeToString(verdictMAC(s.secret, a.nonce, out)))
 	rc.SetWriteDeadline(time.Now().Add(replyTimeout))
 	w.WriteHeader(http.StatusOK)
 	w.Write(out)
 }
 
-var errBodyHash = errors.New("body does not match its signed SHA-256")
+var (
+	errBodyHash    = errors.New("body does not match its signed SHA-256")
+	errBadEnvelope = errors.New("bad envelope")
+)
 
-// receive spools r's body (at most MaxBytes) while hashing it, and checks
-// the hash against the signed one.
-func (s *Server) receive(w http.ResponseWriter, r *http.Request, wantSHA []byte) (*spool.Buffer, error) {
+// receive reads the authenticated request's body: the envelope, checked
+// against its signed hash before it is decoded, then the message, spooled
+// (at most MaxBytes) while it is hashed and checked against its own.
+func (s *Server) receive(w http.ResponseWriter, r *http.Request, a requestAuth) (scanner.Message, *spool.Buffer, error) {
+	raw, err := readEnvelope(r.Body)
+	if err != nil {
+		return scanner.Message{}, nil, fmt.Errorf("%w: %w", errBadEnvelope, err)
+	}
+	envSHA := sha256.Sum256(raw)
+	if !macEqual(a.envelopeSHA, envSHA[:]) {
+		return scanner.Message{}, nil, fmt.Errorf("envelope: %w", errBodyHash)
+	}
+	msg, err := decodeEnvelope(raw)
+	if err != nil {
+		return scanner.Message{}, nil, fmt.Errorf("%w: %w", errBadEnvelope, err)
+	}
 	sw := spool.NewWriter(s.o.SpoolDir, spoolMemLimit)
 	hash := sha256.New()
 	src := http.MaxBytesReader(w, r.Body, s.o.MaxBytes)
 	if _, err := io.Copy(io.MultiWriter(sw, hash), src); err != nil {
 		sw.Abort()
-		return nil, fmt.Errorf("receive body: %w", err)
+		return msg, nil, fmt.Errorf("receive body: %w", err)
 	}
 	buf := sw.Finish()
-	if subtle.ConstantTimeCompare(hash.Sum(nil), wantSHA) != 1 {
+	if !macEqual(a.bodySHA, hash.Sum(nil)) {
 		buf.Close()
-		return nil, errBodyHash
+		return msg, nil, errBodyHash
 	}
-	return buf, nil
+	return msg, buf, nil
 }
 
 // cleanLog bounds a caller-supplied value for a log attribute.

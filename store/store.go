@@ -20,6 +20,7 @@ import (
 	"github.com/mxgate/mxgate/lists"
 	"github.com/mxgate/mxgate/members"
 	"github.com/mxgate/mxgate/msglog"
+	"github.com/mxgate/mxgate/peer"
 	"github.com/mxgate/mxgate/quarantine"
 	"github.com/mxgate/mxgate/report"
 	"github.com/mxgate/mxgate/store/redisstore"
@@ -36,6 +37,10 @@ type Backend struct {
 	// ListChanges signals list changes made by any node (nil = only
 	// polling sees them, as on the embedded store where there is one node).
 	ListChanges func(ctx context.Context) <-chan struct{}
+	// PeerNonces remembers the peer API's request nonces for every node
+	// and across restarts (nil on the embedded store: see peer's
+	// replayGuard for what stands in for it there).
+	PeerNonces peer.NonceStore
 	// Shared is true for a store several nodes use (Redis).
 	Shared bool
 	// Name says which store this is, for logs (the Redis URL without its
@@ -70,6 +75,7 @@ func OpenRedis(ctx context.Context, url string) (*Backend, error) {
 		Config:      clusterconf.NewRedis(c),
 		Reports:     report.NewRedis(c),
 		ListChanges: l.Changes,
+		PeerNonces:  peer.NewRedisNonces(c),
 		Shared:      true,
 		Name:        redisstore.Redact(url),
 		closer:      c,

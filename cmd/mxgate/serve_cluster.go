@@ -145,9 +145,11 @@ func newClusterParts(cfg config.Config, st *store.Backend, pool *scanner.Pool, d
 	if cp.node, err = cluster.New(clusterOptions(cfg, log, reg)); err != nil {
 		return nil, fmt.Errorf("cluster: %w", err)
 	}
+	peerConns, peerConnsPerIP := peerConnectionLimits(cfg)
 	if cp.peer, err = peer.NewServer(peer.ServerOptions{
 		NodeID: cfg.Node.ID, Secret: cfg.Cluster.Secret, Worker: pool, SpoolDir: cfg.Node.DataDir,
 		MaxBytes: cfg.SMTP.MaxMessageBytes, Logger: log, Registerer: reg,
+		Nonces: st.PeerNonces, MaxConnections: peerConns, MaxConnectionsPerIP: peerConnsPerIP,
 	}); err != nil {
 		return nil, fmt.Errorf("peer API: %w", err)
 	}
@@ -173,9 +175,10 @@ func newClusterParts(cfg config.Config, st *store.Backend, pool *scanner.Pool, d
 		TTL:    cfg.Cluster.MembershipTTL.Duration,
 		Static: static,
 		Local:  pool,
-		// The runner keeps one client (one keep-alive pool) per member.
+		// The runner keeps one client (one keep-alive pool) per member,
+		// signing for that member's id: no other node accepts its requests.
 		Dial: func(m members.Member) scanner.Worker {
-			return peer.NewClient(cfg.Node.ID, m.PeerAddr, cfg.Cluster.Secret)
+			return peer.NewClient(cfg.Node.ID, m.ID, m.PeerAddr, cfg.Cluster.Secret)
 		},
 		Dispatcher: d,
 		Mode:       shared.mode,
