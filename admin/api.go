@@ -2,6 +2,7 @@ package admin
 
 import (
 	"context"
+	"crypto/rand"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -16,6 +17,7 @@ import (
 	"unicode"
 	"unicode/utf8"
 
+	"github.com/mxgate/mxgate/deliver"
 	"github.com/mxgate/mxgate/lists"
 	"github.com/mxgate/mxgate/msglog"
 	"github.com/mxgate/mxgate/quarantine"
@@ -33,6 +35,12 @@ type ReleaseResult struct {
 	// Warning is set when the message was delivered but something after
 	// that failed (recording the release).
 	Warning string `json:"warning,omitempty"`
+	// By is who released it, as the admin API names the actor.
+	By string `json:"by"`
+	// Forced is set when this release overrode an earlier one (force=true):
+	// Overridden is that release, or the claim of one that never finished.
+	Forced     bool                `json:"forced,omitempty"`
+	Overridden *quarantine.Release `json:"overridden,omitempty"`
 }
 
 // ListRequest is the body of POST /api/v1/lists.
@@ -144,23 +152,56 @@ func (s *Server) quarantineRaw(w http.ResponseWriter, r *http.Request) {
 	_, _ = w.Write(raw)
 }
 
+// quarantineRelease delivers a held message once: the release is claimed
+// in the store before the delivery, so concurrent releases get 409 naming
+// the first, and a second copy needs force=true. Every way out of the
+// delivery ends the claim: recorded when the downstream took the message,
+// given back when it certainly did not, kept when nobody can tell (see
+// deliver.ErrUnconfirmed), so that no second copy goes out unasked.
 func (s *Server) quarantineRelease(w http.ResponseWriter, r *http.Request) {
 	if s.o.Release == nil {
 		writeError(w, http.StatusNotImplemented, "releasing is not available on this node")
 		return
 	}
-	it, ok := s.item(w, r)
-	if !ok {
+	id := r.PathValue("id")
+	if err := checkID(id); err != nil {
+		writeError(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	force, err := boolParam(r.URL.Query(), "force")
+	if err != nil {
+		writeError(w, http.StatusBadRequest, err.Error())
 		return
 	}
 	ctx := r.Context()
-	raw, err := s.o.Quarantine.Raw(ctx, it.ID)
-	if errors.Is(err, quarantine.ErrNotFound) {
-		// Deleted between Get and Raw.
-		writeError(w, http.StatusNotFound, fmt.Sprintf("no quarantined message with id %q", it.ID))
+	claim := quarantine.Release{Token: rand.Text(), By: s.who(r), Node: s.o.NodeID, At: s.now().UTC(), Forced: force}
+	it, err := s.o.Quarantine.ClaimRelease(ctx, id, claim)
+	switch {
+	case errors.Is(err, quarantine.ErrNotFound):
+		writeError(w, http.StatusNotFound, fmt.Sprintf("no quarantined message with id %q", id))
+		return
+	case errors.Is(err, quarantine.ErrReleaseConflict):
+		s.log.Info("quarantine release refused: released or being released already", "id", id, "by", claim.By)
+		writeError(w, http.StatusConflict, releaseConflict(id, it, s.now()))
+		return
+	case err != nil:
+		s.internal(w, r, "claim quarantine release", err)
 		return
 	}
+	overridden := previousRelease(it)
+	claim.Forced = overridden != nil
+	if claim.Forced {
+		s.log.Warn("quarantine release forced: a second copy", "id", id, "by", claim.By,
+			"overrides", overridden.By, "overridden_at", overridden.At, "overridden_done", overridden.Done)
+	}
+	raw, err := s.o.Quarantine.Raw(ctx, id)
 	if err != nil {
+		s.giveBack(ctx, id, claim)
+		if errors.Is(err, quarantine.ErrNotFound) {
+			// Deleted since the claim.
+			writeError(w, http.StatusNotFound, fmt.Sprintf("no quarantined message with id %q", id))
+			return
+		}
 		s.internal(w, r, "read quarantined message", err)
 		return
 	}
@@ -168,31 +209,105 @@ func (s *Server) quarantineRelease(w http.ResponseWriter, r *http.Request) {
 	if err != nil && reply == "" {
 		// The downstream's answer is what the operator needs to act on, so
 		// unlike store errors it is shown.
-		s.log.Warn("quarantine release failed", "id", it.ID, "err", err)
-		writeError(w, http.StatusBadGateway, fmt.Sprintf("release %s: delivery failed: %s", it.ID, oneLine(err)))
+		if errors.Is(err, deliver.ErrUnconfirmed) {
+			s.log.Error("quarantine release outcome unknown: the claim stays", "id", id, "by", claim.By, "err", err)
+			writeError(w, http.StatusBadGateway, fmt.Sprintf("release %s: %s; the message may have been delivered, so the release stays claimed: check the downstream, then release again with --force (API: force=true) if it did not arrive", id, oneLine(err)))
+			return
+		}
+		s.log.Warn("quarantine release failed", "id", id, "by", claim.By, "err", err)
+		msg := fmt.Sprintf("release %s: delivery failed: %s", id, oneLine(err))
+		if !s.giveBack(ctx, id, claim) {
+			msg += "; the release claim could not be given back (see the node's log), so the next release needs --force"
+		}
+		writeError(w, http.StatusBadGateway, msg)
 		return
 	}
-	res := ReleaseResult{ID: it.ID, Reply: reply, ReleasedAt: s.now().UTC(), PreviousRelease: it.Released}
+	res := ReleaseResult{ID: id, Reply: reply, ReleasedAt: s.now().UTC(), PreviousRelease: it.Released, By: claim.By, Forced: claim.Forced, Overridden: overridden}
 	if err != nil {
 		// Delivered to some recipients: it counts as released, so that a
 		// second release does not send those a second copy.
-		s.log.Warn("quarantine release partly refused", "id", it.ID, "err", err)
+		s.log.Warn("quarantine release partly refused", "id", id, "err", err)
 		res.Warning = "delivered, but " + oneLine(err)
 	}
 	// The message is delivered now: a client that went away must not stop
 	// the release from being recorded.
-	mctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	mctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), storeGrace)
 	defer cancel()
-	if err := s.o.Quarantine.MarkReleased(mctx, it.ID, res.ReleasedAt); err != nil {
-		s.log.Error("quarantine release not recorded", "id", it.ID, "err", err)
+	claim.Done = res.ReleasedAt
+	if err := s.o.Quarantine.FinishRelease(mctx, id, claim, true); err != nil {
+		s.log.Error("quarantine release not recorded: the claim stays", "id", id, "err", err)
+		note := "recording the release failed (see the node's log), so the release stays claimed and the next one needs --force"
 		if res.Warning == "" {
-			res.Warning = "delivered, but recording the release failed (see the node's log)"
+			res.Warning = "delivered, but " + note
 		} else {
-			res.Warning += "; recording the release failed too (see the node's log)"
+			res.Warning += "; " + note
 		}
 	}
-	s.log.Info("quarantine released", "id", it.ID, "reply", reply, "previous_release", it.Released)
+	s.log.Info("quarantine released", "id", id, "by", claim.By, "forced", claim.Forced, "reply", reply, "previous_release", it.Released)
 	writeJSON(w, http.StatusOK, res)
+}
+
+// storeGrace bounds the store writes that end a release after its client
+// went away.
+const storeGrace = 10 * time.Second
+
+// giveBack ends a claim whose delivery certainly did not happen, so that a
+// plain release works again; it reports whether that worked (if not, the
+// claim stays and only a forced release goes ahead: fail closed).
+func (s *Server) giveBack(ctx context.Context, id string, claim quarantine.Release) bool {
+	// Also when the client went away: a claim left behind needs --force.
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), storeGrace)
+	defer cancel()
+	if err := s.o.Quarantine.FinishRelease(ctx, id, claim, false); err != nil && !errors.Is(err, quarantine.ErrNotFound) {
+		s.log.Error("quarantine release claim not given back", "id", id, "err", err)
+		return false
+	}
+	return true
+}
+
+// previousRelease is what a claim on it overrides: its open claim, else
+// its last release; nil when there is neither.
+func previousRelease(it quarantine.Item) *quarantine.Release {
+	if it.Claim != nil {
+		c := *it.Claim
+		return &c
+	}
+	if last, ok := it.LastRelease(); ok {
+		return &last
+	}
+	if !it.Released.IsZero() {
+		return &quarantine.Release{By: "an earlier release", Done: it.Released}
+	}
+	return nil
+}
+
+// releaseConflict says why a release was refused, naming the first one.
+func releaseConflict(id string, cur quarantine.Item, now time.Time) string {
+	const again = "use --force (API: force=true) to deliver a second copy"
+	if c := cur.Claim; c != nil {
+		return fmt.Sprintf("release of %s refused: %s claimed it for release at %s (%s ago) and that release has not finished: "+
+			"it is under way, or it was interrupted (its node stopped, or lost the store or the downstream's answer) and the message may have been delivered; "+
+			"wait for it, or check the downstream and %s",
+			id, c.By, stamp(c.At), now.Sub(c.At).Round(time.Second), again)
+	}
+	if last, ok := cur.LastRelease(); ok {
+		return fmt.Sprintf("release of %s refused: it was released already, by %s at %s; %s", id, last.By, stamp(last.Done), again)
+	}
+	return fmt.Sprintf("release of %s refused: it was released already, at %s; %s", id, stamp(cur.Released), again)
+}
+
+func stamp(t time.Time) string { return t.UTC().Format(time.RFC3339) }
+
+func boolParam(q url.Values, name string) (bool, error) {
+	v := q.Get(name)
+	if v == "" {
+		return false, nil
+	}
+	b, err := strconv.ParseBool(v)
+	if err != nil {
+		return false, badf("%s: want true or false, got %q", name, v)
+	}
+	return b, nil
 }
 
 func (s *Server) quarantineDelete(w http.ResponseWriter, r *http.Request) {

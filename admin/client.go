@@ -21,6 +21,10 @@ import (
 
 // Client talks to a node's admin API.
 type Client struct {
+	// Operator is sent as OperatorHeader: who the requests are made for
+	// (see OperatorName); "" sends none.
+	Operator string
+
 	base  string // without a trailing slash
 	token string
 	hc    *http.Client
@@ -107,9 +111,15 @@ func (c *Client) QuarantineRaw(ctx context.Context, id string) ([]byte, error) {
 }
 
 // QuarantineRelease delivers a quarantined message to its recipients.
-func (c *Client) QuarantineRelease(ctx context.Context, id string) (ReleaseResult, error) {
+// A message released (or being released) already is refused with 409
+// unless force is set: then it is delivered again.
+func (c *Client) QuarantineRelease(ctx context.Context, id string, force bool) (ReleaseResult, error) {
+	var q url.Values
+	if force {
+		q = url.Values{"force": {"true"}}
+	}
 	var res ReleaseResult
-	err := c.call(ctx, http.MethodPost, "/api/v1/quarantine/"+url.PathEscape(id)+"/release", nil, nil, &res)
+	err := c.call(ctx, http.MethodPost, "/api/v1/quarantine/"+url.PathEscape(id)+"/release", q, nil, &res)
 	return res, err
 }
 
@@ -232,6 +242,9 @@ func (c *Client) call(ctx context.Context, method, path string, q url.Values, in
 	}
 	if c.token != "" {
 		req.Header.Set("Authorization", "Bearer "+c.token)
+	}
+	if c.Operator != "" {
+		req.Header.Set(OperatorHeader, c.Operator)
 	}
 	resp, err := c.hc.Do(req)
 	if err != nil {

@@ -179,12 +179,18 @@ func (s *Server) reportGet(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, ReportResult{Report: rep})
 }
 
-// who names the author of a change for the audit trail: the client
-// address and, behind a token, that it authenticated.
+// who names the author of a change for the audit trail: the operator the
+// client says it acts for (OperatorHeader; what the token proves is only
+// that it may), the client address and, behind a token, that it
+// authenticated.
 func (s *Server) who(r *http.Request) string {
 	by := "admin API from " + r.RemoteAddr
 	if s.o.Token != "" {
 		by += " (token)"
 	}
-	return by + " via " + s.o.NodeID
+	by += " via " + s.o.NodeID
+	if op := r.Header.Get(OperatorHeader); validOperator(op) {
+		by = op + ", " + by
+	}
+	return by
 }

@@ -5,16 +5,21 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/mxgate/mxgate/deliver"
 	"github.com/mxgate/mxgate/lists"
 	"github.com/mxgate/mxgate/msglog"
 	"github.com/mxgate/mxgate/quarantine"
@@ -381,17 +386,123 @@ func TestRelease(t *testing.T) {
 		t.Errorf("not marked released: %v %v", it.Released, err)
 	}
 
-	// A second release is allowed and says when the first one was.
+	if len(it.Releases) != 1 || it.Releases[0].By != "admin API from 192.0.2.10:40000 (token) via n1" || it.Claim != nil {
+		t.Errorf("release record %+v, claim %+v", it.Releases, it.Claim)
+	}
+
+	// A second release is refused, naming the first (who and when).
 	a = f.req("POST", "/api/v1/quarantine/Q1/release", "")
+	if a.code != http.StatusConflict {
+		t.Fatalf("second release: %d %s", a.code, a.body)
+	}
+	for _, want := range []string{"release of Q1 refused: it was released already, by admin API from 192.0.2.10:40000 (token) via n1 at " + res.ReleasedAt.Format(time.RFC3339), "--force"} {
+		if msg := a.errMsg(t); !strings.Contains(msg, want) {
+			t.Errorf("409 says %q, want %q in it", msg, want)
+		}
+	}
+
+	// Forced: delivered again, said so, and recorded as forced.
+	a = f.req("POST", "/api/v1/quarantine/Q1/release?force=true", "")
 	var again ReleaseResult
 	if err := json.Unmarshal([]byte(a.body), &again); err != nil || a.code != 200 {
 		t.Fatalf("%d %s", a.code, a.body)
 	}
-	if !again.PreviousRelease.Equal(res.ReleasedAt) {
-		t.Errorf("previous_release %v, want %v", again.PreviousRelease, res.ReleasedAt)
+	if !again.PreviousRelease.Equal(res.ReleasedAt) || !again.Forced || again.Overridden == nil || !again.Overridden.Done.Equal(res.ReleasedAt) {
+		t.Errorf("forced release = %+v, want it to name the first at %v", again, res.ReleasedAt)
 	}
 	if strings.Join(f.released, ",") != "Q1,Q1" {
 		t.Errorf("Release called for %q", f.released)
+	}
+	it, _ = f.be.Quarantine.Get(context.Background(), "Q1")
+	if len(it.Releases) != 2 || it.Releases[0].Forced || !it.Releases[1].Forced {
+		t.Errorf("releases recorded as %+v, want the second forced", it.Releases)
+	}
+
+	// force=false is a plain release; anything but a boolean is refused.
+	if a := f.req("POST", "/api/v1/quarantine/Q1/release?force=false", ""); a.code != http.StatusConflict {
+		t.Errorf("force=false: %d %s", a.code, a.body)
+	}
+	if a := f.req("POST", "/api/v1/quarantine/Q1/release?force=yes", ""); a.code != http.StatusBadRequest || !strings.Contains(a.errMsg(t), `force: want true or false, got "yes"`) {
+		t.Errorf("force=yes: %d %s", a.code, a.body)
+	}
+	if a := f.req("POST", "/api/v1/quarantine/nope/release?force=true", ""); a.code != http.StatusNotFound {
+		t.Errorf("forced release of a missing id: %d %s", a.code, a.body)
+	}
+}
+
+// TestReleaseOperator: the name the CLI sends leads the actor's name when
+// it is a plain user@host, and is ignored otherwise.
+func TestReleaseOperator(t *testing.T) {
+	for _, tc := range []struct{ header, want string }{
+		{"alice@ops1.example", "alice@ops1.example, admin API from 192.0.2.10:40000 (token) via n1"},
+		{"", "admin API from 192.0.2.10:40000 (token) via n1"},
+		{"alice, admin API from 10.0.0.1:1 via n9", "admin API from 192.0.2.10:40000 (token) via n1"},
+		{"evil\x1b[31m", "admin API from 192.0.2.10:40000 (token) via n1"},
+		{strings.Repeat("a", 65), "admin API from 192.0.2.10:40000 (token) via n1"},
+	} {
+		f := newFixture(t, nil)
+		r := httptest.NewRequest("POST", "/api/v1/quarantine/Q2/release", nil)
+		r.RemoteAddr = "192.0.2.10:40000"
+		r.Header.Set("Authorization", "Bearer "+testToken)
+		r.Header.Set(OperatorHeader, tc.header)
+		w := httptest.NewRecorder()
+		f.srv.Handler().ServeHTTP(w, r)
+		var res ReleaseResult
+		if err := json.Unmarshal(w.Body.Bytes(), &res); err != nil || w.Code != 200 || res.By != tc.want {
+			t.Errorf("operator %q: %d, by %q, want %q", tc.header, w.Code, res.By, tc.want)
+		}
+	}
+	if got := OperatorName("Jürgen Smith", "ops1.example"); got != "J_rgen_Smith@ops1.example" {
+		t.Errorf("OperatorName = %q", got)
+	}
+	if got := OperatorName(strings.Repeat("u", 100), "h"); len(got) != maxOperator || !validOperator(got) {
+		t.Errorf("OperatorName of a long name = %q", got)
+	}
+	if OperatorName("", "h") != "" {
+		t.Error("OperatorName without a user is not empty")
+	}
+}
+
+// TestConcurrentReleases: while one release is under way, every other one
+// is refused with 409 naming it, and only one delivery happens.
+func TestConcurrentReleases(t *testing.T) {
+	entered, proceed := make(chan struct{}), make(chan struct{})
+	var calls atomic.Int32
+	f := newFixture(t, func(o *Options) {
+		o.Release = func(ctx context.Context, it quarantine.Item, raw []byte) (string, error) {
+			calls.Add(1)
+			close(entered) // a second call panics: that is the failure
+			<-proceed
+			return "250 2.0.0 Ok", nil
+		}
+	})
+	first := make(chan answer)
+	go func() {
+		first <- f.reqFrom("192.0.2.1:1001", "Bearer "+testToken, "POST", "/api/v1/quarantine/Q1/release", "")
+	}()
+	<-entered
+	var wg sync.WaitGroup
+	for i := range 4 {
+		wg.Go(func() {
+			a := f.reqFrom(fmt.Sprintf("192.0.2.%d:1002", i+2), "Bearer "+testToken, "POST", "/api/v1/quarantine/Q1/release", "")
+			if a.code != http.StatusConflict {
+				t.Errorf("concurrent release: %d %s", a.code, a.body)
+				return
+			}
+			for _, want := range []string{"admin API from 192.0.2.1:1001 (token) via n1 claimed it for release at", "has not finished"} {
+				if msg := a.errMsg(t); !strings.Contains(msg, want) {
+					t.Errorf("409 says %q, want %q in it", msg, want)
+				}
+			}
+		})
+	}
+	wg.Wait()
+	close(proceed)
+	if a := <-first; a.code != 200 {
+		t.Errorf("first release: %d %s", a.code, a.body)
+	}
+	if n := calls.Load(); n != 1 {
+		t.Errorf("%d deliveries, want 1", n)
 	}
 }
 
@@ -405,8 +516,13 @@ func TestReleaseFailures(t *testing.T) {
 	if a.code != http.StatusBadGateway || !strings.Contains(a.errMsg(t), "release Q1: delivery failed: 550 5.1.1") {
 		t.Fatalf("%d %s", a.code, a.body)
 	}
-	if it, _ := f.be.Quarantine.Get(context.Background(), "Q1"); !it.Released.IsZero() {
-		t.Error("failed release marked as released")
+	if it, _ := f.be.Quarantine.Get(context.Background(), "Q1"); it.WasReleased() || it.Claim != nil {
+		t.Errorf("failed release left released %v, claim %+v", it.Released, it.Claim)
+	}
+	// The claim was given back: the next release goes ahead unforced.
+	a = f.req("POST", "/api/v1/quarantine/Q1/release", "")
+	if a.code != http.StatusBadGateway || !strings.Contains(a.errMsg(t), "delivery failed") {
+		t.Errorf("release after a failed one: %d %s, want the delivery tried again", a.code, a.body)
 	}
 
 	// Delivered to some recipients, refused for others: released, with a
@@ -423,6 +539,42 @@ func TestReleaseFailures(t *testing.T) {
 	}
 	if it, _ := f.be.Quarantine.Get(context.Background(), "Q1"); it.Released.IsZero() {
 		t.Error("partly delivered release not marked as released")
+	}
+	if a := f.req("POST", "/api/v1/quarantine/Q1/release", ""); a.code != http.StatusConflict {
+		t.Errorf("release after a partial one: %d %s, want 409", a.code, a.body)
+	}
+
+	// The downstream's answer to the message was lost: it may have been
+	// delivered, so the claim stays and only --force goes ahead.
+	var logs bytes.Buffer
+	unconfirmed := true
+	f = newFixture(t, func(o *Options) {
+		o.Logger = slog.New(slog.NewTextHandler(&logs, nil))
+		o.Release = func(context.Context, quarantine.Item, []byte) (string, error) {
+			if unconfirmed {
+				return "", fmt.Errorf("DATA at downstream 192.0.2.25:25: %w: read: connection reset by peer", deliver.ErrUnconfirmed)
+			}
+			return "250 2.0.0 Ok", nil
+		}
+	})
+	a = f.req("POST", "/api/v1/quarantine/Q1/release", "")
+	if a.code != http.StatusBadGateway || !strings.Contains(a.errMsg(t), "may have been delivered, so the release stays claimed") {
+		t.Fatalf("unconfirmed release: %d %s", a.code, a.body)
+	}
+	unconfirmed = false
+	a = f.req("POST", "/api/v1/quarantine/Q1/release", "")
+	if a.code != http.StatusConflict || !strings.Contains(a.errMsg(t), "has not finished") {
+		t.Fatalf("release after an unconfirmed one: %d %s, want 409", a.code, a.body)
+	}
+	a = f.req("POST", "/api/v1/quarantine/Q1/release?force=1", "")
+	if a.code != http.StatusOK || json.Unmarshal([]byte(a.body), &res) != nil || !res.Forced || res.Overridden == nil || !res.Overridden.Done.IsZero() {
+		t.Fatalf("forced release over the open claim: %d %s", a.code, a.body)
+	}
+	if !strings.Contains(logs.String(), `msg="quarantine release forced: a second copy" id=Q1`) {
+		t.Errorf("no log line saying the release was forced:\n%s", logs.String())
+	}
+	if it, _ := f.be.Quarantine.Get(context.Background(), "Q1"); it.Claim != nil || len(it.Releases) != 1 || !it.Releases[0].Forced {
+		t.Errorf("after the forced release: claim %+v, releases %+v", it.Claim, it.Releases)
 	}
 
 	f = newFixture(t, func(o *Options) { o.Release = nil })

@@ -25,6 +25,12 @@ type Options struct {
 	Buffers *coalesce.Buffers // read-ahead buffers shared by the connections; nil = none
 }
 
+// ErrUnconfirmed is wrapped by Data's error when the message was sent but
+// the server's answer to it never came (the connection broke, the time
+// ran out): the server may have accepted it, so sending it again may make
+// a second copy.
+var ErrUnconfirmed = errors.New("the downstream's answer to the message was lost")
+
 // Conn is one SMTP session with the downstream server. It is not safe for
 // concurrent use; a front-end session owns it.
 type Conn struct {
@@ -135,6 +141,11 @@ func (c *Conn) Data(ctx context.Context, header []string, body io.Reader) (strin
 			return err
 		}
 		resp, err := w.CloseWithResponse()
+		if err != nil && !IsRefusal(err) {
+			// The end of the data went out, or part of it: the server may
+			// have taken the message.
+			return fmt.Errorf("%w: %w", ErrUnconfirmed, err)
+		}
 		if err != nil {
 			return err
 		}

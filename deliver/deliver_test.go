@@ -2,6 +2,7 @@ package deliver
 
 import (
 	"context"
+	"errors"
 	"strings"
 	"testing"
 	"time"
@@ -120,5 +121,35 @@ func TestDataIsStuffedExactly(t *testing.T) {
 		if found == 0 {
 			t.Errorf("no delivered message contains %.60q", want)
 		}
+	}
+}
+
+// TestSendUnconfirmed: only a failure after the end of the data leaves the
+// outcome open (ErrUnconfirmed); a refusal, or a break before the data was
+// complete, says for certain that nothing was delivered.
+func TestSendUnconfirmed(t *testing.T) {
+	ctx := context.Background()
+	tests := []struct {
+		name            string
+		sink            []string
+		wantUnconfirmed bool
+	}{
+		{"connection dropped after the end of data", []string{"-q", "."}, true},
+		{"data refused", []string{"-f", "."}, false},
+		{"connection dropped at DATA", []string{"-q", "DATA"}, false},
+		{"connection dropped at RCPT", []string{"-q", "RCPT"}, false},
+		{"delivered", nil, false},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			sink := testenv.StartSink(t, tc.sink...)
+			_, err := Send(ctx, Options{Addr: sink.Addr, Helo: "gw.test", Timeout: 5 * time.Second}, "a@s.test", []string{"b@example.org"}, nil, strings.NewReader("Subject: x\r\n\r\nbody\r\n"))
+			if got := errors.Is(err, ErrUnconfirmed); got != tc.wantUnconfirmed {
+				t.Errorf("err %v: unconfirmed %v, want %v", err, got, tc.wantUnconfirmed)
+			}
+			if tc.sink == nil && err != nil {
+				t.Errorf("delivery to a willing sink: %v", err)
+			}
+		})
 	}
 }

@@ -28,6 +28,7 @@ const (
 	bucketRcpt    = "quarantine.by_rcpt"    // len+rcpt+time+id (lower-cased)
 	bucketSender  = "quarantine.by_sender"  // len+sender+time+id (lower-cased)
 	bucketVerdict = "quarantine.by_verdict" // len+verdict+time+id (lower-cased)
+	bucketDigest  = "quarantine.by_digest"  // len+digest+time+id (only items with a digest)
 )
 
 // expireBatch bounds one Expire transaction, so a large backlog does not
@@ -46,7 +47,7 @@ func NewBolt(db *bbolt.DB) (*Bolt, error) {
 	if db == nil {
 		return nil, errors.New("open quarantine: nil database")
 	}
-	err := boltkv.CreateBuckets(db, bucketItems, bucketRaw, bucketTime, bucketExpires, bucketRcpt, bucketSender, bucketVerdict)
+	err := boltkv.CreateBuckets(db, bucketItems, bucketRaw, bucketTime, bucketExpires, bucketRcpt, bucketSender, bucketVerdict, bucketDigest)
 	if err != nil {
 		return nil, fmt.Errorf("open quarantine: %w", err)
 	}
@@ -81,11 +82,28 @@ func indexEntries(it Item) []indexEntry {
 	if it.Verdict != "" {
 		e = append(e, indexEntry{bucketVerdict, append(boltkv.LenPrefix(fold(it.Verdict)), tk...)})
 	}
+	if it.Digest != "" {
+		e = append(e, indexEntry{bucketDigest, append(boltkv.LenPrefix(it.Digest), tk...)})
+	}
 	return e
 }
 
+// heldBy finds the item that holds the message with this digest.
+func heldBy(tx *bbolt.Tx, digest string) (string, bool) {
+	items := tx.Bucket([]byte(bucketItems))
+	p := boltkv.LenPrefix(digest)
+	c := tx.Bucket([]byte(bucketDigest)).Cursor()
+	for k, _ := c.Seek(p); k != nil && bytes.HasPrefix(k, p); k, _ = c.Next() {
+		if id := k[len(p)+8:]; items.Get(id) != nil {
+			return string(id), true
+		}
+	}
+	return "", false
+}
+
 // Put stores a new item. bbolt's Update fsyncs on commit, so the item is
-// durable when Put returns nil.
+// durable when Put returns nil. The digest check and the write are one
+// transaction, so two Puts of one message cannot both store it.
 func (b *Bolt) Put(ctx context.Context, it Item, raw []byte) error {
 	if err := ctx.Err(); err != nil {
 		return fmt.Errorf("put quarantine item %q: %w", it.ID, err)
@@ -99,8 +117,20 @@ func (b *Bolt) Put(ctx context.Context, it Item, raw []byte) error {
 	}
 	err = b.db.Update(func(tx *bbolt.Tx) error {
 		items := tx.Bucket([]byte(bucketItems))
+		raws := tx.Bucket([]byte(bucketRaw))
 		id := []byte(it.ID)
-		if items.Get(id) != nil {
+		if it.Digest != "" {
+			if held, ok := heldBy(tx, it.Digest); ok {
+				if held == it.ID {
+					return nil // this Put again: the message is held
+				}
+				return &DuplicateError{ID: held}
+			}
+		}
+		if old := items.Get(id); old != nil {
+			if bytes.Equal(old, meta) && bytes.Equal(raws.Get(id), raw) {
+				return nil
+			}
 			return ErrExists
 		}
 		if err := items.Put(id, meta); err != nil {
@@ -109,7 +139,7 @@ func (b *Bolt) Put(ctx context.Context, it Item, raw []byte) error {
 		if raw == nil {
 			raw = []byte{}
 		}
-		if err := tx.Bucket([]byte(bucketRaw)).Put(id, raw); err != nil {
+		if err := raws.Put(id, raw); err != nil {
 			return err
 		}
 		for _, e := range indexEntries(it) {
@@ -246,24 +276,49 @@ func (b *Bolt) Delete(ctx context.Context, id string) error {
 	return nil
 }
 
-func (b *Bolt) MarkReleased(ctx context.Context, id string, at time.Time) error {
-	if err := ctx.Err(); err != nil {
-		return fmt.Errorf("mark quarantine item %q released: %w", id, err)
-	}
+// update changes one item in one transaction: fn decides on the item as
+// stored; the item as it was before is returned, also when fn refuses.
+func (b *Bolt) update(id string, fn func(*Item) (bool, error)) (Item, error) {
+	var before Item
 	err := b.db.Update(func(tx *bbolt.Tx) error {
 		it, err := getItem(tx, []byte(id))
 		if err != nil {
 			return err
 		}
-		it.Released = at
+		before = it
+		// fn must not share slices with before.
+		it.Releases = slices.Clone(it.Releases)
+		write, err := fn(&it)
+		if err != nil || !write {
+			return err
+		}
 		meta, err := json.Marshal(it)
 		if err != nil {
 			return err
 		}
 		return tx.Bucket([]byte(bucketItems)).Put([]byte(id), meta)
 	})
+	return before, err
+}
+
+func (b *Bolt) ClaimRelease(ctx context.Context, id string, r Release) (Item, error) {
+	if err := ctx.Err(); err != nil {
+		return Item{}, fmt.Errorf("claim release of quarantine item %q: %w", id, err)
+	}
+	before, err := b.update(id, func(it *Item) (bool, error) { return true, ApplyClaim(it, r) })
 	if err != nil {
-		return fmt.Errorf("mark quarantine item %q released: %w", id, err)
+		return before, fmt.Errorf("claim release of quarantine item %q: %w", id, err)
+	}
+	return before, nil
+}
+
+func (b *Bolt) FinishRelease(ctx context.Context, id string, r Release, delivered bool) error {
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("finish release of quarantine item %q: %w", id, err)
+	}
+	_, err := b.update(id, func(it *Item) (bool, error) { return ApplyFinish(it, r, delivered) })
+	if err != nil {
+		return fmt.Errorf("finish release of quarantine item %q: %w", id, err)
 	}
 	return nil
 }

@@ -54,13 +54,17 @@ func TestRemovalLeavesNoKeys(t *testing.T) {
 		if i%2 == 0 {
 			it.Expires = base.Add(time.Hour)
 		}
+		if i < 4 {
+			it.Digest = MessageDigest(it.Sender, it.Recipients, []byte(it.ID))
+		}
 		if err := b.Put(ctx, it, []byte("m")); err != nil {
 			t.Fatal(err)
 		}
 	}
 	sizes := bucketSizes(t, db)
-	// Six items, two distinct recipients each (case folded), three expiring.
-	want := map[string]int{bucketItems: 6, bucketRaw: 6, bucketTime: 6, bucketRcpt: 12, bucketSender: 6, bucketVerdict: 6, bucketExpires: 3}
+	// Six items, two distinct recipients each (case folded), three
+	// expiring, four with a digest.
+	want := map[string]int{bucketItems: 6, bucketRaw: 6, bucketTime: 6, bucketRcpt: 12, bucketSender: 6, bucketVerdict: 6, bucketExpires: 3, bucketDigest: 4}
 	for name, n := range want {
 		if sizes[name] != n {
 			t.Errorf("bucket %s has %d keys after Put, want %d", name, sizes[name], n)

@@ -217,13 +217,14 @@ func (ss *session) data(r io.Reader, rec *msglog.Record) (*smtp.SMTPError, error
 		return ss.deliver(v, body, rec)
 	case scanner.ActionQuarantine:
 		ss.resetDownstream()
-		if err := ss.quarantine(v, body); err != nil {
+		heldAs, err := ss.quarantine(v, body)
+		if err != nil {
 			rec.Action = string(scanner.ActionTempfail)
 			return errLocal, fmt.Errorf("quarantine: %w", err)
 		}
 		rec.Action = string(v.Action)
-		rec.QuarantineID = ss.id
-		return reply(250, smtp.EnhancedCode{2, 0, 0}, "Ok: queued as "+ss.id), nil
+		rec.QuarantineID = heldAs
+		return reply(250, smtp.EnhancedCode{2, 0, 0}, "Ok: queued as "+heldAs), nil
 	case scanner.ActionReject:
 		ss.resetDownstream()
 		rec.Action = string(v.Action)
@@ -267,10 +268,13 @@ func (ss *session) deliver(v scanner.Verdict, body *spool.Buffer, rec *msglog.Re
 	return reply(250, enh, msg), nil
 }
 
-func (ss *session) quarantine(v scanner.Verdict, body *spool.Buffer) error {
+// quarantine stores the message and returns the id it is held under: its
+// own, or the first one's when the client sent the same message before
+// (see putHeld).
+func (ss *session) quarantine(v scanner.Verdict, body *spool.Buffer) (string, error) {
 	raw, err := body.Bytes()
 	if err != nil {
-		return err
+		return "", err
 	}
 	subject, msgID := headerSummary(body)
 	now := time.Now()
@@ -290,10 +294,11 @@ func (ss *session) quarantine(v scanner.Verdict, body *spool.Buffer) error {
 		Subject:    subject,
 		MessageID:  msgID,
 		Expires:    now.Add(ss.s.o.QuarantineRetention),
+		Digest:     quarantine.MessageDigest(ss.from, ss.rcpts, raw),
 	}
 	ctx, cancel := context.WithTimeout(ss.s.ctx, 30*time.Second)
 	defer cancel()
-	return ss.s.o.Quarantine.Put(ctx, it, raw)
+	return putHeld(ctx, ss.s.o.Quarantine, it, raw, ss.s.log)
 }
 
 func (ss *session) Reset() {

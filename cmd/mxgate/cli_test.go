@@ -156,8 +156,33 @@ func TestQuarantineCommands(t *testing.T) {
 	if out != "released Q1: 250 2.0.0 Ok: queued\n" {
 		t.Errorf("release: %q", out)
 	}
-	if out := mustRun(t, url, "quarantine", "release", "Q1"); !strings.Contains(out, "released before") {
-		t.Errorf("second release: %q", out)
+	// A second release is refused with one line naming the first: the
+	// operator the CLI named, and when.
+	first, err := be.Quarantine.Get(context.Background(), "Q1")
+	if err != nil || len(first.Releases) != 1 {
+		t.Fatalf("release not recorded: %+v, %v", first.Releases, err)
+	}
+	op := operator()
+	if op == "" || !strings.HasPrefix(first.Releases[0].By, op+", admin API from 127.0.0.1:") {
+		t.Errorf("release recorded as by %q, want the operator %q first", first.Releases[0].By, op)
+	}
+	_, _, err = run(t, "quarantine", "release", "Q1", "--admin", url, "--token", cliToken)
+	for _, want := range []string{"release of Q1 refused: it was released already, by " + op + ", admin API from 127.0.0.1:",
+		" at " + first.Released.UTC().Format(time.RFC3339) + "; use --force", "(HTTP 409)"} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("second release: err %v, want %q in it", err, want)
+		}
+	}
+	if err != nil && strings.Contains(err.Error(), "\n") {
+		t.Errorf("409 error is not one line: %q", err)
+	}
+	out = mustRun(t, url, "quarantine", "release", "Q1", "--force")
+	if !strings.HasPrefix(out, "released Q1: 250 2.0.0 Ok: queued\nnote: forced; a second copy (released before by "+op+", admin API from 127.0.0.1:") {
+		t.Errorf("forced release: %q", out)
+	}
+	out = mustRun(t, url, "quarantine", "show", "Q1")
+	if !strings.Contains(out, "Released (forced):") || strings.Count(out, "Released") != 2 {
+		t.Errorf("show after a forced release:\n%s", out)
 	}
 
 	if out := mustRun(t, url, "quarantine", "delete", "Q3"); out != "deleted Q3\n" {
@@ -166,7 +191,7 @@ func TestQuarantineCommands(t *testing.T) {
 	if _, err := be.Quarantine.Get(context.Background(), "Q3"); err == nil {
 		t.Error("Q3 still in the store")
 	}
-	_, _, err := run(t, "quarantine", "show", "Q3", "--admin", url, "--token", cliToken)
+	_, _, err = run(t, "quarantine", "show", "Q3", "--admin", url, "--token", cliToken)
 	if err == nil || err.Error() != `no quarantined message with id "Q3" (HTTP 404)` {
 		t.Errorf("show deleted: %v", err)
 	}

@@ -4,11 +4,13 @@ package main
 // admin API flags, the client, argument checks and output helpers.
 
 import (
+	"cmp"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"os"
+	"os/user"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -43,7 +45,26 @@ func adminClient(cmd *cobra.Command) (*admin.Client, error) {
 	if env := os.Getenv("MXGATE_TOKEN"); env != "" && !fl.Changed("token") {
 		token = env
 	}
-	return admin.NewClient(base, token)
+	c, err := admin.NewClient(base, token)
+	if err != nil {
+		return nil, err
+	}
+	c.Operator = operator()
+	return c, nil
+}
+
+// operator names the person running the command for the audit trail of
+// changes and releases: the login name and this host.
+func operator() string {
+	name := ""
+	if u, err := user.Current(); err == nil {
+		name = u.Username
+	}
+	if name == "" {
+		name = cmp.Or(os.Getenv("USER"), os.Getenv("LOGNAME"))
+	}
+	host, _ := os.Hostname()
+	return admin.OperatorName(name, host)
 }
 
 // apiError adds what to do about an authentication failure.

@@ -146,8 +146,18 @@ func printItem(w io.Writer, it quarantine.Item) {
 	row("Client", clean(it.ClientIP)+" (HELO "+clean(it.Helo)+")")
 	row("Size", fmt.Sprintf("%d bytes", it.Size))
 	row("Node", clean(it.Node))
-	if !it.Released.IsZero() {
+	for _, r := range it.Releases {
+		what := "Released"
+		if r.Forced {
+			what = "Released (forced)"
+		}
+		row(what, when(r.Done)+" by "+clean(r.By))
+	}
+	if !it.Released.IsZero() && len(it.Releases) == 0 {
 		row("Released", when(it.Released))
+	}
+	if c := it.Claim; c != nil {
+		row("Release", "claimed "+when(c.At)+" by "+clean(c.By)+", not finished")
 	}
 	row("Expires", when(it.Expires))
 	tw.Flush()
@@ -182,26 +192,39 @@ func printHeader(w io.Writer, msg []byte) error {
 }
 
 func newQuarantineReleaseCmd() *cobra.Command {
-	return &cobra.Command{
-		Use:   "release ID",
+	var force bool
+	cmd := &cobra.Command{
+		Use:   "release ID [--force]",
 		Short: "Deliver a quarantined message to its recipients",
 		Long: `Deliver a quarantined message to its recipients through the downstream server,
-and mark it released. Releasing a message again delivers it again; the
-answer then says when it was released before.`,
-		Example: `  mxgate quarantine release 1a2b3c4d`,
-		Args:    exactArgs(1),
+and mark it released.
+
+A message is released once: a release that was done already, or that is
+under way (or was interrupted, when the node doing it stopped or the
+downstream's answer was lost), is refused with a message naming who
+released it and when. --force delivers it again all the same; the release
+is then recorded and logged as forced.`,
+		Example: `  mxgate quarantine release 1a2b3c4d
+  mxgate quarantine release 1a2b3c4d --force   # a second copy, on purpose`,
+		Args: exactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			c, err := adminClient(cmd)
 			if err != nil {
 				return err
 			}
-			res, err := c.QuarantineRelease(cmd.Context(), args[0])
+			res, err := c.QuarantineRelease(cmd.Context(), args[0], force)
 			if err != nil {
 				return apiError(err)
 			}
 			out := cmd.OutOrStdout()
 			fmt.Fprintf(out, "released %s: %s\n", clean(res.ID), clean(res.Reply))
-			if !res.PreviousRelease.IsZero() {
+			if o := res.Overridden; res.Forced && o != nil {
+				if o.Done.IsZero() {
+					fmt.Fprintf(out, "note: forced over the unfinished release claimed by %s at %s\n", clean(o.By), when(o.At))
+				} else {
+					fmt.Fprintf(out, "note: forced; a second copy (released before by %s at %s)\n", clean(o.By), when(o.Done))
+				}
+			} else if !res.PreviousRelease.IsZero() {
 				fmt.Fprintf(out, "note: it had been released before, at %s\n", when(res.PreviousRelease))
 			}
 			if res.Warning != "" {
@@ -210,6 +233,8 @@ answer then says when it was released before.`,
 			return nil
 		},
 	}
+	cmd.Flags().BoolVar(&force, "force", false, "release again a message released (or being released) before: a second copy")
+	return cmd
 }
 
 func newQuarantineDeleteCmd() *cobra.Command {

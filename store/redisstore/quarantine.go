@@ -31,11 +31,22 @@ const (
 	qByRcpt    = Prefix + "q:by_rcpt"
 	qBySender  = Prefix + "q:by_sender"
 	qByVerdict = Prefix + "q:by_verdict"
+	qByDigest  = Prefix + "q:by_digest"
 )
 
 // qIndexKeys are the index keys in the order the put script gets them as
 // KEYS[4..].
-var qIndexKeys = [...]string{qByTime, qByExpires, qByRcpt, qBySender, qByVerdict}
+var qIndexKeys = [...]string{qByTime, qByExpires, qByRcpt, qBySender, qByVerdict, qByDigest}
+
+// qDigestLookup bounds how many entries of one digest the put script looks
+// at: entries whose item Redis expired stay until Expire runs, and the
+// newest come first.
+const qDigestLookup = 16
+
+// qTxAttempts bounds the optimistic transactions (WATCH/MULTI) of
+// ClaimRelease and FinishRelease: one that loses to a concurrent writer
+// reads again and then decides on what the winner wrote.
+const qTxAttempts = 16
 
 // qPage is how many index members List reads per round trip (plus one
 // MGET of their items).
@@ -45,15 +56,33 @@ const qPage = 256
 const qExpireBatch = 1000
 
 // putScript stores a new item in one round trip, atomically: a check for
-// the id, the item, its message, its index record and its index members.
-// A retry of a Put whose reply was lost (go-redis retries on network
-// errors) finds its own item (same JSON, same message) and succeeds again
-// instead of reporting ErrExists.
+// the digest and the id, the item, its message, its index record and its
+// index members. A retry of a Put whose reply was lost (go-redis retries
+// on network errors, the front end retries a failed Put) finds its own
+// item (same digest, or same JSON and message) and succeeds again instead
+// of reporting ErrExists.
 //
 // KEYS: meta, raw, idx, then qIndexKeys. ARGV: item JSON, raw, idx JSON,
-// expiry in unix ms ("0" = none), then pairs of index key number (into
-// KEYS) and member.
+// expiry in unix ms ("0" = none), digest lookup range (lowest, highest;
+// "" = no digest), the KEYS number of the digest index, the meta key
+// prefix, then pairs of index key number (into KEYS) and member. It
+// returns 1 (stored, or stored before), 0 (the id holds another item) or
+// the id of the item holding the same message. The meta keys of other
+// items are read by prefix: they carry the same hash tag, hence the same
+// slot.
 var putScript = redis.NewScript(`
+if ARGV[5] ~= '' then
+	local ms = redis.call('ZREVRANGEBYLEX', KEYS[tonumber(ARGV[7])], ARGV[6], ARGV[5], 'LIMIT', 0, ` + strconv.Itoa(qDigestLookup) + `)
+	-- A member is the prefix (ARGV[5] without its "["), 8 time bytes, the id.
+	local skip = #ARGV[5] + 8
+	for _, m in ipairs(ms) do
+		local id = string.sub(m, skip)
+		if redis.call('EXISTS', ARGV[8] .. id) == 1 then
+			if ARGV[8] .. id == KEYS[1] then return 1 end
+			return id
+		end
+	end
+end
 if redis.call('EXISTS', KEYS[1], KEYS[3]) > 0 then
 	if redis.call('GET', KEYS[1]) == ARGV[1] and redis.call('GET', KEYS[2]) == ARGV[2] then return 1 end
 	return 0
@@ -66,7 +95,7 @@ else
 	redis.call('SET', KEYS[2], ARGV[2], 'PXAT', ARGV[4])
 end
 redis.call('SET', KEYS[3], ARGV[3])
-for i = 5, #ARGV, 2 do
+for i = 9, #ARGV, 2 do
 	redis.call('ZADD', KEYS[tonumber(ARGV[i])], 0, ARGV[i+1])
 end
 return 1
@@ -114,7 +143,20 @@ func qIndexMembers(it quarantine.Item) []qIndexMember {
 	if it.Verdict != "" {
 		e = append(e, qIndexMember{qByVerdict, append(boltkv.LenPrefix(qFold(it.Verdict)), tk...)})
 	}
+	if it.Digest != "" {
+		e = append(e, qIndexMember{qByDigest, append(boltkv.LenPrefix(it.Digest), tk...)})
+	}
 	return e
+}
+
+// digestRange is the ZRANGEBYLEX range of every index member of digest:
+// "[" + its prefix, "(" + the prefix with its last byte raised (a valid
+// digest is hex, so that byte is never 0xff).
+func digestRange(digest string) (lo, hi string) {
+	p := boltkv.LenPrefix(digest)
+	next := slices.Clone(p)
+	next[len(next)-1]++
+	return "[" + string(p), "(" + string(next)
 }
 
 func qValidate(it quarantine.Item) error {
@@ -124,7 +166,7 @@ func qValidate(it quarantine.Item) error {
 	if !it.Expires.IsZero() && !boltkv.Indexable(it.Expires) {
 		return fmt.Errorf("expiry %v outside 1970..2262", it.Expires)
 	}
-	return nil
+	return quarantine.ValidateDigest(it.Digest)
 }
 
 // Put stores the item in one round trip (an EVALSHA; EVAL once after a
@@ -157,18 +199,28 @@ func (q *redisQuarantine) Put(ctx context.Context, it quarantine.Item, raw []byt
 		raw = []byte{}
 	}
 	keys := append([]string{qMeta + it.ID, qRaw + it.ID, qIdx + it.ID}, qIndexKeys[:]...)
-	args := []any{meta, raw, idx, expireAt}
+	var lo, hi string
+	if it.Digest != "" {
+		lo, hi = digestRange(it.Digest)
+	}
+	args := []any{meta, raw, idx, expireAt, lo, hi, 4 + slices.Index(qIndexKeys[:], qByDigest), qMeta}
 	for _, m := range members {
 		args = append(args, 4+slices.Index(qIndexKeys[:], m.Key), m.Member)
 	}
-	n, err := putScript.Run(ctx, q.c, keys, args...).Int()
+	res, err := putScript.Run(ctx, q.c, keys, args...).Result()
 	if err != nil {
 		return fmt.Errorf("put quarantine item %q: %w", it.ID, err)
 	}
-	if n == 0 {
+	switch res := res.(type) {
+	case int64:
+		if res == 1 {
+			return nil
+		}
 		return fmt.Errorf("put quarantine item %q: %w", it.ID, quarantine.ErrExists)
+	case string:
+		return fmt.Errorf("put quarantine item %q: %w", it.ID, &quarantine.DuplicateError{ID: res})
 	}
-	return nil
+	return fmt.Errorf("put quarantine item %q: unexpected script reply %v", it.ID, res)
 }
 
 func decodeItem(data string) (quarantine.Item, error) {
@@ -324,27 +376,66 @@ func (q *redisQuarantine) delete(ctx context.Context, id string) error {
 	return nil
 }
 
-// MarkReleased rewrites the item keeping its TTL; SET XX cannot bring back
-// an item deleted since it was read.
-func (q *redisQuarantine) MarkReleased(ctx context.Context, id string, at time.Time) error {
+// update changes one item in an optimistic transaction: WATCH its key,
+// read it, let fn decide, then SET XX KEEPTTL in MULTI/EXEC, which fails
+// (and is tried again on what is stored now) when anyone wrote the item
+// in between. The item as it was before is returned, also when fn
+// refuses.
+func (q *redisQuarantine) update(ctx context.Context, id string, fn func(*quarantine.Item) (bool, error)) (quarantine.Item, error) {
+	key := qMeta + id
+	var before quarantine.Item
+	for range qTxAttempts {
+		err := q.c.Watch(ctx, func(tx *redis.Tx) error {
+			data, err := tx.Get(ctx, key).Result()
+			if errors.Is(err, redis.Nil) {
+				return quarantine.ErrNotFound
+			}
+			if err != nil {
+				return err
+			}
+			if before, err = decodeItem(data); err != nil {
+				return err
+			}
+			it, _ := decodeItem(data) // a copy sharing nothing with before
+			write, err := fn(&it)
+			if err != nil || !write {
+				return err
+			}
+			meta, err := json.Marshal(it)
+			if err != nil {
+				return err
+			}
+			_, err = tx.TxPipelined(ctx, func(p redis.Pipeliner) error {
+				p.SetArgs(ctx, key, meta, redis.SetArgs{Mode: "XX", KeepTTL: true})
+				return nil
+			})
+			return err
+		}, key)
+		if !errors.Is(err, redis.TxFailedErr) {
+			return before, err
+		}
+	}
+	return before, fmt.Errorf("item changed by others %d times in a row", qTxAttempts)
+}
+
+func (q *redisQuarantine) ClaimRelease(ctx context.Context, id string, r quarantine.Release) (quarantine.Item, error) {
 	if err := ctx.Err(); err != nil {
-		return fmt.Errorf("mark quarantine item %q released: %w", id, err)
+		return quarantine.Item{}, fmt.Errorf("claim release of quarantine item %q: %w", id, err)
 	}
-	it, err := q.Get(ctx, id)
+	before, err := q.update(ctx, id, func(it *quarantine.Item) (bool, error) { return true, quarantine.ApplyClaim(it, r) })
 	if err != nil {
-		return fmt.Errorf("mark quarantine item %q released: %w", id, errors.Unwrap(err))
+		return before, fmt.Errorf("claim release of quarantine item %q: %w", id, err)
 	}
-	it.Released = at
-	meta, err := json.Marshal(it)
+	return before, nil
+}
+
+func (q *redisQuarantine) FinishRelease(ctx context.Context, id string, r quarantine.Release, delivered bool) error {
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("finish release of quarantine item %q: %w", id, err)
+	}
+	_, err := q.update(ctx, id, func(it *quarantine.Item) (bool, error) { return quarantine.ApplyFinish(it, r, delivered) })
 	if err != nil {
-		return fmt.Errorf("mark quarantine item %q released: %w", id, err)
-	}
-	err = q.c.SetArgs(ctx, qMeta+id, meta, redis.SetArgs{Mode: "XX", KeepTTL: true}).Err()
-	if errors.Is(err, redis.Nil) {
-		err = quarantine.ErrNotFound
-	}
-	if err != nil {
-		return fmt.Errorf("mark quarantine item %q released: %w", id, err)
+		return fmt.Errorf("finish release of quarantine item %q: %w", id, err)
 	}
 	return nil
 }

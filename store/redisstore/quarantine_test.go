@@ -11,7 +11,7 @@ import (
 	"github.com/mxgate/mxgate/testenv"
 )
 
-var qIndexes = []string{"{mxgate}:q:by_time", "{mxgate}:q:by_expires", "{mxgate}:q:by_rcpt", "{mxgate}:q:by_sender", "{mxgate}:q:by_verdict"}
+var qIndexes = []string{"{mxgate}:q:by_time", "{mxgate}:q:by_expires", "{mxgate}:q:by_rcpt", "{mxgate}:q:by_sender", "{mxgate}:q:by_verdict", "{mxgate}:q:by_digest"}
 
 // TestQuarantineRedisTTL: the item and its message expire in Redis at the
 // item's Expires (a backstop when no node runs Expire); Expire then still
@@ -23,7 +23,8 @@ func TestQuarantineRedisTTL(t *testing.T) {
 	q := redisstore.NewQuarantine(c)
 	now := time.Now()
 	item := func(id string, expires time.Time) quarantine.Item {
-		return quarantine.Item{ID: id, Time: now, Sender: "a@x.example", Recipients: []string{"r@example.org"}, Verdict: "spam", Expires: expires}
+		return quarantine.Item{ID: id, Time: now, Sender: "a@x.example", Recipients: []string{"r@example.org"}, Verdict: "spam", Expires: expires,
+			Digest: quarantine.MessageDigest("a@x.example", []string{"r@example.org"}, []byte(id))}
 	}
 	ttl := func(key string) time.Duration {
 		t.Helper()
@@ -35,11 +36,16 @@ func TestQuarantineRedisTTL(t *testing.T) {
 	}
 
 	// Expiry ahead: meta and message get a TTL, the index record none;
-	// releasing keeps the TTL.
+	// claiming and releasing keep the TTL.
 	if err := q.Put(ctx, item("later", now.Add(time.Hour)), []byte("m")); err != nil {
 		t.Fatal(err)
 	}
-	if err := q.MarkReleased(ctx, "later", now); err != nil {
+	rel := quarantine.Release{Token: "t", By: "alice", At: now}
+	if _, err := q.ClaimRelease(ctx, "later", rel); err != nil {
+		t.Fatal(err)
+	}
+	rel.Done = now
+	if err := q.FinishRelease(ctx, "later", rel, true); err != nil {
 		t.Fatal(err)
 	}
 	for _, k := range []string{"{mxgate}:q:meta:later", "{mxgate}:q:raw:later"} {
@@ -79,6 +85,16 @@ func TestQuarantineRedisTTL(t *testing.T) {
 	}
 	if _, err := q.Raw(ctx, "soon"); !errors.Is(err, quarantine.ErrNotFound) {
 		t.Errorf("Raw after Redis expiry: %v, want ErrNotFound", err)
+	}
+	// Its digest entry is an orphan too: the same message is stored again
+	// (then removed, to keep the counts below).
+	again := item("again", time.Time{})
+	again.Digest = item("soon", time.Time{}).Digest
+	if err := q.Put(ctx, again, []byte("m")); err != nil {
+		t.Errorf("Put of a message whose item Redis expired: %v", err)
+	}
+	if err := q.Delete(ctx, "again"); err != nil {
+		t.Fatal(err)
 	}
 	// Its index entries are orphans now: listing skips them.
 	got, err := q.List(ctx, quarantine.Filter{Rcpt: "r@example.org"})
@@ -124,7 +140,7 @@ func TestQuarantineDeleteAfterRedisExpiry(t *testing.T) {
 	ctx := testCtx(t)
 	q := redisstore.NewQuarantine(c)
 	now := time.Now()
-	it := quarantine.Item{ID: "d", Time: now, Sender: "a@x.example", Recipients: []string{"r@example.org"}, Verdict: "spam", Expires: now.Add(time.Hour)}
+	it := quarantine.Item{ID: "d", Time: now, Sender: "a@x.example", Recipients: []string{"r@example.org"}, Verdict: "spam", Expires: now.Add(time.Hour), Digest: "0123abcd"}
 	if err := q.Put(ctx, it, []byte("m")); err != nil {
 		t.Fatal(err)
 	}

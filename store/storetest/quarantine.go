@@ -48,7 +48,30 @@ func normItem(it quarantine.Item) quarantine.Item {
 	if len(it.Recipients) == 0 {
 		it.Recipients = nil
 	}
+	if it.Claim != nil {
+		c := normRelease(*it.Claim)
+		it.Claim = &c
+	}
+	if len(it.Releases) == 0 {
+		it.Releases = nil
+	}
+	rs := make([]quarantine.Release, len(it.Releases))
+	for i, r := range it.Releases {
+		rs[i] = normRelease(r)
+	}
+	if it.Releases != nil {
+		it.Releases = rs
+	}
 	return it
+}
+
+func normRelease(r quarantine.Release) quarantine.Release {
+	for _, p := range []*time.Time{&r.At, &r.Done} {
+		if !p.IsZero() {
+			*p = p.UTC()
+		}
+	}
+	return r
 }
 
 func sameItem(t *testing.T, got, want quarantine.Item) {
@@ -84,6 +107,8 @@ func mustList(t *testing.T, q quarantine.Store, f quarantine.Filter) []string {
 
 func runQuarantine(t *testing.T, open func(t *testing.T) *store.Backend) {
 	ctx := context.Background()
+	runRelease(t, open)
+	runDigest(t, open)
 
 	t.Run("RoundTrip", func(t *testing.T) {
 		q := open(t).Quarantine
@@ -213,7 +238,10 @@ func runQuarantine(t *testing.T, open func(t *testing.T) *store.Backend) {
 			"Get":          func() error { _, err := q.Get(ctx, "missing"); return err },
 			"Raw":          func() error { _, err := q.Raw(ctx, "missing"); return err },
 			"Delete":       func() error { return q.Delete(ctx, "missing") },
-			"MarkReleased": func() error { return q.MarkReleased(ctx, "missing", at(5)) },
+			"ClaimRelease": func() error { _, err := q.ClaimRelease(ctx, "missing", claim("t1", "op")); return err },
+			"FinishRelease": func() error {
+				return q.FinishRelease(ctx, "missing", done(claim("t1", "op"), at(6)), true)
+			},
 		}
 		for name, call := range calls {
 			if err := call(); !errors.Is(err, quarantine.ErrNotFound) {
@@ -313,12 +341,16 @@ func runQuarantine(t *testing.T, open func(t *testing.T) *store.Backend) {
 		assertGone(t, q, "e20", []string{"never"})
 	})
 
-	t.Run("MarkReleased", func(t *testing.T) {
+	t.Run("Released", func(t *testing.T) {
 		q := open(t).Quarantine
 		it := qItem("rel", 1, "a@x.example", []string{"r@example.org"}, "spam")
 		mustPut(t, q, it, []byte("m"))
+		r := claim("tok", "alice")
+		if _, err := q.ClaimRelease(ctx, "rel", r); err != nil {
+			t.Fatal(err)
+		}
 		when := at(30).Add(42 * time.Nanosecond)
-		if err := q.MarkReleased(ctx, "rel", when); err != nil {
+		if err := q.FinishRelease(ctx, "rel", done(r, when), true); err != nil {
 			t.Fatal(err)
 		}
 		got, err := q.Get(ctx, "rel")
@@ -326,6 +358,7 @@ func runQuarantine(t *testing.T, open func(t *testing.T) *store.Backend) {
 			t.Fatal(err)
 		}
 		it.Released = when
+		it.Releases = []quarantine.Release{done(r, when)}
 		sameItem(t, got, it)
 		if list := mustList(t, q, quarantine.Filter{Rcpt: "r@example.org"}); !slices.Equal(list, []string{"rel"}) {
 			t.Errorf("released item listed as %v", list)
@@ -346,8 +379,11 @@ func runQuarantine(t *testing.T, open func(t *testing.T) *store.Backend) {
 			"Raw":          func() error { _, err := q.Raw(cctx, "c1"); return err },
 			"List":         func() error { _, err := q.List(cctx, quarantine.Filter{}); return err },
 			"Delete":       func() error { return q.Delete(cctx, "c1") },
-			"MarkReleased": func() error { return q.MarkReleased(cctx, "c1", at(3)) },
-			"Expire":       func() error { _, err := q.Expire(cctx, at(1<<20)); return err },
+			"ClaimRelease": func() error { _, err := q.ClaimRelease(cctx, "c1", claim("t", "op")); return err },
+			"FinishRelease": func() error {
+				return q.FinishRelease(cctx, "c1", done(claim("t", "op"), at(4)), true)
+			},
+			"Expire": func() error { _, err := q.Expire(cctx, at(1<<20)); return err },
 		}
 		for name, call := range calls {
 			if err := call(); !errors.Is(err, context.Canceled) {
@@ -357,7 +393,7 @@ func runQuarantine(t *testing.T, open func(t *testing.T) *store.Backend) {
 		if _, err := q.Get(ctx, "c2"); !errors.Is(err, quarantine.ErrNotFound) {
 			t.Errorf("cancelled Put stored the item (Get: %v)", err)
 		}
-		if got, err := q.Get(ctx, "c1"); err != nil || !got.Released.IsZero() {
+		if got, err := q.Get(ctx, "c1"); err != nil || got.WasReleased() || got.Claim != nil {
 			t.Errorf("cancelled calls changed c1: %+v, %v", got, err)
 		}
 	})
