@@ -10,10 +10,10 @@ import "github.com/emersion/go-smtp"
 // downstream (4xx or 5xx: that is how recipient harvesting looks). Not
 // counted: our own 452 4.5.3 recipient split, 451 4.4.1 when the
 // downstream cannot be reached, and the answer to DATA (a rejected
-// message is no protocol error). Commands go-smtp refuses itself (unknown
-// commands, malformed arguments) never reach the session; go-smtp closes
-// the connection after four of those in a row. An accepted message (250
-// to DATA) starts the count anew, as in Postfix.
+// message is no protocol error). Commands go-smtp refuses itself never
+// reach the session: it closes the connection after the fourth unknown or
+// mangled command line, and malformed MAIL/RCPT arguments keep nothing. An
+// accepted message (250 to DATA) starts the count anew, as in Postfix.
 
 // closing refuses to act on a command when the session is over: read
 // after a read timeout (so a partial line), or after the reply that ended
