@@ -33,6 +33,7 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzParseValue$$' -fuzztime $(FUZZTIME) ./lists
 	$(GO) test -run '^$$' -fuzz '^FuzzRelayPolicy$$' -fuzztime $(FUZZTIME) ./smtpfront
 	$(GO) test -run '^$$' -fuzz '^FuzzSession$$' -fuzztime $(FUZZTIME) ./smtpfront
+	$(GO) test -run '^$$' -fuzz '^FuzzEnvelopeAddress$$' -fuzztime $(FUZZTIME) ./smtpfront
 	$(GO) test -run '^$$' -fuzz '^FuzzDotStuffer$$' -fuzztime $(FUZZTIME) ./deliver
 	$(GO) test -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(FUZZTIME) ./cluster/vrrp
 	$(GO) test -run '^$$' -fuzz '^FuzzEnvelope$$' -fuzztime $(FUZZTIME) ./peer

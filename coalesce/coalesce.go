@@ -12,11 +12,18 @@
 // itself. Reads take whatever the socket has, up to 32 KB, into a pooled
 // buffer that goes back to the pool once drained, so an idle connection
 // holds no buffer.
+//
+// Held bytes go out before any write deadline that is earlier than the one
+// they were written under: crypto/tls closes a connection by setting the
+// write deadline to now, which would otherwise cut off a last reply (221,
+// 421) still held here.
 package coalesce
 
 import (
+	"errors"
 	"net"
 	"sync"
+	"time"
 )
 
 const (
@@ -43,6 +50,7 @@ type Conn struct {
 
 	wmu  sync.Mutex
 	held []byte
+	wdl  time.Time // the write deadline in force; zero = none
 
 	rbuf *[]byte // pooled; nil when nothing is read ahead
 	r, w int     // unread bytes are (*rbuf)[r:w]
@@ -83,6 +91,34 @@ func (c *Conn) flushLocked() error {
 	} else {
 		c.held = c.held[:0]
 	}
+	return err
+}
+
+// SetWriteDeadline sends what is held first when t is earlier than the
+// deadline in force, so the held bytes get the time they were written with.
+// go-smtp moves the deadline later before every reply, which keeps them held.
+func (c *Conn) SetWriteDeadline(t time.Time) error {
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	ferr := c.flushBefore(t)
+	return errors.Join(c.Conn.SetWriteDeadline(t), ferr)
+}
+
+// SetDeadline is SetWriteDeadline and SetReadDeadline at once.
+func (c *Conn) SetDeadline(t time.Time) error {
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	ferr := c.flushBefore(t)
+	return errors.Join(c.Conn.SetDeadline(t), ferr)
+}
+
+// flushBefore flushes when t shortens the write deadline, and records t.
+func (c *Conn) flushBefore(t time.Time) error {
+	var err error
+	if !t.IsZero() && (c.wdl.IsZero() || t.Before(c.wdl)) {
+		err = c.flushLocked()
+	}
+	c.wdl = t
 	return err
 }
 

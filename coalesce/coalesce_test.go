@@ -2,7 +2,13 @@ package coalesce
 
 import (
 	"bufio"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
 	"io"
+	"math/big"
 	"net"
 	"strings"
 	"testing"
@@ -96,4 +102,85 @@ func TestReadAhead(t *testing.T) {
 	if c.rbuf != nil {
 		t.Error("a drained connection still holds its read buffer")
 	}
+}
+
+func TestShorterDeadlineFlushes(t *testing.T) {
+	a, b := net.Pipe()
+	defer a.Close()
+	defer b.Close()
+	go io.Copy(io.Discard, b)
+	cc := &countingConn{Conn: a}
+	c := New(cc, NewBuffers())
+	now := time.Now()
+	steps := []struct {
+		name     string
+		deadline time.Time
+		writes   int // reaching the connection so far
+	}{
+		{"a first deadline sends what was held under none", now.Add(time.Minute), 1},
+		{"a later deadline keeps the bytes held", now.Add(2 * time.Minute), 1},
+		{"no deadline keeps them held", time.Time{}, 1},
+		{"a deadline after none sends them", now.Add(3 * time.Minute), 2},
+		{"later again", now.Add(4 * time.Minute), 2},
+		{"an earlier deadline sends them", now.Add(time.Minute), 3},
+	}
+	for _, s := range steps {
+		io.WriteString(c, "250 ok\r\n")
+		if err := c.SetWriteDeadline(s.deadline); err != nil {
+			t.Fatalf("%s: %v", s.name, err)
+		}
+		if cc.writes != s.writes {
+			t.Errorf("%s: %d writes, want %d", s.name, cc.writes, s.writes)
+		}
+	}
+}
+
+// crypto/tls closes by setting the write deadline to now before the
+// close_notify goes out: the last reply held must reach the peer first.
+func TestLastReplyBeforeTLSClose(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	cert := selfSigned(t)
+	go func() {
+		raw, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		tc := tls.Server(New(raw, NewBuffers()), &tls.Config{Certificates: []tls.Certificate{cert}})
+		if tc.Handshake() != nil {
+			raw.Close()
+			return
+		}
+		// As go-smtp replies: a write deadline, the reply, then the close.
+		tc.SetWriteDeadline(time.Now().Add(time.Minute))
+		io.WriteString(tc, "221 2.0.0 Bye\r\n")
+		tc.Close()
+	}()
+	c, err := tls.Dial("tcp", ln.Addr().String(), &tls.Config{InsecureSkipVerify: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(10 * time.Second))
+	line, err := bufio.NewReader(c).ReadString('\n')
+	if line != "221 2.0.0 Bye\r\n" {
+		t.Errorf("client read %q, %v; want the 221", line, err)
+	}
+}
+
+func selfSigned(t *testing.T) tls.Certificate {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour)}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}
 }

@@ -77,6 +77,11 @@ type SMTP struct {
 	// MaxLineLength is the longest line accepted, commands and body alike
 	// (RFC 5321 §4.5.3.1.6 requires at least 1000 octets).
 	MaxLineLength int `yaml:"max_line_length" json:"max_line_length"`
+	// HardErrorLimit is how many refused commands (relay denied, blocked,
+	// bad addresses, the downstream's refusals) end a connection with
+	// 421 4.7.0, like Postfix's smtpd_hard_error_limit; an accepted message
+	// starts the count anew.
+	HardErrorLimit int `yaml:"hard_error_limit" json:"hard_error_limit"`
 	// TLS enables STARTTLS when a certificate is configured.
 	TLS TLS `yaml:"tls" json:"tls"`
 	// ProxyProtocol accepts PROXY v1/v2 headers from ProxyTrusted sources
@@ -288,6 +293,7 @@ func Default() Config {
 			DataTimeout:         Duration{10 * time.Minute},
 			DrainTimeout:        Duration{30 * time.Second},
 			MaxLineLength:       65536,
+			HardErrorLimit:      20,
 			ProxyTrusted:        []string{},
 		},
 		Downstream: Downstream{

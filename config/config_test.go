@@ -236,6 +236,8 @@ func TestParseErrors(t *testing.T) {
 		{"limits positive", "smtp: {max_message_bytes: 0, max_recipients: -1, max_connections: 0, max_connections_per_ip: 0}\n", []string{"smtp.max_message_bytes: must be positive, got 0", "smtp.max_recipients: must be positive, got -1", "smtp.max_connections: must be positive", "smtp.max_connections_per_ip: must be positive"}},
 		{"timeouts positive", "smtp: {read_timeout: 0s, data_timeout: -1s}\n", []string{"smtp.read_timeout: must be a positive duration, got 0s", "smtp.data_timeout: must be a positive duration"}},
 		{"line length", "smtp: {max_line_length: 998}\n", []string{"smtp.max_line_length: must be at least 1000"}},
+		{"hard error limit low", "smtp: {hard_error_limit: 0}\n", []string{"smtp.hard_error_limit: must be 1-1000", "got 0"}},
+		{"hard error limit high", "smtp: {hard_error_limit: 1001}\n", []string{"smtp.hard_error_limit: must be 1-1000", "got 1001"}},
 		{"tls cert without key", "smtp: {tls: {cert: " + cert + "}}\n", []string{"smtp.tls.key: required when smtp.tls.cert is set"}},
 		{"tls key without cert", "smtp: {tls: {key: " + cert + "}}\n", []string{"smtp.tls.cert: required when smtp.tls.key is set"}},
 		{"tls unreadable", "smtp: {tls: {cert: " + cert + ", key: " + filepath.Join(dir, "nokey.pem") + "}}\n", []string{"smtp.tls.key: cannot read", "no such file"}},

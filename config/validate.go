@@ -13,6 +13,10 @@ import (
 	"time"
 )
 
+// maxHardErrorLimit bounds smtp.hard_error_limit: each refused recipient
+// costs a downstream round trip, and a client should not get thousands.
+const maxHardErrorLimit = 1000
+
 // Validate reports every problem of c at once (errors.Join), each naming its
 // key, so that one edit-and-retry fixes a file. Cluster keys are checked only
 // when the cluster is enabled.
@@ -55,6 +59,9 @@ func (c Config) Validate() error {
 	p.duration("smtp.drain_timeout", c.SMTP.DrainTimeout)
 	if c.SMTP.MaxLineLength < 1000 {
 		p.add("smtp.max_line_length", "must be at least 1000 (RFC 5321 §4.5.3.1.6), got %d", c.SMTP.MaxLineLength)
+	}
+	if n := c.SMTP.HardErrorLimit; n < 1 || n > maxHardErrorLimit {
+		p.add("smtp.hard_error_limit", "must be 1-%d (refused commands before a client is disconnected), got %d", maxHardErrorLimit, n)
 	}
 	switch t := c.SMTP.TLS; {
 	case t.Cert == "" && t.Key == "":

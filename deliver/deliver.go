@@ -44,6 +44,11 @@ type Conn struct {
 	addr    string
 	// stop undoes the context watch set up for the call in progress.
 	stop func() bool
+	// downgraded: the client's transaction asked for SMTPUTF8, which this
+	// server lacks, so it runs without and must stay ASCII.
+	downgraded bool
+	// broken: a DATA was abandoned by closing the socket; never reused.
+	broken bool
 }
 
 // Dial connects and greets the downstream server.
@@ -86,12 +91,24 @@ func (c *Conn) guard(ctx context.Context, f func() error) error {
 // Mail starts a transaction. A refusal by the server is an *smtp.SMTPError
 // (reachable with errors.As); anything else is a connection failure.
 func (c *Conn) Mail(ctx context.Context, from string, opts *smtp.MailOptions) error {
+	if c.broken {
+		return fmt.Errorf("MAIL FROM at downstream %s: connection abandoned", c.addr)
+	}
 	var fwd *smtp.MailOptions
+	c.downgraded = false
 	if opts != nil {
 		// Only what the downstream can honour unchanged is passed on: the
 		// size lets it refuse early, SMTPUTF8 must be kept for UTF-8
 		// addresses, and DSN parameters belong to the sender.
 		fwd = &smtp.MailOptions{Size: opts.Size, UTF8: opts.UTF8, Return: opts.Return, EnvelopeID: opts.EnvelopeID}
+		// go-smtp's client refuses to send SMTPUTF8 to a server without
+		// it (an error that is no refusal, so a tempfail for ever).
+		if ok, _ := c.c.Extension("SMTPUTF8"); opts.UTF8 && !ok {
+			if !isASCII(from) {
+				return fmt.Errorf("MAIL FROM at downstream %s: %w", c.addr, errUTF8Address)
+			}
+			fwd.UTF8, c.downgraded = false, true
+		}
 	}
 	if err := c.guard(ctx, func() error { return c.c.Mail(QuoteAddress(from), fwd) }); err != nil {
 		return fmt.Errorf("MAIL FROM at downstream %s: %w", c.addr, err)
@@ -101,6 +118,9 @@ func (c *Conn) Mail(ctx context.Context, from string, opts *smtp.MailOptions) er
 
 // Rcpt adds a recipient; the server's refusal comes back as *smtp.SMTPError.
 func (c *Conn) Rcpt(ctx context.Context, to string, opts *smtp.RcptOptions) error {
+	if c.downgraded && !isASCII(to) {
+		return fmt.Errorf("RCPT TO at downstream %s: %w", c.addr, errUTF8Address)
+	}
 	if err := c.guard(ctx, func() error { return c.c.Rcpt(QuoteAddress(to), opts) }); err != nil {
 		return fmt.Errorf("RCPT TO at downstream %s: %w", c.addr, err)
 	}
@@ -111,6 +131,9 @@ func (c *Conn) Rcpt(ctx context.Context, to string, opts *smtp.RcptOptions) erro
 // returns the server's final reply text.
 func (c *Conn) Data(ctx context.Context, header []string, body io.Reader) (string, error) {
 	var reply string
+	if c.downgraded {
+		body = &asciiHeader{r: body}
+	}
 	err := c.guard(ctx, func() error {
 		w, err := c.c.Data()
 		if err != nil {
@@ -152,6 +175,12 @@ func (c *Conn) Data(ctx context.Context, header []string, body io.Reader) (strin
 		reply = resp.StatusText
 		return nil
 	})
+	if errors.Is(err, errUTF8Header) {
+		// The server has part of the message and would take a final dot:
+		// only a dropped connection makes it forget the transaction.
+		c.broken = true
+		c.raw.Close()
+	}
 	if err != nil {
 		return "", fmt.Errorf("DATA at downstream %s: %w", c.addr, err)
 	}
@@ -211,7 +240,12 @@ func Send(ctx context.Context, o Options, from string, rcpts []string, header []
 		return "", err
 	}
 	defer c.Close()
-	if err := c.Mail(ctx, from, nil); err != nil {
+	// A UTF-8 envelope (a message released from quarantine) needs SMTPUTF8.
+	utf8 := !isASCII(from)
+	for _, r := range rcpts {
+		utf8 = utf8 || !isASCII(r)
+	}
+	if err := c.Mail(ctx, from, &smtp.MailOptions{UTF8: utf8}); err != nil {
 		return "", err
 	}
 	var accepted int

@@ -5,11 +5,14 @@ import (
 	"io"
 )
 
-// dotStuffer encodes a message body for DATA (RFC 5321 §4.5.2) exactly as
+// dotStuffer encodes a message body for DATA (RFC 5321 §4.5.2) as
 // net/textproto's DotWriter does — a leading dot doubled, a bare LF sent as
-// CRLF, a bare CR left alone — but a line at a time instead of a byte at a
-// time: the DotWriter's per-byte buffered writes were a tenth of the
-// gateway's CPU.
+// CRLF — but a line at a time instead of a byte at a time (the DotWriter's
+// per-byte buffered writes were a tenth of the gateway's CPU), and with a
+// bare CR sent as CRLF too, where the DotWriter leaves it alone: a server
+// that takes a bare CR for a line end would otherwise read "\r.\r" as the
+// end of the data and what follows as commands (SMTP smuggling). What goes
+// out has only CRLF line ends and no line that is a lone dot.
 type dotStuffer struct {
 	w     io.Writer
 	out   []byte
@@ -29,20 +32,16 @@ func (d *dotStuffer) Write(p []byte) (int, error) {
 		c := p[i]
 		switch d.state {
 		case stuffCR:
+			// The CR is out; with or without its LF it ends the line, and
+			// the next byte (a dot, say) starts one.
+			out = append(out, '\n')
+			d.state = stuffBegin
 			if c == '\n' {
-				out = append(out, '\n')
-				d.state = stuffBegin
 				i++
-				continue
 			}
-			// Like textproto: the byte after a bare CR is data, whatever
-			// it is, and no line starts there.
-			out = append(out, c)
-			d.state = stuffData
-			i++
 		case stuffData:
 			// Find the line end with the vectorised byte search; a CR that
-			// is not the one of a CRLF (rare) is handled byte-wise.
+			// is not the one of a CRLF (rare) ends the line in stuffCR.
 			rest := p[i:]
 			nl := bytes.IndexByte(rest, '\n')
 			crEnd := len(rest)

@@ -66,7 +66,7 @@ func (p *Pool) Dial(ctx context.Context) (*Conn, error) { return Dial(ctx, p.o) 
 // pool closes it instead.
 func (p *Pool) Put(c *Conn) {
 	p.mu.Lock()
-	if p.closed || len(p.idle) >= p.maxIdle {
+	if p.closed || len(p.idle) >= p.maxIdle || c.broken {
 		p.mu.Unlock()
 		c.Close()
 		return

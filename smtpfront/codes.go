@@ -17,6 +17,19 @@ var (
 	// RFC 3463 X.1.3: bad destination mailbox address syntax.
 	errBadRcptSyntax   = &smtp.SMTPError{Code: 501, EnhancedCode: smtp.EnhancedCode{5, 1, 3}, Message: "Bad recipient address syntax"}
 	errBadSenderSyntax = &smtp.SMTPError{Code: 501, EnhancedCode: smtp.EnhancedCode{5, 1, 7}, Message: "Bad sender address syntax"}
+	// RFC 5321 §4.5.3.1.3: a path is at most 256 octets.
+	errSenderTooLong = &smtp.SMTPError{Code: 501, EnhancedCode: smtp.EnhancedCode{5, 1, 7}, Message: "Sender address too long"}
+	errRcptTooLong   = &smtp.SMTPError{Code: 501, EnhancedCode: smtp.EnhancedCode{5, 1, 3}, Message: "Recipient address too long"}
+	// RFC 6531 §3.4 and X.6.7: a UTF-8 address needs MAIL's SMTPUTF8 parameter.
+	errNeedSMTPUTF8 = &smtp.SMTPError{Code: 553, EnhancedCode: smtp.EnhancedCode{5, 6, 7}, Message: "Must declare SMTPUTF8 to send unicode address"}
+	// RFC 3463 X.5.4: invalid command arguments (HELO/EHLO).
+	errHeloTooLong = &smtp.SMTPError{Code: 501, EnhancedCode: smtp.EnhancedCode{5, 5, 4}, Message: "HELO/EHLO argument too long"}
+	errBadHelo     = &smtp.SMTPError{Code: 501, EnhancedCode: smtp.EnhancedCode{5, 5, 4}, Message: "Bad HELO/EHLO argument"}
+	// RFC 5321 §3.8 421 closing the channel; X.7.0 as Postfix's
+	// smtpd_hard_error_limit, X.4.2 (bad connection) for a client that
+	// went quiet mid-command.
+	errTooManyErrors = &smtp.SMTPError{Code: 421, EnhancedCode: smtp.EnhancedCode{4, 7, 0}, Message: "Too many errors, closing connection"}
+	errTimeout       = &smtp.SMTPError{Code: 421, EnhancedCode: smtp.EnhancedCode{4, 4, 2}, Message: "Timeout exceeded, closing connection"}
 	// Policy block from the lists, RFC 3463 X.7.1.
 	errBlocked = &smtp.SMTPError{Code: 550, EnhancedCode: smtp.EnhancedCode{5, 7, 1}, Message: "Message refused by policy"}
 	// RFC 5321 §3.3 and RFC 3463 X.5.3: one DATA answer covers all

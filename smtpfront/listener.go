@@ -159,7 +159,7 @@ func (l *limitListener) admit(c net.Conn) {
 		c.Close()
 		return
 	}
-	t := &trackedConn{Conn: c}
+	t := &trackedConn{Conn: c, timeoutReply: timeoutReply(l.hostname)}
 	t.release = func() { l.release(ip, t) }
 	l.mu.Lock()
 	l.conns[t] = struct{}{}
@@ -230,6 +230,15 @@ type trackedConn struct {
 	// cutoff (Unix ns, 0 = none) bounds every read deadline: go-smtp sets
 	// its own before each command, which must not extend an orphan's wait.
 	cutoff atomic.Int64
+
+	// How the connection ends and what it has done wrong (endings.go).
+	timeoutReply []byte // written in plain text when a read times out
+	wmu          sync.Mutex
+	discard      bool // under wmu: our final reply is out, drop what follows
+	ending       atomic.Bool
+	readErr      atomic.Pointer[error] // sticky: the first read timeout
+	inTLS        atomic.Bool           // TLS runs above: never write plain text here
+	errors       atomic.Int32          // refused commands (smtp.hard_error_limit)
 }
 
 func (c *trackedConn) setCutoff(t time.Time) {

@@ -10,6 +10,7 @@ type metrics struct {
 	messages         *prometheus.CounterVec
 	rcptRefused      *prometheus.CounterVec
 	connRefused      *prometheus.CounterVec
+	sessionsClosed   *prometheus.CounterVec
 	downstreamErrors prometheus.Counter
 	scanSeconds      prometheus.Histogram
 	logDropped       prometheus.Counter
@@ -26,6 +27,9 @@ func newMetrics(reg prometheus.Registerer, open func() float64) (*metrics, error
 		connRefused: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "mxgate_smtp_connections_refused_total", Help: "Connections refused before the greeting, by reason.",
 		}, []string{"reason"}),
+		sessionsClosed: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "mxgate_smtp_sessions_closed_total", Help: "Sessions the server closed, by reason (error_limit, timeout).",
+		}, []string{"reason"}),
 		downstreamErrors: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "mxgate_downstream_errors_total", Help: "Connection-level failures talking to the downstream server.",
 		}),
@@ -40,7 +44,7 @@ func newMetrics(reg prometheus.Registerer, open func() float64) (*metrics, error
 	if reg == nil {
 		return m, nil
 	}
-	for _, c := range []prometheus.Collector{m.messages, m.rcptRefused, m.connRefused, m.downstreamErrors, m.scanSeconds, m.logDropped,
+	for _, c := range []prometheus.Collector{m.messages, m.rcptRefused, m.connRefused, m.sessionsClosed, m.downstreamErrors, m.scanSeconds, m.logDropped,
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "mxgate_smtp_connections_open", Help: "Open SMTP connections."}, open),
 	} {
 		if err := reg.Register(c); err != nil {

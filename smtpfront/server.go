@@ -45,6 +45,7 @@ type Options struct {
 	MaxConnections      int
 	MaxConnectionsPerIP int
 	MaxLineLength       int
+	HardErrorLimit      int // refused commands that end a connection (see session.failed)
 	ReadTimeout         time.Duration
 	WriteTimeout        time.Duration
 	DataTimeout         time.Duration // the whole body must arrive within it
@@ -149,7 +150,7 @@ func New(o Options) (*Server, error) {
 	srv.MaxLineLength = o.MaxLineLength
 	srv.ReadTimeout = o.ReadTimeout
 	srv.WriteTimeout = o.WriteTimeout
-	srv.TLSConfig = o.TLS
+	srv.TLSConfig = markTLS(o.TLS)
 	srv.EnableSMTPUTF8 = true
 	srv.ErrorLog = slogErrorLog{o.Logger}
 	s.smtp = srv

@@ -34,6 +34,7 @@ type session struct {
 	s    *Server
 	conn *smtp.Conn
 	ip   netip.Addr
+	tc   *trackedConn // the connection below go-smtp (TLS included)
 
 	down *deliver.Conn // kept across transactions, then given back to the pool
 
@@ -42,33 +43,49 @@ type session struct {
 	start     time.Time
 	from      string
 	hasFrom   bool
+	utf8      bool // MAIL carried SMTPUTF8
 	rcpts     []string
-	policy    lists.Kind // of the first accepted recipient
-	refused   []string   // "rcpt: reply" for the message log
+	policy    lists.Kind  // of the first accepted recipient
+	refused   refusedList // "rcpt: reply" for the message log
 	downInTx  bool
 	dataTried bool
 }
 
 func (s *Server) newSession(c *smtp.Conn) (smtp.Session, error) {
-	return &session{s: s, conn: c, ip: remoteIP(c.Conn())}, nil
+	ss := &session{s: s, conn: c, ip: remoteIP(c.Conn()), tc: trackedOf(c.Conn())}
+	if err := ss.closing(); err != nil {
+		return nil, err
+	}
+	if err := checkHelo(c.Hostname()); err != nil {
+		return nil, ss.failed(err)
+	}
+	return ss, nil
 }
 
 func (ss *session) Mail(from string, opts *smtp.MailOptions) error {
+	if err := ss.closing(); err != nil {
+		return err
+	}
 	if ss.s.o.RequireTLS {
 		if _, ok := ss.conn.TLSConnectionState(); !ok {
-			return errNeedTLS
+			return ss.failed(errNeedTLS)
 		}
 	}
-	if from != "" && strings.LastIndexByte(from, '@') <= 0 {
-		return errBadSenderSyntax
+	// A second EHLO does not come through newSession.
+	if err := checkHelo(ss.conn.Hostname()); err != nil {
+		return ss.failed(err)
+	}
+	utf8 := opts != nil && opts.UTF8
+	if err := checkSender(from, utf8); err != nil {
+		return ss.failed(err)
 	}
 	ss.id = newID()
 	ss.start = time.Now()
-	ss.from, ss.hasFrom = from, true
+	ss.from, ss.hasFrom, ss.utf8 = from, true, utf8
 	if err := ss.downMail(from, opts); err != nil {
 		ss.hasFrom = false
 		ss.s.log.Info("sender refused", "id", ss.id, "client", ss.ip.String(), "from", from, "err", err.Error())
-		return ss.downstreamError(err)
+		return ss.failed(ss.downstreamError(err))
 	}
 	ss.downInTx = true
 	return nil
@@ -113,6 +130,12 @@ func (ss *session) downMail(from string, opts *smtp.MailOptions) error {
 }
 
 func (ss *session) Rcpt(to string, opts *smtp.RcptOptions) error {
+	if err := ss.closing(); err != nil {
+		return err
+	}
+	if err := checkRecipient(to, ss.utf8); err != nil {
+		return ss.refuse(to, "address", err)
+	}
 	if err := ss.s.policy.checkRcpt(ss.ip, to); err != nil {
 		return ss.refuse(to, "relay", err)
 	}
@@ -143,13 +166,19 @@ func (ss *session) Rcpt(to string, opts *smtp.RcptOptions) error {
 
 func (ss *session) refuse(rcpt, reason string, err *smtp.SMTPError) error {
 	ss.s.metrics.rcptRefused.WithLabelValues(reason).Inc()
-	ss.refused = append(ss.refused, fmt.Sprintf("<%s> %d %s", rcpt, err.Code, err.Message))
+	if reason != "split" {
+		err = ss.failed(err)
+	}
+	ss.refused.add(fmt.Sprintf("<%s> %d %s", rcpt, err.Code, err.Message))
 	return err
 }
 
 func (ss *session) Data(r io.Reader) error {
 	ss.mu.Lock()
 	defer ss.mu.Unlock()
+	if err := ss.closing(); err != nil {
+		return err
+	}
 	ss.dataTried = true
 	rec := ss.record()
 	reply, err := ss.data(r, &rec)
@@ -166,6 +195,9 @@ func (ss *session) Data(r io.Reader) error {
 	}
 	rec.Duration = time.Since(ss.start)
 	ss.finish(rec, err)
+	if reply.Code == 250 && ss.tc != nil {
+		ss.tc.accepted()
+	}
 	return reply
 }
 
@@ -178,7 +210,11 @@ func (ss *session) data(r io.Reader, rec *msglog.Record) (*smtp.SMTPError, error
 	ss.conn.Conn().SetReadDeadline(time.Now().Add(ss.s.o.DataTimeout))
 	w := spool.NewWriter(ss.s.o.SpoolDir, spoolMemLimit)
 	buf := ss.s.copyBufs.Get().(*[]byte)
-	_, err := io.CopyBuffer(w, r, *buf)
+	crlf := &crlfWriter{w: w}
+	_, err := io.CopyBuffer(crlf, r, *buf)
+	if err == nil {
+		err = crlf.finish()
+	}
 	ss.s.copyBufs.Put(buf)
 	if err != nil {
 		w.Abort()
@@ -308,23 +344,26 @@ func (ss *session) Reset() {
 }
 
 func (ss *session) reset() {
-	if ss.hasFrom && !ss.dataTried && len(ss.refused) > 0 {
+	if ss.hasFrom && !ss.dataTried && !ss.refused.empty() {
 		// A transaction that ended without a message still tells the
 		// administrator why mail from this sender did not arrive.
 		rec := ss.record()
 		rec.Action = "refused"
-		rec.Reply = strings.Join(ss.refused, "; ")
+		rec.Reply = ss.refused.String()
 		rec.Duration = time.Since(ss.start)
 		ss.finish(rec, nil)
 	}
 	ss.resetDownstream()
-	ss.id, ss.from, ss.hasFrom = "", "", false
-	ss.rcpts, ss.refused, ss.policy, ss.dataTried = nil, nil, "", false
+	ss.id, ss.from, ss.hasFrom, ss.utf8 = "", "", false, false
+	ss.rcpts, ss.refused, ss.policy, ss.dataTried = nil, refusedList{}, "", false
 }
 
 func (ss *session) Logout() error {
 	ss.mu.Lock()
 	defer ss.mu.Unlock()
+	if ss.tc != nil && ss.tc.timedOut() {
+		ss.s.metrics.sessionsClosed.WithLabelValues("timeout").Inc()
+	}
 	ss.reset()
 	if ss.down != nil {
 		// reset left no transaction open (or dropped the connection).
@@ -339,7 +378,7 @@ func (ss *session) record() msglog.Record {
 		ID:         ss.id,
 		Time:       ss.start,
 		ClientIP:   ss.ip.String(),
-		Helo:       ss.conn.Hostname(),
+		Helo:       truncateUTF8(ss.conn.Hostname(), maxHeloOctets), // a second EHLO is not checked before this
 		Sender:     ss.from,
 		Recipients: append([]string(nil), ss.rcpts...),
 		Node:       ss.s.o.NodeID,

@@ -566,6 +566,15 @@ func TestSmugglingNeverSplitsAMessage(t *testing.T) {
 		if strings.Contains(testenv.Header(m, "X-Mail-Args"), "forged") || strings.Contains(m, "X-Rcpt-Args: <smuggled") {
 			t.Errorf("smuggled transaction reached the downstream:\n%s", m)
 		}
+		// A dot after a bare CR or LF reaches the downstream as a stuffed
+		// line of its own, bare CRs included (a server that takes CR for a
+		// line end would otherwise see the end of the data): smtp-sink, which
+		// drops bare CRs from its dump and un-stuffs dots, shows it as ".".
+		// (After CRLF the dot is the client's own stuffing, which go-smtp
+		// removes.)
+		if name := testenv.Header(m, "Subject"); !strings.HasPrefix(name, "CRLF") && !strings.Contains(m, "\nfirst part\n.\n") {
+			t.Errorf("%s: the dot did not arrive as a stuffed line of the body:\n%s", name, m)
+		}
 	}
 }
 

@@ -168,6 +168,7 @@ func serve(ctx context.Context, cfg config.Config) error {
 		MaxConnections:      cfg.SMTP.MaxConnections,
 		MaxConnectionsPerIP: cfg.SMTP.MaxConnectionsPerIP,
 		MaxLineLength:       cfg.SMTP.MaxLineLength,
+		HardErrorLimit:      cfg.SMTP.HardErrorLimit,
 		ReadTimeout:         cfg.SMTP.ReadTimeout.Duration,
 		WriteTimeout:        cfg.SMTP.WriteTimeout.Duration,
 		DataTimeout:         cfg.SMTP.DataTimeout.Duration,
