@@ -37,9 +37,13 @@ type stopGuard struct {
 
 // guardStop starts watching the stop signals; release it when serve returns.
 func guardStop(parent context.Context, log *slog.Logger, limit time.Duration) *stopGuard {
+	return newStopGuard(parent, log, limit, os.Exit)
+}
+
+func newStopGuard(parent context.Context, log *slog.Logger, limit time.Duration, exit func(int)) *stopGuard {
 	g := &stopGuard{
 		sigs: make(chan os.Signal, 2), begin: make(chan struct{}),
-		finished: make(chan struct{}), done: make(chan struct{}), exit: os.Exit,
+		finished: make(chan struct{}), done: make(chan struct{}), exit: exit,
 	}
 	g.ctx, g.cancel = context.WithCancel(parent)
 	signal.Notify(g.sigs, os.Interrupt, syscall.SIGTERM)
