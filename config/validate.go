@@ -230,6 +230,7 @@ func (c Config) Validate() error {
 			}
 		}
 	}
+	c.validateBounds(&p)
 	return p.err()
 }
 
