@@ -262,7 +262,9 @@ func (s *Server) Shutdown(ctx context.Context) error {
 			n += l.closeConns()
 		}
 		s.cancel()
-		s.log.Warn("drain timeout over; sessions cut", "sessions", n)
+		if n > 0 {
+			s.log.Warn("drain timeout over; sessions cut", "sessions", n)
+		}
 		t := time.NewTimer(cutGrace)
 		select {
 		case <-sessionsDone:
