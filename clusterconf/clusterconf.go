@@ -175,6 +175,7 @@ func (s Settings) Validate() error {
 			add("weights."+id, "must be 0 (drain) or more, got %d", w)
 		}
 	}
+	s.checkBounds(add)
 	return errors.Join(errs...)
 }
 

@@ -238,6 +238,7 @@ func (c Config) Validate() error {
 			}
 		}
 	}
+	c.validateBounds(&p)
 	return p.err()
 }
 

@@ -185,6 +185,7 @@ func (o Options) normalize() (Options, error) {
 	if o.Logger == nil {
 		o.Logger = slog.Default()
 	}
+	o.checkBounds(bad)
 	return o, errors.Join(errs...)
 }
 

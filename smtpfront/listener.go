@@ -31,10 +31,12 @@ type limitListener struct {
 	onRefuse      func(reason string)
 	bufs          *coalesce.Buffers
 
-	ready  chan net.Conn
-	ctx    context.Context
-	cancel context.CancelFunc
-	wg     sync.WaitGroup
+	ready     chan net.Conn
+	ctx       context.Context
+	cancel    context.CancelFunc
+	wg        sync.WaitGroup
+	closeOnce sync.Once
+	closeErr  error
 
 	mu    sync.Mutex
 	total int
@@ -191,12 +193,31 @@ func (l *limitListener) Accept() (net.Conn, error) {
 	}
 }
 
-// Close stops accepting and waits for the accept goroutines.
+// Close stops accepting and waits for the accept goroutines. Both the
+// server's Shutdown and go-smtp close the listener: the second Close only
+// waits.
 func (l *limitListener) Close() error {
-	l.cancel()
-	err := l.inner.Close()
+	l.closeOnce.Do(func() {
+		l.cancel()
+		l.closeErr = l.inner.Close()
+	})
 	l.wg.Wait()
-	return err
+	return l.closeErr
+}
+
+// closeConns closes every admitted connection still open and returns how
+// many there were.
+func (l *limitListener) closeConns() int {
+	l.mu.Lock()
+	conns := make([]*trackedConn, 0, len(l.conns))
+	for c := range l.conns {
+		conns = append(conns, c)
+	}
+	l.mu.Unlock()
+	for _, c := range conns {
+		c.Close() // release takes l.mu
+	}
+	return len(conns)
 }
 
 func (l *limitListener) Addr() net.Addr { return l.inner.Addr() }

@@ -83,6 +83,8 @@ type Server struct {
 
 	mu        sync.Mutex
 	listeners []*limitListener
+	started   bool // Start has bound the listeners and serves
+	stopping  bool // Shutdown has begun: Start binds nothing more
 	serveWG   sync.WaitGroup
 
 	// ctx bounds every downstream and scan call; cancelled only when the
@@ -159,7 +161,15 @@ func New(o Options) (*Server, error) {
 
 // Start binds every listen address and serves in the background. An
 // address that cannot be bound is an error before anything is served.
+// Start after (or during) Shutdown binds nothing and returns
+// ErrServerClosed.
 func (s *Server) Start() error {
+	s.mu.Lock()
+	refused := s.stopping || s.started
+	s.mu.Unlock()
+	if refused {
+		return ErrServerClosed
+	}
 	var ls []*limitListener
 	for _, addr := range s.o.Listen {
 		inner, err := freebind.Listen(context.Background(), addr)
@@ -171,9 +181,18 @@ func (s *Server) Start() error {
 		}
 		ls = append(ls, newLimitListener(inner, &s.o, s.log, s.metrics.refused))
 	}
+	// Shutdown may have begun while binding. Deciding under mu, together
+	// with serveWG.Add, means Shutdown either sees these listeners (and
+	// closes them) or Start sees the stop (and serves nothing).
 	s.mu.Lock()
-	s.listeners = ls
-	s.mu.Unlock()
+	defer s.mu.Unlock()
+	if s.stopping || s.started {
+		for _, l := range ls {
+			l.Close()
+		}
+		return ErrServerClosed
+	}
+	s.listeners, s.started = ls, true
 	s.logw.start()
 	for _, l := range ls {
 		s.serveWG.Add(1)
@@ -188,6 +207,9 @@ func (s *Server) Start() error {
 	return nil
 }
 
+// ErrServerClosed is Start's answer once Shutdown has begun.
+var ErrServerClosed = errors.New("smtpfront: server is shut down")
+
 // Addrs are the bound addresses (useful with port 0).
 func (s *Server) Addrs() []net.Addr {
 	s.mu.Lock()
@@ -201,21 +223,72 @@ func (s *Server) Addrs() []net.Addr {
 
 // Shutdown stops accepting, lets sessions in progress finish until ctx
 // ends, then cuts the rest. A message whose DATA was not answered was not
-// accepted, so nothing is lost by cutting: the client retries it.
+// accepted, so nothing is lost by cutting: the client retries it. It ends
+// every Serve whatever the moment, also during Start; calls after the first
+// return at once.
 func (s *Server) Shutdown(ctx context.Context) error {
-	err := s.smtp.Shutdown(ctx)
-	if err != nil {
-		s.smtp.Close()
+	s.mu.Lock()
+	if s.stopping {
+		s.mu.Unlock()
+		return nil
+	}
+	s.stopping = true
+	ls, started := s.listeners, s.started
+	s.mu.Unlock()
+
+	// The listeners are ours: closing them ends Accept in every Serve,
+	// also one that has not registered its listener with go-smtp yet
+	// (go-smtp's Shutdown closes only the registered ones).
+	for _, l := range ls {
+		l.Close()
+	}
+	// go-smtp's Shutdown waits for its sessions; run it beside the drain
+	// deadline so the sessions still running then can be cut and waited
+	// for a little while they end.
+	sessCtx, stopWaiting := context.WithCancel(context.Background())
+	defer stopWaiting()
+	sessionsDone := make(chan struct{})
+	go func() {
+		defer close(sessionsDone)
+		s.smtp.Shutdown(sessCtx)
+	}()
+	select {
+	case <-sessionsDone:
+	case <-ctx.Done():
+		// go-smtp's Close does nothing once Shutdown has begun: the
+		// connections are closed here, and every scan and downstream
+		// call under way is cancelled.
+		n := 0
+		for _, l := range ls {
+			n += l.closeConns()
+		}
+		s.cancel()
+		if n > 0 {
+			s.log.Warn("drain timeout over; sessions cut", "sessions", n)
+		}
+		t := time.NewTimer(cutGrace)
+		select {
+		case <-sessionsDone:
+		case <-t.C:
+			s.log.Warn("sessions still ending after the cut; not waiting for them", "waited", cutGrace)
+			stopWaiting()
+			<-sessionsDone
+		}
+		t.Stop()
 	}
 	s.cancel()
 	s.serveWG.Wait()
 	s.downPool.Close()
-	s.logw.stop()
-	if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) {
-		return nil
+	if started {
+		s.logw.stop()
 	}
-	return err
+	return nil
 }
+
+// cutGrace is how long Shutdown waits for the sessions it cut to end: their
+// reads fail and their scans and downstream calls are cancelled at once, so
+// only a store write under way can take longer.
+const cutGrace = 5 * time.Second
 
 // Orphan bounds the sessions on local address addr, for a VIP this node has
 // just handed to another: their clients' packets now reach the other node,

@@ -9,11 +9,9 @@ import (
 	"net"
 	"net/netip"
 	"os"
-	"os/signal"
 	"runtime/debug"
 	"strings"
 	"sync"
-	"syscall"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -51,9 +49,7 @@ accepts mail from loopback clients for any domain and relays it to
 			if err != nil {
 				return err
 			}
-			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
-			defer stop()
-			return serve(ctx, cfg)
+			return serve(cmd.Context(), cfg)
 		},
 	}
 	cmd.Flags().StringVarP(&path, "config", "c", "", "configuration file (YAML)")
@@ -96,10 +92,15 @@ func newLogger(cfg config.Node) *slog.Logger {
 	return slog.New(slog.NewTextHandler(os.Stderr, opts))
 }
 
-// serve runs one node until ctx ends, then stops in order: a master hands
-// over, sessions drain, then the background work, the scanners and the store.
+// serve runs one node until ctx ends or SIGTERM or SIGINT comes, then stops
+// in order: a master hands over, sessions drain, then the background work,
+// the scanners and the store. A stop during start-up ends the start where
+// it is; a second signal ends the process at once.
 func serve(ctx context.Context, cfg config.Config) error {
 	log := newLogger(cfg.Node)
+	guard := guardStop(ctx, log, cfg.SMTP.DrainTimeout.Duration+stopMargin)
+	defer guard.release()
+	ctx = guard.ctx
 	if os.Getenv("GOGC") == "" {
 		// The live heap of a node is small (a few MB plus the messages in
 		// flight), so the default GOGC=100 collects every few dozen
@@ -118,6 +119,9 @@ func serve(ctx context.Context, cfg config.Config) error {
 		return err
 	}
 	defer st.Close()
+	if ctx.Err() != nil {
+		return stoppedDuringStart(log, "opening the store")
+	}
 
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
@@ -134,6 +138,9 @@ func serve(ctx context.Context, cfg config.Config) error {
 	// them (and, on the embedded store, is their source).
 	shared := newSharedSettings(cfg)
 	seedConfig(ctx, st, cfg, log)
+	if ctx.Err() != nil {
+		return stoppedDuringStart(log, "seeding the cluster configuration")
+	}
 	follower := clusterconf.NewFollower(st.Config, func(rev clusterconf.Revision) error {
 		if err := pool.Reconfigure(applySettings(cfg, rev.Settings)); err != nil {
 			return fmt.Errorf("apply revision %d: %w", rev.Number, err)
@@ -144,7 +151,9 @@ func serve(ctx context.Context, cfg config.Config) error {
 	}, log)
 
 	listCache := lists.NewCache(st.Lists)
-	if err := listCache.Reload(ctx); err != nil {
+	if err := listCache.Reload(ctx); ctx.Err() != nil {
+		return stoppedDuringStart(log, "loading the lists")
+	} else if err != nil {
 		if !st.Shared {
 			return fmt.Errorf("load lists: %w", err)
 		}
@@ -228,10 +237,17 @@ func serve(ctx context.Context, cfg config.Config) error {
 		}
 	}
 
+	// Every port is bound before SMTP answers, so a busy one stops the
+	// start with its key named and nothing served.
+	ports, err := bindPorts(ctx, cfg, cl)
+	if err != nil {
+		return err
+	}
+	defer ports.close()
 	// The listeners come first: they bind the VIP before it is held
 	// (IP_FREEBIND), so SMTP answers the moment this node becomes master.
 	if err := front.Start(); err != nil {
-		return err
+		return fmt.Errorf("smtp.listen: %w", err)
 	}
 	// Every goroutine below is owned here and ends with runCtx.
 	runCtx, stopRun := context.WithCancel(context.Background())
@@ -247,16 +263,18 @@ func serve(ctx context.Context, cfg config.Config) error {
 		report.RunScheduler(runCtx, st.Reports, st.Log, cfg.Node.ID, cl.isMaster, time.Now, log)
 	})
 	if adm != nil {
+		ln := ports.take(&ports.admin)
 		wg.Go(func() {
-			if err := adm.Run(runCtx); err != nil {
+			if err := adm.Serve(runCtx, ln); err != nil {
 				errc <- fmt.Errorf("admin: %w", err)
 			}
 		})
 	}
-	cl.start(runCtx, &wg, errc)
+	cl.start(runCtx, &wg, errc, ports.take(&ports.peer))
 
 	stopNode, err := runNode(cl.node, log)
 	if err != nil {
+		guard.stopping()
 		stopRun()
 		wg.Wait()
 		drainCtx, cancel := context.WithTimeout(context.Background(), cfg.SMTP.DrainTimeout.Duration)
@@ -272,6 +290,7 @@ func serve(ctx context.Context, cfg config.Config) error {
 	case runErr = <-errc:
 	case runErr = <-stopNode.failed:
 	}
+	guard.stopping()
 	// Peers stop sending scans here first, then a master hands over
 	// (priority 0: the backups take over after Skew_Time, not three
 	// intervals) and lets go of the VIP; sessions already open then finish

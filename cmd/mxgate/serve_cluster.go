@@ -207,8 +207,9 @@ func advertisedPeerAddr(listen, source string) string {
 	return net.JoinHostPort(host, port)
 }
 
-// start runs the peer API and the membership until ctx ends.
-func (cp *clusterParts) start(ctx context.Context, wg *sync.WaitGroup, errc chan<- error) {
+// start runs the peer API on peerLn (which it closes) and the membership
+// until ctx ends.
+func (cp *clusterParts) start(ctx context.Context, wg *sync.WaitGroup, errc chan<- error, peerLn net.Listener) {
 	if cp.node == nil {
 		return
 	}
@@ -225,7 +226,7 @@ func (cp *clusterParts) start(ctx context.Context, wg *sync.WaitGroup, errc chan
 		}
 	})
 	wg.Go(func() {
-		if err := cp.peer.Run(ctx, cp.cfg.Cluster.PeerListen); err != nil {
+		if err := cp.peer.Serve(ctx, peerLn); err != nil {
 			errc <- fmt.Errorf("peer API: %w", err)
 		}
 	})
