@@ -30,6 +30,7 @@ func TestChecks(t *testing.T) {
 		opts        func(*Options)
 		msg         func(t *testing.T) string
 		allowlisted bool
+		skipAtt     bool // the allow entry waives the attachment policy
 		action      Action
 		class       string
 		want        []string // symbols that must be there
@@ -328,6 +329,52 @@ func TestChecks(t *testing.T) {
 			allowlisted: true,
 			action:      ActionQuarantine, class: classVirus, want: []string{symAllowlist, symEICAR}, virus: true,
 		},
+		{
+			name: "allowlisted sender still gets the attachment policy",
+			msg: func(*testing.T) string {
+				return multipartMsg(textPart("invoice"), b64Part("application/pdf", `attachment; filename="invoice.pdf.exe"`, []byte("x")))
+			},
+			allowlisted: true,
+			action:      ActionQuarantine, class: classBanned, want: []string{symAllowlist, symBannedExt, symDoubleExt},
+		},
+		{
+			name: "allowlisted sender, banned file in a zip",
+			msg: func(t *testing.T) string {
+				return multipartMsg(b64Part("application/zip", `attachment; filename="a.zip"`, zipOf(t, zipFile{name: "setup.exe", data: []byte("x")})))
+			},
+			allowlisted: true,
+			action:      ActionQuarantine, class: classBanned, want: []string{symAllowlist, symArchiveBannedExt},
+		},
+		{
+			name: "allow entry with skip_attachments waives the attachment policy",
+			msg: func(*testing.T) string {
+				return multipartMsg(textPart("invoice"), b64Part("application/pdf", `attachment; filename="invoice.pdf.exe"`, []byte("x")))
+			},
+			allowlisted: true, skipAtt: true,
+			action: ActionDeliver, class: classClean, want: []string{symAllowlist, symBannedExt},
+		},
+		{
+			name: "skip_attachments without an allow entry waives nothing",
+			msg: func(*testing.T) string {
+				return multipartMsg(b64Part("application/pdf", `attachment; filename="invoice.pdf.exe"`, []byte("x")))
+			},
+			skipAtt: true,
+			action:  ActionQuarantine, class: classBanned, want: []string{symBannedExt}, wantNot: []string{symAllowlist},
+		},
+		{
+			name: "skip_attachments does not waive a virus",
+			msg: func(*testing.T) string {
+				return multipartMsg(b64Part("application/octet-stream", `attachment; filename="run.exe"`, []byte(eicarText)))
+			},
+			allowlisted: true, skipAtt: true,
+			action: ActionQuarantine, class: classVirus, want: []string{symAllowlist, symEICAR}, virus: true,
+		},
+		{
+			name:        "skip_attachments does not waive a limit",
+			msg:         func(*testing.T) string { return manyParts(600, textPart("end")) },
+			allowlisted: true, skipAtt: true,
+			action: ActionQuarantine, class: classUnscannable, want: []string{symAllowlist, symMIMETooManyParts},
+		},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -336,7 +383,7 @@ func TestChecks(t *testing.T) {
 				tc.opts(&o)
 			}
 			m := newMsg(tc.msg(t))
-			m.Allowlisted = tc.allowlisted
+			m.Allowlisted, m.SkipAttachments = tc.allowlisted, tc.skipAtt
 			v := scanWith(t, o, m)
 			if v.Action != tc.action || v.Class != tc.class {
 				t.Errorf("got %s, want %s/%s", describe(v), tc.action, tc.class)
