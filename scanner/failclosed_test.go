@@ -249,6 +249,16 @@ func TestFailClosedCraftedMessages(t *testing.T) {
 			want: []string{symEICAR}, class: "virus",
 		},
 		{
+			name: "transfer encoding with a comment",
+			msg: func(*testing.T) string {
+				return multipartMsg(textPart("hi"), part{
+					"Content-Type: application/octet-stream\nContent-Transfer-Encoding: \"Base64\" (it is)\nContent-Disposition: attachment; filename=\"a.txt\"",
+					base64.StdEncoding.EncodeToString([]byte(eicarText)),
+				})
+			},
+			want: []string{symEICAR}, class: "virus",
+		},
+		{
 			name: "two Content-Dispositions, harmless name first",
 			msg: func(*testing.T) string {
 				return multipartMsg(textPart("hi"), part{

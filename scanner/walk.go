@@ -625,8 +625,14 @@ const (
 	encUU     = "x-uuencode"
 )
 
+// normEncoding reduces a Content-Transfer-Encoding value to its token:
+// lenient readers ignore quotes, comments and anything after a blank.
 func normEncoding(v string) string {
 	v = strings.ToLower(strings.TrimSpace(v))
+	if i := strings.IndexAny(v, " \t;("); i >= 0 {
+		v = v[:i]
+	}
+	v = strings.Trim(v, `"`)
 	switch v {
 	case "", "7bit", "8bit", "binary":
 		return ""
