@@ -27,6 +27,8 @@ unit:
 # Short runs of every fuzz target; longer: make fuzz FUZZTIME=5m
 fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzWalk$$' -fuzztime $(FUZZTIME) ./scanner
+	$(GO) test -run '^$$' -fuzz '^FuzzWalkAmbiguous$$' -fuzztime $(FUZZTIME) ./scanner
+	$(GO) test -run '^$$' -fuzz '^FuzzUUDecode$$' -fuzztime $(FUZZTIME) ./scanner
 	$(GO) test -run '^$$' -fuzz '^FuzzParseRule$$' -fuzztime $(FUZZTIME) ./scanner
 	$(GO) test -run '^$$' -fuzz '^FuzzRulePrefilter$$' -fuzztime $(FUZZTIME) ./scanner
 	$(GO) test -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(FUZZTIME) -fuzzminimizetime 2s ./config

@@ -49,6 +49,9 @@ type ListRequest struct {
 	Value   string     `json:"value"`
 	Rcpt    string     `json:"rcpt,omitempty"`
 	Comment string     `json:"comment,omitempty"`
+	// SkipAttachments: an allow entry that also waives the attachment
+	// policy (allow entries only).
+	SkipAttachments bool `json:"skip_attachments,omitempty"`
 }
 
 // maxComment bounds a list entry's comment.
@@ -61,7 +64,7 @@ const maxFilter = 512
 var safeID = regexp.MustCompile(`^[A-Za-z0-9._-]+$`)
 
 // verdicts are the classes a quarantined message can have.
-var verdicts = []string{"spam", "virus", "banned", "policy"}
+var verdicts = []string{"spam", "virus", "banned", "unscannable", "policy"}
 
 // badRequest is an input error; its text names the field.
 type badRequest string
@@ -350,6 +353,10 @@ func (s *Server) listsAdd(w http.ResponseWriter, r *http.Request) {
 	if err == nil {
 		err = checkComment(req.Comment)
 	}
+	if err == nil && req.SkipAttachments && req.Kind != lists.Allow {
+		err = badf("skip_attachments: only an allow entry can waive the attachment policy")
+	}
+	e.SkipAttachments = req.SkipAttachments
 	if err != nil {
 		writeError(w, http.StatusBadRequest, err.Error())
 		return
@@ -360,7 +367,7 @@ func (s *Server) listsAdd(w http.ResponseWriter, r *http.Request) {
 		s.internal(w, r, "add list entry", err)
 		return
 	}
-	s.log.Info("list entry added", "kind", e.Kind, "value", e.Value, "rcpt", e.Rcpt)
+	s.log.Info("list entry added", "kind", e.Kind, "value", e.Value, "rcpt", e.Rcpt, "skip_attachments", e.SkipAttachments)
 	writeJSON(w, http.StatusCreated, e)
 }
 

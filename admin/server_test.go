@@ -285,7 +285,7 @@ func TestBadInput(t *testing.T) {
 		{"GET", "/api/v1/quarantine?limit=x", "", 400, "limit: want a whole number"},
 		{"GET", "/api/v1/quarantine?limit=-1", "", 400, "limit:"},
 		{"GET", "/api/v1/quarantine?limit=10001", "", 400, "limit:"},
-		{"GET", "/api/v1/quarantine?verdict=ham", "", 400, `verdict: "ham" is not one of spam, virus, banned, policy`},
+		{"GET", "/api/v1/quarantine?verdict=ham", "", 400, `verdict: "ham" is not one of spam, virus, banned, unscannable, policy`},
 		{"GET", "/api/v1/quarantine?sender=" + long, "", 400, "sender: not a valid filter value"},
 		{"GET", "/api/v1/quarantine?rcpt=a%0Ab", "", 400, "rcpt: not a valid filter value"},
 		{"GET", "/api/v1/quarantine?since=x&limit=y", "", 400, "limit:"},
@@ -298,6 +298,7 @@ func TestBadInput(t *testing.T) {
 		{"POST", "/api/v1/quarantine/nope/release", "", 404, "no quarantined message"},
 		{"DELETE", "/api/v1/quarantine/nope", "", 404, "no quarantined message"},
 		{"POST", "/api/v1/lists", `{"kind":"deny","value":"a@b.example"}`, 400, `kind: "deny" is not block or allow`},
+		{"POST", "/api/v1/lists", `{"kind":"block","value":"a@b.example","skip_attachments":true}`, 400, "skip_attachments: only an allow entry"},
 		{"POST", "/api/v1/lists", `{"kind":"block","value":"example.com"}`, 400, "is a bare domain"},
 		{"POST", "/api/v1/lists", `{"kind":"block","value":""}`, 400, "empty list value"},
 		{"POST", "/api/v1/lists", `{"kind":"block","value":"@x.example","rcpt":"bob"}`, 400, `recipient "bob"`},
@@ -619,6 +620,16 @@ func TestLists(t *testing.T) {
 	}
 	if a := f.req("GET", "/api/v1/lists", ""); strings.TrimSpace(a.body) != "[]" {
 		t.Errorf("empty lists = %q", a.body)
+	}
+	// An allow entry that waives the attachment policy says so, stored
+	// and listed.
+	if a := f.req("POST", "/api/v1/lists", `{"kind":"allow","value":"billing@partner.example","skip_attachments":true}`); a.code != 201 || !strings.Contains(a.body, `"skip_attachments": true`) {
+		t.Fatalf("allow with skip_attachments: %d %s", a.code, a.body)
+	}
+	a = f.req("GET", "/api/v1/lists", "")
+	var all []lists.Entry
+	if err := json.Unmarshal([]byte(a.body), &all); err != nil || len(all) != 1 || !all[0].SkipAttachments {
+		t.Errorf("listed %s (%v)", a.body, err)
 	}
 }
 

@@ -33,6 +33,7 @@ type Settings struct {
 type ScannerSettings struct {
 	Thresholds   config.Thresholds  `yaml:"thresholds" json:"thresholds"`
 	VirusAction  string             `yaml:"virus_action" json:"virus_action"`
+	OnLimit      string             `yaml:"on_limit" json:"on_limit"`
 	Rules        []string           `yaml:"rules" json:"rules"`
 	Attachments  config.Attachments `yaml:"attachments" json:"attachments"`
 	MaxMIMEDepth int                `yaml:"max_mime_depth" json:"max_mime_depth"`
@@ -53,6 +54,7 @@ func FromConfig(c config.Config) Settings {
 		Scanner: ScannerSettings{
 			Thresholds:   sc.Thresholds,
 			VirusAction:  sc.VirusAction,
+			OnLimit:      sc.OnLimit,
 			Rules:        cloneStrings(sc.Rules),
 			Attachments:  sc.Attachments,
 			MaxMIMEDepth: sc.MaxMIMEDepth,
@@ -75,6 +77,7 @@ func FromConfig(c config.Config) Settings {
 func (s Settings) Apply(c config.Config) config.Config {
 	c.Scanner.Thresholds = s.Scanner.Thresholds
 	c.Scanner.VirusAction = s.Scanner.VirusAction
+	c.Scanner.OnLimit = s.Scanner.OnLimit
 	c.Scanner.Rules = cloneStrings(s.Scanner.Rules)
 	c.Scanner.Attachments = s.Scanner.Attachments
 	c.Scanner.Attachments.BlockedExtensions = cloneStrings(s.Scanner.Attachments.BlockedExtensions)
@@ -103,6 +106,10 @@ func (s *Settings) normalize() {
 		a.BlockedTypes[i] = strings.ToLower(strings.TrimSpace(t))
 	}
 	s.Mode = strings.TrimSpace(s.Mode)
+	if s.Scanner.OnLimit == "" {
+		// Revisions stored before the key existed.
+		s.Scanner.OnLimit = "quarantine"
+	}
 	if s.Scanner.Rules == nil {
 		s.Scanner.Rules = []string{}
 	}
@@ -140,6 +147,11 @@ func (s Settings) Validate() error {
 	case "quarantine", "reject":
 	default:
 		add("scanner.virus_action", "%q is not one of quarantine, reject", s.Scanner.VirusAction)
+	}
+	switch s.Scanner.OnLimit {
+	case "quarantine", "tempfail", "reject":
+	default:
+		add("scanner.on_limit", "%q is not one of quarantine, tempfail, reject", s.Scanner.OnLimit)
 	}
 	for i, r := range s.Scanner.Rules {
 		if _, err := scanner.ParseRule(r); err != nil {

@@ -24,6 +24,7 @@ func TestParse(t *testing.T) {
 			in: `scanner:
   thresholds: {quarantine: 4.5, reject: 12}
   virus_action: reject
+  on_limit: tempfail
   rules:
     - VIAGRA header Subject =~ /v[i1]agra/i 3.5
   attachments:
@@ -38,6 +39,7 @@ weights: {n1: 100, n2: 0}
 				want := Defaults()
 				want.Scanner.Thresholds.Quarantine, want.Scanner.Thresholds.Reject = 4.5, 12
 				want.Scanner.VirusAction = "reject"
+				want.Scanner.OnLimit = "tempfail"
 				want.Scanner.Rules = []string{"VIAGRA header Subject =~ /v[i1]agra/i 3.5"}
 				want.Scanner.Attachments.BlockedExtensions = []string{"exe", "js"}
 				want.Scanner.Attachments.BlockedTypes = []string{"application/x-msdownload"}
@@ -148,6 +150,8 @@ func TestValidate(t *testing.T) {
 		{"NaN threshold", func(s *Settings) { s.Scanner.Thresholds.Reject = math.NaN() }, "scanner.thresholds.reject"},
 		{"equal thresholds", func(s *Settings) { s.Scanner.Thresholds = config.Thresholds{Quarantine: 5, Reject: 5} }, "must be below reject"},
 		{"virus action", func(s *Settings) { s.Scanner.VirusAction = "deliver" }, "scanner.virus_action"},
+		{"on limit deliver", func(s *Settings) { s.Scanner.OnLimit = "deliver" }, `scanner.on_limit: "deliver" is not one of`},
+		{"on limit reject", func(s *Settings) { s.Scanner.OnLimit = "reject" }, ""},
 		{"bad rule", func(s *Settings) { s.Scanner.Rules = []string{"X body /(/ 1"} }, "scanner.rules[0]"},
 		{"good rule", func(s *Settings) { s.Scanner.Rules = []string{"X body /a/ 1"} }, ""},
 		{"bad extension", func(s *Settings) { s.Scanner.Attachments.BlockedExtensions = []string{"a/b"} }, "blocked_extensions[0]"},
@@ -169,5 +173,51 @@ func TestValidate(t *testing.T) {
 				t.Errorf("error %q does not contain %q", err, tt.want)
 			}
 		})
+	}
+}
+
+// A revision stored before scanner.on_limit existed has none; it reads as
+// the default, quarantine, never as something that could deliver.
+func TestOnLimitMissingFromOldRevision(t *testing.T) {
+	s := Defaults()
+	s.Scanner.OnLimit = ""
+	if err := s.Validate(); err == nil {
+		t.Error("Validate accepted an empty on_limit")
+	}
+	s.normalize()
+	if s.Scanner.OnLimit != "quarantine" {
+		t.Errorf("normalised on_limit %q", s.Scanner.OnLimit)
+	}
+	if got := s.Apply(config.Default()).Scanner.OnLimit; got != "quarantine" {
+		t.Errorf("applied on_limit %q", got)
+	}
+}
+
+// Every scanner setting survives Apply and FromConfig. A field added to
+// ScannerSettings but not set below fails the test, so a new setting cannot
+// be forgotten here, in Apply, or in FromConfig.
+func TestApplyFromConfigEveryScannerField(t *testing.T) {
+	s := Defaults()
+	s.Scanner = ScannerSettings{
+		Thresholds:  config.Thresholds{Quarantine: 3, Reject: 8},
+		VirusAction: "reject",
+		OnLimit:     "tempfail",
+		Rules:       []string{"X body /a/ 1"},
+		Attachments: config.Attachments{
+			BlockedExtensions: []string{"iso"}, BlockedTypes: []string{"application/x-iso9660-image"},
+			DoubleExtensions: false, ScanArchives: false,
+		},
+		MaxMIMEDepth: 3,
+		MaxMIMEParts: 30,
+	}
+	def := reflect.ValueOf(Defaults().Scanner)
+	got := reflect.ValueOf(s.Scanner)
+	for i := range def.NumField() {
+		if reflect.DeepEqual(def.Field(i).Interface(), got.Field(i).Interface()) {
+			t.Errorf("ScannerSettings.%s keeps its default in this test: give it another value", def.Type().Field(i).Name)
+		}
+	}
+	if back := FromConfig(s.Apply(config.Default())); !reflect.DeepEqual(back.Scanner, s.Scanner) {
+		t.Errorf("Apply then FromConfig:\n got %#v\nwant %#v", back.Scanner, s.Scanner)
 	}
 }

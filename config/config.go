@@ -135,14 +135,20 @@ type Scanner struct {
 	Spamd string `yaml:"spamd" json:"spamd"`
 	// VirusAction is what a virus finding does: quarantine or reject.
 	VirusAction string `yaml:"virus_action" json:"virus_action"`
+	// OnLimit is what a message gets when part of it lies past a scan
+	// limit (MIME parts or depth, archive bytes, entries or nesting) and so
+	// was never looked at: quarantine, tempfail or reject; never delivery.
+	OnLimit string `yaml:"on_limit" json:"on_limit"`
 	// Rules are header/body regex rules; their syntax is the scanner's and
 	// is validated there.
 	Rules []string `yaml:"rules" json:"rules"`
 	// Attachments is the attachment policy.
 	Attachments Attachments `yaml:"attachments" json:"attachments"`
-	// MaxMIMEDepth is the deepest MIME nesting walked; deeper is malformed.
+	// MaxMIMEDepth is the deepest MIME nesting walked; deeper is not
+	// scanned, and the message gets OnLimit.
 	MaxMIMEDepth int `yaml:"max_mime_depth" json:"max_mime_depth"`
-	// MaxMIMEParts is the most MIME parts walked; more is malformed.
+	// MaxMIMEParts is the most MIME parts walked; more are not scanned, and
+	// the message gets OnLimit.
 	MaxMIMEParts int `yaml:"max_mime_parts" json:"max_mime_parts"`
 	// SimulatedDelay is added to every scan, holding its worker like a
 	// remote engine would: for benchmarks and tests of a cluster whose
@@ -169,7 +175,8 @@ type Attachments struct {
 	BlockedTypes []string `yaml:"blocked_types" json:"blocked_types"`
 	// DoubleExtensions flags names like invoice.pdf.exe.
 	DoubleExtensions bool `yaml:"double_extensions" json:"double_extensions"`
-	// ScanArchives applies the policy to the names inside zip archives.
+	// ScanArchives opens zip, gzip and tar attachments (nested too) and
+	// checks every file in them like an attachment.
 	ScanArchives bool `yaml:"scan_archives" json:"scan_archives"`
 }
 
@@ -307,6 +314,7 @@ func Default() Config {
 			Timeout:     Duration{60 * time.Second},
 			Thresholds:  Thresholds{Quarantine: 6, Reject: 15},
 			VirusAction: "quarantine",
+			OnLimit:     "quarantine",
 			Rules:       []string{},
 			Attachments: Attachments{
 				BlockedExtensions: []string{},

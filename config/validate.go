@@ -115,6 +115,7 @@ func (c Config) Validate() error {
 	p.engineURL("scanner.rspamd", c.Scanner.Rspamd, "http", "https")
 	p.engineURL("scanner.spamd", c.Scanner.Spamd, "tcp", "unix")
 	p.oneOf("scanner.virus_action", c.Scanner.VirusAction, "quarantine", "reject")
+	p.oneOf("scanner.on_limit", c.Scanner.OnLimit, "quarantine", "tempfail", "reject")
 	for i, e := range c.Scanner.Attachments.BlockedExtensions {
 		if e == "" || strings.ContainsAny(e, "/\\ \t\r\n") {
 			p.add(fmt.Sprintf("scanner.attachments.blocked_extensions[%d]", i), "%q is not a file name extension", e)

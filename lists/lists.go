@@ -33,6 +33,12 @@ type Entry struct {
 	Rcpt    string    `json:"rcpt"`
 	Added   time.Time `json:"added,omitzero"`
 	Comment string    `json:"comment,omitempty"`
+	// SkipAttachments makes an allow entry waive the attachment policy as
+	// well as the score. Without it an allowlisted sender's banned
+	// attachments are still quarantined: a MAIL FROM is easily forged.
+	// Viruses and content past a scan limit are never waived. Allow
+	// entries only.
+	SkipAttachments bool `json:"skip_attachments,omitempty"`
 }
 
 // Store is the list storage as every backend implements it. Entries are
@@ -230,6 +236,9 @@ func Normalize(e Entry) (Entry, error) {
 	r, err := ParseRcpt(e.Rcpt)
 	if err != nil {
 		return Entry{}, err
+	}
+	if e.SkipAttachments && e.Kind != Allow {
+		return Entry{}, fmt.Errorf("list entry %s %s: skip_attachments is for allow entries only", e.Kind, v)
 	}
 	e.Value, e.Rcpt = v, r
 	return e, nil

@@ -210,6 +210,48 @@ func TestMatch(t *testing.T) {
 	}
 }
 
+// An allow entry waives the attachment policy only when it says so, and
+// the entry that decides at the most specific level is the one that says.
+func TestPolicySkipAttachments(t *testing.T) {
+	set := Compile([]Entry{
+		{Kind: Allow, Value: "billing@partner.example", SkipAttachments: true},
+		{Kind: Allow, Value: "@partner.example"},
+		{Kind: Allow, Value: "10.1.0.0/16", SkipAttachments: true},
+		{Kind: Block, Value: "@partner.example", Rcpt: "strict@example.org"},
+		{Kind: Allow, Value: "billing@partner.example", Rcpt: "@example.net"},
+		{Kind: Block, Value: "evil@partner.example", SkipAttachments: true}, // invalid: skipped
+	})
+	none := netip.Addr{}
+	internal := netip.MustParseAddr("10.1.2.3")
+	tests := []struct {
+		name   string
+		sender string
+		client netip.Addr
+		rcpt   string
+		want   Policy
+	}{
+		{"allow with skip", "billing@partner.example", none, "r@example.org", Policy{Allow, true}},
+		{"allow without skip", "sales@partner.example", none, "r@example.org", Policy{Allow, false}},
+		{"any matching allow entry of the level waives", "sales@partner.example", internal, "r@example.org", Policy{Allow, true}},
+		{"network allow with skip", "", internal, "r@example.org", Policy{Allow, true}},
+		{"recipient block decides", "billing@partner.example", none, "strict@example.org", Policy{Block, false}},
+		{"recipient-domain allow without skip decides", "billing@partner.example", none, "r@example.net", Policy{Allow, false}},
+		{"no entry", "x@else.example", none, "r@example.org", Policy{}},
+		{"block entry with skip is not compiled", "evil@partner.example", none, "r@example.org", Policy{Allow, false}},
+	}
+	for _, tc := range tests {
+		if got := set.Policy(tc.sender, tc.client, tc.rcpt); got != tc.want {
+			t.Errorf("%s: Policy = %+v, want %+v", tc.name, got, tc.want)
+		}
+		if got := set.Match(tc.sender, tc.client, tc.rcpt); got != tc.want.Kind {
+			t.Errorf("%s: Match = %q, want %q", tc.name, got, tc.want.Kind)
+		}
+	}
+	if _, err := Normalize(Entry{Kind: Block, Value: "a@b.example", SkipAttachments: true}); err == nil || !strings.Contains(err.Error(), "allow entries only") {
+		t.Errorf("block entry with skip_attachments: %v", err)
+	}
+}
+
 func BenchmarkMatch(b *testing.B) {
 	var entries []Entry
 	for i := range 2000 {

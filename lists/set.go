@@ -8,6 +8,7 @@ import (
 const (
 	bitAllow uint8 = 1 << iota
 	bitBlock
+	bitSkipAttachments // an allow entry with SkipAttachments
 )
 
 // Set is a compiled, immutable snapshot of the lists, built for Match, which
@@ -67,6 +68,9 @@ func Compile(entries []Entry) *Set {
 		bit := bitBlock
 		if e.Kind == Allow {
 			bit = bitAllow
+			if e.SkipAttachments {
+				bit |= bitSkipAttachments
+			}
 		}
 		l.add(strings.ToLower(e.Value), bit)
 	}
@@ -119,15 +123,29 @@ func (s *Set) Len() int {
 	return s.n
 }
 
-// Match returns what the lists say about a sender (the envelope address,
-// "" for the null sender) from client for rcpt: Allow, Block, or "" when
-// no entry matches. The most specific level with a match decides: entries
-// for rcpt itself, then for rcpt's domain ("@domain"), then global. Within
-// a level allow beats block, so an allow entry can carve an exception out
-// of a block on a wider pattern.
+// Policy is what the lists say about one recipient of a message.
+type Policy struct {
+	Kind Kind // Allow, Block, or "" when no entry matches
+	// SkipAttachments: an allow entry that decided also waives the
+	// attachment policy.
+	SkipAttachments bool
+}
+
+// Match is Policy's Kind.
 func (s *Set) Match(sender string, client netip.Addr, rcpt string) Kind {
+	return s.Policy(sender, client, rcpt).Kind
+}
+
+// Policy returns what the lists say about a sender (the envelope address,
+// "" for the null sender) from client for rcpt. The most specific level
+// with a match decides: entries for rcpt itself, then for rcpt's domain
+// ("@domain"), then global. Within a level allow beats block, so an allow
+// entry can carve an exception out of a block on a wider pattern; the
+// attachment policy is waived when any allow entry that matches at that
+// level says so.
+func (s *Set) Policy(sender string, client netip.Addr, rcpt string) Policy {
 	if s == nil {
-		return ""
+		return Policy{}
 	}
 	sender = strings.ToLower(sender)
 	sdom := ""
@@ -138,14 +156,14 @@ func (s *Set) Match(sender string, client netip.Addr, rcpt string) Kind {
 	if rcpt != "" && len(s.rcpt) > 0 {
 		rcpt = strings.ToLower(rcpt)
 		if l := s.rcpt[rcpt]; l != nil {
-			if k := l.match(sender, sdom, client); k != "" {
-				return k
+			if p := l.match(sender, sdom, client); p.Kind != "" {
+				return p
 			}
 		}
 		if at := strings.LastIndexByte(rcpt, '@'); at >= 0 {
 			if l := s.rcpt["@"+strings.TrimSuffix(rcpt[at+1:], ".")]; l != nil {
-				if k := l.match(sender, sdom, client); k != "" {
-					return k
+				if p := l.match(sender, sdom, client); p.Kind != "" {
+					return p
 				}
 			}
 		}
@@ -153,7 +171,7 @@ func (s *Set) Match(sender string, client netip.Addr, rcpt string) Kind {
 	return s.global.match(sender, sdom, client)
 }
 
-func (l *level) match(sender, sdom string, client netip.Addr) Kind {
+func (l *level) match(sender, sdom string, client netip.Addr) Policy {
 	var bits uint8
 	if sender != "" {
 		bits |= l.addrs[sender]
@@ -174,8 +192,8 @@ func (l *level) match(sender, sdom string, client netip.Addr) Kind {
 	if client.IsValid() {
 		bits |= l.ips[client]
 		for _, p := range l.prefixes {
-			if bits&bitAllow != 0 {
-				break
+			if bits&bitSkipAttachments != 0 {
+				break // nothing can add to that
 			}
 			if p.p.Contains(client) {
 				bits |= p.bits
@@ -184,9 +202,9 @@ func (l *level) match(sender, sdom string, client netip.Addr) Kind {
 	}
 	switch {
 	case bits&bitAllow != 0:
-		return Allow
+		return Policy{Kind: Allow, SkipAttachments: bits&bitSkipAttachments != 0}
 	case bits&bitBlock != 0:
-		return Block
+		return Policy{Kind: Block}
 	}
-	return ""
+	return Policy{}
 }

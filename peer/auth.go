@@ -233,6 +233,9 @@ type wireEnvelope struct {
 	ID          string      `json:"id"`
 	Envelope    wireEnvAddr `json:"envelope"`
 	Allowlisted bool        `json:"allowlisted"`
+	// An older peer ignores it and applies the attachment policy: the
+	// safe side.
+	SkipAttachments bool `json:"skip_attachments,omitempty"`
 }
 
 type wireEnvAddr struct {
@@ -250,7 +253,8 @@ func encodeEnvelope(m *scanner.Message) ([]byte, error) {
 			ClientIP: m.Env.ClientIP, Helo: m.Env.Helo, Sender: m.Env.Sender,
 			Recipients: m.Env.Recipients,
 		},
-		Allowlisted: m.Allowlisted,
+		Allowlisted:     m.Allowlisted,
+		SkipAttachments: m.Allowlisted && m.SkipAttachments,
 	}
 	if w.Envelope.Recipients == nil {
 		w.Envelope.Recipients = []string{}
@@ -320,7 +324,8 @@ func decodeEnvelope(raw []byte) (scanner.Message, error) {
 			ClientIP: w.Envelope.ClientIP, Helo: w.Envelope.Helo, Sender: w.Envelope.Sender,
 			Recipients: w.Envelope.Recipients,
 		},
-		Allowlisted: w.Allowlisted,
+		Allowlisted:     w.Allowlisted,
+		SkipAttachments: w.Allowlisted && w.SkipAttachments,
 	}, nil
 }
 

@@ -212,6 +212,17 @@ func TestRemoteVerdictMatchesLocal(t *testing.T) {
 			m.Body = spilled(t, big)
 			return m
 		}(), scanner.ActionQuarantine},
+		{"over a scan limit: unscannable", newMessage("q7", overLimitMsg()), scanner.ActionQuarantine},
+		{"allowlisted with a banned attachment", func() *scanner.Message {
+			m := newMessage("q8", exeMsg())
+			m.Allowlisted = true
+			return m
+		}(), scanner.ActionQuarantine},
+		{"allowlisted by an entry that skips attachments", func() *scanner.Message {
+			m := newMessage("q9", exeMsg())
+			m.Allowlisted, m.SkipAttachments = true, true
+			return m
+		}(), scanner.ActionDeliver},
 		{"no client ip, null sender, utf8", func() *scanner.Message {
 			m := newMessage("q6", textMsg(gtubeText))
 			m.Env = scanner.Envelope{Helo: "[192.0.2.1]", Sender: "", Recipients: []string{"jörg@bücher.example"}}
@@ -873,10 +884,28 @@ func TestNonceCache(t *testing.T) {
 	}
 }
 
+// overLimitMsg has more MIME parts than the scanner walks.
+func overLimitMsg() string {
+	var b strings.Builder
+	b.WriteString("Subject: parts\r\nContent-Type: multipart/mixed; boundary=b\r\n\r\n")
+	for range 501 {
+		b.WriteString("--b\r\nContent-Type: text/plain\r\n\r\n\r\n")
+	}
+	b.WriteString("--b--\r\n")
+	return b.String()
+}
+
+// exeMsg carries invoice.pdf.exe.
+func exeMsg() string {
+	return "Subject: invoice\r\nContent-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\nContent-Type: text/plain\r\n\r\nsee attached\r\n" +
+		"--b\r\nContent-Type: application/octet-stream\r\nContent-Disposition: attachment; filename=\"invoice.pdf.exe\"\r\n\r\nMZ\r\n--b--\r\n"
+}
+
 func TestEnvelopeRoundTrip(t *testing.T) {
 	tests := []*scanner.Message{
 		newMessage("q1", ""),
 		{ID: "q2", Env: scanner.Envelope{ClientIP: netip.MustParseAddr("2001:db8::1"), Recipients: []string{"a@b"}}, Allowlisted: true},
+		{ID: "q2s", Allowlisted: true, SkipAttachments: true},
 		{ID: "q3"},
 		{ID: ""},
 		{ID: "q4", Env: scanner.Envelope{Sender: "jörg@bücher.example", Recipients: []string{"ünï@例え.jp"}}},

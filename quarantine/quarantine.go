@@ -30,7 +30,7 @@ type Item struct {
 	Helo       string    `json:"helo"`
 	Sender     string    `json:"sender"`
 	Recipients []string  `json:"recipients"`
-	Verdict    string    `json:"verdict"` // class: spam|virus|banned|policy
+	Verdict    string    `json:"verdict"` // class: spam|virus|banned|unscannable|policy
 	Score      float64   `json:"score"`
 	Symbols    []string  `json:"symbols"` // "NAME(score)"
 	Viruses    []string  `json:"viruses,omitempty"`

@@ -28,6 +28,8 @@ const (
 	symMIMEMalformed    = "MIME_MALFORMED"
 	symMIMETooDeep      = "MIME_TOO_DEEP"
 	symMIMETooManyParts = "MIME_TOO_MANY_PARTS"
+	symMIMEAmbiguous    = "MIME_AMBIGUOUS"
+	symMIMETooAmbiguous = "MIME_TOO_AMBIGUOUS"
 	symSizeLarge        = "SIZE_LARGE"
 	symAllowlist        = "ALLOWLIST"
 
@@ -42,18 +44,25 @@ const (
 	scoreMalformed = 1
 	scoreTooDeep   = 3
 	scoreTooMany   = 3
+	// Conflicting structural fields are forbidden by RFC 2045 and all but
+	// absent from real mail; every reading is scanned anyway, so alone
+	// the symbol stays below the quarantine threshold.
+	scoreAmbiguous = 5
 
 	sniffedExe = "application/x-dosexec"
 
 	reasonSpam   = "Message rejected as spam"
 	reasonVirus  = "Message contains a virus"
 	reasonBanned = "Message contains a blocked attachment"
+	// Followed by ": " and the first limit hit.
+	reasonUnscannable = "Message could not be scanned completely"
 )
 
 var builtinSymbols = []string{
 	symGTUBE, symEICAR, symBannedExt, symDoubleExt, symBannedType, symArchiveBannedExt,
 	symArchiveDoubleExt, symArchiveType, symArchiveEncrypted, symArchiveLimit, symArchiveMalformed,
-	symMIMEMalformed, symMIMETooDeep, symMIMETooManyParts, symSizeLarge, symAllowlist,
+	symMIMEMalformed, symMIMETooDeep, symMIMETooManyParts, symMIMEAmbiguous, symMIMETooAmbiguous,
+	symSizeLarge, symAllowlist,
 }
 
 // check is one step of the pipeline. Checks run over the message parsed
@@ -67,8 +76,10 @@ type check interface {
 type result struct {
 	symbols []Symbol
 	viruses []string
-	banned  bool // attachment policy: quarantined as "banned"
-	allow   bool // the envelope is allowlisted
+	banned  bool     // attachment policy: quarantined as "banned"
+	allow   bool     // the envelope is allowlisted
+	skipAtt bool     // ... by an entry that waives the attachment policy too
+	limits  []string // what was not scanned, said to the client: no message content
 }
 
 func (r *result) add(name string, score float64, detail string) {
@@ -78,22 +89,30 @@ func (r *result) add(name string, score float64, detail string) {
 // merge turns the results of all checks into the verdict; it is the only
 // place where scores become actions.
 //
-// Order: a virus gets VirusAction whatever else (an allowlist does not
-// bypass virus detection); then the allowlist delivers; then the reject
-// threshold; then the quarantine threshold and the attachment policy. The
-// banned symbols' own scores do not count towards reject: an "invoice.pdf.exe"
-// that is also typed application/x-msdownload collects three banned symbols,
-// and it is still an attachment for the admin to release from quarantine,
-// not spam to refuse.
+// Order: a virus gets VirusAction whatever else (a virus found before a
+// limit still counts, and an allowlist does not bypass virus detection);
+// then content that could not be scanned completely gets OnLimit
+// (class unscannable: what lies past a limit is never reported clean,
+// allowlisted or not); then the reject threshold, unless allowlisted;
+// then the attachment policy, which an allow entry waives only when it
+// says so (skip_attachments: a forged MAIL FROM must not carry an .exe
+// in); then the allowlist; then the quarantine threshold. The banned
+// symbols' own scores do not count towards reject: an "invoice.pdf.exe"
+// that is also typed application/x-msdownload collects three banned
+// symbols, and it is still an attachment for the admin to release from
+// quarantine, not spam to refuse.
 func merge(o *Options, results []result) Verdict {
 	var v Verdict
-	var banned, allow bool
+	var banned, allow, skipAtt bool
 	var bannedScore float64
+	var limits []string
 	for _, r := range results {
 		v.Symbols = append(v.Symbols, r.symbols...)
 		v.Viruses = append(v.Viruses, r.viruses...)
 		banned = banned || r.banned
 		allow = allow || r.allow
+		skipAtt = skipAtt || r.allow && r.skipAtt
+		limits = append(limits, r.limits...)
 		if r.banned {
 			for _, s := range r.symbols {
 				bannedScore += s.Score
@@ -111,12 +130,14 @@ func merge(o *Options, results []result) Verdict {
 	switch {
 	case len(v.Viruses) > 0:
 		v.Action, v.Class, v.Reason = o.VirusAction, classVirus, reasonVirus
+	case len(limits) > 0:
+		v.Action, v.Class, v.Reason = o.OnLimit, classUnscannable, reasonUnscannable+": "+limits[0]
+	case !allow && v.Score-bannedScore >= o.RejectThreshold:
+		v.Action, v.Class, v.Reason = ActionReject, classSpam, reasonSpam
+	case banned && !skipAtt:
+		v.Action, v.Class, v.Reason = ActionQuarantine, classBanned, reasonBanned
 	case allow:
 		v.Action, v.Class = ActionDeliver, classClean
-	case v.Score-bannedScore >= o.RejectThreshold:
-		v.Action, v.Class, v.Reason = ActionReject, classSpam, reasonSpam
-	case banned:
-		v.Action, v.Class, v.Reason = ActionQuarantine, classBanned, reasonBanned
 	case v.Score >= o.QuarantineThreshold:
 		v.Action, v.Class, v.Reason = ActionQuarantine, classSpam, reasonSpam
 	default:
@@ -204,9 +225,14 @@ func (l *lister) addIf(cond bool, item string) {
 	if !cond {
 		return
 	}
+	item = cleanDetail(item)
+	if slices.Contains(l.items, item) {
+		// The same file seen by another reading of the message.
+		return
+	}
 	l.n++
 	if len(l.items) < maxListed {
-		l.items = append(l.items, cleanDetail(item))
+		l.items = append(l.items, item)
 	}
 }
 
@@ -221,11 +247,11 @@ func (l *lister) emit(r *result, name string, score float64) {
 	r.add(name, score, d)
 }
 
-type archiveCheck struct{}
+type archiveCheck struct{ o *Options }
 
 func (archiveCheck) Name() string { return "archives" }
 
-func (archiveCheck) Check(_ context.Context, p *parsed) (result, error) {
+func (c archiveCheck) Check(_ context.Context, p *parsed) (result, error) {
 	var enc lister
 	for _, e := range p.entries {
 		enc.addIf(e.encrypted, e.container+": "+e.name)
@@ -234,11 +260,34 @@ func (archiveCheck) Check(_ context.Context, p *parsed) (result, error) {
 	enc.emit(&r, symArchiveEncrypted, scoreEncrypted)
 	if len(p.archiveLimit) > 0 {
 		r.add(symArchiveLimit, scoreLimit, strings.Join(p.archiveLimit, "; "))
+		r.limits = archiveLimitReasons(p.archiveLimits, c.o)
 	}
 	if len(p.archiveBad) > 0 {
 		r.add(symArchiveMalformed, scoreArchBad, strings.Join(p.archiveBad, "; "))
 	}
 	return r, nil
+}
+
+// archiveLimitReasons says which archive limits were hit, in words fit for
+// the client: the limits, not the names of the files.
+func archiveLimitReasons(l limit, o *Options) []string {
+	var out []string
+	for _, x := range []struct {
+		l    limit
+		text string
+	}{
+		{limitArchiveBytes, "more than " + strconv.FormatInt(o.MaxArchiveBytes, 10) + " uncompressed archive bytes"},
+		{limitArchiveSize, "an archive or encoded file larger than " + strconv.FormatInt(o.MaxArchiveBytes, 10) + " bytes"},
+		{limitArchiveEntries, "more than " + strconv.Itoa(o.MaxArchiveEntries) + " archive entries"},
+		{limitArchiveNesting, "archives nested deeper than " + strconv.Itoa(maxArchiveNesting)},
+		{limitArchiveRecords, "an archive with too many directory records"},
+		{limitArchiveMethod, "an archive entry compressed with a method that is not supported"},
+	} {
+		if l&x.l != 0 {
+			out = append(out, x.text)
+		}
+	}
+	return out
 }
 
 type mimeCheck struct{ o *Options }
@@ -250,11 +299,23 @@ func (c mimeCheck) Check(_ context.Context, p *parsed) (result, error) {
 	if len(p.malformed) > 0 {
 		r.add(symMIMEMalformed, scoreMalformed, strings.Join(p.malformed, "; "))
 	}
-	if p.tooDeep {
-		r.add(symMIMETooDeep, scoreTooDeep, "nested deeper than "+strconv.Itoa(c.o.MaxMIMEDepth))
+	if len(p.ambiguous) > 0 {
+		r.add(symMIMEAmbiguous, scoreAmbiguous, strings.Join(p.ambiguous, "; ")+"; "+strconv.Itoa(p.readings)+" readings scanned")
 	}
 	if p.tooManyParts {
-		r.add(symMIMETooManyParts, scoreTooMany, "more than "+strconv.Itoa(c.o.MaxMIMEParts)+" parts")
+		d := "more than " + strconv.Itoa(c.o.MaxMIMEParts) + " MIME parts"
+		r.add(symMIMETooManyParts, scoreTooMany, d)
+		r.limits = append(r.limits, d)
+	}
+	if p.tooDeep {
+		d := "MIME nesting deeper than " + strconv.Itoa(c.o.MaxMIMEDepth)
+		r.add(symMIMETooDeep, scoreTooDeep, d)
+		r.limits = append(r.limits, d)
+	}
+	if p.tooManyReadings {
+		d := "more than " + strconv.Itoa(maxReadings) + " ways to read its MIME structure"
+		r.add(symMIMETooAmbiguous, scoreLimit, d)
+		r.limits = append(r.limits, d)
 	}
 	return r, nil
 }
@@ -277,7 +338,11 @@ func (allowCheck) Name() string { return "allowlist" }
 
 func (allowCheck) Check(_ context.Context, p *parsed) (result, error) {
 	var r result
-	if p.msg.Allowlisted {
+	switch {
+	case p.msg.Allowlisted && p.msg.SkipAttachments:
+		r.add(symAllowlist, 0, "envelope allowlisted, attachment policy waived")
+		r.allow, r.skipAtt = true, true
+	case p.msg.Allowlisted:
 		r.add(symAllowlist, 0, "envelope allowlisted")
 		r.allow = true
 	}

@@ -30,6 +30,7 @@ func TestChecks(t *testing.T) {
 		opts        func(*Options)
 		msg         func(t *testing.T) string
 		allowlisted bool
+		skipAtt     bool // the allow entry waives the attachment policy
 		action      Action
 		class       string
 		want        []string // symbols that must be there
@@ -234,7 +235,8 @@ func TestChecks(t *testing.T) {
 				z := zipOf(t, zipFile{name: "zeros.txt", data: make([]byte, 8<<20)}, zipFile{name: "late.txt", data: []byte(eicarText)})
 				return multipartMsg(b64Part("application/zip", `attachment; filename="b.zip"`, z))
 			},
-			action: ActionDeliver, class: classClean, want: []string{symArchiveLimit}, wantNot: []string{symEICAR},
+			// What lies past the budget was never looked at: not clean.
+			action: ActionQuarantine, class: classUnscannable, want: []string{symArchiveLimit}, wantNot: []string{symEICAR},
 		},
 		{
 			name: "too many zip entries",
@@ -246,7 +248,7 @@ func TestChecks(t *testing.T) {
 				}
 				return multipartMsg(b64Part("application/zip", `attachment; filename="b.zip"`, zipOf(t, fs...)))
 			},
-			action: ActionDeliver, class: classClean, want: []string{symArchiveLimit},
+			action: ActionQuarantine, class: classUnscannable, want: []string{symArchiveLimit},
 		},
 		{
 			name: "multipart without boundary, EICAR still found",
@@ -297,12 +299,12 @@ func TestChecks(t *testing.T) {
 		{
 			name:   "1000 parts, clean",
 			msg:    func(*testing.T) string { return manyParts(1000, textPart("end")) },
-			action: ActionDeliver, class: classClean, want: []string{symMIMETooManyParts},
+			action: ActionQuarantine, class: classUnscannable, want: []string{symMIMETooManyParts},
 		},
 		{
 			name:   "deep nesting",
 			msg:    func(*testing.T) string { return deep(15, textPart("deep")) },
-			action: ActionDeliver, class: classClean, want: []string{symMIMETooDeep}, wantNot: []string{symMIMEMalformed},
+			action: ActionQuarantine, class: classUnscannable, want: []string{symMIMETooDeep}, wantNot: []string{symMIMEMalformed},
 		},
 		{
 			name:   "nesting at the limit is fine",
@@ -327,6 +329,52 @@ func TestChecks(t *testing.T) {
 			allowlisted: true,
 			action:      ActionQuarantine, class: classVirus, want: []string{symAllowlist, symEICAR}, virus: true,
 		},
+		{
+			name: "allowlisted sender still gets the attachment policy",
+			msg: func(*testing.T) string {
+				return multipartMsg(textPart("invoice"), b64Part("application/pdf", `attachment; filename="invoice.pdf.exe"`, []byte("x")))
+			},
+			allowlisted: true,
+			action:      ActionQuarantine, class: classBanned, want: []string{symAllowlist, symBannedExt, symDoubleExt},
+		},
+		{
+			name: "allowlisted sender, banned file in a zip",
+			msg: func(t *testing.T) string {
+				return multipartMsg(b64Part("application/zip", `attachment; filename="a.zip"`, zipOf(t, zipFile{name: "setup.exe", data: []byte("x")})))
+			},
+			allowlisted: true,
+			action:      ActionQuarantine, class: classBanned, want: []string{symAllowlist, symArchiveBannedExt},
+		},
+		{
+			name: "allow entry with skip_attachments waives the attachment policy",
+			msg: func(*testing.T) string {
+				return multipartMsg(textPart("invoice"), b64Part("application/pdf", `attachment; filename="invoice.pdf.exe"`, []byte("x")))
+			},
+			allowlisted: true, skipAtt: true,
+			action: ActionDeliver, class: classClean, want: []string{symAllowlist, symBannedExt},
+		},
+		{
+			name: "skip_attachments without an allow entry waives nothing",
+			msg: func(*testing.T) string {
+				return multipartMsg(b64Part("application/pdf", `attachment; filename="invoice.pdf.exe"`, []byte("x")))
+			},
+			skipAtt: true,
+			action:  ActionQuarantine, class: classBanned, want: []string{symBannedExt}, wantNot: []string{symAllowlist},
+		},
+		{
+			name: "skip_attachments does not waive a virus",
+			msg: func(*testing.T) string {
+				return multipartMsg(b64Part("application/octet-stream", `attachment; filename="run.exe"`, []byte(eicarText)))
+			},
+			allowlisted: true, skipAtt: true,
+			action: ActionQuarantine, class: classVirus, want: []string{symAllowlist, symEICAR}, virus: true,
+		},
+		{
+			name:        "skip_attachments does not waive a limit",
+			msg:         func(*testing.T) string { return manyParts(600, textPart("end")) },
+			allowlisted: true, skipAtt: true,
+			action: ActionQuarantine, class: classUnscannable, want: []string{symAllowlist, symMIMETooManyParts},
+		},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -335,7 +383,7 @@ func TestChecks(t *testing.T) {
 				tc.opts(&o)
 			}
 			m := newMsg(tc.msg(t))
-			m.Allowlisted = tc.allowlisted
+			m.Allowlisted, m.SkipAttachments = tc.allowlisted, tc.skipAtt
 			v := scanWith(t, o, m)
 			if v.Action != tc.action || v.Class != tc.class {
 				t.Errorf("got %s, want %s/%s", describe(v), tc.action, tc.class)
@@ -388,6 +436,9 @@ func TestMerge(t *testing.T) {
 	banned := result{symbols: []Symbol{{Name: symBannedExt, Score: 10}, {Name: symDoubleExt, Score: 10}}, banned: true}
 	virus := result{symbols: []Symbol{{Name: symEICAR, Score: 0}}, viruses: []string{virusEICAR}}
 	allow := result{symbols: []Symbol{{Name: symAllowlist}}, allow: true}
+	allowAll := result{symbols: []Symbol{{Name: symAllowlist}}, allow: true, skipAtt: true}
+	overLimit := result{symbols: []Symbol{{Name: symMIMETooManyParts, Score: 3}}, limits: []string{"more than 500 MIME parts"}}
+	unscannable := reasonUnscannable + ": more than 500 MIME parts"
 	tests := []struct {
 		name        string
 		virusAction Action
@@ -410,8 +461,18 @@ func TestMerge(t *testing.T) {
 		{"virus, reject", ActionReject, []result{virus, sym(-100)}, ActionReject, classVirus, reasonVirus},
 		{"virus beats spam", "", []result{virus, sym(100)}, ActionQuarantine, classVirus, reasonVirus},
 		{"allow beats spam", "", []result{allow, sym(100)}, ActionDeliver, classClean, ""},
-		{"allow beats banned", "", []result{allow, banned}, ActionDeliver, classClean, ""},
+		{"allow does not waive banned", "", []result{allow, banned}, ActionQuarantine, classBanned, reasonBanned},
+		{"allow does not waive banned, spam over reject", "", []result{allow, banned, sym(30)}, ActionQuarantine, classBanned, reasonBanned},
+		{"allow with skip_attachments waives banned", "", []result{allowAll, banned}, ActionDeliver, classClean, ""},
+		{"skip_attachments without allow waives nothing", "", []result{{skipAtt: true}, banned}, ActionQuarantine, classBanned, reasonBanned},
 		{"virus beats allow", "", []result{allow, virus}, ActionQuarantine, classVirus, reasonVirus},
+		{"virus beats allow with skip_attachments", "", []result{allowAll, virus}, ActionQuarantine, classVirus, reasonVirus},
+		{"over a limit", "", []result{overLimit}, ActionQuarantine, classUnscannable, unscannable},
+		{"over a limit, negative score", "", []result{overLimit, sym(-100)}, ActionQuarantine, classUnscannable, unscannable},
+		{"over a limit beats allow", "", []result{allowAll, overLimit}, ActionQuarantine, classUnscannable, unscannable},
+		{"over a limit beats banned", "", []result{banned, overLimit}, ActionQuarantine, classUnscannable, unscannable},
+		{"over a limit beats spam", "", []result{overLimit, sym(100)}, ActionQuarantine, classUnscannable, unscannable},
+		{"virus before a limit", ActionReject, []result{overLimit, virus}, ActionReject, classVirus, reasonVirus},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -424,6 +485,24 @@ func TestMerge(t *testing.T) {
 				t.Errorf("got %s/%s %q, want %s/%s %q", v.Action, v.Class, v.Reason, tc.action, tc.class, tc.reason)
 			}
 		})
+	}
+}
+
+func TestMergeOnLimit(t *testing.T) {
+	over := result{symbols: []Symbol{{Name: symArchiveLimit, Score: 3}}, limits: []string{"archives nested deeper than 4", "more than 1000 archive entries"}}
+	for _, action := range []Action{ActionQuarantine, ActionTempfail, ActionReject} {
+		o, err := Options{OnLimit: action}.normalize()
+		if err != nil {
+			t.Fatal(err)
+		}
+		v := merge(&o, []result{over})
+		want := reasonUnscannable + ": archives nested deeper than 4"
+		if v.Action != action || v.Class != classUnscannable || v.Reason != want {
+			t.Errorf("on_limit %s: got %s/%s %q, want %s/%s %q", action, v.Action, v.Class, v.Reason, action, classUnscannable, want)
+		}
+	}
+	if _, err := (Options{OnLimit: ActionDeliver}).normalize(); err == nil || !strings.Contains(err.Error(), "on limit") {
+		t.Errorf("on_limit deliver accepted: %v", err)
 	}
 }
 

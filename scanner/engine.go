@@ -63,7 +63,7 @@ func newEngine(opts Options) (*engine, error) {
 		gtubeCheck{},
 		eicarCheck{},
 		attachmentCheck{policy: newAttachPolicy(o)},
-		archiveCheck{},
+		archiveCheck{o: &e.opts},
 		mimeCheck{o: &e.opts},
 		ruleCheck{rules: rules},
 		sizeCheck{limit: o.MaxMessageBytes},

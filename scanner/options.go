@@ -28,6 +28,13 @@ type Options struct {
 	// ActionQuarantine ("" too) or ActionReject.
 	VirusAction Action
 
+	// OnLimit is what a message gets when part of it could not be scanned
+	// because it lies past a limit below (MIME parts or depth, archive
+	// bytes, entries or nesting, an unsupported compression method): never
+	// delivery. ActionQuarantine ("" too), ActionTempfail or ActionReject.
+	// A virus found before the limit still gets VirusAction.
+	OnLimit Action
+
 	// Rules in the rule language, one per string; see ParseRule.
 	Rules []string
 
@@ -37,13 +44,13 @@ type Options struct {
 	BlockedExtensions     []string
 	BlockedTypes          []string // MIME types, e.g. application/x-msdownload
 	BlockDoubleExtensions bool     // "invoice.pdf.exe"
-	ScanArchives          bool     // look inside zip attachments (nested too)
+	ScanArchives          bool     // look inside zip, gzip and tar attachments (nested too)
 
 	// Limits that keep one message's cost bounded; 0 = default.
 	MaxMIMEDepth      int   // nesting of multiparts and message/rfc822 (10)
 	MaxMIMEParts      int   // MIME entities per message (500)
-	MaxArchiveEntries int   // zip entries per message, nested ones included (1000)
-	MaxArchiveBytes   int64 // uncompressed bytes inspected per message (50 MiB)
+	MaxArchiveEntries int   // archive entries and uuencoded files per message, nested ones included (1000)
+	MaxArchiveBytes   int64 // uncompressed bytes inspected per message, every layer counted (50 MiB)
 
 	// MaxMessageBytes is the size over which a message gets the
 	// informational SIZE_LARGE symbol (10 MiB); the SMTP front end enforces
@@ -101,6 +108,7 @@ func DefaultOptions() Options {
 		QuarantineThreshold:   defaultQuarantineThreshold,
 		RejectThreshold:       defaultRejectThreshold,
 		VirusAction:           ActionQuarantine,
+		OnLimit:               ActionQuarantine,
 		BlockedExtensions:     append([]string(nil), defaultBlockedExtensions...),
 		BlockedTypes:          append([]string(nil), defaultBlockedTypes...),
 		BlockDoubleExtensions: true,
@@ -150,6 +158,13 @@ func (o Options) normalize() (Options, error) {
 	case ActionQuarantine, ActionReject:
 	default:
 		bad("virus action: %q (want quarantine or reject)", o.VirusAction)
+	}
+	switch o.OnLimit {
+	case "":
+		o.OnLimit = ActionQuarantine
+	case ActionQuarantine, ActionTempfail, ActionReject:
+	default:
+		bad("on limit: %q (want quarantine, tempfail or reject)", o.OnLimit)
 	}
 	if o.BlockedExtensions == nil {
 		o.BlockedExtensions = defaultBlockedExtensions

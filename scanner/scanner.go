@@ -31,6 +31,11 @@ type Message struct {
 	Env         Envelope
 	Body        *spool.Buffer // raw RFC 5322 message as received (CRLF line ends)
 	Allowlisted bool          // lists said "allow" for this envelope (set by smtpfront)
+	// SkipAttachments: the allow entry also waives the attachment policy
+	// (skip_attachments). Without it an allowlisted message still has its
+	// banned attachments quarantined; viruses and content past a scan
+	// limit are never waived. Meaningless without Allowlisted.
+	SkipAttachments bool
 }
 
 // Symbol is one named finding and its score.
@@ -53,7 +58,7 @@ const (
 // Verdict is the outcome of a scan.
 type Verdict struct {
 	Action  Action
-	Class   string // "clean" | "spam" | "virus" | "banned" | "policy"
+	Class   string // "clean" | "spam" | "virus" | "banned" | "unscannable" | "policy"
 	Score   float64
 	Symbols []Symbol
 	Viruses []string // e.g. "Eicar-Test-Signature"
@@ -67,6 +72,8 @@ const (
 	classSpam   = "spam"
 	classVirus  = "virus"
 	classBanned = "banned"
+	// Content past a scan limit: not looked at, so not clean (OnLimit).
+	classUnscannable = "unscannable"
 )
 
 // Worker scans messages. *Pool and *Dispatcher implement it.

@@ -7,11 +7,10 @@ import (
 	"fmt"
 	"io"
 	"mime"
-	"sort"
+	"slices"
 	"strconv"
 	"strings"
 
-	message "github.com/emersion/go-message"
 	"github.com/emersion/go-message/textproto"
 )
 
@@ -26,7 +25,7 @@ import (
 const (
 	maxRuleText       = 1 << 20 // decoded text the body rules see
 	maxRuleRaw        = 1 << 20 // raw prefix the rawbody rules see
-	maxArchiveNesting = 4       // zip in zip in ...
+	maxArchiveNesting = 4       // zip in gzip in zip in ...
 	maxNameLen        = 255     // file names are kept by their tail: the extension is there
 	maxListed         = 8       // names kept per finding for the details
 	sniffLen          = 512     // leading decoded bytes used to recognise content
@@ -87,10 +86,11 @@ type entry struct {
 	encrypted bool
 }
 
-// parsed is what one walk found.
+// parsed is what the walks of one message found. A message is walked once
+// per reading (see reading); the findings of every reading are merged here.
 type parsed struct {
 	msg    *Message
-	header textproto.Header
+	header textproto.Header // top-level header of the first reading
 	size   int64
 	raw    []byte // raw prefix, only with wantRaw
 	text   []byte // decoded text parts, only with wantText
@@ -103,14 +103,23 @@ type parsed struct {
 	leaves  []leaf
 	entries []entry
 
-	parts        int // MIME entities walked
+	parts        int // MIME entities walked, most of any reading
 	depth        int // deepest nesting walked
 	malformed    []string
 	tooDeep      bool
 	tooManyParts bool
 
+	readings        int     // walks made
+	ambiguity       reading // what the message leaves to the reader's choice
+	ambiguous       []string
+	tooManyReadings bool
+
+	// Archive and embedded-file content is counted across all readings:
+	// one budget per message, however often it is walked.
 	archiveEntries int
 	archiveBytes   int64 // uncompressed bytes inspected
+	budget         int64 // of maxArchiveBytes, what is left
+	archiveLimits  limit // which archive limits were hit
 	archiveLimit   []string
 	archiveBad     []string
 }
@@ -121,6 +130,8 @@ type scratch struct {
 	buf  []byte
 	head []byte
 	zip  chunks
+	uu   chunks
+	hdr  []byte // a header as the skipping reading keeps it
 	raw  []byte
 	text []byte
 	free [][]byte // decoder buffers
@@ -149,6 +160,10 @@ func (sc *scratch) putBuf(b []byte) { sc.free = append(sc.free, b) }
 // not keep tens of megabytes.
 func (sc *scratch) release() {
 	sc.zip.reset(4)
+	sc.uu.reset(1)
+	if cap(sc.hdr) > 64<<10 {
+		sc.hdr = nil
+	}
 	sc.br.Reset(nil)
 }
 
@@ -257,37 +272,123 @@ func (e *errReader) Read(p []byte) (int, error) {
 	return n, err
 }
 
+// reading is one way of resolving what RFC 2045 leaves no room for but
+// mail clients resolve differently: a field given twice, a parameter given
+// twice, a line in a header that is no field, a multipart body with a
+// transfer encoding. An attacker who knows the gateway reads the first
+// Content-Type and the client the last can hide anything in between, so a
+// message that holds such a choice is walked once per combination of the
+// choices it holds, and what any reading finds counts.
+type reading uint8
+
+const (
+	readLastType      reading = 1 << iota // the last Content-Type field, not the first
+	readLastBoundary                      // the last boundary parameter, not the first
+	readLastEncoding                      // the last Content-Transfer-Encoding; a multipart body with an encoding decoded first
+	readSkipBadHeader                     // a header line without a colon skipped rather than ending the header
+
+	allReadings = 1 << iota
+)
+
+// maxReadings bounds the walks of one message. Four independent choices
+// would need 16; a message that needs more than this many is not scanned
+// further and counts as over a limit.
+const maxReadings = 8
+
+// limit names a limit of the walk; what lies beyond one was not looked at.
+type limit uint16
+
+const (
+	limitArchiveBytes   limit = 1 << iota // uncompressed bytes per message
+	limitArchiveEntries                   // entries per message
+	limitArchiveNesting                   // archives in archives
+	limitArchiveSize                      // an archive too big to be opened
+	limitArchiveRecords                   // more directory records than entries allowed
+	limitArchiveMethod                    // a compression method not supported
+)
+
 type walker struct {
-	ctx    context.Context
-	lim    walkLimits
-	sc     *scratch
-	p      *parsed
-	dec    matcher
-	budget int64 // uncompressed archive bytes still allowed
-	stop   bool  // part limit reached
+	ctx context.Context
+	lim walkLimits
+	sc  *scratch
+	p   *parsed
+	rd  reading
+	dec matcher // the decoded content of MIME leaves
+
+	parts int  // MIME entities of this reading
+	stop  bool // part limit reached
 }
 
-// walk parses the raw message r. Malformations are recorded, never
-// returned: the only errors are the context's and the store's.
+// walk parses the raw message r, once per reading the message calls for
+// (r is sought back to its start for each further one). Malformations and
+// limits are recorded, never returned: the only errors are the context's
+// and the store's.
 func walk(ctx context.Context, r io.Reader, lim walkLimits, sc *scratch, p *parsed) error {
-	src := &errReader{r: r}
 	sc.raw = sc.raw[:0]
 	sc.text = sc.text[:0]
-	sink := &rawSink{keep: lim.wantRaw, raw: &sc.raw}
-	sink.m.found, sink.m.where = &p.rawFound, &p.rawWhere
-	sink.m.begin(location{}, patGTUBE|patEICAR)
-	tee := io.TeeReader(src, sink)
+	p.budget = lim.maxArchiveBytes
+	var done [allReadings]bool
+	for rd := reading(0); ; {
+		if p.readings > 0 {
+			s, ok := r.(io.Seeker)
+			if !ok {
+				return fmt.Errorf("read message again: %T cannot seek", r)
+			}
+			if _, err := s.Seek(0, io.SeekStart); err != nil {
+				return fmt.Errorf("read message again: %w", err)
+			}
+		}
+		if err := walkOnce(ctx, r, rd, lim, sc, p); err != nil {
+			return err
+		}
+		done[rd] = true
+		p.readings++
+		next := reading(0)
+		for next < allReadings && (done[next] || next&^p.ambiguity != 0) {
+			next++
+		}
+		if next == allReadings {
+			break
+		}
+		if p.readings >= maxReadings {
+			p.tooManyReadings = true
+			break
+		}
+		rd = next
+	}
+	if lim.wantRaw {
+		p.raw = sc.raw
+	}
+	if lim.wantText {
+		p.text = sc.text
+	}
+	p.archiveBytes = lim.maxArchiveBytes - p.budget
+	return nil
+}
 
-	w := &walker{ctx: ctx, lim: lim, sc: sc, p: p, budget: lim.maxArchiveBytes}
+// walkOnce is one reading. The first one also runs every raw byte through
+// the patterns and keeps the raw prefix.
+func walkOnce(ctx context.Context, r io.Reader, rd reading, lim walkLimits, sc *scratch, p *parsed) error {
+	src := &errReader{r: r}
+	first := p.readings == 0
+	var in io.Reader = src
+	var sink *rawSink
+	if first {
+		sink = &rawSink{keep: lim.wantRaw, raw: &sc.raw}
+		sink.m.found, sink.m.where = &p.rawFound, &p.rawWhere
+		sink.m.begin(location{}, patGTUBE|patEICAR)
+		in = io.TeeReader(src, sink)
+	}
+	w := &walker{ctx: ctx, lim: lim, sc: sc, p: p, rd: rd}
 	w.dec.found, w.dec.where = &p.found, &p.where
 	br := sc.br
-	br.Reset(tee)
+	br.Reset(in)
 	err := w.message(br)
-	if err == nil {
+	if err == nil && first {
 		// Whatever the parser did not reach (past a limit, after a broken
 		// boundary) still goes through the raw patterns.
 		for {
-			if _, rerr := tee.Read(sc.buf); rerr != nil {
+			if _, rerr := in.Read(sc.buf); rerr != nil {
 				break
 			}
 		}
@@ -298,43 +399,52 @@ func walk(ctx context.Context, r io.Reader, lim walkLimits, sc *scratch, p *pars
 	if err != nil {
 		return err
 	}
-	p.size = sink.n
-	if lim.wantRaw {
-		p.raw = sc.raw
+	if first {
+		p.size = sink.n
 	}
-	if lim.wantText {
-		p.text = sc.text
-	}
-	p.archiveBytes = lim.maxArchiveBytes - w.budget
+	p.parts = max(p.parts, w.parts)
 	return nil
 }
 
-func (w *walker) malformed(format string, a ...any) {
-	if len(w.p.malformed) < maxListed {
-		w.p.malformed = append(w.p.malformed, cleanDetail(fmt.Sprintf(format, a...)))
+// addDetail appends a detail once, up to maxListed of them.
+func addDetail(list *[]string, format string, a ...any) {
+	if len(*list) >= maxListed {
+		return
 	}
+	d := cleanDetail(fmt.Sprintf(format, a...))
+	for _, have := range *list {
+		if have == d {
+			return
+		}
+	}
+	*list = append(*list, d)
 }
 
-func (w *walker) archiveLimit(format string, a ...any) {
-	if len(w.p.archiveLimit) < maxListed {
-		w.p.archiveLimit = append(w.p.archiveLimit, cleanDetail(fmt.Sprintf(format, a...)))
-	}
+func (w *walker) malformed(format string, a ...any) { addDetail(&w.p.malformed, format, a...) }
+
+func (w *walker) archiveLimit(l limit, format string, a ...any) {
+	w.p.archiveLimits |= l
+	addDetail(&w.p.archiveLimit, format, a...)
 }
 
-func (w *walker) archiveBad(format string, a ...any) {
-	if len(w.p.archiveBad) < maxListed {
-		w.p.archiveBad = append(w.p.archiveBad, cleanDetail(fmt.Sprintf(format, a...)))
-	}
+func (w *walker) archiveBad(format string, a ...any) { addDetail(&w.p.archiveBad, format, a...) }
+
+// ambiguous records a choice the message leaves to the reader; choice is
+// the reading that takes the other branch (0: every branch is already
+// scanned in each reading, e.g. file names from every field).
+func (w *walker) ambiguous(choice reading, format string, a ...any) {
+	w.p.ambiguity |= choice
+	addDetail(&w.p.ambiguous, format, a...)
 }
 
 // enter counts one more MIME entity; false when the part limit is reached.
 func (w *walker) enter(depth int) bool {
-	if w.p.parts >= w.lim.maxParts {
+	if w.parts >= w.lim.maxParts {
 		w.p.tooManyParts = true
 		w.stop = true
 		return false
 	}
-	w.p.parts++
+	w.parts++
 	w.p.depth = max(w.p.depth, depth)
 	return true
 }
@@ -343,31 +453,35 @@ func (w *walker) message(br *bufio.Reader) error {
 	if !w.enter(0) {
 		return nil
 	}
-	h, err := textproto.ReadHeader(br)
-	if err != nil {
-		w.malformed("header: %v", err)
+	h := w.header(br, 1)
+	if w.p.readings == 0 {
+		w.p.header = h
 	}
-	w.p.header = h
 	return w.entity(h, br, 0, false)
 }
 
 // entity walks the body r of an entity with header h at the given depth.
 func (w *walker) entity(h textproto.Header, r io.Reader, depth int, inDigest bool) error {
-	part := w.p.parts
-	mt, params := w.contentType(h, inDigest, part)
+	part := w.parts
+	ct := w.contentType(h, inDigest, part)
 	switch {
-	case strings.HasPrefix(mt, "multipart/"):
-		boundary := params["boundary"]
-		if boundary == "" {
-			w.malformed("part %d: %s without boundary", part, mt)
-			return w.leaf(h, mt, params, r, part)
+	case strings.HasPrefix(ct.mt, "multipart/"):
+		if ct.boundary == "" {
+			w.malformed("part %d: %s without boundary", part, ct.mt)
+			return w.leaf(h, ct, r, part)
 		}
 		if depth+1 > w.lim.maxDepth {
 			w.p.tooDeep = true
 			return nil
 		}
-		mr := textproto.NewMultipartReader(r, boundary)
-		digest := mt == "multipart/digest"
+		body := r
+		if enc := w.multipartEncoding(h, part); enc != "" && w.rd&readLastEncoding != 0 {
+			d, done := w.decoderFor(enc, r)
+			defer done()
+			body = d
+		}
+		mr := textproto.NewMultipartReader(body, ct.boundary)
+		digest := ct.mt == "multipart/digest"
 		for {
 			if err := w.ctx.Err(); err != nil {
 				return err
@@ -390,7 +504,7 @@ func (w *walker) entity(h textproto.Header, r io.Reader, depth int, inDigest boo
 				return nil
 			}
 		}
-	case mt == "message/rfc822" || mt == "message/global":
+	case ct.mt == "message/rfc822" || ct.mt == "message/global":
 		// A forwarded message is walked like the outer one: its attachments
 		// reach the recipient just the same.
 		if depth+1 > w.lim.maxDepth {
@@ -400,27 +514,36 @@ func (w *walker) entity(h textproto.Header, r io.Reader, depth int, inDigest boo
 		if !w.enter(depth + 1) {
 			return nil
 		}
-		body, done := w.decoder(h, r, part)
+		body, _, done := w.decoder(h, r, part)
 		defer done()
 		br := bufio.NewReaderSize(body, 4096)
-		inner, err := textproto.ReadHeader(br)
-		if err != nil {
-			w.malformed("part %d: header: %v", w.p.parts, err)
-		}
+		inner := w.header(br, w.parts)
 		return w.entity(inner, br, depth+1, false)
 	}
-	return w.leaf(h, mt, params, r, part)
+	return w.leaf(h, ct, r, part)
+}
+
+// mediaType is an entity's Content-Type under the walk's reading.
+type mediaType struct {
+	mt       string            // lower case
+	params   map[string]string // of the field read
+	boundary string            // the boundary parameter read
 }
 
 // contentType is the lower-case media type and parameters, per RFC 2045 §5.2
 // text/plain when absent (message/rfc822 inside a digest, RFC 2046 §5.1.5).
-func (w *walker) contentType(h textproto.Header, inDigest bool, part int) (string, map[string]string) {
-	v := h.Get("Content-Type")
+// With several fields or several boundaries, the reading picks one.
+func (w *walker) contentType(h textproto.Header, inDigest bool, part int) mediaType {
+	vals := h.Values("Content-Type")
+	if len(vals) > 1 && !sameMediaTypes(vals) {
+		w.ambiguous(readLastType, "part %d: %d different Content-Type fields", part, len(vals))
+	}
+	v := pick(vals, w.rd&readLastType != 0)
 	if strings.TrimSpace(v) == "" {
 		if inDigest {
-			return "message/rfc822", nil
+			return mediaType{mt: "message/rfc822"}
 		}
-		return "text/plain", nil
+		return mediaType{mt: "text/plain"}
 	}
 	mt, params, err := mime.ParseMediaType(v)
 	if err != nil {
@@ -434,38 +557,151 @@ func (w *walker) contentType(h textproto.Header, inDigest bool, part int) (strin
 			mt = "text/plain"
 		}
 	}
-	return mt, params
+	ct := mediaType{mt: mt, params: params}
+	if strings.HasPrefix(mt, "multipart/") {
+		bs := boundaries(v, params)
+		if len(bs) > 1 {
+			w.ambiguous(readLastBoundary, "part %d: %d different boundary parameters", part, len(bs))
+		}
+		ct.boundary = pick(bs, w.rd&readLastBoundary != 0)
+	}
+	return ct
 }
 
-// decoder undoes the Content-Transfer-Encoding; done returns its buffer.
-func (w *walker) decoder(h textproto.Header, r io.Reader, part int) (io.Reader, func()) {
-	cte := strings.ToLower(strings.TrimSpace(h.Get("Content-Transfer-Encoding")))
-	var qp bool
-	switch cte {
+// sameMediaTypes reports whether several Content-Type fields agree on
+// what matters to the walk: the type and the boundary.
+func sameMediaTypes(vals []string) bool {
+	key := func(v string) string {
+		mt, params, err := mime.ParseMediaType(v)
+		if err != nil {
+			mt, _, _ = strings.Cut(v, ";")
+			mt = strings.ToLower(strings.TrimSpace(mt))
+		}
+		return mt + "\x00" + strings.Join(boundaries(v, params), "\x00")
+	}
+	first := key(vals[0])
+	for _, v := range vals[1:] {
+		if key(v) != first {
+			return false
+		}
+	}
+	return true
+}
+
+// boundaries lists every distinct boundary a Content-Type value gives, in
+// order: the standard library refuses a repeated parameter, and clients
+// then take the first, the last, or either form of RFC 2231.
+func boundaries(v string, params map[string]string) []string {
+	var out []string
+	add := func(b string) {
+		if b != "" && !slices.Contains(out, b) {
+			out = append(out, b)
+		}
+	}
+	for _, b := range paramValues(v, "boundary") {
+		add(b)
+	}
+	if b := params["boundary"]; b != "" && !slices.Contains(out, b) {
+		out = append([]string{b}, out...)
+	}
+	return out
+}
+
+func pick(vals []string, last bool) string {
+	switch {
+	case len(vals) == 0:
+		return ""
+	case last:
+		return vals[len(vals)-1]
+	}
+	return vals[0]
+}
+
+// Transfer encodings the walker tells apart; "" is the identity (7bit,
+// 8bit, binary or none).
+const (
+	encBase64 = "base64"
+	encQP     = "quoted-printable"
+	encUU     = "x-uuencode"
+)
+
+// normEncoding reduces a Content-Transfer-Encoding value to its token:
+// lenient readers ignore quotes, comments and anything after a blank.
+func normEncoding(v string) string {
+	v = strings.ToLower(strings.TrimSpace(v))
+	if i := strings.IndexAny(v, " \t;("); i >= 0 {
+		v = v[:i]
+	}
+	v = strings.Trim(v, `"`)
+	switch v {
 	case "", "7bit", "8bit", "binary":
-		return r, func() {}
-	case "quoted-printable":
-		qp = true
-	case "base64":
+		return ""
+	case "x-uuencode", "x-uue", "uuencode", "uue":
+		return encUU
+	}
+	return v
+}
+
+// encoding is the entity's transfer encoding under the walk's reading.
+func (w *walker) encoding(h textproto.Header, part int) string {
+	vals := h.Values("Content-Transfer-Encoding")
+	for i := range vals {
+		vals[i] = normEncoding(vals[i])
+	}
+	if len(vals) > 1 && slices.ContainsFunc(vals[1:], func(v string) bool { return v != vals[0] }) {
+		w.ambiguous(readLastEncoding, "part %d: %d different Content-Transfer-Encoding fields", part, len(vals))
+	}
+	return pick(vals, w.rd&readLastEncoding != 0)
+}
+
+// multipartEncoding is a transfer encoding a multipart body claims, which
+// RFC 2045 §6.4 forbids; some readers decode the body anyway. "" if none.
+func (w *walker) multipartEncoding(h textproto.Header, part int) string {
+	vals := h.Values("Content-Transfer-Encoding")
+	for i := len(vals) - 1; i >= 0; i-- {
+		switch enc := normEncoding(vals[i]); enc {
+		case encBase64, encQP:
+			w.ambiguous(readLastEncoding, "part %d: multipart with transfer encoding %s", part, enc)
+			return enc
+		}
+	}
+	return ""
+}
+
+// decoder undoes the Content-Transfer-Encoding under the walk's reading;
+// done returns its buffer.
+func (w *walker) decoder(h textproto.Header, r io.Reader, part int) (io.Reader, string, func()) {
+	enc := w.encoding(h, part)
+	switch enc {
+	case "", encBase64, encQP, encUU:
 	default:
-		w.malformed("part %d: unknown transfer encoding %q", part, cte)
+		w.malformed("part %d: unknown transfer encoding %q", part, enc)
+	}
+	d, done := w.decoderFor(enc, r)
+	return d, enc, done
+}
+
+func (w *walker) decoderFor(enc string, r io.Reader) (io.Reader, func()) {
+	if enc != encBase64 && enc != encQP {
+		// uuencode is found in the content by the leaf, like uuencoded
+		// blocks in text.
 		return r, func() {}
 	}
 	buf := w.sc.getBuf()
 	d := &decodingReader{}
-	d.reset(r, qp, buf)
+	d.reset(r, enc == encQP, buf)
 	return d, func() { w.sc.putBuf(buf) }
 }
 
-func (w *walker) leaf(h textproto.Header, mt string, params map[string]string, r io.Reader, part int) error {
-	lf := leaf{part: part, ctype: mt, names: attachmentNames(h, params)}
-	text := mt == "text/plain" || mt == "text/html"
+func (w *walker) leaf(h textproto.Header, ct mediaType, r io.Reader, part int) error {
+	lf := leaf{part: part, ctype: ct.mt, names: w.attachmentNames(h, part)}
+	text := ct.mt == "text/plain" || ct.mt == "text/html"
 	var latin1 bool
 	if text {
 		var known bool
-		latin1, known = charsetKind(params["charset"])
+		latin1, known = charsetKind(ct.params["charset"])
 		if !known {
-			w.malformed("part %d: unknown charset %q", part, params["charset"])
+			w.malformed("part %d: unknown charset %q", part, ct.params["charset"])
 		}
 	}
 	want := patEICAR
@@ -477,9 +713,13 @@ func (w *walker) leaf(h textproto.Header, mt string, params map[string]string, r
 		w.sc.text = append(w.sc.text, '\n')
 	}
 
-	body, done := w.decoder(h, r, part)
+	body, enc, done := w.decoder(h, r, part)
 	defer done()
 	w.dec.begin(location{part: part}, want)
+	var uu *uuScanner
+	if enc == encUU || strings.HasPrefix(ct.mt, "text/") {
+		uu = &uuScanner{w: w, part: part, data: &w.sc.uu}
+	}
 
 	head := w.sc.head
 	n, err := io.ReadFull(body, head)
@@ -490,25 +730,34 @@ func (w *walker) leaf(h textproto.Header, mt string, params map[string]string, r
 		return nil
 	}
 	lf.exe = isPE(head)
-	zipped := w.lim.scanArchives && (isZip(head) || declaredZip(mt, lf.names))
-	zipOver := false
-	if zipped {
+	kind := archiveNone
+	if w.lim.scanArchives {
+		kind = sniffArchive(head, ct.mt, lf.names)
+	}
+	over := false
+	if kind != archiveNone {
 		w.sc.zip.reset(4)
 	}
+	container := firstName(lf.names, part)
 	chunk := head
 	for {
 		w.dec.feed(chunk)
 		if collect {
 			w.sc.text = appendText(w.sc.text, chunk, latin1, maxRuleText)
 		}
-		if zipped && !zipOver {
+		if kind != archiveNone && !over {
 			if w.sc.zip.size+int64(len(chunk)) > w.lim.maxArchiveBytes {
-				// zip is read from its end, so it is kept whole; one bigger
-				// than the budget is only pattern-matched, not opened.
-				zipOver = true
-				w.archiveLimit("part %d: archive larger than %d bytes", part, w.lim.maxArchiveBytes)
+				// An archive is opened from memory (zip is read from its
+				// end); one bigger than the budget is only pattern-matched.
+				over = true
+				w.archiveLimit(limitArchiveSize, "%s: archive larger than %d bytes, not opened", container, w.lim.maxArchiveBytes)
 			} else {
 				w.sc.zip.write(chunk)
+			}
+		}
+		if uu != nil {
+			if err := uu.feed(chunk); err != nil {
+				return err
 			}
 		}
 		if eof {
@@ -526,8 +775,13 @@ func (w *walker) leaf(h textproto.Header, mt string, params map[string]string, r
 			eof = true
 		}
 	}
-	if zipped && !zipOver {
-		if err := w.zip(&w.sc.zip, firstName(lf.names, part), part, 1); err != nil {
+	if uu != nil {
+		if err := uu.finish(); err != nil {
+			return err
+		}
+	}
+	if kind != archiveNone && !over {
+		if err := w.archive(kind, &w.sc.zip, container, part, 1); err != nil {
 			return err
 		}
 	}
@@ -542,23 +796,6 @@ func firstName(names []string, part int) string {
 	return "part " + strconv.Itoa(part)
 }
 
-func isZip(b []byte) bool {
-	return bytes.HasPrefix(b, []byte("PK\x03\x04")) || bytes.HasPrefix(b, []byte("PK\x05\x06"))
-}
-
-func declaredZip(mt string, names []string) bool {
-	switch mt {
-	case "application/zip", "application/x-zip-compressed", "application/x-zip":
-		return true
-	}
-	for _, n := range names {
-		if strings.HasSuffix(strings.ToLower(n), ".zip") {
-			return true
-		}
-	}
-	return false
-}
-
 // isPE recognises a Windows executable by its MZ header pointing at a PE
 // signature, so a renamed or mislabelled program is still one.
 func isPE(b []byte) bool {
@@ -567,163 +804,4 @@ func isPE(b []byte) bool {
 	}
 	off := int(b[0x3c]) | int(b[0x3d])<<8 | int(b[0x3e])<<16 | int(b[0x3f])<<24
 	return off >= 0x40 && off <= len(b)-4 && string(b[off:off+4]) == "PE\x00\x00"
-}
-
-// attachmentNames collects every file name a part claims. go-message decodes
-// RFC 2231 and RFC 2047, but the standard library drops RFC 2231 values in
-// charsets other than UTF-8 and ASCII and gives up on a broken parameter
-// list; a client shows such names anyway, so a lenient reading of the raw
-// parameters is checked as well.
-func attachmentNames(h textproto.Header, ctParams map[string]string) []string {
-	var names []string
-	add := func(n string) {
-		n = strings.TrimSpace(n)
-		if n == "" {
-			return
-		}
-		if len(n) > maxNameLen {
-			n = n[len(n)-maxNameLen:]
-		}
-		for _, have := range names {
-			if have == n {
-				return
-			}
-		}
-		names = append(names, n)
-	}
-	mh := message.Header{Header: h}
-	if cd := h.Get("Content-Disposition"); cd != "" {
-		if _, params, err := mh.ContentDisposition(); err == nil {
-			add(params["filename"])
-			add(params["name"])
-		}
-		if containsFold(cd, "name") {
-			lp := lenientParams(cd)
-			add(lp["filename"])
-			add(lp["name"])
-		}
-	}
-	if ct := h.Get("Content-Type"); ct != "" && containsFold(ct, "name") {
-		if _, params, err := mh.ContentType(); err == nil {
-			add(params["name"])
-		}
-		add(ctParams["name"])
-		add(lenientParams(ct)["name"])
-	}
-	return names
-}
-
-func containsFold(s, sub string) bool {
-	for i := 0; i+len(sub) <= len(s); i++ {
-		if strings.EqualFold(s[i:i+len(sub)], sub) {
-			return true
-		}
-	}
-	return false
-}
-
-// lenientParams reads "; key=value" parameters as forgivingly as mail
-// clients do: RFC 2231 continuations (name*0*=...) joined in order, any
-// charset's percent-encoding undone byte for byte, RFC 2047 words decoded.
-func lenientParams(v string) map[string]string {
-	type seg struct {
-		n   int
-		val string
-	}
-	segs := map[string][]seg{}
-	latin := map[string]bool{}
-	_, rest, _ := strings.Cut(v, ";")
-	for rest != "" {
-		var item string
-		item, rest = cutParam(rest)
-		key, val, ok := strings.Cut(item, "=")
-		if !ok {
-			continue
-		}
-		key = strings.ToLower(strings.TrimSpace(key))
-		val = strings.TrimSpace(val)
-		if len(val) >= 2 && val[0] == '"' && val[len(val)-1] == '"' {
-			val = strings.ReplaceAll(val[1:len(val)-1], `\"`, `"`)
-		}
-		extended := strings.HasSuffix(key, "*")
-		key = strings.TrimSuffix(key, "*")
-		base, idx, hasIdx := strings.Cut(key, "*")
-		n := 0
-		if hasIdx {
-			var err error
-			if n, err = strconv.Atoi(idx); err != nil || n < 0 || n > 1000 {
-				continue
-			}
-		}
-		if extended {
-			if n == 0 {
-				if cs, rest, ok := strings.Cut(val, "'"); ok {
-					if _, rest, ok = strings.Cut(rest, "'"); ok {
-						val = rest
-						if latin1, _ := charsetKind(cs); latin1 {
-							latin[base] = true
-						}
-					}
-				}
-			}
-			val = percentDecode(val)
-			if latin[base] {
-				val = string(appendText(nil, []byte(val), true, len(val)))
-			}
-		}
-		segs[base] = append(segs[base], seg{n, val})
-	}
-	out := make(map[string]string, len(segs))
-	var dec mime.WordDecoder
-	for k, ss := range segs {
-		sort.SliceStable(ss, func(i, j int) bool { return ss[i].n < ss[j].n })
-		var b strings.Builder
-		for _, s := range ss {
-			b.WriteString(s.val)
-		}
-		val := b.String()
-		if strings.Contains(val, "=?") {
-			if d, err := dec.DecodeHeader(val); err == nil {
-				val = d
-			}
-		}
-		out[k] = val
-	}
-	return out
-}
-
-// cutParam splits off the first parameter, honouring quotes.
-func cutParam(s string) (item, rest string) {
-	inQuote := false
-	for i := 0; i < len(s); i++ {
-		switch s[i] {
-		case '\\':
-			if inQuote {
-				i++
-			}
-		case '"':
-			inQuote = !inQuote
-		case ';':
-			if !inQuote {
-				return s[:i], s[i+1:]
-			}
-		}
-	}
-	return s, ""
-}
-
-func percentDecode(s string) string {
-	if !strings.Contains(s, "%") {
-		return s
-	}
-	b := make([]byte, 0, len(s))
-	for i := 0; i < len(s); i++ {
-		if s[i] == '%' && i+2 < len(s) && unhex(s[i+1]) < 16 && unhex(s[i+2]) < 16 {
-			b = append(b, unhex(s[i+1])<<4|unhex(s[i+2]))
-			i += 2
-			continue
-		}
-		b = append(b, s[i])
-	}
-	return string(b)
 }

@@ -41,6 +41,9 @@ var (
 	errDownstreamDown = &smtp.SMTPError{Code: 451, EnhancedCode: smtp.EnhancedCode{4, 4, 1}, Message: "Next hop temporarily unavailable, try again later"}
 	// RFC 3463 X.3.2: system not accepting network messages (overload).
 	errOverloaded = &smtp.SMTPError{Code: 451, EnhancedCode: smtp.EnhancedCode{4, 3, 2}, Message: "Too busy to scan your message now, try again later"}
+	// RFC 3463 X.7.0: the scanner's tempfail verdict (the message could
+	// not be scanned completely); the verdict's reason replaces the text.
+	errScanTempfail = &smtp.SMTPError{Code: 451, EnhancedCode: smtp.EnhancedCode{4, 7, 0}, Message: "Message could not be scanned, try again later"}
 	// RFC 3463 X.3.0: other or undefined mail system status.
 	errLocal = &smtp.SMTPError{Code: 451, EnhancedCode: smtp.EnhancedCode{4, 3, 0}, Message: "Local error in processing, try again later"}
 	// RFC 3463 X.4.7: delivery time expired (the body did not arrive in time).

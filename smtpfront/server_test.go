@@ -167,7 +167,7 @@ func TestInternalFailuresAreTemporary(t *testing.T) {
 		}, "451 4.3.0 "},
 		{"tempfail verdict", func(context.Context, *scanner.Message) (scanner.Verdict, error) {
 			return scanner.Verdict{Action: scanner.ActionTempfail}, nil
-		}, "451 4.3.0 "},
+		}, "451 4.7.0 Message could not be scanned, try again later"},
 		{"unknown action", func(context.Context, *scanner.Message) (scanner.Verdict, error) {
 			return scanner.Verdict{Action: "explode"}, nil
 		}, "451 4.3.0 "},

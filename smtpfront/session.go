@@ -46,6 +46,7 @@ type session struct {
 	utf8      bool // MAIL carried SMTPUTF8
 	rcpts     []string
 	policy    lists.Kind  // of the first accepted recipient
+	skipAtt   bool        // ... whose allow entry waives the attachment policy
 	refused   refusedList // "rcpt: reply" for the message log
 	downInTx  bool
 	dataTried bool
@@ -139,11 +140,12 @@ func (ss *session) Rcpt(to string, opts *smtp.RcptOptions) error {
 	if err := ss.s.policy.checkRcpt(ss.ip, to); err != nil {
 		return ss.refuse(to, "relay", err)
 	}
-	kind := ss.s.o.Lists.Set().Match(ss.from, ss.ip, to)
+	pol := ss.s.o.Lists.Set().Policy(ss.from, ss.ip, to)
+	kind := pol.Kind
 	if kind == lists.Block {
 		return ss.refuse(to, "blocked", errBlocked)
 	}
-	if len(ss.rcpts) > 0 && kind != ss.policy {
+	if len(ss.rcpts) > 0 && (kind != ss.policy || pol.SkipAttachments != ss.skipAtt) {
 		return ss.refuse(to, "split", errSplitRcpt)
 	}
 	if ss.down == nil || !ss.downInTx {
@@ -158,7 +160,7 @@ func (ss *session) Rcpt(to string, opts *smtp.RcptOptions) error {
 		return ss.refuse(to, "downstream", ss.downstreamError(err))
 	}
 	if len(ss.rcpts) == 0 {
-		ss.policy = kind
+		ss.policy, ss.skipAtt = kind, pol.SkipAttachments
 	}
 	ss.rcpts = append(ss.rcpts, to)
 	return nil
@@ -230,6 +232,8 @@ func (ss *session) data(r io.Reader, rec *msglog.Record) (*smtp.SMTPError, error
 		Env:         scanner.Envelope{ClientIP: ss.ip, Helo: ss.conn.Hostname(), Sender: ss.from, Recipients: ss.rcpts},
 		Body:        body,
 		Allowlisted: ss.policy == lists.Allow,
+		// Set with policy at the first recipient, so never stale.
+		SkipAttachments: ss.policy == lists.Allow && ss.skipAtt,
 	}
 	scanStart := time.Now()
 	ctx, cancel := context.WithTimeout(ss.s.ctx, ss.s.o.ScanTimeout)
@@ -264,11 +268,14 @@ func (ss *session) data(r io.Reader, rec *msglog.Record) (*smtp.SMTPError, error
 	case scanner.ActionReject:
 		ss.resetDownstream()
 		rec.Action = string(v.Action)
-		text := v.Reason
-		if text == "" {
-			text = "Message refused by policy"
-		}
-		return reply(550, smtp.EnhancedCode{5, 7, 1}, text), nil
+		return reply(550, smtp.EnhancedCode{5, 7, 1}, verdictText(v.Reason, "Message refused by policy")), nil
+	case scanner.ActionTempfail:
+		// A verdict, not a failure: the scanner could not scan all of the
+		// message (scanner.on_limit: tempfail), and the sender's queue
+		// holds it until an admin raises the limit or it bounces.
+		ss.resetDownstream()
+		rec.Action = string(v.Action)
+		return reply(errScanTempfail.Code, errScanTempfail.EnhancedCode, verdictText(v.Reason, errScanTempfail.Message)), nil
 	default:
 		ss.resetDownstream()
 		rec.Action = string(scanner.ActionTempfail)
@@ -356,6 +363,7 @@ func (ss *session) reset() {
 	ss.resetDownstream()
 	ss.id, ss.from, ss.hasFrom, ss.utf8 = "", "", false, false
 	ss.rcpts, ss.refused, ss.policy, ss.dataTried = nil, refusedList{}, "", false
+	ss.skipAtt = false
 }
 
 func (ss *session) Logout() error {

@@ -224,6 +224,20 @@ func TestListsCommands(t *testing.T) {
 	if out := mustRun(t, url, "lists", "show", "--json"); strings.TrimSpace(out) != "[]" {
 		t.Errorf("empty --json = %q", out)
 	}
+	// An allow entry that waives the attachment policy, and says so.
+	if out := mustRun(t, url, "lists", "add", "allow", "billing@partner.example", "--skip-attachments"); out != "added allow billing@partner.example (global, attachment policy waived)\n" {
+		t.Errorf("add --skip-attachments: %q", out)
+	}
+	if out := mustRun(t, url, "lists", "show"); !strings.Contains(out, "ATTACHMENTS") || !strings.Contains(out, "waived") {
+		t.Errorf("show:\n%s", out)
+	}
+	entries = nil
+	if err := json.Unmarshal([]byte(mustRun(t, url, "lists", "show", "--json")), &entries); err != nil || len(entries) != 1 || !entries[0].SkipAttachments {
+		t.Errorf("show --json: %+v %v", entries, err)
+	}
+	if _, _, err := run(t, "lists", "add", "block", "@x.example", "--skip-attachments", "--admin", url, "--token", cliToken); err == nil || !strings.Contains(err.Error(), "allow entries only") {
+		t.Errorf("block --skip-attachments: %v", err)
+	}
 }
 
 func TestLogCommand(t *testing.T) {

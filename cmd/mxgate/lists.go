@@ -14,6 +14,10 @@ domain and all its subdomains), an IP address or a CIDR (192.0.2.0/24).
 --rcpt makes the entry apply to one recipient (user@example.org) or one
 recipient domain (@example.org) only; without it the entry is global.`
 
+const allowHelp = `An allow entry wins over the spam score only: viruses, content that could
+not be scanned and, unless the entry has --skip-attachments, blocked
+attachments still go to quarantine (a sender address is easily forged).`
+
 func newListsCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "lists",
@@ -22,7 +26,7 @@ func newListsCmd() *cobra.Command {
 admin API. Entries match the sender address or domain, or the client IP
 address or network, globally or for one recipient.
 
-` + valueHelp,
+` + valueHelp + "\n\n" + allowHelp,
 		Example: `  mxgate lists show
   mxgate lists add block @spam.example --comment "ticket 42"
   mxgate lists add allow 192.0.2.0/24 --rcpt alice@example.org
@@ -39,8 +43,9 @@ func newListsShowCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "show [--json]",
 		Short: "Show every list entry",
-		Long: `Show every list entry as a table (KIND VALUE RCPT ADDED COMMENT; RCPT "*"
-is a global entry) or with --json as one JSON array.`,
+		Long: `Show every list entry as a table (KIND VALUE RCPT ADDED ATTACHMENTS COMMENT;
+RCPT "*" is a global entry; ATTACHMENTS "waived" is an allow entry with
+--skip-attachments) or with --json as one JSON array.`,
 		Example: `  mxgate lists show
   mxgate lists show --json`,
 		Args: noArgs,
@@ -61,9 +66,9 @@ is a global entry) or with --json as one JSON array.`,
 				return printJSON(out, all)
 			}
 			tw := newTable(out)
-			fmt.Fprintln(tw, "KIND\tVALUE\tRCPT\tADDED\tCOMMENT")
+			fmt.Fprintln(tw, "KIND\tVALUE\tRCPT\tADDED\tATTACHMENTS\tCOMMENT")
 			for _, e := range all {
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", clean(string(e.Kind)), clean(e.Value), scope(e.Rcpt), when(e.Added), clean(e.Comment))
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", clean(string(e.Kind)), clean(e.Value), scope(e.Rcpt), when(e.Added), attachments(e), clean(e.Comment))
 			}
 			return tw.Flush()
 		},
@@ -79,10 +84,24 @@ func scope(rcpt string) string {
 	return clean(rcpt)
 }
 
+// attachments says whether an entry leaves the attachment policy on.
+func attachments(e lists.Entry) string {
+	switch {
+	case e.Kind != lists.Allow:
+		return "-"
+	case e.SkipAttachments:
+		return "waived"
+	}
+	return "policy"
+}
+
 func describe(e lists.Entry) string {
 	where := "global"
 	if e.Rcpt != "" {
 		where = "for " + clean(e.Rcpt)
+	}
+	if e.SkipAttachments {
+		where += ", attachment policy waived"
 	}
 	return fmt.Sprintf("%s %s (%s)", e.Kind, clean(e.Value), where)
 }
@@ -99,24 +118,30 @@ func listKind(s string) (lists.Kind, error) {
 
 func newListsAddCmd() *cobra.Command {
 	var rcpt, comment string
+	var skipAttachments bool
 	cmd := &cobra.Command{
-		Use:   "add block|allow VALUE [--rcpt A] [--comment C]",
+		Use:   "add block|allow VALUE [--rcpt A] [--comment C] [--skip-attachments]",
 		Short: "Add a block or allow entry",
-		Long:  "Add a block or allow entry. Adding an entry that exists already changes nothing.\n\n" + valueHelp,
+		Long: "Add a block or allow entry. Adding an entry that exists already changes nothing\n" +
+			"(remove it first to change it).\n\n" + valueHelp + "\n\n" + allowHelp,
 		Example: `  mxgate lists add block spammer@bad.example
   mxgate lists add block .bad.example --comment "whole domain tree"
-  mxgate lists add allow 2001:db8::/32 --rcpt @example.org`,
+  mxgate lists add allow 2001:db8::/32 --rcpt @example.org
+  mxgate lists add allow 10.1.0.0/16 --skip-attachments --comment "internal relays"`,
 		Args: exactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			kind, err := listKind(args[0])
 			if err != nil {
 				return err
 			}
+			if skipAttachments && kind != lists.Allow {
+				return fmt.Errorf("--skip-attachments is for allow entries only")
+			}
 			c, err := adminClient(cmd)
 			if err != nil {
 				return err
 			}
-			e, err := c.ListAdd(cmd.Context(), admin.ListRequest{Kind: kind, Value: args[1], Rcpt: rcpt, Comment: comment})
+			e, err := c.ListAdd(cmd.Context(), admin.ListRequest{Kind: kind, Value: args[1], Rcpt: rcpt, Comment: comment, SkipAttachments: skipAttachments})
 			if err != nil {
 				return apiError(err)
 			}
@@ -126,6 +151,7 @@ func newListsAddCmd() *cobra.Command {
 	}
 	cmd.Flags().StringVar(&rcpt, "rcpt", "", "only for this recipient (address or @domain)")
 	cmd.Flags().StringVar(&comment, "comment", "", "why the entry is there")
+	cmd.Flags().BoolVar(&skipAttachments, "skip-attachments", false, "allow entries: waive the attachment policy too (viruses and unscannable content are still held)")
 	return cmd
 }
 

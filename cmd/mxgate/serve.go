@@ -396,6 +396,7 @@ func scannerOptions(cfg config.Config) scanner.Options {
 	o.QuarantineThreshold = cfg.Scanner.Thresholds.Quarantine
 	o.RejectThreshold = cfg.Scanner.Thresholds.Reject
 	o.VirusAction = scanner.Action(cfg.Scanner.VirusAction)
+	o.OnLimit = scanner.Action(cfg.Scanner.OnLimit)
 	o.Rules = cfg.Scanner.Rules
 	if len(cfg.Scanner.Attachments.BlockedExtensions) > 0 {
 		o.BlockedExtensions = cfg.Scanner.Attachments.BlockedExtensions

@@ -105,6 +105,7 @@ func applySettings(cfg config.Config, s clusterconf.Settings) scanner.Options {
 	c := cfg
 	c.Scanner.Thresholds = s.Scanner.Thresholds
 	c.Scanner.VirusAction = s.Scanner.VirusAction
+	c.Scanner.OnLimit = s.Scanner.OnLimit
 	c.Scanner.Rules = s.Scanner.Rules
 	c.Scanner.Attachments = s.Scanner.Attachments
 	c.Scanner.MaxMIMEDepth = s.Scanner.MaxMIMEDepth

@@ -4,6 +4,7 @@ import (
 	"context"
 	"io"
 	"log/slog"
+	"reflect"
 	"slices"
 	"testing"
 	"time"
@@ -90,12 +91,13 @@ func TestApplySettings(t *testing.T) {
 	s := clusterconf.FromConfig(cfg)
 	s.Scanner.Thresholds = config.Thresholds{Quarantine: 4, Reject: 9}
 	s.Scanner.VirusAction = "reject"
+	s.Scanner.OnLimit = "tempfail"
 	s.Scanner.Rules = []string{"LOTTERY header Subject =~ /lottery/i 4"}
 	s.Scanner.Attachments = config.Attachments{BlockedExtensions: []string{"iso"}, BlockedTypes: []string{"application/x-iso9660-image"}, DoubleExtensions: false, ScanArchives: false}
 	s.Scanner.MaxMIMEDepth, s.Scanner.MaxMIMEParts = 5, 50
 
 	o := applySettings(cfg, s)
-	if o.QuarantineThreshold != 4 || o.RejectThreshold != 9 || o.VirusAction != scanner.ActionReject ||
+	if o.QuarantineThreshold != 4 || o.RejectThreshold != 9 || o.VirusAction != scanner.ActionReject || o.OnLimit != scanner.ActionTempfail ||
 		!slices.Equal(o.Rules, s.Scanner.Rules) || !slices.Equal(o.BlockedExtensions, []string{"iso"}) ||
 		!slices.Equal(o.BlockedTypes, []string{"application/x-iso9660-image"}) || o.BlockDoubleExtensions || o.ScanArchives ||
 		o.MaxMIMEDepth != 5 || o.MaxMIMEParts != 50 {
@@ -103,6 +105,11 @@ func TestApplySettings(t *testing.T) {
 	}
 	if o.Workers != 3 || o.Queue != 7 || o.SimulatedDelay != 20*time.Millisecond || o.NodeID != cfg.Node.ID {
 		t.Errorf("node-local settings lost: %+v", o)
+	}
+	// applySettings must carry every setting Apply does (and clusterconf's
+	// tests hold Apply to every field of ScannerSettings).
+	if want := scannerOptions(s.Apply(cfg)); !reflect.DeepEqual(o, want) {
+		t.Errorf("applySettings differs from scannerOptions(Settings.Apply):\n got %+v\nwant %+v", o, want)
 	}
 	if _, err := scanner.NewPool(o); err != nil {
 		t.Errorf("the applied options do not make a pool: %v", err)

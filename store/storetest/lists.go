@@ -49,6 +49,7 @@ func runLists(t *testing.T, open func(t *testing.T) *store.Backend) {
 			{Kind: lists.Block, Value: "198.51.100.7/24", Rcpt: "@Example.org"},
 			{Kind: lists.Allow, Value: "::ffff:192.0.2.1"},
 			{Kind: lists.Allow, Value: "2001:DB8::/32"},
+			{Kind: lists.Allow, Value: "Invoices@Partner.Example", SkipAttachments: true},
 		}
 		for _, e := range add {
 			if err := l.Add(ctx, e); err != nil {
@@ -62,6 +63,7 @@ func runLists(t *testing.T, open func(t *testing.T) *store.Backend) {
 			{Kind: lists.Block, Value: "198.51.100.0/24", Rcpt: "@example.org"},
 			{Kind: lists.Allow, Value: "192.0.2.1"},
 			{Kind: lists.Allow, Value: "2001:db8::/32"},
+			{Kind: lists.Allow, Value: "Invoices@partner.example", SkipAttachments: true},
 		})
 		if got := mustAll(t, l); !reflect.DeepEqual(got, want) {
 			t.Errorf("All =\n %+v\nwant (normalised)\n %+v", got, want)
@@ -106,6 +108,7 @@ func runLists(t *testing.T, open func(t *testing.T) *store.Backend) {
 			{Kind: "maybe", Value: "a@b.example"},
 			{Kind: lists.Block, Value: "a@b.example", Rcpt: "not an address"},
 			{Kind: lists.Block, Value: "a@b.example", Rcpt: ".example.org"},
+			{Kind: lists.Block, Value: "a@b.example", SkipAttachments: true},
 		} {
 			if err := l.Add(ctx, e); err == nil {
 				t.Errorf("Add %+v succeeded", e)
