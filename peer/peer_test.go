@@ -268,6 +268,15 @@ type recorded struct {
 	body   []byte
 }
 
+// CloseIdleConnections passes the client's Close on: without it every
+// recording client would leave its connection open, and a test that
+// records many would run into the server's per-source limit.
+func (r *recorder) CloseIdleConnections() {
+	if c, ok := r.next.(interface{ CloseIdleConnections() }); ok {
+		c.CloseIdleConnections()
+	}
+}
+
 func (r *recorder) RoundTrip(req *http.Request) (*http.Response, error) {
 	body, err := io.ReadAll(req.Body)
 	req.Body.Close()
@@ -511,12 +520,13 @@ func (overloadedWorker) Scan(_ context.Context, m *scanner.Message) (scanner.Ver
 	return scanner.Verdict{}, fmt.Errorf("scan %s: %w", m.ID, scanner.ErrOverloaded)
 }
 
-// slowPool is a real pool whose scans take an hour unless cancelled.
+// slowPool is a real pool whose scans take the longest the scanner allows
+// (its timeout's bound, an hour) unless cancelled.
 func slowPool(t *testing.T, workers, queue int) *scanner.Pool {
 	t.Helper()
 	o := scanner.DefaultOptions()
 	o.NodeID, o.Workers, o.Queue = "n2", workers, queue
-	o.SimulatedDelay, o.Timeout = time.Hour, 2*time.Hour
+	o.SimulatedDelay, o.Timeout = time.Hour, time.Hour
 	o.Logger = slog.New(slog.DiscardHandler)
 	p, err := scanner.NewPool(o)
 	if err != nil {
