@@ -300,7 +300,9 @@ func (j *Journal) Append(ctx context.Context, r msglog.Record) error {
 	case j.closed:
 		j.mu.Unlock()
 		return j.drop(ReasonStopped, r.ID, 1, errors.New("journal closed"))
-	case j.used+int64(len(j.pend))+size > j.o.MaxBytes:
+	case j.used+int64(len(j.pend))+size+headerSize > j.o.MaxBytes:
+		// (headerSize: room for the next segment's header, should this
+		// write fill the active one.)
 		used := j.used
 		j.mu.Unlock()
 		return j.drop(ReasonFull, r.ID, 1, fmt.Errorf("journal holds %d of %d bytes", used, j.o.MaxBytes))
@@ -450,6 +452,15 @@ func (j *Journal) Close(ctx context.Context) error {
 			// anyone, and the files stay for the next start.
 			j.cancelRun()
 			close(j.stopping)
+			j.mu.Lock()
+			waiting, g := j.pendIDs, j.group
+			j.pend, j.pendIDs, j.group = nil, nil, &group{done: make(chan struct{})}
+			j.mu.Unlock()
+			if len(waiting) > 0 {
+				g.err = j.drop(ReasonStopped, waiting[0], len(waiting), errors.New("the disk did not take them before the stop"))
+			}
+			close(g.done)
+			j.drops.flush()
 			err = fmt.Errorf("message log journal: the disk did not finish a write before the stop: %w", ctx.Err())
 			j.log.Error("message log journal: the disk did not finish a write before the stop", "dir", j.o.Dir)
 			return

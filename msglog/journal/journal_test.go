@@ -11,6 +11,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -532,5 +533,67 @@ func TestInvalidAndOversizeRecords(t *testing.T) {
 	}
 	if n := o.metric(t, "mxgate_msglog_dropped_total", ReasonInvalid); n != 2 {
 		t.Errorf("dropped_total{invalid} = %v", n)
+	}
+}
+
+// TestDiskFullCountedAndRecovers: on a real filesystem that fills up (a
+// small tmpfs), a write that fails is counted as io_error and answered at
+// once, never a hang; what was written before reaches the store, and once
+// there is room again records are kept again.
+func TestDiskFullCountedAndRecovers(t *testing.T) {
+	testenv.NeedRoot(t)
+	dir := t.TempDir()
+	if err := syscall.Mount("tmpfs", dir, "tmpfs", 0, "size=256k"); err != nil {
+		t.Skipf("cannot mount a tmpfs: %v", err)
+	}
+	t.Cleanup(func() { syscall.Unmount(dir, syscall.MNT_DETACH) })
+	st := boltLog(t)
+	// The shipper waits an hour: the records stay on the small
+	// filesystem until Close ships them.
+	reg := prometheus.NewRegistry()
+	m, err := NewMetrics(reg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	j, err := Open(Options{Dir: filepath.Join(dir, "j"), MaxBytes: 1 << 20, Store: st, Logger: quiet, Metrics: m, ShipInterval: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer j.Close(context.Background())
+	filler := filepath.Join(dir, "filler")
+	if err := os.WriteFile(filler, make([]byte, 200<<10), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	kept, failed := 0, 0
+	for i := 0; failed == 0 && i < 1000; i++ {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		err := j.Append(ctx, record(i))
+		cancel()
+		switch {
+		case err == nil:
+			kept++
+		case errors.Is(err, ErrDropped) && strings.Contains(err.Error(), ReasonIOError):
+			failed++
+		default:
+			t.Fatalf("Append %d: %v", i, err)
+		}
+	}
+	if failed == 0 || kept == 0 {
+		t.Fatalf("kept %d, failed %d on a full filesystem: want both", kept, failed)
+	}
+	if n := testenv.MetricValue(t, reg, "mxgate_msglog_dropped_total", "reason", ReasonIOError); n != 1 {
+		t.Errorf("dropped_total{io_error} = %v, want 1", n)
+	}
+	os.Remove(filler)
+	if err := j.Append(context.Background(), record(5000)); err != nil {
+		t.Fatalf("Append with room again: %v", err)
+	}
+	if err := j.Close(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	got := ids(t, st)
+	want := append(wantIDs(0, kept), record(5000).ID)
+	if !slices.Equal(got, want) {
+		t.Errorf("store has %d records, want the %d kept", len(got), len(want))
 	}
 }

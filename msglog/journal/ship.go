@@ -64,6 +64,7 @@ func (j *Journal) ship() {
 			if stopping || j.runCtx.Err() != nil {
 				return
 			}
+			j.drops.maybeFlush()
 			t := time.NewTimer(backoff(failures))
 			select {
 			case <-t.C:
