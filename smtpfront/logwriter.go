@@ -20,9 +20,9 @@ const (
 	// journalStop bounds shipping what is left at a stop; what the store
 	// does not take by then is replayed at the next start.
 	journalStop = 3 * time.Second
-	// JournalDirName is the journal's directory inside the spool directory
+	// journalDirName is the journal's directory inside the spool directory
 	// when Options.LogJournalDir is empty.
-	JournalDirName = "msglog-journal"
+	journalDirName = "msglog-journal"
 )
 
 // logWriter keeps the message-log records of finished transactions in the
@@ -42,7 +42,7 @@ func newLogWriter(ctx context.Context, o Options, m *journal.Metrics) (*logWrite
 		if o.SpoolDir == "" {
 			return nil, errors.New("smtpfront: LogJournalDir (or SpoolDir) is required for the message log journal")
 		}
-		dir = filepath.Join(o.SpoolDir, JournalDirName)
+		dir = filepath.Join(o.SpoolDir, journalDirName)
 	}
 	if o.LogJournalMax != 0 && (o.LogJournalMax < journal.MinMaxBytes || o.LogJournalMax > journal.MaxMaxBytes) {
 		return nil, fmt.Errorf("smtpfront: LogJournalMax %d outside %d..%d", o.LogJournalMax, journal.MinMaxBytes, int64(journal.MaxMaxBytes))
