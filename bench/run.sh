@@ -372,7 +372,7 @@ echo
 echo "mxgate metrics at the end (mxgate_* counters):"
 echo
 echo '```'
-grep -E '^mxgate_(smtp_messages|smtp_rcpt_refused|smtp_connections_refused|downstream_errors|msglog_write_errors|scan_duration_seconds_(sum|count))' "$S/metrics.end" || echo "(none)"
+grep -E '^mxgate_(smtp_messages|smtp_rcpt_refused|smtp_connections_refused|downstream_errors|msglog_(dropped|store_errors|stored)_total|msglog_journal_sync_seconds_(sum|count)|scan_duration_seconds_(sum|count))' "$S/metrics.end" || echo "(none)"
 echo '```'
 echo
 echo "## Anchors report (verbatim)"

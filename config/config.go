@@ -189,6 +189,10 @@ type Store struct {
 	QuarantineRetention Duration `yaml:"quarantine_retention" json:"quarantine_retention"`
 	// LogRetention is how long message log records are kept.
 	LogRetention Duration `yaml:"log_retention" json:"log_retention"`
+	// LogJournalMax bounds, in bytes, the node's message log journal
+	// (node.data_dir/msglog-journal): the records the store has not
+	// confirmed yet. Beyond it records are dropped and counted.
+	LogJournalMax int64 `yaml:"log_journal_max" json:"log_journal_max"`
 }
 
 // Admin is the HTTP admin API, metrics and status page listener.
@@ -328,6 +332,7 @@ func Default() Config {
 		Store: Store{
 			QuarantineRetention: Duration{720 * time.Hour},
 			LogRetention:        Duration{720 * time.Hour},
+			LogJournalMax:       256 << 20,
 		},
 		Admin: Admin{
 			Listen: "127.0.0.1:8025",

@@ -162,6 +162,7 @@ cluster:
 		{"on_limit default", c.Scanner.OnLimit, "quarantine"},
 		{"retention", c.Store.QuarantineRetention.Duration, 24 * time.Hour},
 		{"log retention default", c.Store.LogRetention.Duration, 720 * time.Hour},
+		{"log journal default", c.Store.LogJournalMax, int64(256 << 20)},
 		{"advert", c.Cluster.AdvertInterval.Duration, 100 * time.Millisecond},
 		{"priority default", c.Cluster.Priority, 100},
 	}
@@ -269,6 +270,8 @@ func TestParseErrors(t *testing.T) {
 		{"redis scheme", "store: {redis: \"http://h:6379\"}\n", []string{`store.redis: want a redis://`, `got scheme "http"`}},
 		{"redis no host", "store: {redis: \"redis://\"}\n", []string{"store.redis: the URL has no host"}},
 		{"retention", "store: {quarantine_retention: 0s, log_retention: 0s}\n", []string{"store.quarantine_retention: must be a positive duration", "store.log_retention: must be a positive duration"}},
+		{"log journal too small", "store: {log_journal_max: 1000}\n", []string{"store.log_journal_max: must be 1048576 (1 MiB) to 17179869184 (16 GiB) bytes, got 1000"}},
+		{"log journal too large", "store: {log_journal_max: 17179869185}\n", []string{"store.log_journal_max: must be", "got 17179869185"}},
 		{"admin token", "admin: {listen: \"0.0.0.0:8025\"}\n", []string{"admin.token: required when admin.listen (0.0.0.0:8025) is not a loopback address"}},
 		{"admin token all interfaces", "admin: {listen: \":8025\"}\n", []string{"admin.token: required"}},
 		{"admin listen", "admin: {listen: \"8025\"}\n", []string{`admin.listen: "8025" is not host:port`}},

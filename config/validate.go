@@ -144,6 +144,9 @@ func (c Config) Validate() error {
 	}
 	p.duration("store.quarantine_retention", c.Store.QuarantineRetention)
 	p.duration("store.log_retention", c.Store.LogRetention)
+	if m := c.Store.LogJournalMax; m < 1<<20 || m > 16<<30 {
+		p.add("store.log_journal_max", "must be 1048576 (1 MiB) to 17179869184 (16 GiB) bytes, got %d", m)
+	}
 
 	if d := c.Scanner.SimulatedDelay.Duration; d < 0 || d > time.Minute {
 		p.add("scanner.simulated_delay", "must be 0 to 1m, got %s", d)

@@ -2,111 +2,92 @@ package smtpfront
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"log/slog"
-	"sync"
+	"path/filepath"
 	"time"
 
 	"github.com/mxgate/mxgate/msglog"
+	"github.com/mxgate/mxgate/msglog/journal"
 )
 
 const (
-	// batchWindow is how long records gather before one store transaction
-	// (one fsync) writes them all: a few commits a second instead of one
-	// per message, and no wake-up of another goroutine per message.
-	batchWindow = 100 * time.Millisecond
-	// batchKick writes at once when this many are pending.
-	batchKick = 512
-	// pendingMax bounds memory when the store is slow: sessions then wait.
-	pendingMax = 8192
+	// journalWait bounds how long a reply waits for its record to reach
+	// the disk: a disk that hangs must not hang SMTP. The record is still
+	// written when the wait is over.
+	journalWait = 10 * time.Second
+	// journalStop bounds shipping what is left at a stop; what the store
+	// does not take by then is replayed at the next start.
+	journalStop = 3 * time.Second
+	// journalDirName is the journal's directory inside the spool directory
+	// when Options.LogJournalDir is empty.
+	journalDirName = "msglog-journal"
 )
 
-// logWriter takes message-log writes off the reply path and groups them.
-// The structured log line is already written when a record gets here, so a
-// record lost in a crash is still in the node's log.
+// logWriter keeps the message-log records of finished transactions in the
+// node's journal (msglog/journal) before the reply is sent; the journal
+// writes them to the store in batches and keeps them across store outages
+// and restarts.
 type logWriter struct {
-	store   msglog.Store
-	log     *slog.Logger
-	metrics *metrics
-
-	mu      sync.Mutex
-	room    *sync.Cond // signalled when pending shrinks
-	pending []msglog.Record
-	stopped bool
-
-	kick chan struct{}
-	done chan struct{}
-	wg   sync.WaitGroup
+	o   journal.Options
+	ctx context.Context // the server's: cancelled when the drain time is over
+	log *slog.Logger
+	j   *journal.Journal
 }
 
-func newLogWriter(s msglog.Store, l *slog.Logger, m *metrics) *logWriter {
-	w := &logWriter{store: s, log: l, metrics: m, kick: make(chan struct{}, 1), done: make(chan struct{})}
-	w.room = sync.NewCond(&w.mu)
-	return w
+func newLogWriter(ctx context.Context, o Options, m *journal.Metrics) (*logWriter, error) {
+	dir := o.LogJournalDir
+	if dir == "" {
+		if o.SpoolDir == "" {
+			return nil, errors.New("smtpfront: LogJournalDir (or SpoolDir) is required for the message log journal")
+		}
+		dir = filepath.Join(o.SpoolDir, journalDirName)
+	}
+	if o.LogJournalMax != 0 && (o.LogJournalMax < journal.MinMaxBytes || o.LogJournalMax > journal.MaxMaxBytes) {
+		return nil, fmt.Errorf("smtpfront: LogJournalMax %d outside %d..%d", o.LogJournalMax, journal.MinMaxBytes, int64(journal.MaxMaxBytes))
+	}
+	jo := journal.Options{Dir: dir, MaxBytes: o.LogJournalMax, Store: o.Log, Logger: o.Logger, Metrics: m}
+	return &logWriter{o: jo, ctx: ctx, log: o.Logger}, nil
 }
 
-func (w *logWriter) start() {
-	w.wg.Add(1)
-	go w.run()
+// start opens the journal and replays what an earlier run left in it.
+func (w *logWriter) start() error {
+	if w.j != nil {
+		return nil
+	}
+	j, err := journal.Open(w.o)
+	if err != nil {
+		return fmt.Errorf("message log: %w", err)
+	}
+	w.j = j
+	return nil
 }
 
-// add queues a record; it waits while the store is far behind rather than
-// drop it.
+// add keeps r and returns once it is on disk, so the reply that follows
+// never runs ahead of its record. A record that cannot be kept is counted
+// and logged by the journal; the reply is not changed for it (the message
+// itself is safe, only its log entry is not).
 func (w *logWriter) add(r msglog.Record) {
-	w.mu.Lock()
-	for len(w.pending) >= pendingMax && !w.stopped {
-		w.room.Wait()
-	}
-	w.pending = append(w.pending, r)
-	n := len(w.pending)
-	w.mu.Unlock()
-	if n == batchKick {
-		select {
-		case w.kick <- struct{}{}:
-		default:
-		}
-	}
-}
-
-// stop writes what is pending and ends the writer.
-func (w *logWriter) stop() {
-	close(w.done)
-	w.wg.Wait()
-}
-
-func (w *logWriter) run() {
-	defer w.wg.Done()
-	t := time.NewTicker(batchWindow)
-	defer t.Stop()
-	for {
-		select {
-		case <-t.C:
-		case <-w.kick:
-		case <-w.done:
-			w.flush()
-			w.mu.Lock()
-			w.stopped = true
-			w.room.Broadcast()
-			w.mu.Unlock()
-			w.flush()
-			return
-		}
-		w.flush()
-	}
-}
-
-func (w *logWriter) flush() {
-	w.mu.Lock()
-	batch := w.pending
-	w.pending = nil
-	w.room.Broadcast()
-	w.mu.Unlock()
-	if len(batch) == 0 {
+	if w.j == nil {
+		w.log.Error("message log: record before the front end started", "id", r.ID)
 		return
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	ctx, cancel := context.WithTimeout(w.ctx, journalWait)
 	defer cancel()
-	if err := w.store.Append(ctx, batch...); err != nil {
-		w.metrics.logDropped.Add(float64(len(batch)))
-		w.log.Error("message log write failed", "records", len(batch), "err", err)
+	err := w.j.Append(ctx, r)
+	if err != nil && !errors.Is(err, journal.ErrDropped) {
+		w.log.Warn("message log: the journal's disk is slow; reply sent before the record was on disk", "id", r.ID, "err", err)
 	}
+}
+
+// stop writes what is pending, ships what the store takes within
+// journalStop and leaves the rest on disk for the next start.
+func (w *logWriter) stop() {
+	if w.j == nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), journalStop)
+	defer cancel()
+	w.j.Close(ctx) // logs what it leaves; a late add counts as dropped
 }

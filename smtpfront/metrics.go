@@ -13,7 +13,6 @@ type metrics struct {
 	sessionsClosed   *prometheus.CounterVec
 	downstreamErrors prometheus.Counter
 	scanSeconds      prometheus.Histogram
-	logDropped       prometheus.Counter
 }
 
 func newMetrics(reg prometheus.Registerer, open func() float64) (*metrics, error) {
@@ -37,14 +36,11 @@ func newMetrics(reg prometheus.Registerer, open func() float64) (*metrics, error
 			Name: "mxgate_scan_duration_seconds", Help: "Time from end of DATA to verdict.",
 			Buckets: prometheus.ExponentialBuckets(0.0005, 2, 16),
 		}),
-		logDropped: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "mxgate_msglog_write_errors_total", Help: "Message log records that could not be written.",
-		}),
 	}
 	if reg == nil {
 		return m, nil
 	}
-	for _, c := range []prometheus.Collector{m.messages, m.rcptRefused, m.connRefused, m.sessionsClosed, m.downstreamErrors, m.scanSeconds, m.logDropped,
+	for _, c := range []prometheus.Collector{m.messages, m.rcptRefused, m.connRefused, m.sessionsClosed, m.downstreamErrors, m.scanSeconds,
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "mxgate_smtp_connections_open", Help: "Open SMTP connections."}, open),
 	} {
 		if err := reg.Register(c); err != nil {

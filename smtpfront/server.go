@@ -23,6 +23,7 @@ import (
 	"github.com/mxgate/mxgate/freebind"
 	"github.com/mxgate/mxgate/lists"
 	"github.com/mxgate/mxgate/msglog"
+	"github.com/mxgate/mxgate/msglog/journal"
 	"github.com/mxgate/mxgate/quarantine"
 	"github.com/mxgate/mxgate/scanner"
 )
@@ -65,6 +66,10 @@ type Options struct {
 	QuarantineRetention time.Duration
 	Log                 msglog.Store
 	SpoolDir            string
+	// LogJournalDir holds the message log journal (default: SpoolDir/
+	// msglog-journal); LogJournalMax bounds it in bytes (0 = the default).
+	LogJournalDir string
+	LogJournalMax int64
 
 	Logger     *slog.Logger
 	Registerer prometheus.Registerer
@@ -139,7 +144,15 @@ func New(o Options) (*Server, error) {
 		return nil, err
 	}
 	s.metrics = m
-	s.logw = newLogWriter(o.Log, o.Logger, m)
+	jm, err := journal.NewMetrics(o.Registerer)
+	if err != nil {
+		cancel()
+		return nil, err
+	}
+	if s.logw, err = newLogWriter(ctx, o, jm); err != nil {
+		cancel()
+		return nil, err
+	}
 	s.copyBufs.New = func() any { b := make([]byte, 32<<10); return &b }
 	s.downPool = deliver.NewPool(o.Downstream, downstreamIdle, downstreamIdleTimeout)
 
@@ -170,6 +183,11 @@ func (s *Server) Start() error {
 	if refused {
 		return ErrServerClosed
 	}
+	// The journal first: records an earlier run left are replayed, and
+	// no session finishes before its journal is open.
+	if err := s.logw.start(); err != nil {
+		return err
+	}
 	var ls []*limitListener
 	for _, addr := range s.o.Listen {
 		inner, err := freebind.Listen(context.Background(), addr)
@@ -177,6 +195,7 @@ func (s *Server) Start() error {
 			for _, l := range ls {
 				l.Close()
 			}
+			s.logw.stop()
 			return fmt.Errorf("listen on %s: %w", addr, err)
 		}
 		ls = append(ls, newLimitListener(inner, &s.o, s.log, s.metrics.refused))
@@ -190,10 +209,10 @@ func (s *Server) Start() error {
 		for _, l := range ls {
 			l.Close()
 		}
+		s.logw.stop()
 		return ErrServerClosed
 	}
 	s.listeners, s.started = ls, true
-	s.logw.start()
 	for _, l := range ls {
 		s.serveWG.Add(1)
 		go func() {

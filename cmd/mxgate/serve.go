@@ -193,6 +193,7 @@ func serve(ctx context.Context, cfg config.Config) error {
 		QuarantineRetention: cfg.Store.QuarantineRetention.Duration,
 		Log:                 st.Log,
 		SpoolDir:            cfg.Node.DataDir,
+		LogJournalMax:       cfg.Store.LogJournalMax,
 		Logger:              log,
 		Registerer:          reg,
 	})

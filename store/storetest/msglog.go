@@ -2,6 +2,7 @@ package storetest
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"reflect"
@@ -251,6 +252,55 @@ func runLog(t *testing.T, open func(t *testing.T) *store.Backend) {
 			if got := next - max(c.from, 0); got != c.want {
 				t.Errorf("Range %d..%d gave %d records, want %d", c.from, c.to, got, c.want)
 			}
+		}
+	})
+
+	t.Run("AppendAgainReplaces", func(t *testing.T) {
+		// A journal replay appends records the store may already have
+		// (its confirmation was lost in a crash): the same record again,
+		// alone or in a batch, even decoded from JSON in another time
+		// zone, must not count twice in the log or the daily report.
+		l := open(t).Log
+		r := rec("dup", 2, "a@x.example", []string{"bob@example.org"}, "deliver")
+		r.Time = r.Time.Add(123456789 * time.Nanosecond)
+		other := rec("other", 3, "a@x.example", []string{"bob@example.org"}, "reject")
+		js, err := json.Marshal(r)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var decoded msglog.Record
+		if err := json.Unmarshal(js, &decoded); err != nil {
+			t.Fatal(err)
+		}
+		decoded.Time = decoded.Time.In(time.FixedZone("UTC+5", 5*3600))
+		for i, batch := range [][]msglog.Record{{r}, {r, other}, {decoded}, {r, r, decoded}} {
+			if err := l.Append(ctx, batch...); err != nil {
+				t.Fatalf("Append %d: %v", i, err)
+			}
+		}
+		for _, q := range []msglog.Query{{}, {ID: "dup"}, {Sender: "a@x"}, {Action: "deliver"}} {
+			got := recIDs(mustSearch(t, l, q))
+			slices.Sort(got)
+			want := []string{"dup", "other"}
+			if q.ID != "" || q.Action != "" {
+				want = []string{"dup"}
+			}
+			if !slices.Equal(got, want) {
+				t.Errorf("Search(%+v) after appending dup 5 times = %v, want %v", q, got, want)
+			}
+		}
+		var ranged []string
+		if err := l.Range(ctx, time.Time{}, time.Time{}, func(r msglog.Record) error {
+			ranged = append(ranged, r.ID)
+			return nil
+		}); err != nil {
+			t.Fatal(err)
+		}
+		if !slices.Equal(ranged, []string{"dup", "other"}) {
+			t.Errorf("Range after appending dup 5 times = %v, want [dup other]", ranged)
+		}
+		if n, err := l.Expire(ctx, at(100)); err != nil || n != 2 {
+			t.Errorf("Expire = %d, %v; want 2 (one per record)", n, err)
 		}
 	})
 
