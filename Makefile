@@ -6,7 +6,7 @@ FUZZTIME ?= 10s
 # Debian packages the tests drive as real peers.
 TEST_DEBS := postfix swaks keepalived iproute2 redis-server
 
-.PHONY: all build run test unit fuzz bench check deps clean
+.PHONY: all build run test unit fuzz bench chaos check deps clean
 
 all: build
 
@@ -49,6 +49,13 @@ bench: deps build
 	BUILD=1 ./bench/run.sh
 	BIN=$(BIN) ./bench/failover.sh
 	./bench/cluster.sh
+
+# The chaos test's long form (root: network namespaces): every failure
+# event repeated under a steady stream of mail; make test runs the short
+# form. Results: bench/results/chaos.md.
+chaos: deps
+	MXGATE_CHAOS=long MXGATE_CHAOS_OUT=$(CURDIR)/bench/results/chaos.md \
+		$(GO) test -count=1 -timeout 30m -run '^TestChaos$$' -v ./cmd/mxgate
 
 # What CI keeps honest besides the tests.
 check:

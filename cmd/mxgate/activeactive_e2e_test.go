@@ -72,6 +72,10 @@ type aaConf struct {
 	workers int
 	queue   int
 	ttl     time.Duration // cluster.membership_ttl
+	// noPreempt sets cluster.preempt false: a restarted node stays backup.
+	noPreempt   bool
+	virusAction string        // scanner.virus_action; default quarantine
+	advert      time.Duration // cluster.advert_interval; default 200ms
 }
 
 // aaNode is one `mxgate serve` in a lab node.
@@ -143,6 +147,12 @@ func (l *aaLab) writeConfig(i int, c aaConf) string {
 	if c.ttl == 0 {
 		c.ttl = time.Second
 	}
+	if c.virusAction == "" {
+		c.virusAction = "quarantine"
+	}
+	if c.advert == 0 {
+		c.advert = 200 * time.Millisecond
+	}
 	var peers strings.Builder
 	for j := 1; j <= l.lab.Nodes(); j++ {
 		if j != i {
@@ -158,7 +168,7 @@ smtp:
   drain_timeout: 5s
   max_connections_per_ip: 1000
 downstream: {address: "%[5]s", timeout: 10s}
-scanner: {simulated_delay: %[6]s, workers: %[7]d, queue: %[8]d}
+scanner: {simulated_delay: %[6]s, workers: %[7]d, queue: %[8]d, virus_action: %[20]s}
 store: {redis: "redis://%[9]s/0"}
 admin: {listen: "0.0.0.0:%[10]d", token: %[11]s}
 cluster:
@@ -167,8 +177,8 @@ cluster:
   vrid: 51
   vip: %[3]s/%[12]d
   priority: %[13]d
-  advert_interval: 200ms
-  preempt: true
+  advert_interval: %[22]s
+  preempt: %[21]t
   secret: %[14]s
   mode: %[15]s
   weight: %[16]d
@@ -177,7 +187,7 @@ cluster:
   peers:
 %[19]s`, i, filepath.Join(dir, "data"), testenv.LabVIP, l.lab.NodeAddr(i), aaSink,
 		c.delay, c.workers, c.queue, aaRedis, aaAdmin, aaToken, testenv.LabPrefix,
-		c.prio, aaSecret, c.mode, c.weight, aaPeer, c.ttl, peers.String())
+		c.prio, aaSecret, c.mode, c.weight, aaPeer, c.ttl, peers.String(), c.virusAction, !c.noPreempt, c.advert)
 	path := filepath.Join(dir, "mxgate.yaml")
 	if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
 		l.t.Fatal(err)
@@ -384,11 +394,15 @@ func (l *aaLab) delivered() []aaDelivered {
 			l.t.Fatal(err)
 		}
 		m := string(b)
-		if !strings.HasSuffix(m, "\n\n") {
+		load := testenv.Header(m, "X-Load-Id")
+		// A dump is opened at MAIL FROM and ends with an empty line; the
+		// end mark tells a whole message from one cut off after a blank
+		// line (a node killed mid-DATA).
+		if !strings.HasSuffix(m, "\n\n") || !strings.Contains(m, endMark(load)) {
 			continue
 		}
 		out = append(out, aaDelivered{
-			Load:     testenv.Header(m, "X-Load-Id"),
+			Load:     load,
 			Node:     testenv.Header(m, "X-Mxgate-Node"),
 			Released: testenv.Header(m, "X-Mxgate-Released") != "",
 			Raw:      m,
@@ -446,6 +460,8 @@ type aaMsg struct {
 	N     int
 	ID    string // X-Load-Id, and the local part of the Message-ID
 	Spam  bool   // carries GTUBE: must be quarantined, never delivered
+	Virus bool   // carries EICAR
+	From  string // envelope sender; default the load's
 	Code  int    // the reply that ended the transaction; 0 = none (connection failed)
 	Stage string // greeting, ehlo, mail, rcpt, data, dot
 	Text  string
@@ -591,8 +607,12 @@ func (s *aaSession) deliver(ctx context.Context, m *aaMsg) {
 			return
 		}
 	}
+	from := s.ld.From
+	if m.From != "" {
+		from = m.From
+	}
 	steps := []struct{ stage, cmd string }{
-		{"mail", "MAIL FROM:<" + s.ld.From + ">"},
+		{"mail", "MAIL FROM:<" + from + ">"},
 		{"rcpt", "RCPT TO:<user" + strconv.Itoa(m.N%50) + "@lab.test>"},
 	}
 	for _, st := range steps {
@@ -608,14 +628,18 @@ func (s *aaSession) deliver(ctx context.Context, m *aaMsg) {
 	}
 	w := s.tp.DotWriter()
 	fmt.Fprintf(w, "From: <%s>\r\nTo: <user%d@lab.test>\r\nSubject: load %s\r\nMessage-ID: <%s@load.lab.test>\r\nX-Load-Id: %s\r\n\r\n",
-		s.ld.From, m.N%50, m.ID, m.ID, m.ID)
+		from, m.N%50, m.ID, m.ID, m.ID)
 	if m.Spam {
 		fmt.Fprintf(w, "Buy now\r\n%s\r\n", gtube)
+	}
+	if m.Virus {
+		fmt.Fprintf(w, "%s\r\n", eicar)
 	}
 	line := strings.Repeat("lorem ipsum dolor sit amet ", 2) + "\r\n"
 	for written := 0; written < s.ld.Size; written += len(line) {
 		fmt.Fprint(w, line)
 	}
+	fmt.Fprintf(w, "%s\r\n", endMark(m.ID))
 	if err := w.Close(); err != nil {
 		fail("dot", 0, "", err)
 		return
@@ -633,6 +657,9 @@ func (s *aaSession) deliver(ctx context.Context, m *aaMsg) {
 		s.close()
 	}
 }
+
+// endMark is the last body line of load message id.
+func endMark(id string) string { return "End of message " + id + "." }
 
 // aaSummary counts a load's outcomes.
 type aaSummary struct {
