@@ -62,6 +62,10 @@ func TestBounds(t *testing.T) {
 			c.Store.QuarantineRetention.Duration = MaxRetention + dstep(past)
 		}},
 		{"store.log_retention", "87600h0m0s", func(c *Config, past bool) { c.Store.LogRetention.Duration = MaxRetention + dstep(past) }},
+		{"store.log_journal_max", "17179869184 (16 GiB)", func(c *Config, past bool) { c.Store.LogJournalMax = 16<<30 + step(past) }},
+		{"store.log_journal_sync", "10s", func(c *Config, past bool) { c.Store.LogJournalSync.Duration = 10*time.Second + dstep(past) }},
+		{"smtp.hard_error_limit", "1000", func(c *Config, past bool) { c.SMTP.HardErrorLimit = 1000 + int(step(past)) }},
+		{"cluster.peer_max_connections", "65536", func(c *Config, past bool) { c.Cluster.PeerMaxConnections = 65536 + int(step(past)) }},
 		{"cluster.weight", "10000", func(c *Config, past bool) { c.Cluster.Weight = MaxWeight + int(step(past)) }},
 		{"cluster.peers[0].weight", "10000", func(c *Config, past bool) { c.Cluster.Peers[0].Weight = MaxWeight + int(step(past)) }},
 		{"cluster.garp_refresh", "1h0m0s", func(c *Config, past bool) { c.Cluster.GARPRefresh.Duration = MaxGARPRefresh + dstep(past) }},

@@ -193,6 +193,11 @@ type Store struct {
 	// (node.data_dir/msglog-journal): the records the store has not
 	// confirmed yet. Beyond it records are dropped and counted.
 	LogJournalMax int64 `yaml:"log_journal_max" json:"log_journal_max"`
+	// LogJournalSync is 0 for the reply to wait until its record is
+	// fdatasync'd, or how long a written record may wait for its
+	// fdatasync (the reply then waits only for the write: a crash of the
+	// process loses nothing, a power loss up to this much).
+	LogJournalSync Duration `yaml:"log_journal_sync" json:"log_journal_sync"`
 }
 
 // Admin is the HTTP admin API, metrics and status page listener.
@@ -333,6 +338,7 @@ func Default() Config {
 			QuarantineRetention: Duration{720 * time.Hour},
 			LogRetention:        Duration{720 * time.Hour},
 			LogJournalMax:       256 << 20,
+			LogJournalSync:      Duration{100 * time.Millisecond},
 		},
 		Admin: Admin{
 			Listen: "127.0.0.1:8025",

@@ -163,6 +163,7 @@ cluster:
 		{"retention", c.Store.QuarantineRetention.Duration, 24 * time.Hour},
 		{"log retention default", c.Store.LogRetention.Duration, 720 * time.Hour},
 		{"log journal default", c.Store.LogJournalMax, int64(256 << 20)},
+		{"log journal sync default", c.Store.LogJournalSync.Duration, 100 * time.Millisecond},
 		{"advert", c.Cluster.AdvertInterval.Duration, 100 * time.Millisecond},
 		{"priority default", c.Cluster.Priority, 100},
 	}

@@ -147,6 +147,9 @@ func (c Config) Validate() error {
 	if m := c.Store.LogJournalMax; m < 1<<20 || m > 16<<30 {
 		p.add("store.log_journal_max", "must be 1048576 (1 MiB) to 17179869184 (16 GiB) bytes, got %d", m)
 	}
+	if d := c.Store.LogJournalSync.Duration; d < 0 || d > 10*time.Second {
+		p.add("store.log_journal_sync", "must be 0 (sync before the reply) to 10s, got %s", d)
+	}
 
 	if d := c.Scanner.SimulatedDelay.Duration; d < 0 || d > time.Minute {
 		p.add("scanner.simulated_delay", "must be 0 to 1m, got %s", d)

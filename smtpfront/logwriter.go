@@ -47,7 +47,7 @@ func newLogWriter(ctx context.Context, o Options, m *journal.Metrics) (*logWrite
 	if o.LogJournalMax != 0 && (o.LogJournalMax < journal.MinMaxBytes || o.LogJournalMax > journal.MaxMaxBytes) {
 		return nil, fmt.Errorf("smtpfront: LogJournalMax %d outside %d..%d", o.LogJournalMax, journal.MinMaxBytes, int64(journal.MaxMaxBytes))
 	}
-	jo := journal.Options{Dir: dir, MaxBytes: o.LogJournalMax, Store: o.Log, Logger: o.Logger, Metrics: m}
+	jo := journal.Options{Dir: dir, MaxBytes: o.LogJournalMax, SyncInterval: o.LogJournalSync, Store: o.Log, Logger: o.Logger, Metrics: m}
 	return &logWriter{o: jo, ctx: ctx, log: o.Logger}, nil
 }
 

@@ -67,9 +67,11 @@ type Options struct {
 	Log                 msglog.Store
 	SpoolDir            string
 	// LogJournalDir holds the message log journal (default: SpoolDir/
-	// msglog-journal); LogJournalMax bounds it in bytes (0 = the default).
-	LogJournalDir string
-	LogJournalMax int64
+	// msglog-journal); LogJournalMax bounds it in bytes (0 = the default);
+	// LogJournalSync is its journal.Options.SyncInterval.
+	LogJournalDir  string
+	LogJournalMax  int64
+	LogJournalSync time.Duration
 
 	Logger     *slog.Logger
 	Registerer prometheus.Registerer

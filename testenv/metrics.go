@@ -6,9 +6,10 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 )
 
-// MetricValue returns the value of one counter or gauge series in g: the
-// metric name with the series whose label has value (label "" = the only,
-// unlabelled series). A missing series fails the test.
+// MetricValue returns the value of one counter or gauge series in g, or a
+// histogram's count of observations: the metric name with the series whose
+// label has value (label "" = the only, unlabelled series). A missing
+// series fails the test.
 func MetricValue(t testing.TB, g prometheus.Gatherer, name, label, value string) float64 {
 	t.Helper()
 	mfs, err := g.Gather()
@@ -34,6 +35,8 @@ func MetricValue(t testing.TB, g prometheus.Gatherer, name, label, value string)
 				return m.GetCounter().GetValue()
 			case m.GetGauge() != nil:
 				return m.GetGauge().GetValue()
+			case m.GetHistogram() != nil:
+				return float64(m.GetHistogram().GetSampleCount())
 			}
 		}
 	}

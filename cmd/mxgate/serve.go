@@ -194,6 +194,7 @@ func serve(ctx context.Context, cfg config.Config) error {
 		Log:                 st.Log,
 		SpoolDir:            cfg.Node.DataDir,
 		LogJournalMax:       cfg.Store.LogJournalMax,
+		LogJournalSync:      cfg.Store.LogJournalSync.Duration,
 		Logger:              log,
 		Registerer:          reg,
 	})

@@ -4,7 +4,11 @@
 // message log promises.
 //
 // Append waits until its record is fsync'd: records of sessions finishing
-// at the same time share one write and one fdatasync (group commit). A
+// at the same time share one write and one fdatasync (group commit). With
+// a SyncInterval, Append waits only for the write (the kernel has the
+// record: a crash of the process loses nothing) and the journal is
+// fdatasync'd in the background at that interval (a power loss may lose
+// that much). A
 // shipper goroutine reads what is on disk, appends it to the store in
 // batches, retries with backoff while the store fails, and deletes a
 // segment file once the store confirmed all of it. A journal left by a
@@ -28,6 +32,7 @@ import (
 	"path/filepath"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -42,6 +47,10 @@ const (
 	// MinMaxBytes and MaxMaxBytes bound Options.MaxBytes.
 	MinMaxBytes = 64 << 10
 	MaxMaxBytes = 16 << 30
+
+	// MaxSyncInterval bounds Options.SyncInterval: what a power loss may
+	// take is a few seconds of records at most.
+	MaxSyncInterval = 10 * time.Second
 
 	// DefaultShipInterval is how often the shipper writes what gathered:
 	// a few store transactions a second instead of one per message.
@@ -91,6 +100,10 @@ type Options struct {
 	// ShipInterval is how often records are written to the store
 	// (0 = DefaultShipInterval).
 	ShipInterval time.Duration
+	// SyncInterval is 0 for Append to return once its record is
+	// fdatasync'd, or how long a written record may wait for its
+	// fdatasync (Append then returns once the record is written).
+	SyncInterval time.Duration
 	Logger       *slog.Logger
 	// Metrics are updated when set (NewMetrics).
 	Metrics *Metrics
@@ -118,6 +131,12 @@ type Journal struct {
 
 	shipOff int64 // the shipper's position in segs[0]; only it touches this
 
+	// With a SyncInterval: dirty is set by a write not yet synced, and
+	// syncMu keeps the background sync and seal from using a segment's
+	// file at the same time (seal closes it).
+	dirty  atomic.Bool
+	syncMu sync.Mutex
+
 	drops dropLog
 
 	runCtx    context.Context // the shipper's store writes; cancelled by Close
@@ -125,6 +144,7 @@ type Journal struct {
 	stopping  chan struct{} // closed by Close: ship what is left, then end
 	committed chan struct{} // the committer ended
 	shipped   chan struct{} // the shipper ended
+	synced    chan struct{} // the background syncer ended (closed at once without one)
 	closeOnce sync.Once
 }
 
@@ -152,6 +172,9 @@ func Open(o Options) (*Journal, error) {
 	if o.ShipInterval <= 0 {
 		o.ShipInterval = DefaultShipInterval
 	}
+	if o.SyncInterval < 0 || o.SyncInterval > MaxSyncInterval {
+		return nil, fmt.Errorf("open message log journal: sync interval %s outside 0..%s", o.SyncInterval, MaxSyncInterval)
+	}
 	if o.Logger == nil {
 		o.Logger = slog.Default()
 	}
@@ -172,6 +195,7 @@ func Open(o Options) (*Journal, error) {
 		stopping:  make(chan struct{}),
 		committed: make(chan struct{}),
 		shipped:   make(chan struct{}),
+		synced:    make(chan struct{}),
 	}
 	j.wake = sync.NewCond(&j.mu)
 	j.drops.log = o.Logger
@@ -193,6 +217,11 @@ func Open(o Options) (*Journal, error) {
 	j.runCtx, j.cancelRun = context.WithCancel(context.Background())
 	go j.commit()
 	go j.ship()
+	if o.SyncInterval > 0 {
+		go j.syncLoop()
+	} else {
+		close(j.synced)
+	}
 	return j, nil
 }
 
@@ -376,10 +405,10 @@ func (j *Journal) writeGroup(buf []byte) error {
 	}
 	start := time.Now()
 	_, err := seg.w.WriteAt(buf, seg.end)
-	if err == nil {
+	if err == nil && j.o.SyncInterval == 0 {
 		err = fdatasync(seg.w)
+		j.m.sync.Observe(time.Since(start).Seconds())
 	}
-	j.m.sync.Observe(time.Since(start).Seconds())
 	if err != nil {
 		seg.w.Truncate(seg.end)
 		j.seal(seg)
@@ -390,6 +419,9 @@ func (j *Journal) writeGroup(buf []byte) error {
 	j.used += int64(len(buf))
 	j.m.bytes.Set(float64(j.used))
 	j.mu.Unlock()
+	if j.o.SyncInterval > 0 {
+		j.dirty.Store(true)
+	}
 	if seg.end >= j.segMax {
 		if _, err := j.startSegment(); err != nil {
 			// The full one stays active; the next group tries again.
@@ -419,7 +451,8 @@ func (j *Journal) startSegment() (*segment, error) {
 	return seg, nil
 }
 
-// seal ends writing to seg; the shipper deletes it once shipped.
+// seal ends writing to seg; the shipper deletes it once shipped. With a
+// SyncInterval it is synced first: a sealed segment is never dirty.
 func (j *Journal) seal(seg *segment) {
 	j.mu.Lock()
 	seg.sealed = true
@@ -427,10 +460,55 @@ func (j *Journal) seal(seg *segment) {
 		j.active = nil
 	}
 	j.mu.Unlock()
+	j.syncMu.Lock()
+	defer j.syncMu.Unlock()
 	if seg.w != nil {
+		if j.o.SyncInterval > 0 {
+			j.syncFile(seg)
+		}
 		seg.w.Close()
 		seg.w = nil
 	}
+}
+
+// syncLoop fdatasyncs the active segment every SyncInterval while writes
+// are waiting for it, until the journal stops (Close seals, and so syncs,
+// the active segment).
+func (j *Journal) syncLoop() {
+	defer close(j.synced)
+	t := time.NewTicker(j.o.SyncInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-j.stopping:
+			return
+		case <-t.C:
+		}
+		if !j.dirty.Swap(false) {
+			continue
+		}
+		j.syncMu.Lock()
+		j.mu.Lock()
+		seg := j.active
+		j.mu.Unlock()
+		if seg != nil && seg.w != nil {
+			j.syncFile(seg)
+		}
+		j.syncMu.Unlock()
+	}
+}
+
+// syncFile fdatasyncs seg's file (syncMu held). A failure is logged: the
+// records are written and will be shipped, only a power loss could now
+// take them, and the next sync tries again.
+func (j *Journal) syncFile(seg *segment) {
+	start := time.Now()
+	if err := fdatasync(seg.w); err != nil {
+		j.dirty.Store(true)
+		j.log.Warn("message log journal: background sync failed", "file", seg.path, "err", err)
+		return
+	}
+	j.m.sync.Observe(time.Since(start).Seconds())
 }
 
 // Close stops taking records, writes those pending, ships what the store
@@ -469,6 +547,7 @@ func (j *Journal) Close(ctx context.Context) error {
 			j.seal(a)
 		}
 		close(j.stopping)
+		<-j.synced
 		select {
 		case <-j.shipped:
 		case <-ctx.Done():

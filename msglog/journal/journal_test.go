@@ -597,3 +597,57 @@ func TestDiskFullCountedAndRecovers(t *testing.T) {
 		t.Errorf("store has %d records, want the %d kept", len(got), len(want))
 	}
 }
+
+// TestBackgroundSync: with a SyncInterval, Append returns once the record
+// is written, before any fdatasync; the shipper still finds it on disk, and
+// Close syncs what was written since the last sync.
+func TestBackgroundSync(t *testing.T) {
+	dir, st := t.TempDir(), boltLog(t)
+	reg := prometheus.NewRegistry()
+	m, err := NewMetrics(reg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The longest interval: no background sync can come before the
+	// appends are done, so every sync counted by then was Append's.
+	j, err := Open(Options{Dir: dir, Store: st, Logger: quiet, Metrics: m, ShipInterval: 10 * time.Millisecond, SyncInterval: MaxSyncInterval})
+	if err != nil {
+		t.Fatal(err)
+	}
+	syncs := func() float64 { return testenv.MetricValue(t, reg, "mxgate_msglog_journal_sync_seconds", "", "") }
+	for i := range 20 {
+		if err := j.Append(context.Background(), record(i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := syncs(); n != 0 {
+		t.Errorf("%v fdatasyncs before Append returned, want none", n)
+	}
+	if got := waitIDs(t, st, 20); !slices.Equal(got, wantIDs(0, 20)) {
+		t.Errorf("store has %v", got)
+	}
+	if err := j.Close(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if n := syncs(); n < 1 {
+		t.Errorf("Close did not sync the written records (%v syncs)", n)
+	}
+	if _, err := Open(Options{Dir: dir, Store: st, SyncInterval: -time.Second}); err == nil {
+		t.Error("a negative sync interval was accepted")
+	}
+	if _, err := Open(Options{Dir: dir, Store: st, SyncInterval: MaxSyncInterval + 1}); err == nil {
+		t.Error("a sync interval past the bound was accepted")
+	}
+}
+
+// TestSyncBeforeReturn: without a SyncInterval, every Append has its
+// record fdatasync'd before it returns.
+func TestSyncBeforeReturn(t *testing.T) {
+	o := open(t, t.TempDir(), boltLog(t), 0)
+	if err := o.j.Append(context.Background(), record(1)); err != nil {
+		t.Fatal(err)
+	}
+	if n := o.metric(t, "mxgate_msglog_journal_sync_seconds", ""); n < 1 {
+		t.Errorf("Append returned before any fdatasync (%v)", n)
+	}
+}

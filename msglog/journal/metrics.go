@@ -71,7 +71,7 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 		}),
 		sync: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name:    "mxgate_msglog_journal_sync_seconds",
-			Help:    "Time to write and fdatasync one group of message log records.",
+			Help:    "Time of one fdatasync of the journal: a group's write and sync before its replies, or one background sync (store.log_journal_sync).",
 			Buckets: prometheus.ExponentialBuckets(0.0001, 2, 16),
 		}),
 	}
