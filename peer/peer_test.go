@@ -811,7 +811,16 @@ func TestClientNoBody(t *testing.T) {
 // TestConcurrentScans runs many scans over kept-alive connections at once
 // (-race finds shared state).
 func TestConcurrentScans(t *testing.T) {
-	ps := startServer(t, ServerOptions{Worker: newPool(t, "n2"), MaxConnectionsPerIP: 256})
+	// Room for all 200 at once: this test is about concurrent requests
+	// each getting its own verdict, not about overload (TestOverloaded).
+	o := scanner.DefaultOptions()
+	o.NodeID, o.Queue, o.Logger = "n2", 256, slog.New(slog.DiscardHandler)
+	pool, err := scanner.NewPool(o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(pool.Close)
+	ps := startServer(t, ServerOptions{Worker: pool, MaxConnectionsPerIP: 256})
 	c := NewClient("n1", "n2", ps.addr, secret)
 	// Connections dialled in the rush but never used would hold up the
 	// server's graceful shutdown for 5 s (net/http's rule for new ones).
