@@ -930,8 +930,8 @@ func chaosReport(form chaosForm, events []*chaosEvent, rows []*chaosRow, msgs []
 		"*tempfailed*: messages that got a 4xx or lost their connection at least once; *lost*: got 250 to DATA, yet neither at the " +
 		"sink nor in the quarantine; *duplicated*: copies beyond the one accepted; *in flight*: attempts that reached a server, open between the event and " +
 		"the moment the VIP answered SMTP again from the node that took over (*failover gap*); *accepted without log record*: " +
-		"no deliver or quarantine record in the message log (issue 8, defect 6; not an assertion; a record is " +
-		"written in a batch up to 100 ms after the reply, so those accepted just before a Redis stop show in the row above it).\n\n")
+		"no deliver or quarantine record in the message log at the end (issue 8, defect 6; not an assertion; a record is " +
+		"written to the node's journal before the reply and reaches the store from there).\n\n")
 	b.WriteString(chaosMarkdown(rows))
 	fmt.Fprintf(&b, "\nAssertions: lost %d (must be 0); unresolved %d (must be 0); duplicates %d ≤ attempts in flight at the events %d.\n\n",
 		total.lost, total.unresolved, total.dup, bound)
