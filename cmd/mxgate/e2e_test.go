@@ -58,8 +58,26 @@ type gateway struct {
 // (a map section → lines).
 func startGateway(t *testing.T, downstream string, extra map[string]string) *gateway {
 	t.Helper()
-	g := &gateway{SMTP: testenv.FreeAddr(t), Admin: testenv.FreeAddr(t), DataDir: t.TempDir()}
+	g := newGateway(t)
+	g.serve(t, g.writeConfig(t, downstream, extra))
+	return g
+}
+
+// newGateway picks free loopback ports and a data directory.
+func newGateway(t *testing.T) *gateway {
+	return &gateway{SMTP: testenv.FreeAddr(t), Admin: testenv.FreeAddr(t), DataDir: t.TempDir()}
+}
+
+// writeConfig writes g's node file for downstream and returns its path;
+// extra is YAML appended under the given sections (section → lines: smtp,
+// downstream, scanner, store).
+func (g *gateway) writeConfig(t *testing.T, downstream string, extra map[string]string) string {
+	t.Helper()
 	sec := func(name string) string { return extra[name] }
+	store := ""
+	if s := sec("store"); s != "" {
+		store = "store:\n" + s + "\n"
+	}
 	cfg := fmt.Sprintf(`node:
   id: gw1
   data_dir: %s
@@ -78,17 +96,22 @@ downstream:
 scanner:
   workers: 2
 %s
-admin:
+%sadmin:
   listen: "%s"
-`, g.DataDir, g.SMTP, sec("smtp"), downstream, sec("downstream"), sec("scanner"), g.Admin)
+`, g.DataDir, g.SMTP, sec("smtp"), downstream, sec("downstream"), sec("scanner"), store, g.Admin)
 	path := filepath.Join(t.TempDir(), "mxgate.yaml")
 	if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)
 	}
+	return path
+}
+
+// serve runs `mxgate serve -c path` as g and waits for its ports.
+func (g *gateway) serve(t *testing.T, path string) {
+	t.Helper()
 	g.Proc = testenv.Start(t, mxgateBin, "serve", "-c", path)
-	testenv.WaitPort(t, g.SMTP, 10*time.Second)
-	testenv.WaitPort(t, g.Admin, 10*time.Second)
-	return g
+	testenv.WaitPort(t, g.SMTP, 20*time.Second)
+	testenv.WaitPort(t, g.Admin, 20*time.Second)
 }
 
 // waitOpenConnections waits until the gateway counts n open SMTP connections.

@@ -9,8 +9,6 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"net"
-	"os"
-	"path/filepath"
 	"strings"
 	"sync"
 	"syscall"
@@ -20,33 +18,12 @@ import (
 	"github.com/mxgate/mxgate/testenv"
 )
 
-// nodeConfig writes a node file with the given sections (YAML lines after
-// the smtp, store and admin keys) and returns its path.
+// nodeConfig writes a node file with the given lines under smtp and store
+// and returns its path.
 func nodeConfig(t *testing.T, smtpAddr, adminAddr, downstream, smtpExtra, storeExtra string) string {
 	t.Helper()
-	cfg := fmt.Sprintf(`node:
-  id: lc1
-  data_dir: %s
-smtp:
-  listen: ["%s"]
-  hostname: mx.test
-  accept_domains: [example.org]
-%s
-downstream:
-  address: "%s"
-  timeout: 20s
-scanner:
-  workers: 2
-store:
-%s
-admin:
-  listen: "%s"
-`, t.TempDir(), smtpAddr, smtpExtra, downstream, storeExtra, adminAddr)
-	path := filepath.Join(t.TempDir(), "mxgate.yaml")
-	if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	return path
+	g := &gateway{SMTP: smtpAddr, Admin: adminAddr, DataDir: t.TempDir()}
+	return g.writeConfig(t, downstream, map[string]string{"smtp": smtpExtra, "store": storeExtra})
 }
 
 // exitCode waits up to within for p to end by itself and returns its exit

@@ -22,41 +22,6 @@ import (
 	"github.com/mxgate/mxgate/testenv"
 )
 
-// writeLogNodeConfig writes a single node's configuration; storeURL "" is the
-// embedded store.
-func writeLogNodeConfig(t *testing.T, g *gateway, downstream, storeURL string) string {
-	t.Helper()
-	cfg := fmt.Sprintf(`node:
-  id: gw1
-  data_dir: %s
-smtp:
-  listen: ["%s"]
-  hostname: mx.test
-  accept_domains: [example.org]
-downstream:
-  address: "%s"
-  timeout: 20s
-scanner:
-  workers: 2
-store:
-  redis: "%s"
-admin:
-  listen: "%s"
-`, g.DataDir, g.SMTP, downstream, storeURL, g.Admin)
-	path := filepath.Join(t.TempDir(), "mxgate.yaml")
-	if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	return path
-}
-
-func (g *gateway) journalServe(t *testing.T, cfgPath string) {
-	t.Helper()
-	g.Proc = testenv.Start(t, mxgateBin, "serve", "-c", cfgPath)
-	testenv.WaitPort(t, g.SMTP, 20*time.Second)
-	testenv.WaitPort(t, g.Admin, 20*time.Second)
-}
-
 // journalSend runs one transaction from sender on a new connection and
 // returns the DATA reply code (0 when the session broke before it); safe
 // in goroutines.
@@ -174,9 +139,9 @@ func TestMessageLogSurvivesKill(t *testing.T) {
 				r = testenv.StartRedis(t)
 				url = r.URL
 			}
-			g := &gateway{SMTP: testenv.FreeAddr(t), Admin: testenv.FreeAddr(t), DataDir: t.TempDir()}
-			cfg := writeLogNodeConfig(t, g, sink.Addr, url)
-			g.journalServe(t, cfg)
+			g := newGateway(t)
+			cfg := g.writeConfig(t, sink.Addr, map[string]string{"store": fmt.Sprintf("  redis: %q", url)})
+			g.serve(t, cfg)
 			if tc.redisDown {
 				r.Stop()
 			}
@@ -223,7 +188,7 @@ func TestMessageLogSurvivesKill(t *testing.T) {
 			if tc.redisDown {
 				r.Start()
 			}
-			g.journalServe(t, cfg)
+			g.serve(t, cfg)
 			var got map[string]int
 			deadline := time.Now().Add(30 * time.Second)
 			for {

@@ -236,7 +236,7 @@ func TestQuarantineWriteAgreesWithReply(t *testing.T) {
 			sink := testenv.StartSink(t)
 			// The store section goes after the scanner's lines, at the top
 			// level of the file.
-			g := startGateway(t, sink.Addr, map[string]string{"scanner": fmt.Sprintf("store:\n  redis: %q", proxy.URL())})
+			g := startGateway(t, sink.Addr, map[string]string{"store": fmt.Sprintf("  redis: %q", proxy.URL())})
 
 			sent := make(chan struct{})
 			var watcher sync.WaitGroup
@@ -310,7 +310,7 @@ func TestQuarantineRetransmissionHeldOnce(t *testing.T) {
 			extra := map[string]string{}
 			if backend == "redis" {
 				r := testenv.StartRedis(t)
-				extra["scanner"] = fmt.Sprintf("store:\n  redis: %q", r.URL)
+				extra["store"] = fmt.Sprintf("  redis: %q", r.URL)
 			}
 			sink := testenv.StartSink(t)
 			g := startGateway(t, sink.Addr, extra)
@@ -368,7 +368,7 @@ func TestQuarantineRetransmissionHeldOnce(t *testing.T) {
 func TestQuarantineWriteStoreStopped(t *testing.T) {
 	r := testenv.StartRedis(t)
 	sink := testenv.StartSink(t)
-	g := startGateway(t, sink.Addr, map[string]string{"scanner": fmt.Sprintf("store:\n  redis: %q", r.URL)})
+	g := startGateway(t, sink.Addr, map[string]string{"store": fmt.Sprintf("  redis: %q", r.URL)})
 	r.Stop()
 	if code, msg := sendSame(t, g.SMTP); code != 451 || !strings.Contains(msg, "4.3.0") {
 		t.Fatalf("with Redis stopped: %d %s, want 451 4.3.0", code, msg)
