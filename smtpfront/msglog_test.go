@@ -8,8 +8,6 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"net"
-	"net/textproto"
 	"os"
 	"path/filepath"
 	"sync"
@@ -23,42 +21,6 @@ import (
 	"github.com/mxgate/mxgate/store"
 	"github.com/mxgate/mxgate/testenv"
 )
-
-// sendFrom runs one transaction from sender on a new connection and
-// returns the DATA reply's code (0: the session broke before it). Safe in
-// goroutines: it reports instead of failing the test.
-func sendFrom(addr, sender string) (int, error) {
-	nc, err := net.DialTimeout("tcp", addr, 5*time.Second)
-	if err != nil {
-		return 0, err
-	}
-	defer nc.Close()
-	nc.SetDeadline(time.Now().Add(60 * time.Second))
-	c := textproto.NewConn(nc)
-	if _, _, err := c.ReadResponse(220); err != nil {
-		return 0, fmt.Errorf("greeting: %w", err)
-	}
-	for _, step := range []struct {
-		cmd  string
-		want int
-	}{{"EHLO client.test", 250}, {"MAIL FROM:<" + sender + ">", 250}, {"RCPT TO:<b@example.org>", 250}, {"DATA", 354}} {
-		if err := c.PrintfLine("%s", step.cmd); err != nil {
-			return 0, err
-		}
-		if _, msg, err := c.ReadResponse(step.want); err != nil {
-			return 0, fmt.Errorf("%s: %s %w", step.cmd, msg, err)
-		}
-	}
-	if err := c.PrintfLine("Subject: %s\r\n\r\nbody of %s\r\n.", sender, sender); err != nil {
-		return 0, err
-	}
-	code, _, err := c.ReadResponse(0)
-	c.PrintfLine("QUIT")
-	if code == 0 {
-		return 0, fmt.Errorf("DATA reply: %w", err)
-	}
-	return code, nil
-}
 
 func redisLog(t *testing.T) (*testenv.Redis, *store.Backend) {
 	t.Helper()
@@ -130,7 +92,7 @@ func TestMessageLogSurvivesStoreOutages(t *testing.T) {
 				default:
 				}
 				sender := fmt.Sprintf("w%d-m%d@sender.test", w, n)
-				code, err := sendFrom(f.addr, sender)
+				code, err := testenv.SendFrom(f.addr, sender)
 				mu.Lock()
 				if err != nil {
 					errs = append(errs, err)
@@ -190,7 +152,7 @@ func TestRecordOnDiskBeforeReply(t *testing.T) {
 	r.Stop() // nothing leaves the journal
 	for i := range 3 {
 		sender := fmt.Sprintf("ondisk%d@sender.test", i)
-		if code, err := sendFrom(f.addr, sender); code != 250 {
+		if code, err := testenv.SendFrom(f.addr, sender); code != 250 {
 			t.Fatalf("DATA reply %d, %v", code, err)
 		}
 		var found bool
@@ -221,7 +183,7 @@ func TestFullJournalKeepsAnswering(t *testing.T) {
 	const n = 250
 	for i := range n {
 		start := time.Now()
-		code, err := sendFrom(f.addr, fmt.Sprintf("full%d@sender.test", i))
+		code, err := testenv.SendFrom(f.addr, fmt.Sprintf("full%d@sender.test", i))
 		if code != 250 {
 			t.Fatalf("message %d with the journal full: %d %v", i, code, err)
 		}

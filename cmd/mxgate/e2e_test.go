@@ -287,16 +287,8 @@ func TestCleanMailDeliveredWithHeaders(t *testing.T) {
 func TestGTUBEQuarantinedListedReleased(t *testing.T) {
 	sink := testenv.StartSink(t)
 	g := startGateway(t, sink.Addr, nil)
-	out, code := swaks(t, g.SMTP, "--from", "spammer@sender.test", "--to", "carol@example.org",
-		"--header", "Subject: cheap stuff", "--body", "Buy now\n"+gtube+"\n")
-	if code != 0 || !strings.Contains(out, "<-  250 ") {
-		t.Fatalf("GTUBE message not accepted (exit %d):\n%s", code, out)
-	}
-	items := g.quarantine(t)
-	if len(items) != 1 {
-		t.Fatalf("quarantine has %d items, want 1: %v", len(items), items)
-	}
-	it := items[0]
+	quarantineGTUBE(t, g)
+	it := g.quarantine(t)[0]
 	if it["verdict"] != "spam" || it["sender"] != "spammer@sender.test" || it["subject"] != "cheap stuff" {
 		t.Errorf("quarantined item = %v", it)
 	}
@@ -308,7 +300,7 @@ func TestGTUBEQuarantinedListedReleased(t *testing.T) {
 	if n := len(sink.Messages(t)); n != 0 {
 		t.Fatalf("quarantined message reached the downstream (%d messages)", n)
 	}
-	out, err = g.cli(t, "quarantine", "release", it["id"].(string))
+	out, err := g.cli(t, "quarantine", "release", it["id"].(string))
 	if err != nil {
 		t.Fatalf("release: %v\n%s", err, out)
 	}

@@ -8,9 +8,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
-	"net/textproto"
 	"os"
 	"path/filepath"
 	"strings"
@@ -21,41 +19,6 @@ import (
 
 	"github.com/mxgate/mxgate/testenv"
 )
-
-// journalSend runs one transaction from sender on a new connection and
-// returns the DATA reply code (0 when the session broke before it); safe
-// in goroutines.
-func journalSend(addr, sender string) (int, error) {
-	nc, err := net.DialTimeout("tcp", addr, 5*time.Second)
-	if err != nil {
-		return 0, err
-	}
-	defer nc.Close()
-	nc.SetDeadline(time.Now().Add(60 * time.Second))
-	c := textproto.NewConn(nc)
-	if _, _, err := c.ReadResponse(220); err != nil {
-		return 0, err
-	}
-	for _, step := range []struct {
-		cmd  string
-		want int
-	}{{"EHLO client.test", 250}, {"MAIL FROM:<" + sender + ">", 250}, {"RCPT TO:<b@example.org>", 250}, {"DATA", 354}} {
-		if err := c.PrintfLine("%s", step.cmd); err != nil {
-			return 0, err
-		}
-		if _, msg, err := c.ReadResponse(step.want); err != nil {
-			return 0, fmt.Errorf("%s: %s %w", step.cmd, msg, err)
-		}
-	}
-	if err := c.PrintfLine("Subject: %s\r\n\r\nbody\r\n.", sender); err != nil {
-		return 0, err
-	}
-	code, _, err := c.ReadResponse(0)
-	if code == 0 {
-		return 0, err
-	}
-	return code, nil
-}
 
 // journalLogSenders is `mxgate log --json`, counted by sender.
 func (g *gateway) journalLogSenders(t *testing.T) map[string]int {
@@ -154,7 +117,7 @@ func TestMessageLogSurvivesKill(t *testing.T) {
 				wg.Go(func() {
 					for n := range each {
 						sender := fmt.Sprintf("k%d-%d@sender.test", w, n)
-						code, err := journalSend(g.SMTP, sender)
+						code, err := testenv.SendFrom(g.SMTP, sender)
 						if err != nil {
 							t.Errorf("%s: %v", sender, err)
 							return
