@@ -156,9 +156,10 @@ func TestActiveActiveBench(t *testing.T) {
 	}
 	fmt.Fprintf(&b, "\nRedis per message = (INFO stats total_commands_processed, total_reads_processed) delta over the run, "+
 		"minus the idle rate measured for 5 s just before (heartbeats, config polls), divided by the messages. "+
-		"Clean messages only: the SMTP session makes no Redis round trip; what remains is the message log, "+
+		"Clean messages only: the SMTP session makes no Redis round trip. What remains is the message log, "+
 		"written by the master in one pipeline per 100 ms batch window (smtpfront), so per message it falls as the rate rises "+
-		"(reads/msg × msgs/s ≈ 10/s at most).\n\n")
+		"(reads/msg × msgs/s ≈ 10/s at most), and, for each message a peer scans, that peer's one `SET NX` of the request's "+
+		"nonce (replay protection, peer protocol v2): about (nodes − 1) / nodes commands per message.\n\n")
 	fmt.Fprintf(&b, "## Distribution, weights 100/50/50 (cluster config override), %d messages\n\n", msgsDist)
 	fmt.Fprintf(&b, "| node | weight | expected | scanned | error vs expected share |\n|---|---|---|---|---|\n")
 	total := 0
