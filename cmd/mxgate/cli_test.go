@@ -26,13 +26,18 @@ var cliRaw = []byte("From: spammer@bad.example\r\nTo: alice@example.org\r\nSubje
 // adminServer runs an admin.Server over a real embedded store on
 // 127.0.0.1:0 and returns its URL.
 func adminServer(t *testing.T) (string, *store.Backend) {
+	return adminServerWith(t, nil)
+}
+
+// adminServerWith is adminServer with more options (more may be nil).
+func adminServerWith(t *testing.T, more func(*admin.Options)) (string, *store.Backend) {
 	t.Helper()
 	be, err := store.OpenEmbedded(t.TempDir())
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { be.Close() })
-	url := serveAdmin(t, admin.Options{
+	o := admin.Options{
 		Token:      cliToken,
 		Quarantine: be.Quarantine,
 		Lists:      be.Lists,
@@ -43,7 +48,11 @@ func adminServer(t *testing.T) (string, *store.Backend) {
 			return "250 2.0.0 Ok: queued", nil
 		},
 		NodeID: "n1",
-	})
+	}
+	if more != nil {
+		more(&o)
+	}
+	url := serveAdmin(t, o)
 
 	now := time.Now().UTC()
 	for _, it := range []quarantine.Item{

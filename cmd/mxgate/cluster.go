@@ -2,11 +2,14 @@ package main
 
 import (
 	"fmt"
+	"io"
 	"sort"
 	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
+
+	"github.com/mxgate/mxgate/admin"
 )
 
 func newClusterCmd() *cobra.Command {
@@ -24,7 +27,6 @@ itself: --admin names the node (env MXGATE_ADMIN, default ` + defaultAdminURL + 
 }
 
 func newClusterStatusCmd() *cobra.Command {
-	var asJSON bool
 	cmd := &cobra.Command{
 		Use:   "status [--json]",
 		Short: "This node's VRRP state, the scanning members and the applied config revision",
@@ -40,70 +42,72 @@ node's own admin API to compare them.`,
 		Example: `  mxgate cluster status
   mxgate cluster status --admin http://198.18.0.12:8025 --json`,
 		Args: noArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			c, err := adminClient(cmd)
-			if err != nil {
-				return err
-			}
-			var st clusterView
-			if err := c.ClusterStatus(cmd.Context(), &st); err != nil {
-				return apiError(err)
-			}
-			out := cmd.OutOrStdout()
-			if asJSON {
-				return printJSON(out, st)
-			}
-			tw := newTable(out)
-			row := func(k, v string) { fmt.Fprintf(tw, "%s\t%s\n", k, v) }
-			row("NODE", clean(st.Node))
-			row("STATE", fmt.Sprintf("%s for %s (since %s)", clean(st.State), time.Since(st.Since).Round(time.Millisecond), when(st.Since)))
-			row("PRIORITY", fmt.Sprintf("%d (preempt %s)", st.Priority, onOff(st.Preempt)))
-			row("VRID", fmt.Sprint(st.VRID))
-			vip := "not held"
-			if st.VIPHeld {
-				vip = "held"
-			}
-			row("VIP", fmt.Sprintf("%s on %s, %s", clean(st.VIP), clean(st.Interface), vip))
-			row("SOURCE", fmt.Sprintf("%s (%s)", clean(st.Source), clean(st.Mode)))
-			master := "none heard"
-			if st.MasterAddr != "" {
-				master = fmt.Sprintf("%s priority %d", clean(st.MasterAddr), st.MasterPriority)
-			}
-			row("MASTER", master)
-			row("ADVERT INTERVAL", fmt.Sprintf("%s (master's %s, master down after %s)", clean(st.AdvertInterval), clean(st.MasterInterval), clean(st.MasterDown)))
-			row("ADVERTS", fmt.Sprintf("sent %d, received %d, dropped %s", st.AdvertsSent, st.AdvertsRecv, drops(st.Dropped)))
-			row("TRANSITIONS", fmt.Sprint(st.Transitions))
-			state := "ok"
-			if st.Degraded {
-				state = "DEGRADED: the shared store does not answer (last good lists and settings, static peers)"
-			}
-			row("STORE", state)
-			row("CONFIG", fmt.Sprintf("revision %d applied, mode %s", st.Revision, clean(st.Mode)))
-			if err := tw.Flush(); err != nil {
-				return err
-			}
-			fmt.Fprintln(out)
-			tw = newTable(out)
-			fmt.Fprintln(tw, "MEMBER\tPEER ADDRESS\tWEIGHT\tHEALTH\tLOAD\tROLE\tREVISION\tSEEN")
-			for _, m := range st.Members {
-				health, role := "ok", "backup"
-				if !m.Healthy {
-					health = "draining"
-				}
-				if m.Master {
-					role = "master"
-				}
-				seen := "static"
-				if !m.Seen.IsZero() {
-					seen = time.Since(m.Seen).Round(time.Millisecond).String() + " ago"
-				}
-				fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%d/%d\t%s\t%d\t%s\n", clean(m.ID), clean(m.PeerAddr), m.Weight, health, m.Busy, m.Workers, role, m.Revision, seen)
-			}
-			return tw.Flush()
-		},
 	}
-	cmd.Flags().BoolVar(&asJSON, "json", false, "print the status as JSON")
+	asJSON := jsonFlag(cmd, "the status as one JSON object")
+	cmd.RunE = withAdmin(func(cmd *cobra.Command, _ []string, c *admin.Client) error {
+		var st clusterView
+		if err := c.ClusterStatus(cmd.Context(), &st); err != nil {
+			return err
+		}
+		out := cmd.OutOrStdout()
+		if *asJSON {
+			return writeJSON(out, st)
+		}
+		if err := printClusterState(out, st); err != nil {
+			return err
+		}
+		fmt.Fprintln(out)
+		return printMembers(out, st)
+	})
 	return cmd
+}
+
+func printClusterState(w io.Writer, st clusterView) error {
+	t := newTable(w)
+	t.row("NODE", clean(st.Node))
+	t.row("STATE", fmt.Sprintf("%s for %s (since %s)", clean(st.State), time.Since(st.Since).Round(time.Millisecond), when(st.Since)))
+	t.row("PRIORITY", fmt.Sprintf("%d (preempt %s)", st.Priority, onOff(st.Preempt)))
+	t.row("VRID", fmt.Sprint(st.VRID))
+	vip := "not held"
+	if st.VIPHeld {
+		vip = "held"
+	}
+	t.row("VIP", fmt.Sprintf("%s on %s, %s", clean(st.VIP), clean(st.Interface), vip))
+	t.row("SOURCE", fmt.Sprintf("%s (%s)", clean(st.Source), clean(st.Mode)))
+	master := "none heard"
+	if st.MasterAddr != "" {
+		master = fmt.Sprintf("%s priority %d", clean(st.MasterAddr), st.MasterPriority)
+	}
+	t.row("MASTER", master)
+	t.row("ADVERT INTERVAL", fmt.Sprintf("%s (master's %s, master down after %s)", clean(st.AdvertInterval), clean(st.MasterInterval), clean(st.MasterDown)))
+	t.row("ADVERTS", fmt.Sprintf("sent %d, received %d, dropped %s", st.AdvertsSent, st.AdvertsRecv, drops(st.Dropped)))
+	t.row("TRANSITIONS", fmt.Sprint(st.Transitions))
+	state := "ok"
+	if st.Degraded {
+		state = "DEGRADED: the shared store does not answer (last good lists and settings, static peers)"
+	}
+	t.row("STORE", state)
+	t.row("CONFIG", fmt.Sprintf("revision %d applied, mode %s", st.Revision, clean(st.Mode)))
+	return t.flush()
+}
+
+func printMembers(w io.Writer, st clusterView) error {
+	t := newTable(w, "MEMBER", "PEER ADDRESS", "WEIGHT", "HEALTH", "LOAD", "ROLE", "REVISION", "SEEN")
+	for _, m := range st.Members {
+		health, role := "ok", "backup"
+		if !m.Healthy {
+			health = "draining"
+		}
+		if m.Master {
+			role = "master"
+		}
+		seen := "static"
+		if !m.Seen.IsZero() {
+			seen = time.Since(m.Seen).Round(time.Millisecond).String() + " ago"
+		}
+		t.row(clean(m.ID), clean(m.PeerAddr), fmt.Sprint(m.Weight), health, fmt.Sprintf("%d/%d", m.Busy, m.Workers), role, fmt.Sprint(m.Revision), seen)
+	}
+	return t.flush()
 }
 
 func onOff(b bool) string {

@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"io"
 	"os"
 
 	"github.com/spf13/cobra"
@@ -36,7 +37,7 @@ default ` + defaultAdminURL + `) with --token (env MXGATE_TOKEN).`,
 }
 
 func newConfigShowCmd() *cobra.Command {
-	var asJSON, history bool
+	var history bool
 	var limit int
 	cmd := &cobra.Command{
 		Use:   "show [--json] [--history [--limit N]]",
@@ -45,49 +46,46 @@ func newConfigShowCmd() *cobra.Command {
 headed by a comment naming the revision, when and by whom it was made. With
 --history: one line per revision, newest first. --json prints the revision
 (or the list of revisions) as JSON.`,
+		Example: `  mxgate config show > cluster.yaml
+  mxgate config show --history --limit 5`,
 		Args: noArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			c, err := adminClient(cmd)
+	}
+	asJSON := jsonFlag(cmd, "the revision as one JSON object (with --history: one JSON array)")
+	cmd.RunE = withAdmin(func(cmd *cobra.Command, _ []string, c *admin.Client) error {
+		out := cmd.OutOrStdout()
+		if history {
+			revs, err := c.ConfigHistory(cmd.Context(), limit)
 			if err != nil {
 				return err
 			}
-			out := cmd.OutOrStdout()
-			if history {
-				revs, err := c.ConfigHistory(cmd.Context(), limit)
-				if err != nil {
-					return apiError(err)
-				}
-				if asJSON {
-					return printJSON(out, revs)
-				}
-				tw := newTable(out)
-				fmt.Fprintln(tw, "REVISION\tTIME\tBY\tCOMMENT")
-				for _, r := range revs {
-					fmt.Fprintf(tw, "%d\t%s\t%s\t%s\n", r.Number, when(r.Time), clean(r.By), clean(r.Comment))
-				}
-				return tw.Flush()
+			if *asJSON {
+				return writeJSON(out, revs)
 			}
-			rev, err := c.Config(cmd.Context())
-			if err != nil {
-				return apiError(err)
+			t := newTable(out, "REVISION", "TIME", "BY", "COMMENT")
+			for _, r := range revs {
+				t.row(fmt.Sprint(r.Number), when(r.Time), clean(r.By), clean(r.Comment))
 			}
-			if asJSON {
-				return printJSON(out, rev)
-			}
-			b, err := yaml.Marshal(rev.Settings)
-			if err != nil {
-				return fmt.Errorf("encode settings: %w", err)
-			}
-			fmt.Fprintf(out, "# revision %d, %s, by %s", rev.Number, when(rev.Time), clean(rev.By))
-			if rev.Comment != "" {
-				fmt.Fprintf(out, ": %s", clean(rev.Comment))
-			}
-			fmt.Fprintf(out, "\n%s", b)
-			return nil
-		},
-	}
+			return t.flush()
+		}
+		rev, err := c.Config(cmd.Context())
+		if err != nil {
+			return err
+		}
+		if *asJSON {
+			return writeJSON(out, rev)
+		}
+		b, err := yaml.Marshal(rev.Settings)
+		if err != nil {
+			return fmt.Errorf("encode settings: %w", err)
+		}
+		fmt.Fprintf(out, "# revision %d, %s, by %s", rev.Number, when(rev.Time), clean(rev.By))
+		if rev.Comment != "" {
+			fmt.Fprintf(out, ": %s", clean(rev.Comment))
+		}
+		fmt.Fprintf(out, "\n%s", b)
+		return nil
+	})
 	f := cmd.Flags()
-	f.BoolVar(&asJSON, "json", false, "print JSON")
 	f.BoolVar(&history, "history", false, "list the revisions, newest first")
 	f.IntVar(&limit, "limit", 0, "with --history: at most N revisions (default 20)")
 	return cmd
@@ -96,6 +94,7 @@ headed by a comment naming the revision, when and by whom it was made. With
 func newConfigSetCmd() *cobra.Command {
 	var file, comment string
 	var expect int64
+	var settings clusterconf.Settings
 	cmd := &cobra.Command{
 		Use:   "set -f FILE [--comment C] [--expect REV]",
 		Short: "Store new cluster-wide settings as the next revision",
@@ -106,38 +105,21 @@ line. --expect REV refuses the change when the current revision is no
 longer REV (someone else changed it since you looked).`,
 		Example: `  mxgate config set -f cluster.yaml --comment "block .iso attachments"`,
 		Args:    noArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			if file == "" {
-				return fmt.Errorf("mxgate config set needs -f FILE (or -f - for standard input)")
-			}
-			var data []byte
-			var err error
-			if file == "-" {
-				data, err = readAllLimited(cmd.InOrStdin())
-			} else {
-				data, err = os.ReadFile(file)
-			}
-			if err != nil {
-				return fmt.Errorf("read settings: %w", err)
-			}
-			s, err := clusterconf.Parse(data)
-			if err != nil {
-				return fmt.Errorf("%s: %w", file, err)
-			}
-			if err := s.Validate(); err != nil {
-				return fmt.Errorf("%s: %w", file, err)
-			}
-			c, err := adminClient(cmd)
+		// The file is checked before the client is made: its mistakes are
+		// reported the same way whether the master answers or not.
+		PreRunE: func(cmd *cobra.Command, _ []string) error {
+			s, err := readSettings(cmd.InOrStdin(), file)
+			settings = s
+			return err
+		},
+		RunE: withAdmin(func(cmd *cobra.Command, _ []string, c *admin.Client) error {
+			rev, err := c.SetConfig(cmd.Context(), admin.ConfigRequest{Settings: settings, Comment: comment, Expect: expect})
 			if err != nil {
 				return err
 			}
-			rev, err := c.SetConfig(cmd.Context(), admin.ConfigRequest{Settings: s, Comment: comment, Expect: expect})
-			if err != nil {
-				return apiError(err)
-			}
 			fmt.Fprintf(cmd.OutOrStdout(), "stored revision %d\n", rev.Number)
 			return nil
-		},
+		}),
 	}
 	f := cmd.Flags()
 	f.StringVarP(&file, "file", "f", "", "settings file (YAML or JSON; - = standard input)")
@@ -146,24 +128,61 @@ longer REV (someone else changed it since you looked).`,
 	return cmd
 }
 
+// readSettings reads and checks the settings of config set from file, or
+// from stdin when file is "-".
+func readSettings(stdin io.Reader, file string) (clusterconf.Settings, error) {
+	if file == "" {
+		return clusterconf.Settings{}, fmt.Errorf("mxgate config set needs -f FILE (or -f - for standard input)")
+	}
+	var data []byte
+	var err error
+	if file == "-" {
+		data, err = readAllLimited(stdin)
+	} else {
+		data, err = os.ReadFile(file)
+	}
+	if err != nil {
+		return clusterconf.Settings{}, fmt.Errorf("read settings: %w", err)
+	}
+	s, err := clusterconf.Parse(data)
+	if err != nil {
+		return clusterconf.Settings{}, fmt.Errorf("%s: %w", file, err)
+	}
+	if err := s.Validate(); err != nil {
+		return clusterconf.Settings{}, fmt.Errorf("%s: %w", file, err)
+	}
+	return s, nil
+}
+
+// maxInput bounds what a command reads from standard input.
+const maxInput = 1 << 20
+
+func readAllLimited(r io.Reader) ([]byte, error) {
+	b, err := io.ReadAll(io.LimitReader(r, maxInput+1))
+	if err != nil {
+		return nil, err
+	}
+	if len(b) > maxInput {
+		return nil, fmt.Errorf("more than %d bytes", maxInput)
+	}
+	return b, nil
+}
+
 func newConfigPushCmd() *cobra.Command {
 	return &cobra.Command{
 		Use:   "push",
 		Short: "Announce the current revision to every node again",
 		Long: `Nodes apply a new revision by themselves within a second; push re-announces
 the current one by hand, e.g. after a node's clock or network hiccup.`,
-		Args: noArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			c, err := adminClient(cmd)
+		Example: "  mxgate config push",
+		Args:    noArgs,
+		RunE: withAdmin(func(cmd *cobra.Command, _ []string, c *admin.Client) error {
+			res, err := c.PushConfig(cmd.Context())
 			if err != nil {
 				return err
 			}
-			res, err := c.PushConfig(cmd.Context())
-			if err != nil {
-				return apiError(err)
-			}
 			fmt.Fprintf(cmd.OutOrStdout(), "announced revision %d\n", res.Revision)
 			return nil
-		},
+		}),
 	}
 }

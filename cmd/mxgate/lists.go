@@ -39,7 +39,6 @@ address or network, globally or for one recipient.
 }
 
 func newListsShowCmd() *cobra.Command {
-	var asJSON bool
 	cmd := &cobra.Command{
 		Use:   "show [--json]",
 		Short: "Show every list entry",
@@ -49,31 +48,23 @@ RCPT "*" is a global entry; ATTACHMENTS "waived" is an allow entry with
 		Example: `  mxgate lists show
   mxgate lists show --json`,
 		Args: noArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			c, err := adminClient(cmd)
-			if err != nil {
-				return err
-			}
-			all, err := c.Lists(cmd.Context())
-			if err != nil {
-				return apiError(err)
-			}
-			out := cmd.OutOrStdout()
-			if asJSON {
-				if all == nil {
-					all = []lists.Entry{}
-				}
-				return printJSON(out, all)
-			}
-			tw := newTable(out)
-			fmt.Fprintln(tw, "KIND\tVALUE\tRCPT\tADDED\tATTACHMENTS\tCOMMENT")
-			for _, e := range all {
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", clean(string(e.Kind)), clean(e.Value), scope(e.Rcpt), when(e.Added), attachments(e), clean(e.Comment))
-			}
-			return tw.Flush()
-		},
 	}
-	cmd.Flags().BoolVar(&asJSON, "json", false, "print one JSON array")
+	asJSON := jsonFlag(cmd, "one JSON array")
+	cmd.RunE = withAdmin(func(cmd *cobra.Command, _ []string, c *admin.Client) error {
+		all, err := c.Lists(cmd.Context())
+		if err != nil {
+			return err
+		}
+		out := cmd.OutOrStdout()
+		if *asJSON {
+			return writeJSON(out, all)
+		}
+		t := newTable(out, "KIND", "VALUE", "RCPT", "ADDED", "ATTACHMENTS", "COMMENT")
+		for _, e := range all {
+			t.row(clean(string(e.Kind)), clean(e.Value), scope(e.Rcpt), when(e.Added), attachments(e), clean(e.Comment))
+		}
+		return t.flush()
+	})
 	return cmd
 }
 
@@ -106,8 +97,17 @@ func describe(e lists.Entry) string {
 	return fmt.Sprintf("%s %s (%s)", e.Kind, clean(e.Value), where)
 }
 
-// listKind checks the kind before the request, so that a typo is reported
-// the same way whether the server is up or not.
+// listArgs checks KIND VALUE before the client is made, so that a typo is
+// reported the same way whether the server is up (or its address right)
+// or not.
+func listArgs(cmd *cobra.Command, args []string) error {
+	if err := exactArgs(2)(cmd, args); err != nil {
+		return err
+	}
+	_, err := listKind(args[0])
+	return err
+}
+
 func listKind(s string) (lists.Kind, error) {
 	switch k := lists.Kind(s); k {
 	case lists.Block, lists.Allow:
@@ -128,26 +128,21 @@ func newListsAddCmd() *cobra.Command {
   mxgate lists add block .bad.example --comment "whole domain tree"
   mxgate lists add allow 2001:db8::/32 --rcpt @example.org
   mxgate lists add allow 10.1.0.0/16 --skip-attachments --comment "internal relays"`,
-		Args: exactArgs(2),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			kind, err := listKind(args[0])
-			if err != nil {
-				return err
-			}
-			if skipAttachments && kind != lists.Allow {
+		Args: listArgs,
+		PreRunE: func(_ *cobra.Command, args []string) error {
+			if skipAttachments && lists.Kind(args[0]) != lists.Allow {
 				return fmt.Errorf("--skip-attachments is for allow entries only")
 			}
-			c, err := adminClient(cmd)
+			return nil
+		},
+		RunE: withAdmin(func(cmd *cobra.Command, args []string, c *admin.Client) error {
+			e, err := c.ListAdd(cmd.Context(), admin.ListRequest{Kind: lists.Kind(args[0]), Value: args[1], Rcpt: rcpt, Comment: comment, SkipAttachments: skipAttachments})
 			if err != nil {
 				return err
-			}
-			e, err := c.ListAdd(cmd.Context(), admin.ListRequest{Kind: kind, Value: args[1], Rcpt: rcpt, Comment: comment, SkipAttachments: skipAttachments})
-			if err != nil {
-				return apiError(err)
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "added %s\n", describe(e))
 			return nil
-		},
+		}),
 	}
 	cmd.Flags().StringVar(&rcpt, "rcpt", "", "only for this recipient (address or @domain)")
 	cmd.Flags().StringVar(&comment, "comment", "", "why the entry is there")
@@ -163,22 +158,15 @@ func newListsRemoveCmd() *cobra.Command {
 		Long:  "Remove a block or allow entry; give --rcpt for a per-recipient entry.\n\n" + valueHelp,
 		Example: `  mxgate lists remove block spammer@bad.example
   mxgate lists remove allow 2001:db8::/32 --rcpt @example.org`,
-		Args: exactArgs(2),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			kind, err := listKind(args[0])
-			if err != nil {
-				return err
-			}
-			c, err := adminClient(cmd)
-			if err != nil {
-				return err
-			}
+		Args: listArgs,
+		RunE: withAdmin(func(cmd *cobra.Command, args []string, c *admin.Client) error {
+			kind := lists.Kind(args[0])
 			if err := c.ListRemove(cmd.Context(), kind, args[1], rcpt); err != nil {
-				return apiError(err)
+				return err
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "removed %s\n", describe(lists.Entry{Kind: kind, Value: args[1], Rcpt: rcpt}))
 			return nil
-		},
+		}),
 	}
 	cmd.Flags().StringVar(&rcpt, "rcpt", "", "the entry's recipient (address or @domain); empty = the global entry")
 	return cmd

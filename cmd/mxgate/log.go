@@ -6,14 +6,12 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/mxgate/mxgate/admin"
-	"github.com/mxgate/mxgate/msglog"
 )
 
 func newLogCmd() *cobra.Command {
 	var q admin.LogQuery
-	var asJSON bool
 	cmd := &cobra.Command{
-		Use:   "log [--id ID] [--sender A] [--rcpt A] [--action A] [--since DUR] [--limit N] [--json]",
+		Use:   "log [--id ID] [--sender A] [--rcpt A] [--action A] [--since DUR] [--until T] [--limit N] [--json]",
 		Short: "Track messages across the cluster (the message log)",
 		Long: `Search the cluster-wide message log, newest first, as a table (TIME ID FROM
 TO ACTION VERDICT SCORE NODE) or with --json as one JSON array of records.
@@ -25,30 +23,23 @@ TO ACTION VERDICT SCORE NODE) or with --json as one JSON array of records.
   mxgate log --rcpt alice@example.org --action reject --json
   mxgate log --id 1a2b3c4d`,
 		Args: noArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			c, err := adminClient(cmd)
-			if err != nil {
-				return err
-			}
-			recs, err := c.Log(cmd.Context(), q)
-			if err != nil {
-				return apiError(err)
-			}
-			out := cmd.OutOrStdout()
-			if asJSON {
-				if recs == nil {
-					recs = []msglog.Record{}
-				}
-				return printJSON(out, recs)
-			}
-			tw := newTable(out)
-			fmt.Fprintln(tw, "TIME\tID\tFROM\tTO\tACTION\tVERDICT\tSCORE\tNODE")
-			for _, r := range recs {
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%.2f\t%s\n", when(r.Time), clean(r.ID), sender(r.Sender), rcpts(r.Recipients), clean(r.Action), clean(r.Verdict), r.Score, clean(r.Node))
-			}
-			return tw.Flush()
-		},
 	}
+	asJSON := jsonFlag(cmd, "one JSON array")
+	cmd.RunE = withAdmin(func(cmd *cobra.Command, _ []string, c *admin.Client) error {
+		recs, err := c.Log(cmd.Context(), q)
+		if err != nil {
+			return err
+		}
+		out := cmd.OutOrStdout()
+		if *asJSON {
+			return writeJSON(out, recs)
+		}
+		t := newTable(out, "TIME", "ID", "FROM", "TO", "ACTION", "VERDICT", "SCORE", "NODE")
+		for _, r := range recs {
+			t.row(when(r.Time), clean(r.ID), sender(r.Sender), rcpts(r.Recipients), clean(r.Action), clean(r.Verdict), fmt.Sprintf("%.2f", r.Score), clean(r.Node))
+		}
+		return t.flush()
+	})
 	adminFlags(cmd)
 	f := cmd.Flags()
 	f.StringVar(&q.ID, "id", "", "only this message id")
@@ -58,6 +49,5 @@ TO ACTION VERDICT SCORE NODE) or with --json as one JSON array of records.
 	f.StringVar(&q.Since, "since", "", "only messages since DUR ago or time T")
 	f.StringVar(&q.Until, "until", "", "only messages before DUR ago or time T")
 	f.IntVar(&q.Limit, "limit", 0, "at most N records (default 1000, at most 10000)")
-	f.BoolVar(&asJSON, "json", false, "print one JSON array")
 	return cmd
 }

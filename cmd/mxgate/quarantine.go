@@ -33,7 +33,6 @@ default ` + defaultAdminURL + `) with the token --token (env MXGATE_TOKEN).`,
 
 func newQuarantineListCmd() *cobra.Command {
 	var q admin.QuarantineQuery
-	var asJSON bool
 	cmd := &cobra.Command{
 		Use:   "list [--rcpt A] [--sender A] [--verdict V] [--since DUR] [--until T] [--limit N] [--json]",
 		Short: "List quarantined messages, newest first",
@@ -46,30 +45,23 @@ ignoring case.`,
 		Example: `  mxgate quarantine list --since 24h
   mxgate quarantine list --rcpt alice@example.org --verdict virus --json`,
 		Args: noArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			c, err := adminClient(cmd)
-			if err != nil {
-				return err
-			}
-			items, err := c.QuarantineList(cmd.Context(), q)
-			if err != nil {
-				return apiError(err)
-			}
-			out := cmd.OutOrStdout()
-			if asJSON {
-				if items == nil {
-					items = []quarantine.Item{}
-				}
-				return printJSON(out, items)
-			}
-			tw := newTable(out)
-			fmt.Fprintln(tw, "TIME\tID\tFROM\tTO\tVERDICT\tSCORE")
-			for _, it := range items {
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%.2f\n", when(it.Time), clean(it.ID), sender(it.Sender), rcpts(it.Recipients), clean(it.Verdict), it.Score)
-			}
-			return tw.Flush()
-		},
 	}
+	asJSON := jsonFlag(cmd, "one JSON array")
+	cmd.RunE = withAdmin(func(cmd *cobra.Command, _ []string, c *admin.Client) error {
+		items, err := c.QuarantineList(cmd.Context(), q)
+		if err != nil {
+			return err
+		}
+		out := cmd.OutOrStdout()
+		if *asJSON {
+			return writeJSON(out, items)
+		}
+		t := newTable(out, "TIME", "ID", "FROM", "TO", "VERDICT", "SCORE")
+		for _, it := range items {
+			t.row(when(it.Time), clean(it.ID), sender(it.Sender), rcpts(it.Recipients), clean(it.Verdict), fmt.Sprintf("%.2f", it.Score))
+		}
+		return t.flush()
+	})
 	f := cmd.Flags()
 	f.StringVar(&q.Rcpt, "rcpt", "", "only messages to this recipient")
 	f.StringVar(&q.Sender, "sender", "", "only messages from this sender")
@@ -77,12 +69,11 @@ ignoring case.`,
 	f.StringVar(&q.Since, "since", "", "only messages since DUR ago or time T")
 	f.StringVar(&q.Until, "until", "", "only messages before DUR ago or time T")
 	f.IntVar(&q.Limit, "limit", 0, "at most N messages (default 1000, at most 10000)")
-	f.BoolVar(&asJSON, "json", false, "print one JSON array")
 	return cmd
 }
 
 func newQuarantineShowCmd() *cobra.Command {
-	var raw, asJSON bool
+	var raw bool
 	cmd := &cobra.Command{
 		Use:   "show ID [--raw]",
 		Short: "Show a quarantined message: its metadata and headers",
@@ -92,45 +83,45 @@ inspect it); --json prints the metadata as one JSON object.`,
 		Example: `  mxgate quarantine show 1a2b3c4d
   mxgate quarantine show 1a2b3c4d --raw > message.eml`,
 		Args: exactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := adminClient(cmd)
-			if err != nil {
-				return err
-			}
-			ctx, out, id := cmd.Context(), cmd.OutOrStdout(), args[0]
-			if raw {
-				msg, err := c.QuarantineRaw(ctx, id)
-				if err != nil {
-					return apiError(err)
-				}
-				_, err = out.Write(msg)
-				return err
-			}
-			it, err := c.QuarantineGet(ctx, id)
-			if err != nil {
-				return apiError(err)
-			}
-			if asJSON {
-				return printJSON(out, it)
-			}
+	}
+	asJSON := jsonFlag(cmd, "the metadata as one JSON object")
+	cmd.RunE = withAdmin(func(cmd *cobra.Command, args []string, c *admin.Client) error {
+		ctx, out, id := cmd.Context(), cmd.OutOrStdout(), args[0]
+		if raw {
+			// Deliberately as received, control characters and all:
+			// this is for saving the message, not for reading it.
 			msg, err := c.QuarantineRaw(ctx, id)
 			if err != nil {
-				return apiError(err)
+				return err
 			}
-			printItem(out, it)
-			fmt.Fprintln(out)
-			return printHeader(out, msg)
-		},
-	}
+			_, err = out.Write(msg)
+			return err
+		}
+		it, err := c.QuarantineGet(ctx, id)
+		if err != nil {
+			return err
+		}
+		if *asJSON {
+			return writeJSON(out, it)
+		}
+		msg, err := c.QuarantineRaw(ctx, id)
+		if err != nil {
+			return err
+		}
+		if err := printItem(out, it); err != nil {
+			return err
+		}
+		fmt.Fprintln(out)
+		return printHeader(out, msg)
+	})
 	cmd.Flags().BoolVar(&raw, "raw", false, "print the whole message as received")
-	cmd.Flags().BoolVar(&asJSON, "json", false, "print the metadata as one JSON object")
 	cmd.MarkFlagsMutuallyExclusive("raw", "json")
 	return cmd
 }
 
-func printItem(w io.Writer, it quarantine.Item) {
-	tw := newTable(w)
-	row := func(k, v string) { fmt.Fprintf(tw, "%s:\t%s\n", k, v) }
+func printItem(w io.Writer, it quarantine.Item) error {
+	t := newTable(w)
+	row := func(k, v string) { t.row(k+":", v) }
 	row("ID", clean(it.ID))
 	row("Time", when(it.Time))
 	row("Verdict", clean(it.Verdict))
@@ -160,18 +151,7 @@ func printItem(w io.Writer, it quarantine.Item) {
 		row("Release", "claimed "+when(c.At)+" by "+clean(c.By)+", not finished")
 	}
 	row("Expires", when(it.Expires))
-	tw.Flush()
-}
-
-func cleanList(l []string) string {
-	if len(l) == 0 {
-		return "-"
-	}
-	c := make([]string, len(l))
-	for i, s := range l {
-		c[i] = clean(s)
-	}
-	return strings.Join(c, ", ")
+	return t.flush()
 }
 
 // printHeader prints the message's header section, line by line made safe
@@ -207,14 +187,10 @@ is then recorded and logged as forced.`,
 		Example: `  mxgate quarantine release 1a2b3c4d
   mxgate quarantine release 1a2b3c4d --force   # a second copy, on purpose`,
 		Args: exactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := adminClient(cmd)
-			if err != nil {
-				return err
-			}
+		RunE: withAdmin(func(cmd *cobra.Command, args []string, c *admin.Client) error {
 			res, err := c.QuarantineRelease(cmd.Context(), args[0], force)
 			if err != nil {
-				return apiError(err)
+				return err
 			}
 			out := cmd.OutOrStdout()
 			fmt.Fprintf(out, "released %s: %s\n", clean(res.ID), clean(res.Reply))
@@ -231,7 +207,7 @@ is then recorded and logged as forced.`,
 				fmt.Fprintf(cmd.ErrOrStderr(), "warning: %s\n", clean(res.Warning))
 			}
 			return nil
-		},
+		}),
 	}
 	cmd.Flags().BoolVar(&force, "force", false, "release again a message released (or being released) before: a second copy")
 	return cmd
@@ -243,16 +219,12 @@ func newQuarantineDeleteCmd() *cobra.Command {
 		Short:   "Delete a quarantined message",
 		Example: `  mxgate quarantine delete 1a2b3c4d`,
 		Args:    exactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := adminClient(cmd)
-			if err != nil {
-				return err
-			}
+		RunE: withAdmin(func(cmd *cobra.Command, args []string, c *admin.Client) error {
 			if err := c.QuarantineDelete(cmd.Context(), args[0]); err != nil {
-				return apiError(err)
+				return err
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "deleted %s\n", clean(args[0]))
 			return nil
-		},
+		}),
 	}
 }

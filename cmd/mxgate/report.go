@@ -7,12 +7,12 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/mxgate/mxgate/admin"
 	"github.com/mxgate/mxgate/report"
 )
 
 func newReportCmd() *cobra.Command {
 	var day string
-	var asJSON bool
 	cmd := &cobra.Command{
 		Use:   "report [--day YYYY-MM-DD] [--json]",
 		Short: "The daily report: counts by verdict and node, top senders and recipients, viruses",
@@ -23,37 +23,42 @@ Without --day: yesterday.`,
 		Example: `  mxgate report
   mxgate report --day 2026-11-27 --json`,
 		Args: noArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			c, err := adminClient(cmd)
-			if err != nil {
+	}
+	asJSON := jsonFlag(cmd, "the report as one JSON object")
+	cmd.RunE = withAdmin(func(cmd *cobra.Command, _ []string, c *admin.Client) error {
+		res, err := c.Report(cmd.Context(), day)
+		if err != nil {
+			return err
+		}
+		out := cmd.OutOrStdout()
+		if *asJSON {
+			return writeJSON(out, res)
+		}
+		r := res.Report
+		state := "stored, written by " + clean(r.Node) + " at " + when(r.Generated)
+		if !res.Stored {
+			state = "not stored: built now from the message log by " + clean(r.Node)
+		}
+		fmt.Fprintf(out, "Report for %s (%s)\n\nMessages: %d\n", clean(r.Day), state, r.Total)
+		for _, s := range []struct {
+			title string
+			cs    []report.Count
+		}{
+			{"By action", mapCounts(r.ByAction)},
+			{"By verdict", mapCounts(r.ByVerdict)},
+			{"By node", mapCounts(r.ByNode)},
+			{"Top senders of rejected and quarantined mail", r.TopSenders},
+			{"Top recipients of rejected and quarantined mail", r.TopRecipients},
+			{"Viruses", r.Viruses},
+		} {
+			if err := printCounts(out, s.title, s.cs); err != nil {
 				return err
 			}
-			res, err := c.Report(cmd.Context(), day)
-			if err != nil {
-				return apiError(err)
-			}
-			out := cmd.OutOrStdout()
-			if asJSON {
-				return printJSON(out, res)
-			}
-			r := res.Report
-			state := "stored, written by " + clean(r.Node) + " at " + when(r.Generated)
-			if !res.Stored {
-				state = "not stored: built now from the message log by " + clean(r.Node)
-			}
-			fmt.Fprintf(out, "Report for %s (%s)\n\nMessages: %d\n", clean(r.Day), state, r.Total)
-			printCounts(out, "By action", mapCounts(r.ByAction))
-			printCounts(out, "By verdict", mapCounts(r.ByVerdict))
-			printCounts(out, "By node", mapCounts(r.ByNode))
-			printCounts(out, "Top senders of rejected and quarantined mail", r.TopSenders)
-			printCounts(out, "Top recipients of rejected and quarantined mail", r.TopRecipients)
-			printCounts(out, "Viruses", r.Viruses)
-			return nil
-		},
-	}
+		}
+		return nil
+	})
 	adminFlags(cmd)
 	cmd.Flags().StringVar(&day, "day", "", "the UTC day YYYY-MM-DD (default yesterday)")
-	cmd.Flags().BoolVar(&asJSON, "json", false, "print the report as JSON")
 	return cmd
 }
 
@@ -72,15 +77,15 @@ func mapCounts(m map[string]int) []report.Count {
 	return cs
 }
 
-func printCounts(out io.Writer, title string, cs []report.Count) {
+func printCounts(out io.Writer, title string, cs []report.Count) error {
 	fmt.Fprintf(out, "\n%s:\n", title)
 	if len(cs) == 0 {
-		fmt.Fprintln(out, "  (none)")
-		return
+		_, err := fmt.Fprintln(out, "  (none)")
+		return err
 	}
-	tw := newTable(out)
+	t := newTable(out)
 	for _, c := range cs {
-		fmt.Fprintf(tw, "  %d\t%s\n", c.N, clean(c.Key))
+		t.row(fmt.Sprintf("  %d", c.N), clean(c.Key))
 	}
-	tw.Flush()
+	return t.flush()
 }

@@ -1,0 +1,275 @@
+package main
+
+import (
+	"bytes"
+	"cmp"
+	"encoding/json"
+	"errors"
+	"io"
+	"net"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/mxgate/mxgate/admin"
+	"github.com/mxgate/mxgate/cluster"
+	"github.com/mxgate/mxgate/lists"
+)
+
+// jsonRun is a run of a command with --json added, and whether it prints
+// an array (a list of things) or an object.
+type jsonRun struct {
+	args  []string
+	array bool
+}
+
+// commandCase is how TestEveryCommand runs one management command against
+// walkAdmin: args succeed, jsonRuns are the --json forms.
+type commandCase struct {
+	args     []string
+	jsonRuns []jsonRun
+}
+
+// walkAdmin serves an admin API that every management command can
+// succeed against: adminServer's quarantine and log, a cluster status, a
+// configuration revision and a list entry.
+func walkAdmin(t *testing.T) string {
+	t.Helper()
+	url, _ := adminServerWith(t, func(o *admin.Options) {
+		st := clusterView{Status: cluster.Status{Node: "n1", State: "master", Since: time.Now().UTC()}, Mode: "active-active"}
+		o.Cluster = func() any { return st }
+	})
+	c, err := admin.NewClient(url, cliToken)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := readSettings(nil, writeTemp(t, "mode: active-passive\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.SetConfig(t.Context(), admin.ConfigRequest{Settings: s}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.ListAdd(t.Context(), admin.ListRequest{Kind: lists.Block, Value: "@seed.example"}); err != nil {
+		t.Fatal(err)
+	}
+	return url
+}
+
+func writeTemp(t *testing.T, text string) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), "settings.yaml")
+	if err := os.WriteFile(p, []byte(text), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// downURL is an admin URL nobody listens on.
+func downURL(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return "http://" + ln.Addr().String()
+}
+
+// TestEveryCommand walks the whole command tree. Every command has --help;
+// every management command has an example, takes --admin and --token from
+// the flags or else from MXGATE_ADMIN and MXGATE_TOKEN, says what to do
+// about a refused token; and every command with --json prints exactly one
+// JSON document (an array for lists) and one newline. A command added to
+// the tree without a case here fails the test.
+func TestEveryCommand(t *testing.T) {
+	settings := writeTemp(t, "mode: active-active\n")
+	cases := map[string]commandCase{
+		"mxgate quarantine list":    {nil, []jsonRun{{nil, true}, {[]string{"--sender", "nobody@x.example"}, true}}},
+		"mxgate quarantine show":    {[]string{"Q1"}, []jsonRun{{[]string{"Q2"}, false}}},
+		"mxgate quarantine release": {[]string{"Q1"}, nil},
+		"mxgate quarantine delete":  {[]string{"Q3"}, nil},
+		"mxgate lists show":         {nil, []jsonRun{{nil, true}}},
+		"mxgate lists add":          {[]string{"block", "@new.example"}, nil},
+		"mxgate lists remove":       {[]string{"block", "@seed.example"}, nil},
+		"mxgate log":                {nil, []jsonRun{{nil, true}, {[]string{"--id", "none"}, true}}},
+		"mxgate cluster status":     {nil, []jsonRun{{nil, false}}},
+		"mxgate config show":        {nil, []jsonRun{{nil, false}, {[]string{"--history"}, true}}},
+		"mxgate config set":         {[]string{"-f", settings}, nil},
+		"mxgate config push":        {nil, nil},
+		"mxgate report":             {nil, []jsonRun{{nil, false}}},
+	}
+	down := downURL(t)
+	// Runs that change nothing on the server share one.
+	shared := walkAdmin(t)
+
+	var all []*cobra.Command
+	var walk func(c *cobra.Command)
+	walk = func(c *cobra.Command) {
+		all = append(all, c)
+		for _, sub := range c.Commands() {
+			walk(sub)
+		}
+	}
+	walk(newRootCmd())
+	seen := map[string]bool{}
+	for _, c := range all {
+		path := c.CommandPath()
+		argv := strings.Fields(path)[1:]
+		t.Run(path+" --help", func(t *testing.T) {
+			t.Setenv(envToken, "secret-from-env")
+			out, _, err := run(t, append(slices.Clone(argv), "--help")...)
+			if err != nil || !strings.Contains(out, "Usage:") || !strings.Contains(out, strings.TrimSpace(cmp.Or(c.Long, c.Short))) {
+				t.Errorf("--help: %v\n%s", err, out)
+			}
+			if strings.Contains(out, "secret-from-env") {
+				t.Error("--help shows the token from the environment")
+			}
+			if c.Flag("admin") != nil && (!strings.Contains(out, "--admin") || !strings.Contains(out, envAdmin) || !strings.Contains(out, envToken)) {
+				t.Errorf("--help does not name --admin, %s and %s:\n%s", envAdmin, envToken, out)
+			}
+		})
+		if c.HasSubCommands() || path == "mxgate serve" {
+			continue
+		}
+		cc, ok := cases[path]
+		if !ok {
+			t.Errorf("%s: no case in TestEveryCommand", path)
+			continue
+		}
+		seen[path] = true
+		t.Run(path, func(t *testing.T) {
+			if c.Example == "" {
+				t.Error("no example")
+			}
+			if c.Flag("admin") == nil || c.Flag("token") == nil {
+				t.Fatal("no --admin or --token")
+			}
+			args := append(slices.Clone(argv), cc.args...)
+			env := func(admin, token string) {
+				t.Setenv(envAdmin, admin)
+				t.Setenv(envToken, token)
+			}
+
+			env(walkAdmin(t), cliToken)
+			if _, _, err := run(t, args...); err != nil {
+				t.Errorf("with %s and %s: %v", envAdmin, envToken, err)
+			}
+			env(shared, "wrong")
+			if _, _, err := run(t, args...); err == nil || !strings.Contains(err.Error(), "(HTTP 401); pass --token or set "+envToken) {
+				t.Errorf("with a wrong %s: %v", envToken, err)
+			}
+			env(down, cliToken)
+			if _, _, err := run(t, args...); err == nil || !strings.Contains(err.Error(), "cannot reach the admin API at "+down+": ") {
+				t.Errorf("with %s=%s: %v", envAdmin, down, err)
+			}
+			env(down, "wrong")
+			if _, _, err := run(t, append(args, "--admin", walkAdmin(t), "--token", cliToken)...); err != nil {
+				t.Errorf("flags do not beat the environment: %v", err)
+			}
+
+			if (c.Flags().Lookup("json") != nil) != (len(cc.jsonRuns) > 0) {
+				t.Fatalf("--json flag and JSON runs disagree: flag %v, %d runs", c.Flags().Lookup("json") != nil, len(cc.jsonRuns))
+			}
+			for _, jr := range cc.jsonRuns {
+				env(walkAdmin(t), cliToken)
+				args := append(append(slices.Clone(argv), jr.args...), "--json")
+				out, _, err := run(t, args...)
+				if err != nil {
+					t.Errorf("%s: %v", strings.Join(args, " "), err)
+					continue
+				}
+				if err := oneJSONDocument(out, jr.array); err != nil {
+					t.Errorf("%s: %v:\n%s", strings.Join(args, " "), err, out)
+				}
+			}
+		})
+	}
+	for path := range cases {
+		if !seen[path] {
+			t.Errorf("case %q names no command of the tree", path)
+		}
+	}
+}
+
+// oneJSONDocument checks that out is one JSON document (an array or an
+// object) and one newline, nothing before or after.
+func oneJSONDocument(out string, array bool) error {
+	want := byte('{')
+	if array {
+		want = '['
+	}
+	if out == "" || out[0] != want {
+		return errors.New("does not start with " + string(want))
+	}
+	if !strings.HasSuffix(out, "\n") || strings.HasSuffix(out, "\n\n") || strings.HasSuffix(out, " \n") {
+		return errors.New("does not end with exactly one newline")
+	}
+	dec := json.NewDecoder(strings.NewReader(out))
+	var v any
+	if err := dec.Decode(&v); err != nil {
+		return err
+	}
+	if err := dec.Decode(&v); err != io.EOF {
+		return errors.New("more than one JSON document")
+	}
+	return nil
+}
+
+func TestOneJSONDocument(t *testing.T) {
+	for _, tt := range []struct {
+		out   string
+		array bool
+		ok    bool
+	}{
+		{"[]\n", true, true},
+		{"{\n  \"a\": 1\n}\n", false, true},
+		{"[]", true, false},
+		{"[]\n\n", true, false},
+		{"[]\n[]\n", true, false},
+		{"null\n", true, false},
+		{"{}\n", true, false},
+		{"[\n", true, false},
+	} {
+		if err := oneJSONDocument(tt.out, tt.array); (err == nil) != tt.ok {
+			t.Errorf("oneJSONDocument(%q, %v) = %v, want ok %v", tt.out, tt.array, err, tt.ok)
+		}
+	}
+}
+
+// Every failure reaches the user as one line "mxgate: …" on stderr and
+// status 1; a success as status 0 and nothing on stderr.
+func TestExecute(t *testing.T) {
+	t.Setenv(envAdmin, "")
+	t.Setenv(envToken, "")
+	down := downURL(t)
+	twoProblems := writeTemp(t, "mode: both\nscanner:\n  max_mime_depth: -1\n")
+	for _, tt := range []struct {
+		args   []string
+		code   int
+		stderr string // the whole of it; "" = empty
+	}{
+		{[]string{"lists", "--help"}, 0, ""},
+		{[]string{"bogus"}, 1, "mxgate: unknown command \"bogus\" for \"mxgate\"\n"},
+		{[]string{"log", "--admin", down}, 1, "mxgate: cannot reach the admin API at " + down + ": "},
+		// clusterconf reports every problem of a file, one per line: the
+		// user gets them all, on one line.
+		{[]string{"config", "set", "-f", twoProblems}, 1, "mxgate: " + twoProblems + ": cluster config: scanner.max_mime_depth: must be positive, got -1; mode: \"both\" is not one of active-active, active-passive\n"},
+		{[]string{"log", "--token", "a\nb"}, 1, "mxgate: --token holds a control character at byte 1 (the newline of a token file?)\n"},
+	} {
+		var out, errb bytes.Buffer
+		code := execute(t.Context(), tt.args, &out, &errb)
+		got := errb.String()
+		if code != tt.code || !strings.HasPrefix(got, tt.stderr) || (tt.stderr == "") != (got == "") {
+			t.Errorf("mxgate %q: status %d, stderr %q; want %d, %q", tt.args, code, got, tt.code, tt.stderr)
+		}
+		if strings.Count(got, "\n") > 1 {
+			t.Errorf("mxgate %q: stderr is not one line: %q", tt.args, got)
+		}
+	}
+}
