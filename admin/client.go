@@ -26,6 +26,7 @@ type Client struct {
 	Operator string
 
 	base  string // without a trailing slash
+	shown string // base without its password, for messages
 	token string
 	hc    *http.Client
 }
@@ -70,11 +71,16 @@ const (
 // http://127.0.0.1:8025); token "" sends no Authorization header.
 func NewClient(baseURL, token string) (*Client, error) {
 	u, err := url.Parse(baseURL)
-	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return nil, fmt.Errorf("admin URL %q: want http://host:port or https://host:port", baseURL)
+	if err != nil {
+		// The parser's error quotes the whole URL, password and all.
+		return nil, errors.New("admin URL: not a URL; want http://host:port or https://host:port")
+	}
+	if (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return nil, fmt.Errorf("admin URL %q: want http://host:port or https://host:port", u.Redacted())
 	}
 	return &Client{
 		base:  strings.TrimRight(u.String(), "/"),
+		shown: strings.TrimRight(u.Redacted(), "/"),
 		token: token,
 		hc:    &http.Client{Timeout: clientTimeout},
 	}, nil
@@ -253,7 +259,7 @@ func (c *Client) call(ctx context.Context, method, path string, q url.Values, in
 		if errors.As(err, &ue) {
 			err = ue.Err
 		}
-		return fmt.Errorf("cannot reach the admin API at %s: %w", c.base, err)
+		return fmt.Errorf("cannot reach the admin API at %s: %w", c.shown, err)
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode >= 300 {

@@ -113,6 +113,18 @@ func TestClientErrors(t *testing.T) {
 		t.Fatalf("unreachable: %v", err)
 	}
 
+	// A password in the URL is never shown.
+	c, _ = NewClient("http://op:s3cret@"+addr, "")
+	_, err = c.Lists(context.Background())
+	if err == nil || strings.Contains(err.Error(), "s3cret") || !strings.Contains(err.Error(), "op:xxxxx@"+addr) {
+		t.Errorf("unreachable with a password: %v", err)
+	}
+	for _, u := range []string{"ftp://op:s3cret@h/", "http://op:s3cret@h:bad:port/%zz"} {
+		if _, err := NewClient(u, ""); err == nil || strings.Contains(err.Error(), "s3cret") {
+			t.Errorf("NewClient(%q) = %v", u, err)
+		}
+	}
+
 	// A non-JSON error (a proxy in between) still gives a message.
 	hs := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "upstream timed out", http.StatusGatewayTimeout)
