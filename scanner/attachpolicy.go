@@ -82,4 +82,12 @@ func normalizeName(name string) string {
 	return strings.ToLower(name)
 }
 
-func (p *attachPolicy) blockedType(t string) bool { return p.blockedTypes[t] }
+// blockedType reports whether the media type t (lower case) is listed,
+// itself or as type/*.
+func (p *attachPolicy) blockedType(t string) bool {
+	if p.blockedTypes[t] {
+		return true
+	}
+	typ, _, ok := strings.Cut(t, "/")
+	return ok && p.blockedTypes[typ+"/*"]
+}

@@ -143,6 +143,14 @@ func TestChecks(t *testing.T) {
 			action: ActionQuarantine, class: classBanned, want: []string{symDoubleExt}, wantNot: []string{symBannedExt},
 		},
 		{
+			name: "blocked type by type/*",
+			opts: func(o *Options) { o.Attachments.BlockedTypes = []string{"application/*"} },
+			msg: func(*testing.T) string {
+				return multipartMsg(textPart("see attached"), b64Part("application/octet-stream", `attachment; filename="data.bin"`, []byte("x")))
+			},
+			action: ActionQuarantine, class: classBanned, want: []string{symBannedType}, wantNot: []string{symBannedExt},
+		},
+		{
 			name: "double extension check off",
 			opts: func(o *Options) { o.Attachments.DoubleExtensions = false },
 			msg: func(*testing.T) string {
