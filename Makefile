@@ -32,6 +32,7 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzParseRule$$' -fuzztime $(FUZZTIME) ./scanner
 	$(GO) test -run '^$$' -fuzz '^FuzzRulePrefilter$$' -fuzztime $(FUZZTIME) ./scanner
 	$(GO) test -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(FUZZTIME) -fuzzminimizetime 2s ./config
+	$(GO) test -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(FUZZTIME) ./clusterconf
 	$(GO) test -run '^$$' -fuzz '^FuzzParseValue$$' -fuzztime $(FUZZTIME) ./lists
 	$(GO) test -run '^$$' -fuzz '^FuzzRelayPolicy$$' -fuzztime $(FUZZTIME) ./smtpfront
 	$(GO) test -run '^$$' -fuzz '^FuzzSession$$' -fuzztime $(FUZZTIME) ./smtpfront

@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/mxgate/mxgate/config"
+	"github.com/mxgate/mxgate/scanner"
 )
 
 // The cluster-wide settings refuse what the node file refuses: each
@@ -18,8 +19,8 @@ func TestSettingsBounds(t *testing.T) {
 	}{
 		{"scanner.thresholds.reject", "scanner: {thresholds: {reject: 1000}}", "scanner: {thresholds: {reject: 1000.5}}"},
 		{"scanner.thresholds.quarantine", "scanner: {thresholds: {quarantine: -1000}}", "scanner: {thresholds: {quarantine: -1000.5}}"},
-		{"scanner.max_mime_depth", fmt.Sprintf("scanner: {max_mime_depth: %d}", config.MaxMIMEDepth), fmt.Sprintf("scanner: {max_mime_depth: %d}", config.MaxMIMEDepth+1)},
-		{"scanner.max_mime_parts", fmt.Sprintf("scanner: {max_mime_parts: %d}", config.MaxMIMEParts), fmt.Sprintf("scanner: {max_mime_parts: %d}", config.MaxMIMEParts+1)},
+		{"scanner.max_mime_depth", fmt.Sprintf("scanner: {max_mime_depth: %d}", scanner.MaxMIMEDepth), fmt.Sprintf("scanner: {max_mime_depth: %d}", scanner.MaxMIMEDepth+1)},
+		{"scanner.max_mime_parts", fmt.Sprintf("scanner: {max_mime_parts: %d}", scanner.MaxMIMEParts), fmt.Sprintf("scanner: {max_mime_parts: %d}", scanner.MaxMIMEParts+1)},
 		{"weights.n2", fmt.Sprintf("weights: {n2: %d}", config.MaxWeight), fmt.Sprintf("weights: {n2: %d}", config.MaxWeight+1)},
 	}
 	for _, tt := range tests {

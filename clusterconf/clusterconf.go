@@ -7,9 +7,9 @@ package clusterconf
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
-	"math"
 	"strings"
 	"time"
 
@@ -20,24 +20,15 @@ import (
 // Settings are the cluster-wide settings (node-local ones stay in each
 // node's file).
 type Settings struct {
-	Scanner ScannerSettings `yaml:"scanner" json:"scanner"`
+	// Scanner is the scanner's policy, as the node file's scanner keys
+	// hold it (config.Scanner embeds the same type): a new policy setting
+	// is cluster-wide without a change here.
+	Scanner scanner.Policy `yaml:"scanner" json:"scanner"`
 	// Mode is active-active (every live member scans by weight) or
 	// active-passive (the master scans alone).
 	Mode string `yaml:"mode" json:"mode"`
 	// Weights override members' own weights: node id → weight (0 = drain).
 	Weights map[string]int `yaml:"weights,omitempty" json:"weights,omitempty"`
-}
-
-// ScannerSettings are the scanner policy keys of config.Scanner that must be
-// the same on every node; workers, queue and engine addresses stay local.
-type ScannerSettings struct {
-	Thresholds   config.Thresholds  `yaml:"thresholds" json:"thresholds"`
-	VirusAction  string             `yaml:"virus_action" json:"virus_action"`
-	OnLimit      string             `yaml:"on_limit" json:"on_limit"`
-	Rules        []string           `yaml:"rules" json:"rules"`
-	Attachments  config.Attachments `yaml:"attachments" json:"attachments"`
-	MaxMIMEDepth int                `yaml:"max_mime_depth" json:"max_mime_depth"`
-	MaxMIMEParts int                `yaml:"max_mime_parts" json:"max_mime_parts"`
 }
 
 // Modes.
@@ -46,24 +37,17 @@ const (
 	ModeActivePassive = "active-passive"
 )
 
+// Defaults are the cluster-wide settings of a node file with no scanner or
+// cluster keys: what Parse starts from, and what a stored revision lacking
+// a key (written before the key existed) reads for it.
+func Defaults() Settings {
+	return Settings{Scanner: scanner.DefaultPolicy(), Mode: ModeActiveActive}
+}
+
 // FromConfig takes the cluster-wide settings from a node's file: what the
 // first revision of a new cluster is seeded with.
 func FromConfig(c config.Config) Settings {
-	sc := c.Scanner
-	s := Settings{
-		Scanner: ScannerSettings{
-			Thresholds:   sc.Thresholds,
-			VirusAction:  sc.VirusAction,
-			OnLimit:      sc.OnLimit,
-			Rules:        cloneStrings(sc.Rules),
-			Attachments:  sc.Attachments,
-			MaxMIMEDepth: sc.MaxMIMEDepth,
-			MaxMIMEParts: sc.MaxMIMEParts,
-		},
-		Mode: c.Cluster.Mode,
-	}
-	s.Scanner.Attachments.BlockedExtensions = cloneStrings(sc.Attachments.BlockedExtensions)
-	s.Scanner.Attachments.BlockedTypes = cloneStrings(sc.Attachments.BlockedTypes)
+	s := Settings{Scanner: c.Scanner.Policy.Clone(), Mode: c.Cluster.Mode}
 	if s.Mode == "" {
 		s.Mode = ModeActiveActive
 	}
@@ -71,53 +55,22 @@ func FromConfig(c config.Config) Settings {
 }
 
 // Apply returns c with the cluster-wide settings of s in place of the
-// file's: the inverse of FromConfig, for building the scanner options of a
-// node from a revision. Weights have no place in config.Config and are left
-// to the membership.
+// file's: the inverse of FromConfig. Weights have no place in
+// config.Config and are left to the membership.
 func (s Settings) Apply(c config.Config) config.Config {
-	c.Scanner.Thresholds = s.Scanner.Thresholds
-	c.Scanner.VirusAction = s.Scanner.VirusAction
-	c.Scanner.OnLimit = s.Scanner.OnLimit
-	c.Scanner.Rules = cloneStrings(s.Scanner.Rules)
-	c.Scanner.Attachments = s.Scanner.Attachments
-	c.Scanner.Attachments.BlockedExtensions = cloneStrings(s.Scanner.Attachments.BlockedExtensions)
-	c.Scanner.Attachments.BlockedTypes = cloneStrings(s.Scanner.Attachments.BlockedTypes)
-	c.Scanner.MaxMIMEDepth = s.Scanner.MaxMIMEDepth
-	c.Scanner.MaxMIMEParts = s.Scanner.MaxMIMEParts
+	c.Scanner.Policy = s.Scanner.Clone()
 	c.Cluster.Mode = s.Mode
 	return c
-}
-
-func cloneStrings(s []string) []string {
-	if s == nil {
-		return []string{}
-	}
-	return append([]string{}, s...)
 }
 
 // normalize puts values in the form the rest of the program compares
 // against, as config.Parse does for the same keys.
 func (s *Settings) normalize() {
-	a := &s.Scanner.Attachments
-	for i, e := range a.BlockedExtensions {
-		a.BlockedExtensions[i] = strings.TrimLeft(strings.ToLower(strings.TrimSpace(e)), ".")
-	}
-	for i, t := range a.BlockedTypes {
-		a.BlockedTypes[i] = strings.ToLower(strings.TrimSpace(t))
-	}
+	s.Scanner = s.Scanner.Normalize()
 	s.Mode = strings.TrimSpace(s.Mode)
 	if s.Scanner.OnLimit == "" {
-		// Revisions stored before the key existed.
-		s.Scanner.OnLimit = "quarantine"
-	}
-	if s.Scanner.Rules == nil {
-		s.Scanner.Rules = []string{}
-	}
-	if a.BlockedExtensions == nil {
-		a.BlockedExtensions = []string{}
-	}
-	if a.BlockedTypes == nil {
-		a.BlockedTypes = []string{}
+		// Empty as in the revisions stored before the key existed.
+		s.Scanner.OnLimit = scanner.ActionQuarantine
 	}
 	if len(s.Weights) == 0 {
 		s.Weights = nil
@@ -125,54 +78,12 @@ func (s *Settings) normalize() {
 }
 
 // Validate reports every problem of s at once (errors.Join), each naming its
-// key, with the same rules as the node file's scanner keys; rules are
-// compiled by the scanner's parser.
+// key, with the same rules as the node file's scanner keys: the scanner's
+// Policy checks itself, rules compiled.
 func (s Settings) Validate() error {
-	var errs []error
+	errs := scanner.Under("scanner", s.Scanner.Validate())
 	add := func(key, format string, args ...any) {
 		errs = append(errs, fmt.Errorf("%s: %s", key, fmt.Sprintf(format, args...)))
-	}
-	th := s.Scanner.Thresholds
-	qOK, rOK := finite(th.Quarantine), finite(th.Reject)
-	if !qOK {
-		add("scanner.thresholds.quarantine", "must be a finite number")
-	}
-	if !rOK {
-		add("scanner.thresholds.reject", "must be a finite number")
-	}
-	if qOK && rOK && th.Quarantine >= th.Reject {
-		add("scanner.thresholds", "quarantine (%g) must be below reject (%g)", th.Quarantine, th.Reject)
-	}
-	switch s.Scanner.VirusAction {
-	case "quarantine", "reject":
-	default:
-		add("scanner.virus_action", "%q is not one of quarantine, reject", s.Scanner.VirusAction)
-	}
-	switch s.Scanner.OnLimit {
-	case "quarantine", "tempfail", "reject":
-	default:
-		add("scanner.on_limit", "%q is not one of quarantine, tempfail, reject", s.Scanner.OnLimit)
-	}
-	for i, r := range s.Scanner.Rules {
-		if _, err := scanner.ParseRule(r); err != nil {
-			add(fmt.Sprintf("scanner.rules[%d]", i), "%v", err)
-		}
-	}
-	for i, e := range s.Scanner.Attachments.BlockedExtensions {
-		if e == "" || strings.ContainsAny(e, "/\\ \t\r\n") {
-			add(fmt.Sprintf("scanner.attachments.blocked_extensions[%d]", i), "%q is not a file name extension", e)
-		}
-	}
-	for i, t := range s.Scanner.Attachments.BlockedTypes {
-		if !config.ValidMIMEType(t) {
-			add(fmt.Sprintf("scanner.attachments.blocked_types[%d]", i), "%q is not a MIME type (type/subtype or type/*)", t)
-		}
-	}
-	if s.Scanner.MaxMIMEDepth <= 0 {
-		add("scanner.max_mime_depth", "must be positive, got %d", s.Scanner.MaxMIMEDepth)
-	}
-	if s.Scanner.MaxMIMEParts <= 0 {
-		add("scanner.max_mime_parts", "must be positive, got %d", s.Scanner.MaxMIMEParts)
 	}
 	switch s.Mode {
 	case ModeActiveActive, ModeActivePassive:
@@ -191,8 +102,6 @@ func (s Settings) Validate() error {
 	return errors.Join(errs...)
 }
 
-func finite(f float64) bool { return !math.IsNaN(f) && !math.IsInf(f, 0) }
-
 // Revision is one stored version of the settings with its audit entry.
 type Revision struct {
 	Number   int64     `json:"revision"`
@@ -200,6 +109,20 @@ type Revision struct {
 	Time     time.Time `json:"time"`
 	By       string    `json:"by"` // who: "admin@127.0.0.1 via n1" etc.
 	Comment  string    `json:"comment"`
+}
+
+// UnmarshalJSON reads a revision over Defaults, so that a key added after
+// the revision was stored reads as its default, not as a zero value (an
+// on_limit of "", a threshold of 0): adding a setting needs no code for
+// the revisions already in the store.
+func (r *Revision) UnmarshalJSON(data []byte) error {
+	type plain Revision // without this method
+	p := plain{Settings: Defaults()}
+	if err := json.Unmarshal(data, &p); err != nil {
+		return err
+	}
+	*r = Revision(p)
+	return nil
 }
 
 var (

@@ -7,12 +7,6 @@ import (
 	"github.com/mxgate/mxgate/config"
 )
 
-// Defaults are the cluster-wide settings of a node file with no scanner or
-// cluster keys: what Parse starts from.
-func Defaults() Settings {
-	return FromConfig(config.Default())
-}
-
 // Parse reads settings written in YAML or JSON (as `config show` prints
 // them) over Defaults: absent keys keep their default. Like config.Parse it
 // is strict: an unknown or repeated key, or a value of the wrong type, is an

@@ -27,25 +27,10 @@ const (
 	// memory, per session; 1 MiB is far past any unwrapped HTML line.
 	MaxLineLength = 1 << 20
 	// MaxTimeout bounds every timeout (smtp read, write, data and drain,
-	// downstream, scanner): RFC 5321 §4.5.3.2 suggests minutes; an hour
-	// is beyond any real client or server, and keeps a stop bounded.
+	// downstream; the scanner's is scanner.MaxTimeout, the same): RFC 5321
+	// §4.5.3.2 suggests minutes; an hour is beyond any real client or
+	// server, and keeps a stop bounded.
 	MaxTimeout = time.Hour
-	// MaxWorkers bounds scanner.workers: every worker holds its buffers
-	// from the start; 1024 is hundreds per core on any machine and
-	// enough for scans that mostly wait on a remote engine.
-	MaxWorkers = 1024
-	// MaxQueue bounds scanner.queue: every waiting scan holds a session
-	// and its message; more than max_connections can never wait.
-	MaxQueue = 100_000
-	// MaxThreshold bounds the absolute value of scanner.thresholds: the
-	// built-in symbols score 10 at most, so ±1000 already means "never".
-	MaxThreshold = 1000
-	// MaxMIMEDepth bounds scanner.max_mime_depth: the walk recurses
-	// once per level; real mail nests a handful of levels.
-	MaxMIMEDepth = 100
-	// MaxMIMEParts bounds scanner.max_mime_parts: each part is parsed
-	// and checked; real mail has tens.
-	MaxMIMEParts = 10_000
 	// MaxRetention bounds store.quarantine_retention and
 	// store.log_retention: ten years covers the longest legal retention
 	// of business mail.
@@ -61,7 +46,8 @@ const (
 )
 
 // validateBounds adds a problem for every numeric key above its bound.
-// The lower bounds stay in Validate with the rest of each key's checks.
+// The lower bounds stay in Validate with the rest of each key's checks;
+// the scanner's keys are bounded by the scanner (scanner/bounds.go).
 func (c Config) validateBounds(p *problems) {
 	s := c.SMTP
 	p.atMost("smtp.max_message_bytes", s.MaxMessageBytes, MaxMessageBytes, "1 GiB")
@@ -77,17 +63,10 @@ func (c Config) validateBounds(p *problems) {
 	}{
 		{"smtp.read_timeout", s.ReadTimeout}, {"smtp.write_timeout", s.WriteTimeout},
 		{"smtp.data_timeout", s.DataTimeout}, {"smtp.drain_timeout", s.DrainTimeout},
-		{"downstream.timeout", c.Downstream.Timeout}, {"scanner.timeout", c.Scanner.Timeout},
+		{"downstream.timeout", c.Downstream.Timeout},
 	} {
 		p.durationAtMost(t.key, t.d, MaxTimeout)
 	}
-
-	sc := c.Scanner
-	p.atMost("scanner.workers", int64(sc.Workers), MaxWorkers, "")
-	p.atMost("scanner.queue", int64(sc.Queue), MaxQueue, "")
-	ThresholdBounds(sc.Thresholds, p.add)
-	p.atMost("scanner.max_mime_depth", int64(sc.MaxMIMEDepth), MaxMIMEDepth, "")
-	p.atMost("scanner.max_mime_parts", int64(sc.MaxMIMEParts), MaxMIMEParts, "")
 
 	p.durationAtMost("store.quarantine_retention", c.Store.QuarantineRetention, MaxRetention)
 	p.durationAtMost("store.log_retention", c.Store.LogRetention, MaxRetention)
@@ -99,20 +78,6 @@ func (c Config) validateBounds(p *problems) {
 		}
 		p.durationAtMost("cluster.garp_refresh", cl.GARPRefresh, MaxGARPRefresh)
 		p.durationAtMost("cluster.garp_master_refresh", cl.GARPMasterRefresh, MaxGARPRefresh)
-	}
-}
-
-// ThresholdBounds reports thresholds outside ±MaxThreshold through add
-// (key, format, args), for the node file and the cluster-wide settings
-// alike. A threshold that is not a finite number is left to the caller.
-func ThresholdBounds(th Thresholds, add func(key, format string, args ...any)) {
-	for _, t := range []struct {
-		key string
-		v   float64
-	}{{"scanner.thresholds.quarantine", th.Quarantine}, {"scanner.thresholds.reject", th.Reject}} {
-		if finite(t.v) && (t.v > MaxThreshold || t.v < -MaxThreshold) {
-			add(t.key, "must be -%d to %d, got %g", MaxThreshold, MaxThreshold, t.v)
-		}
 	}
 }
 

@@ -4,6 +4,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/mxgate/mxgate/scanner"
 )
 
 // clustered is Default with a valid cluster, so the cluster keys are
@@ -49,15 +51,15 @@ func TestBounds(t *testing.T) {
 		{"smtp.data_timeout", "1h0m0s", func(c *Config, past bool) { c.SMTP.DataTimeout.Duration = MaxTimeout + dstep(past) }},
 		{"smtp.drain_timeout", "1h0m0s", func(c *Config, past bool) { c.SMTP.DrainTimeout.Duration = MaxTimeout + dstep(past) }},
 		{"downstream.timeout", "1h0m0s", func(c *Config, past bool) { c.Downstream.Timeout.Duration = MaxTimeout + dstep(past) }},
-		{"scanner.timeout", "1h0m0s", func(c *Config, past bool) { c.Scanner.Timeout.Duration = MaxTimeout + dstep(past) }},
-		{"scanner.workers", "1024", func(c *Config, past bool) { c.Scanner.Workers = MaxWorkers + int(step(past)) }},
-		{"scanner.queue", "100000", func(c *Config, past bool) { c.Scanner.Queue = MaxQueue + int(step(past)) }},
-		{"scanner.thresholds.reject", "-1000 to 1000", func(c *Config, past bool) { c.Scanner.Thresholds.Reject = MaxThreshold + float64(step(past))/8 }},
+		{"scanner.timeout", "1h0m0s", func(c *Config, past bool) { c.Scanner.Timeout.Duration = scanner.MaxTimeout + dstep(past) }},
+		{"scanner.workers", "1024", func(c *Config, past bool) { c.Scanner.Workers = scanner.MaxWorkers + int(step(past)) }},
+		{"scanner.queue", "100000", func(c *Config, past bool) { c.Scanner.Queue = scanner.MaxQueue + int(step(past)) }},
+		{"scanner.thresholds.reject", "-1000 to 1000", func(c *Config, past bool) { c.Scanner.Thresholds.Reject = scanner.MaxThreshold + float64(step(past))/8 }},
 		{"scanner.thresholds.quarantine", "-1000 to 1000", func(c *Config, past bool) {
-			c.Scanner.Thresholds.Quarantine = -MaxThreshold - float64(step(past))/8
+			c.Scanner.Thresholds.Quarantine = -scanner.MaxThreshold - float64(step(past))/8
 		}},
-		{"scanner.max_mime_depth", "100", func(c *Config, past bool) { c.Scanner.MaxMIMEDepth = MaxMIMEDepth + int(step(past)) }},
-		{"scanner.max_mime_parts", "10000", func(c *Config, past bool) { c.Scanner.MaxMIMEParts = MaxMIMEParts + int(step(past)) }},
+		{"scanner.max_mime_depth", "100", func(c *Config, past bool) { c.Scanner.MaxMIMEDepth = scanner.MaxMIMEDepth + int(step(past)) }},
+		{"scanner.max_mime_parts", "10000", func(c *Config, past bool) { c.Scanner.MaxMIMEParts = scanner.MaxMIMEParts + int(step(past)) }},
 		{"store.quarantine_retention", "87600h0m0s", func(c *Config, past bool) {
 			c.Store.QuarantineRetention.Duration = MaxRetention + dstep(past)
 		}},

@@ -9,6 +9,8 @@ package config
 import (
 	"os"
 	"time"
+
+	"github.com/mxgate/mxgate/scanner"
 )
 
 // Config is the whole configuration file of one node.
@@ -114,70 +116,16 @@ type Downstream struct {
 	Helo string `yaml:"helo" json:"helo"`
 }
 
-// Scanner is the scanning pipeline and its worker pool.
+// Scanner is the scanning pipeline and its worker pool: the scanner's
+// Policy (thresholds, actions, rules, attachments, MIME limits), which a
+// cluster shares as the revisions of clusterconf, and the settings this
+// node keeps for itself (workers, queue, timeout, engine addresses,
+// simulated_delay). Both are the scanner's own types, inlined: their keys
+// sit directly under scanner:, and a new scanner setting is one field
+// there.
 type Scanner struct {
-	// Workers is the number of concurrent scans; 0 = number of CPUs.
-	Workers int `yaml:"workers" json:"workers"`
-	// Queue is the number of messages that may wait for a worker before
-	// the front end answers 451.
-	Queue int `yaml:"queue" json:"queue"`
-	// Timeout bounds one message's scan, external engines included.
-	Timeout Duration `yaml:"timeout" json:"timeout"`
-	// Thresholds turn the score into an action.
-	Thresholds Thresholds `yaml:"thresholds" json:"thresholds"`
-	// Clamd is the ClamAV daemon: tcp://host:port or unix:///path;
-	// empty = not used.
-	Clamd string `yaml:"clamd" json:"clamd"`
-	// Rspamd is the Rspamd controller: http://host:port; empty = not used.
-	Rspamd string `yaml:"rspamd" json:"rspamd"`
-	// Spamd is the SpamAssassin daemon: tcp://host:port or unix:///path;
-	// empty = not used.
-	Spamd string `yaml:"spamd" json:"spamd"`
-	// VirusAction is what a virus finding does: quarantine or reject.
-	VirusAction string `yaml:"virus_action" json:"virus_action"`
-	// OnLimit is what a message gets when part of it lies past a scan
-	// limit (MIME parts or depth, archive bytes, entries or nesting) and so
-	// was never looked at: quarantine, tempfail or reject; never delivery.
-	OnLimit string `yaml:"on_limit" json:"on_limit"`
-	// Rules are header/body regex rules; their syntax is the scanner's and
-	// is validated there.
-	Rules []string `yaml:"rules" json:"rules"`
-	// Attachments is the attachment policy.
-	Attachments Attachments `yaml:"attachments" json:"attachments"`
-	// MaxMIMEDepth is the deepest MIME nesting walked; deeper is not
-	// scanned, and the message gets OnLimit.
-	MaxMIMEDepth int `yaml:"max_mime_depth" json:"max_mime_depth"`
-	// MaxMIMEParts is the most MIME parts walked; more are not scanned, and
-	// the message gets OnLimit.
-	MaxMIMEParts int `yaml:"max_mime_parts" json:"max_mime_parts"`
-	// SimulatedDelay is added to every scan, holding its worker like a
-	// remote engine would: for benchmarks and tests of a cluster whose
-	// scanning is mostly waiting. 0 in production.
-	SimulatedDelay Duration `yaml:"simulated_delay" json:"simulated_delay"`
-}
-
-// Thresholds turn the score into an action.
-type Thresholds struct {
-	// Quarantine is the score from which a message is quarantined.
-	Quarantine float64 `yaml:"quarantine" json:"quarantine"`
-	// Reject is the score from which a message is rejected; above Quarantine.
-	Reject float64 `yaml:"reject" json:"reject"`
-}
-
-// Attachments is the attachment policy. Empty lists mean the scanner's
-// built-in defaults, not "nothing blocked".
-type Attachments struct {
-	// BlockedExtensions are file name extensions refused (e.g. exe);
-	// Parse lower-cases them and drops a leading dot.
-	BlockedExtensions []string `yaml:"blocked_extensions" json:"blocked_extensions"`
-	// BlockedTypes are MIME types refused (type/subtype or type/*);
-	// Parse lower-cases them.
-	BlockedTypes []string `yaml:"blocked_types" json:"blocked_types"`
-	// DoubleExtensions flags names like invoice.pdf.exe.
-	DoubleExtensions bool `yaml:"double_extensions" json:"double_extensions"`
-	// ScanArchives opens zip, gzip and tar attachments (nested too) and
-	// checks every file in them like an attachment.
-	ScanArchives bool `yaml:"scan_archives" json:"scan_archives"`
+	scanner.Policy `yaml:",inline"`
+	scanner.Local  `yaml:",inline"`
 }
 
 // Store selects where quarantine, lists and the message log live.
@@ -304,41 +252,28 @@ func Default() Config {
 			MaxRecipients:       100,
 			MaxConnections:      1000,
 			MaxConnectionsPerIP: 20,
-			ReadTimeout:         Duration{60 * time.Second},
-			WriteTimeout:        Duration{60 * time.Second},
-			DataTimeout:         Duration{10 * time.Minute},
-			DrainTimeout:        Duration{30 * time.Second},
+			ReadTimeout:         Duration{Duration: 60 * time.Second},
+			WriteTimeout:        Duration{Duration: 60 * time.Second},
+			DataTimeout:         Duration{Duration: 10 * time.Minute},
+			DrainTimeout:        Duration{Duration: 30 * time.Second},
 			MaxLineLength:       65536,
 			HardErrorLimit:      20,
 			ProxyTrusted:        []string{},
 		},
 		Downstream: Downstream{
 			Address: "127.0.0.1:2526",
-			Timeout: Duration{60 * time.Second},
+			Timeout: Duration{Duration: 60 * time.Second},
 			Helo:    host,
 		},
 		Scanner: Scanner{
-			Workers:     0,
-			Queue:       64,
-			Timeout:     Duration{60 * time.Second},
-			Thresholds:  Thresholds{Quarantine: 6, Reject: 15},
-			VirusAction: "quarantine",
-			OnLimit:     "quarantine",
-			Rules:       []string{},
-			Attachments: Attachments{
-				BlockedExtensions: []string{},
-				BlockedTypes:      []string{},
-				DoubleExtensions:  true,
-				ScanArchives:      true,
-			},
-			MaxMIMEDepth: 10,
-			MaxMIMEParts: 500,
+			Policy: scanner.DefaultPolicy(),
+			Local:  scanner.DefaultLocal(),
 		},
 		Store: Store{
-			QuarantineRetention: Duration{720 * time.Hour},
-			LogRetention:        Duration{720 * time.Hour},
+			QuarantineRetention: Duration{Duration: 720 * time.Hour},
+			LogRetention:        Duration{Duration: 720 * time.Hour},
 			LogJournalMax:       256 << 20,
-			LogJournalSync:      Duration{100 * time.Millisecond},
+			LogJournalSync:      Duration{Duration: 100 * time.Millisecond},
 		},
 		Admin: Admin{
 			Listen: "127.0.0.1:8025",
@@ -347,17 +282,17 @@ func Default() Config {
 			Interface:         "eth0",
 			VRID:              51,
 			Priority:          100,
-			AdvertInterval:    Duration{time.Second},
+			AdvertInterval:    Duration{Duration: time.Second},
 			Preempt:           true,
 			UnicastPeers:      []string{},
 			Checksum:          "pseudo-header",
 			GARPRepeat:        5,
-			GARPRefresh:       Duration{5 * time.Second},
-			GARPMasterRefresh: Duration{60 * time.Second},
+			GARPRefresh:       Duration{Duration: 5 * time.Second},
+			GARPMasterRefresh: Duration{Duration: 60 * time.Second},
 			Mode:              "active-active",
 			Weight:            100,
 			PeerListen:        "0.0.0.0:8026",
-			MembershipTTL:     Duration{3 * time.Second},
+			MembershipTTL:     Duration{Duration: 3 * time.Second},
 			Peers:             []Peer{},
 		},
 	}

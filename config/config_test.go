@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/mxgate/mxgate/scanner"
 )
 
 func TestDefaultIsValid(t *testing.T) {
@@ -49,7 +51,7 @@ func TestParseSpecExample(t *testing.T) {
 	if got := c.SMTP.AcceptDomains; len(got) != 1 || got[0] != "example.org" {
 		t.Errorf("accept_domains = %q", got)
 	}
-	if c.Scanner.Thresholds != (Thresholds{Quarantine: 6, Reject: 15}) {
+	if c.Scanner.Thresholds != (scanner.Thresholds{Quarantine: 6, Reject: 15}) {
 		t.Errorf("thresholds = %+v", c.Scanner.Thresholds)
 	}
 	if c.Cluster.VIP != "198.18.0.100/24" || c.Cluster.AdvertInterval.Duration != time.Second {
@@ -86,6 +88,10 @@ func keys(t reflect.Type, prefix string) []string {
 	var out []string
 	for i := range t.NumField() {
 		f := t.Field(i)
+		if f.Tag.Get("yaml") == ",inline" {
+			out = append(out, keys(f.Type, prefix)...)
+			continue
+		}
 		name := prefix + f.Tag.Get("yaml")
 		if f.Type.Kind() == reflect.Struct && f.Type != reflect.TypeFor[Duration]() {
 			out = append(out, keys(f.Type, name+".")...)
@@ -130,7 +136,7 @@ smtp:
 scanner:
   thresholds: {quarantine: 5.5, reject: 10}
   attachments: {blocked_extensions: [.EXE, scr], blocked_types: [Application/X-MSDownload, "image/*"], double_extensions: false}
-  rules: ['header Subject /x/']
+  rules: ['SUBJ_X header Subject =~ /x/ 1']
 store: {redis: "redis://:pw@10.0.0.5:6379/0", quarantine_retention: 24h}
 cluster:
   enabled: true
@@ -158,8 +164,8 @@ cluster:
 		{"types lower-cased", c.Scanner.Attachments.BlockedTypes, []string{"application/x-msdownload", "image/*"}},
 		{"double_extensions", c.Scanner.Attachments.DoubleExtensions, false},
 		{"scan_archives default kept", c.Scanner.Attachments.ScanArchives, true},
-		{"thresholds", c.Scanner.Thresholds, Thresholds{5.5, 10}},
-		{"on_limit default", c.Scanner.OnLimit, "quarantine"},
+		{"thresholds", c.Scanner.Thresholds, scanner.Thresholds{Quarantine: 5.5, Reject: 10}},
+		{"on_limit default", c.Scanner.OnLimit, scanner.ActionQuarantine},
 		{"retention", c.Store.QuarantineRetention.Duration, 24 * time.Hour},
 		{"log retention default", c.Store.LogRetention.Duration, 720 * time.Hour},
 		{"log journal default", c.Store.LogJournalMax, int64(256 << 20)},
@@ -357,9 +363,9 @@ func TestValidateAccepts(t *testing.T) {
 		{"tls pair", func(c *Config) { c.SMTP.TLS = TLS{Cert: cert, Key: key, Require: true} }},
 		{"owner priority", func(c *Config) {
 			c.Cluster = Cluster{Enabled: true, Interface: "eth0", VRID: 255, VIP: "198.18.0.1/32", Priority: 255,
-				AdvertInterval: Duration{40950 * time.Millisecond}, Mode: "active-active", PeerListen: ":8026",
+				AdvertInterval: Duration{Duration: 40950 * time.Millisecond}, Mode: "active-active", PeerListen: ":8026",
 				Checksum: "message", GARPRepeat: 1, Source: "198.18.0.2", UnicastPeers: []string{"198.18.0.3"},
-				Secret: "0123456789abcdef", MembershipTTL: Duration{time.Second},
+				Secret: "0123456789abcdef", MembershipTTL: Duration{Duration: time.Second},
 				Peers: []Peer{{ID: "n2", Address: "198.18.0.3:8026", Weight: 50}}}
 		}},
 		{"cluster disabled ignores cluster keys", func(c *Config) { c.Cluster = Cluster{VRID: 999, Mode: "?"} }},
@@ -375,7 +381,7 @@ func TestValidateAccepts(t *testing.T) {
 		}},
 		{"listen any", func(c *Config) { c.SMTP.Listen = []string{":25", "[::]:25", "127.0.0.1:0"} }},
 		{"proxy", func(c *Config) { c.SMTP.ProxyProtocol, c.SMTP.ProxyTrusted = true, []string{"10.0.0.0/8"} }},
-		{"negative threshold", func(c *Config) { c.Scanner.Thresholds = Thresholds{-1, 0} }},
+		{"negative threshold", func(c *Config) { c.Scanner.Thresholds = scanner.Thresholds{Quarantine: -1, Reject: 0} }},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -404,7 +410,7 @@ func TestRedisPasswordNotEchoed(t *testing.T) {
 }
 
 func TestDurationMarshal(t *testing.T) {
-	b, err := json.Marshal(struct{ D Duration }{Duration{90 * time.Second}})
+	b, err := json.Marshal(struct{ D Duration }{Duration{Duration: 90 * time.Second}})
 	if err != nil || string(b) != `{"D":"1m30s"}` {
 		t.Fatalf("json = %s, %v", b, err)
 	}

@@ -7,45 +7,18 @@ import (
 	"io"
 	"os"
 	"reflect"
+	"slices"
 	"strings"
-	"time"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/mxgate/mxgate/config/duration"
 )
 
 // Duration is a time.Duration written the Go way in the file ("60s",
-// "1m30s", "10ms"). It marshals back to that form in YAML and JSON.
-type Duration struct{ time.Duration }
-
-// UnmarshalYAML accepts a Go duration string. The caller adds the key and
-// the line: the value alone does not know where it is.
-func (d *Duration) UnmarshalYAML(n *yaml.Node) error {
-	if n.Kind != yaml.ScalarNode {
-		return fmt.Errorf("want a duration like 30s, got a %s", kindName(n))
-	}
-	v, err := time.ParseDuration(n.Value)
-	if err != nil {
-		return fmt.Errorf("invalid duration %q", n.Value)
-	}
-	d.Duration = v
-	return nil
-}
-
-// MarshalYAML writes the Go form ("1m0s").
-func (d Duration) MarshalYAML() (any, error) { return d.String(), nil }
-
-// MarshalText writes the Go form, so JSON shows "1m0s" rather than nanoseconds.
-func (d Duration) MarshalText() ([]byte, error) { return []byte(d.String()), nil }
-
-// UnmarshalText reads the Go form.
-func (d *Duration) UnmarshalText(b []byte) error {
-	v, err := time.ParseDuration(string(b))
-	if err != nil {
-		return fmt.Errorf("invalid duration %q", b)
-	}
-	d.Duration = v
-	return nil
-}
+// "1m30s", "10ms"); it lives in config/duration so that the scanner's
+// settings, which this file embeds, are written the same way.
+type Duration = duration.Duration
 
 // Load reads and parses the file at path; see Parse.
 func Load(path string) (Config, error) {
@@ -141,12 +114,7 @@ func (c *Config) normalize() {
 	for i, d := range c.SMTP.AcceptDomains {
 		c.SMTP.AcceptDomains[i] = strings.TrimSuffix(strings.ToLower(strings.TrimSpace(d)), ".")
 	}
-	for i, e := range c.Scanner.Attachments.BlockedExtensions {
-		c.Scanner.Attachments.BlockedExtensions[i] = strings.TrimLeft(strings.ToLower(strings.TrimSpace(e)), ".")
-	}
-	for i, t := range c.Scanner.Attachments.BlockedTypes {
-		c.Scanner.Attachments.BlockedTypes[i] = strings.ToLower(strings.TrimSpace(t))
-	}
+	c.Scanner.Policy = c.Scanner.Policy.Normalize()
 }
 
 var unmarshalerType = reflect.TypeFor[yaml.Unmarshaler]()
@@ -157,13 +125,7 @@ var unmarshalerType = reflect.TypeFor[yaml.Unmarshaler]()
 // the full key nor, for type errors, the key at all.
 func check(m *yaml.Node, t reflect.Type, prefix string) []error {
 	fields := make(map[string]reflect.StructField, t.NumField())
-	for i := range t.NumField() {
-		f := t.Field(i)
-		name, _, _ := strings.Cut(f.Tag.Get("yaml"), ",")
-		if name != "" && name != "-" {
-			fields[name] = f
-		}
-	}
+	yamlFields(t, fields)
 	var errs []error
 	seen := make(map[string]int)
 	for i := 0; i+1 < len(m.Content); i += 2 {
@@ -213,6 +175,22 @@ func check(m *yaml.Node, t reflect.Type, prefix string) []error {
 		}
 	}
 	return errs
+}
+
+// yamlFields adds the fields of the struct t to fields by their YAML key,
+// those of an embedded struct tagged ",inline" (as config.Scanner inlines
+// the scanner's settings) as if they were t's own.
+func yamlFields(t reflect.Type, fields map[string]reflect.StructField) {
+	for i := range t.NumField() {
+		f := t.Field(i)
+		name, opts, _ := strings.Cut(f.Tag.Get("yaml"), ",")
+		switch {
+		case name == "" && f.Anonymous && f.Type.Kind() == reflect.Struct && slices.Contains(strings.Split(opts, ","), "inline"):
+			yamlFields(f.Type, fields)
+		case name != "" && name != "-":
+			fields[name] = f
+		}
+	}
 }
 
 // checkMappings checks a list whose items are mappings of the struct t,

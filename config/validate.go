@@ -3,7 +3,6 @@ package config
 import (
 	"errors"
 	"fmt"
-	"math"
 	"net"
 	"net/netip"
 	"net/url"
@@ -11,6 +10,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/mxgate/mxgate/scanner"
 )
 
 // maxHardErrorLimit bounds smtp.hard_error_limit: each refused recipient
@@ -92,42 +93,9 @@ func (c Config) Validate() error {
 		p.add("downstream.helo", "%q is not a host name or address literal", c.Downstream.Helo)
 	}
 
-	// scanner
-	if c.Scanner.Workers < 0 {
-		p.add("scanner.workers", "must be 0 (number of CPUs) or more, got %d", c.Scanner.Workers)
-	}
-	if c.Scanner.Queue < 0 {
-		p.add("scanner.queue", "must be 0 or more, got %d", c.Scanner.Queue)
-	}
-	p.duration("scanner.timeout", c.Scanner.Timeout)
-	th := c.Scanner.Thresholds
-	qOK, rOK := finite(th.Quarantine), finite(th.Reject)
-	if !qOK {
-		p.add("scanner.thresholds.quarantine", "must be a finite number")
-	}
-	if !rOK {
-		p.add("scanner.thresholds.reject", "must be a finite number")
-	}
-	if qOK && rOK && th.Quarantine >= th.Reject {
-		p.add("scanner.thresholds", "quarantine (%g) must be below reject (%g)", th.Quarantine, th.Reject)
-	}
-	p.engineURL("scanner.clamd", c.Scanner.Clamd, "tcp", "unix")
-	p.engineURL("scanner.rspamd", c.Scanner.Rspamd, "http", "https")
-	p.engineURL("scanner.spamd", c.Scanner.Spamd, "tcp", "unix")
-	p.oneOf("scanner.virus_action", c.Scanner.VirusAction, "quarantine", "reject")
-	p.oneOf("scanner.on_limit", c.Scanner.OnLimit, "quarantine", "tempfail", "reject")
-	for i, e := range c.Scanner.Attachments.BlockedExtensions {
-		if e == "" || strings.ContainsAny(e, "/\\ \t\r\n") {
-			p.add(fmt.Sprintf("scanner.attachments.blocked_extensions[%d]", i), "%q is not a file name extension", e)
-		}
-	}
-	for i, t := range c.Scanner.Attachments.BlockedTypes {
-		if !validMIMEType(t) {
-			p.add(fmt.Sprintf("scanner.attachments.blocked_types[%d]", i), "%q is not a MIME type (type/subtype or type/*)", t)
-		}
-	}
-	p.positive("scanner.max_mime_depth", int64(c.Scanner.MaxMIMEDepth))
-	p.positive("scanner.max_mime_parts", int64(c.Scanner.MaxMIMEParts))
+	// scanner: its own types check themselves, keys relative to scanner:
+	p = append(p, scanner.Under("scanner", c.Scanner.Policy.Validate())...)
+	p = append(p, scanner.Under("scanner", c.Scanner.Local.Validate())...)
 
 	// store
 	if c.Store.Redis != "" {
@@ -149,10 +117,6 @@ func (c Config) Validate() error {
 	}
 	if d := c.Store.LogJournalSync.Duration; d < 0 || d > 10*time.Second {
 		p.add("store.log_journal_sync", "must be 0 (sync before the reply) to 10s, got %s", d)
-	}
-
-	if d := c.Scanner.SimulatedDelay.Duration; d < 0 || d > time.Minute {
-		p.add("scanner.simulated_delay", "must be 0 to 1m, got %s", d)
 	}
 
 	// admin
@@ -322,31 +286,6 @@ func (p *problems) dialAddr(key, a string) {
 	}
 }
 
-func (p *problems) engineURL(key, v string, schemes ...string) {
-	if v == "" {
-		return
-	}
-	u, err := url.Parse(v)
-	if err != nil {
-		p.add(key, "%q is not a URL", v)
-		return
-	}
-	ok := false
-	for _, s := range schemes {
-		ok = ok || u.Scheme == s
-	}
-	switch {
-	case !ok:
-		p.add(key, "%q: want a %s:// URL", v, strings.Join(schemes, ":// or "))
-	case u.Scheme == "unix":
-		if u.Path == "" {
-			p.add(key, "%q: want unix:///path/to/socket", v)
-		}
-	case u.Host == "" || u.Port() == "" || !validPort(u.Port(), false):
-		p.add(key, "%q: want %s://host:port", v, u.Scheme)
-	}
-}
-
 func (p *problems) readable(key, path string) {
 	// Stat first: opening a FIFO or device would block or read forever.
 	st, err := os.Stat(path)
@@ -397,8 +336,6 @@ func loopbackListen(a string) bool {
 	ip, err := netip.ParseAddr(host)
 	return err == nil && ip.Unmap().IsLoopback()
 }
-
-func finite(f float64) bool { return !math.IsNaN(f) && !math.IsInf(f, 0) }
 
 // ValidNodeID reports whether s can name a node: 1-64 letters, digits,
 // '.', '_' or '-'.
@@ -452,23 +389,4 @@ func validHelo(s string) bool {
 		return err == nil
 	}
 	return validHostname(s)
-}
-
-// ValidMIMEType reports whether s is type/subtype or type/* as the
-// attachment policy takes it.
-func ValidMIMEType(s string) bool { return validMIMEType(s) }
-
-func validMIMEType(s string) bool {
-	typ, sub, ok := strings.Cut(s, "/")
-	if !ok || typ == "" || sub == "" || typ == "*" {
-		return false
-	}
-	for _, part := range []string{typ, sub} {
-		for _, r := range part {
-			if r <= ' ' || r >= 0x7f || strings.ContainsRune("()<>@,;:\\\"/[]?=", r) {
-				return false
-			}
-		}
-	}
-	return true
 }

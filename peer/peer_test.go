@@ -521,12 +521,12 @@ func (overloadedWorker) Scan(_ context.Context, m *scanner.Message) (scanner.Ver
 }
 
 // slowPool is a real pool whose scans take the longest the scanner allows
-// (its timeout's bound, an hour) unless cancelled.
+// (the bound of its simulated delay, a minute) unless cancelled.
 func slowPool(t *testing.T, workers, queue int) *scanner.Pool {
 	t.Helper()
 	o := scanner.DefaultOptions()
 	o.NodeID, o.Workers, o.Queue = "n2", workers, queue
-	o.SimulatedDelay, o.Timeout = time.Hour, time.Hour
+	o.SimulatedDelay.Duration, o.Timeout.Duration = scanner.MaxSimulatedDelay, scanner.MaxTimeout
 	o.Logger = slog.New(slog.DiscardHandler)
 	p, err := scanner.NewPool(o)
 	if err != nil {

@@ -13,14 +13,14 @@ func TestOptionBounds(t *testing.T) {
 		name string
 		set  func(o *Options, past int)
 	}{
-		{"workers", func(o *Options, past int) { o.Workers = maxWorkers + past }},
-		{"queue", func(o *Options, past int) { o.Queue = maxQueue + past }},
-		{"timeout", func(o *Options, past int) { o.Timeout = maxTimeout + time.Duration(past) }},
-		{"simulated delay", func(o *Options, past int) { o.SimulatedDelay = maxTimeout + time.Duration(past) }},
-		{"reject threshold", func(o *Options, past int) { o.RejectThreshold = maxThreshold + float64(past)/4 }},
-		{"quarantine threshold", func(o *Options, past int) { o.QuarantineThreshold = -maxThreshold - float64(past)/4 }},
-		{"max MIME depth", func(o *Options, past int) { o.MaxMIMEDepth = maxMIMEDepth + past }},
-		{"max MIME parts", func(o *Options, past int) { o.MaxMIMEParts = maxMIMEParts + past }},
+		{"workers", func(o *Options, past int) { o.Workers = MaxWorkers + past }},
+		{"queue", func(o *Options, past int) { o.Queue = MaxQueue + past }},
+		{"timeout", func(o *Options, past int) { o.Timeout.Duration = MaxTimeout + time.Duration(past) }},
+		{"simulated_delay", func(o *Options, past int) { o.SimulatedDelay.Duration = MaxSimulatedDelay + time.Duration(past) }},
+		{"thresholds.reject", func(o *Options, past int) { o.Thresholds.Reject = MaxThreshold + float64(past)/4 }},
+		{"thresholds.quarantine", func(o *Options, past int) { o.Thresholds.Quarantine = -MaxThreshold - float64(past)/4 }},
+		{"max_mime_depth", func(o *Options, past int) { o.MaxMIMEDepth = MaxMIMEDepth + past }},
+		{"max_mime_parts", func(o *Options, past int) { o.MaxMIMEParts = MaxMIMEParts + past }},
 		{"max archive entries", func(o *Options, past int) { o.MaxArchiveEntries = maxArchiveEntries + past }},
 		{"max archive bytes", func(o *Options, past int) { o.MaxArchiveBytes = maxArchiveBytes + int64(past) }},
 		{"max message bytes", func(o *Options, past int) { o.MaxMessageBytes = maxMessageBytes + int64(past) }},

@@ -132,13 +132,13 @@ func merge(o *Options, results []result) Verdict {
 		v.Action, v.Class, v.Reason = o.VirusAction, classVirus, reasonVirus
 	case len(limits) > 0:
 		v.Action, v.Class, v.Reason = o.OnLimit, classUnscannable, reasonUnscannable+": "+limits[0]
-	case !allow && v.Score-bannedScore >= o.RejectThreshold:
+	case !allow && v.Score-bannedScore >= o.Thresholds.Reject:
 		v.Action, v.Class, v.Reason = ActionReject, classSpam, reasonSpam
 	case banned && !skipAtt:
 		v.Action, v.Class, v.Reason = ActionQuarantine, classBanned, reasonBanned
 	case allow:
 		v.Action, v.Class = ActionDeliver, classClean
-	case v.Score >= o.QuarantineThreshold:
+	case v.Score >= o.Thresholds.Quarantine:
 		v.Action, v.Class, v.Reason = ActionQuarantine, classSpam, reasonSpam
 	default:
 		v.Action, v.Class = ActionDeliver, classClean

@@ -104,7 +104,7 @@ func TestChecks(t *testing.T) {
 		},
 		{
 			name: "zip not scanned when ScanArchives is off",
-			opts: func(o *Options) { o.ScanArchives = false },
+			opts: func(o *Options) { o.Attachments.ScanArchives = false },
 			msg: func(t *testing.T) string {
 				return multipartMsg(b64Part("application/zip", `attachment; filename="files.zip"`, eicarZip(t)))
 			},
@@ -135,16 +135,24 @@ func TestChecks(t *testing.T) {
 			action: ActionQuarantine, class: classBanned, want: []string{symBannedExt, symDoubleExt, symBannedType},
 		},
 		{
-			name: "double extension with blanks, extension list emptied",
-			opts: func(o *Options) { o.BlockedExtensions = []string{} },
+			name: "double extension with blanks, exe not in the extension list",
+			opts: func(o *Options) { o.Attachments.BlockedExtensions = []string{"iso"} },
 			msg: func(*testing.T) string {
 				return multipartMsg(b64Part("application/octet-stream", `attachment; filename="invoice.pdf      .exe"`, []byte("x")))
 			},
 			action: ActionQuarantine, class: classBanned, want: []string{symDoubleExt}, wantNot: []string{symBannedExt},
 		},
 		{
+			name: "blocked type by type/*",
+			opts: func(o *Options) { o.Attachments.BlockedTypes = []string{"application/*"} },
+			msg: func(*testing.T) string {
+				return multipartMsg(textPart("see attached"), b64Part("application/octet-stream", `attachment; filename="data.bin"`, []byte("x")))
+			},
+			action: ActionQuarantine, class: classBanned, want: []string{symBannedType}, wantNot: []string{symBannedExt},
+		},
+		{
 			name: "double extension check off",
-			opts: func(o *Options) { o.BlockDoubleExtensions = false },
+			opts: func(o *Options) { o.Attachments.DoubleExtensions = false },
 			msg: func(*testing.T) string {
 				return multipartMsg(b64Part("application/octet-stream", `attachment; filename="invoice.pdf.exe"`, []byte("x")))
 			},
@@ -491,7 +499,9 @@ func TestMerge(t *testing.T) {
 func TestMergeOnLimit(t *testing.T) {
 	over := result{symbols: []Symbol{{Name: symArchiveLimit, Score: 3}}, limits: []string{"archives nested deeper than 4", "more than 1000 archive entries"}}
 	for _, action := range []Action{ActionQuarantine, ActionTempfail, ActionReject} {
-		o, err := Options{OnLimit: action}.normalize()
+		o := DefaultOptions()
+		o.OnLimit = action
+		o, err := o.normalize()
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -501,7 +511,9 @@ func TestMergeOnLimit(t *testing.T) {
 			t.Errorf("on_limit %s: got %s/%s %q, want %s/%s %q", action, v.Action, v.Class, v.Reason, action, classUnscannable, want)
 		}
 	}
-	if _, err := (Options{OnLimit: ActionDeliver}).normalize(); err == nil || !strings.Contains(err.Error(), "on limit") {
+	o := DefaultOptions()
+	o.OnLimit = ActionDeliver
+	if _, err := o.normalize(); err == nil || !strings.Contains(err.Error(), "on_limit") {
 		t.Errorf("on_limit deliver accepted: %v", err)
 	}
 }

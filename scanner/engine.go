@@ -4,12 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"slices"
 )
 
 // engine is the compiled configuration: options with defaults filled in,
-// rules compiled, the check pipeline built. It is immutable and shared by
-// all workers of a pool.
+// rules compiled, the walk's limits and the check pipeline derived from
+// them. It is immutable and shared by all workers of a pool.
 type engine struct {
 	opts   Options
 	lim    walkLimits
@@ -18,51 +17,19 @@ type engine struct {
 
 func newEngine(opts Options) (*engine, error) {
 	o, err := opts.normalize()
-	var errs []error
 	if err != nil {
-		errs = append(errs, err)
+		return nil, fmt.Errorf("scanner options: %w", err)
 	}
-	rules := make([]Rule, 0, len(o.Rules))
-	seen := map[string]int{}
-	var wantText, wantRaw bool
-	for i, s := range o.Rules {
-		r, err := ParseRule(s)
-		if err != nil {
-			errs = append(errs, fmt.Errorf("rule %d: %w", i+1, err))
-			continue
-		}
-		if slices.Contains(builtinSymbols, r.Name) {
-			errs = append(errs, fmt.Errorf("rule %d: name %s is a built-in symbol", i+1, r.Name))
-			continue
-		}
-		if j, dup := seen[r.Name]; dup {
-			errs = append(errs, fmt.Errorf("rule %d: name %s is already used by rule %d", i+1, r.Name, j))
-			continue
-		}
-		seen[r.Name] = i + 1
-		wantText = wantText || r.kind == kindBody
-		wantRaw = wantRaw || r.kind == kindRawbody
-		rules = append(rules, r)
-	}
+	rules, errs := o.Policy.compile()
 	if len(errs) > 0 {
+		// normalize validated the policy: unreachable unless the two disagree.
 		return nil, fmt.Errorf("scanner options: %w", errors.Join(errs...))
 	}
-	e := &engine{
-		opts: o,
-		lim: walkLimits{
-			maxDepth:        o.MaxMIMEDepth,
-			maxParts:        o.MaxMIMEParts,
-			maxEntries:      o.MaxArchiveEntries,
-			maxArchiveBytes: o.MaxArchiveBytes,
-			scanArchives:    o.ScanArchives,
-			wantText:        wantText,
-			wantRaw:         wantRaw,
-		},
-	}
+	e := &engine{opts: o, lim: o.walkLimits(rules)}
 	e.checks = []check{
 		gtubeCheck{},
 		eicarCheck{},
-		attachmentCheck{policy: newAttachPolicy(o)},
+		attachmentCheck{policy: newAttachPolicy(o.Attachments)},
 		archiveCheck{o: &e.opts},
 		mimeCheck{o: &e.opts},
 		ruleCheck{rules: rules},
@@ -70,6 +37,23 @@ func newEngine(opts Options) (*engine, error) {
 		allowCheck{},
 	}
 	return e, nil
+}
+
+// walkLimits are what the walk of one message needs of normalised options
+// and the rules compiled from them.
+func (o Options) walkLimits(rules []Rule) walkLimits {
+	lim := walkLimits{
+		maxDepth:        o.MaxMIMEDepth,
+		maxParts:        o.MaxMIMEParts,
+		maxEntries:      o.MaxArchiveEntries,
+		maxArchiveBytes: o.MaxArchiveBytes,
+		scanArchives:    o.Attachments.ScanArchives,
+	}
+	for _, r := range rules {
+		lim.wantText = lim.wantText || r.kind == kindBody
+		lim.wantRaw = lim.wantRaw || r.kind == kindRawbody
+	}
+	return lim
 }
 
 // scan parses the message once and runs every check over the result.

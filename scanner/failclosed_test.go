@@ -367,7 +367,9 @@ func TestOnLimit(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			o := DefaultOptions()
-			o.OnLimit = tc.onLimit
+			if tc.onLimit != "" {
+				o.OnLimit = tc.onLimit
+			}
 			m := newMsg(tc.msg)
 			m.Allowlisted, m.SkipAttachments = tc.allowlisted, tc.skipAtt
 			v := scanWith(t, o, m)

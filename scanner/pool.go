@@ -70,7 +70,7 @@ func (p *Pool) Scan(ctx context.Context, m *Message) (Verdict, error) {
 	defer p.inflight.Done()
 
 	eng := p.eng.Load()
-	ctx, cancel := context.WithTimeout(ctx, eng.opts.Timeout)
+	ctx, cancel := context.WithTimeout(ctx, eng.opts.Timeout.Duration)
 	defer cancel()
 	stop := context.AfterFunc(p.base, cancel)
 	defer stop()
@@ -120,7 +120,7 @@ func (p *Pool) run(ctx context.Context, eng *engine, m *Message, sc *scratch) (v
 	if v, err = eng.scan(ctx, m, sc); err != nil {
 		return Verdict{}, err
 	}
-	if d := eng.opts.SimulatedDelay; d > 0 {
+	if d := eng.opts.SimulatedDelay.Duration; d > 0 {
 		if err := sleep(ctx, d); err != nil {
 			return Verdict{}, fmt.Errorf("scan %s: simulated delay: %w", m.ID, err)
 		}

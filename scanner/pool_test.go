@@ -151,7 +151,7 @@ func TestPoolCallerCancels(t *testing.T) {
 
 func TestPoolTimeout(t *testing.T) {
 	o := quietOptions()
-	o.Workers, o.Timeout = 1, time.Nanosecond
+	o.Workers, o.Timeout.Duration = 1, time.Nanosecond
 	bc := blockCheck{started: make(chan struct{}, 1), release: make(chan struct{})}
 	p := poolWith(t, o, bc)
 	_, err := p.Scan(context.Background(), newMsg(textMsg("x")))
@@ -222,13 +222,13 @@ func TestPoolClose(t *testing.T) {
 func TestNewPoolOptionErrors(t *testing.T) {
 	o := DefaultOptions()
 	o.Workers, o.Queue, o.VirusAction = -1, -2, "drop"
-	o.BlockedExtensions = []string{".exe", "a.b"}
-	o.BlockedTypes = []string{"application"}
+	o.Attachments.BlockedExtensions = []string{".exe", "a.b"}
+	o.Attachments.BlockedTypes = []string{"application"}
 	_, err := NewPool(o)
 	if err == nil {
 		t.Fatal("no error")
 	}
-	for _, want := range []string{"workers: -1", "queue: -2", `virus action: "drop"`, `"a.b" is not an extension`, `"application" is not a MIME type`} {
+	for _, want := range []string{"workers: must be 0 (number of CPUs) or more, got -1", "queue: must be 0 or more, got -2", `virus_action: "drop"`, `"a.b" is not an extension`, `"application" is not a MIME type`} {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("%q lacks %q", err, want)
 		}
@@ -271,7 +271,7 @@ func TestPoolReconfigure(t *testing.T) {
 		},
 		{
 			name:   "thresholds",
-			change: func(o *Options) { o.QuarantineThreshold, o.RejectThreshold = 100, 200 },
+			change: func(o *Options) { o.Thresholds.Quarantine, o.Thresholds.Reject = 100, 200 },
 			msg:    textMsg(gtubeText),
 			check: func(t *testing.T, before, after Verdict) {
 				if before.Action == ActionDeliver || after.Action != ActionDeliver {
@@ -290,9 +290,12 @@ func TestPoolReconfigure(t *testing.T) {
 			},
 		},
 		{
-			name:   "attachment policy",
-			change: func(o *Options) { o.BlockedExtensions = []string{}; o.BlockedTypes = []string{} },
-			msg:    multipartMsg(textPart("see attached"), b64Part("application/octet-stream", `attachment; filename="run.bat"`, []byte("echo hi"))),
+			name: "attachment policy",
+			change: func(o *Options) {
+				o.Attachments.BlockedExtensions = []string{"iso"}
+				o.Attachments.BlockedTypes = []string{"application/x-iso9660-image"}
+			},
+			msg: multipartMsg(textPart("see attached"), b64Part("application/octet-stream", `attachment; filename="run.bat"`, []byte("echo hi"))),
 			check: func(t *testing.T, before, after Verdict) {
 				if before.Class != classBanned || after.Class == classBanned {
 					t.Errorf("before %s; after %s", describe(before), describe(after))
@@ -303,7 +306,7 @@ func TestPoolReconfigure(t *testing.T) {
 			name:    "invalid options keep the engine",
 			change:  func(o *Options) { o.Rules = []string{"not a rule"}; o.VirusAction = "drop" },
 			msg:     textMsg(eicarText),
-			wantErr: `virus action: "drop"`,
+			wantErr: `virus_action: "drop"`,
 			check: func(t *testing.T, before, after Verdict) {
 				if after.Action != before.Action || after.Class != classVirus {
 					t.Errorf("before %s; after %s", describe(before), describe(after))
@@ -407,7 +410,7 @@ func TestPoolReconfigureConcurrent(t *testing.T) {
 	}
 	for i := range 50 {
 		n := o
-		n.QuarantineThreshold = float64(6 + i%3)
+		n.Thresholds.Quarantine = float64(6 + i%3)
 		if err := p.Reconfigure(n); err != nil {
 			t.Fatal(err)
 		}
@@ -422,20 +425,20 @@ func TestPoolReconfigureConcurrent(t *testing.T) {
 func TestPoolSimulatedDelay(t *testing.T) {
 	t.Run("adds the delay", func(t *testing.T) {
 		o := quietOptions()
-		o.SimulatedDelay = 30 * time.Millisecond
+		o.SimulatedDelay.Duration = 30 * time.Millisecond
 		p := poolWith(t, o)
 		start := time.Now()
 		v, err := p.Scan(context.Background(), newMsg(textMsg(gtubeText)))
 		if err != nil || !hasSymbol(v, symGTUBE) {
 			t.Fatalf("%v %s", err, describe(v))
 		}
-		if d := time.Since(start); d < o.SimulatedDelay {
+		if d := time.Since(start); d < o.SimulatedDelay.Duration {
 			t.Errorf("scan took %s, less than the delay", d)
 		}
 	})
 	t.Run("occupies the worker and honours ctx", func(t *testing.T) {
 		o := quietOptions()
-		o.Workers, o.Queue, o.SimulatedDelay = 1, 1, time.Hour
+		o.Workers, o.Queue, o.SimulatedDelay.Duration = 1, 1, MaxSimulatedDelay
 		p := poolWith(t, o)
 		ctx1, cancel1 := context.WithCancel(context.Background())
 		ctx2, cancel2 := context.WithCancel(context.Background())
@@ -461,7 +464,7 @@ func TestPoolSimulatedDelay(t *testing.T) {
 	})
 	t.Run("cut by Timeout", func(t *testing.T) {
 		o := quietOptions()
-		o.SimulatedDelay, o.Timeout = time.Hour, 20*time.Millisecond
+		o.SimulatedDelay.Duration, o.Timeout.Duration = MaxSimulatedDelay, 20*time.Millisecond
 		p := poolWith(t, o)
 		if _, err := p.Scan(context.Background(), newMsg(textMsg("x"))); !errors.Is(err, context.DeadlineExceeded) {
 			t.Errorf("got %v, want DeadlineExceeded", err)
@@ -469,8 +472,8 @@ func TestPoolSimulatedDelay(t *testing.T) {
 	})
 	t.Run("negative", func(t *testing.T) {
 		o := quietOptions()
-		o.SimulatedDelay = -time.Second
-		if _, err := NewPool(o); err == nil || !strings.Contains(err.Error(), "simulated delay: -1s is negative") {
+		o.SimulatedDelay.Duration = -time.Second
+		if _, err := NewPool(o); err == nil || !strings.Contains(err.Error(), "simulated_delay: must be 0 to 1m, got -1s") {
 			t.Errorf("got %v", err)
 		}
 	})

@@ -78,16 +78,16 @@ func TestRuleErrorsInOptions(t *testing.T) {
 		`OK body /again/ 1`,
 		`GTUBE body /x/ 1`,
 	}
-	o.RejectThreshold = 2
+	o.Thresholds.Reject = 2
 	_, err := NewPool(o)
 	if err == nil {
 		t.Fatal("no error")
 	}
 	for _, want := range []string{
-		`rule 2: column 4: unknown kind "hdr" (want header, body or rawbody)`,
-		"rule 3: name OK is already used by rule 1",
-		"rule 4: name GTUBE is a built-in symbol",
-		"thresholds: reject 2 is below quarantine 6",
+		`rules[1]: column 4: unknown kind "hdr" (want header, body or rawbody)`,
+		"rules[2]: name OK is already used by rules[0]",
+		"rules[3]: name GTUBE is a built-in symbol",
+		"thresholds: quarantine (6) must be below reject (2)",
 	} {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("error %q lacks %q", err, want)

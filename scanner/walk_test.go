@@ -103,16 +103,14 @@ func walkBytes(t testing.TB, raw []byte, lim walkLimits) *parsed {
 	return p
 }
 
+// defaultLimits are the limits an engine derives from the default options,
+// collecting the text and the raw prefix as body and rawbody rules would
+// make it.
 func defaultLimits() walkLimits {
 	o, _ := DefaultOptions().normalize()
-	return testEngineLimits(o)
-}
-
-func testEngineLimits(o Options) walkLimits {
-	return walkLimits{
-		maxDepth: o.MaxMIMEDepth, maxParts: o.MaxMIMEParts, maxEntries: o.MaxArchiveEntries,
-		maxArchiveBytes: o.MaxArchiveBytes, scanArchives: o.ScanArchives, wantText: true, wantRaw: true,
-	}
+	lim := o.walkLimits(nil)
+	lim.wantText, lim.wantRaw = true, true
+	return lim
 }
 
 func TestWalkLimits(t *testing.T) {
@@ -196,7 +194,7 @@ func TestLenientParams(t *testing.T) {
 
 func TestCheckName(t *testing.T) {
 	o, _ := DefaultOptions().normalize()
-	pol := newAttachPolicy(o)
+	pol := newAttachPolicy(o.Attachments)
 	tests := []struct {
 		name            string
 		blocked, double bool

@@ -19,11 +19,15 @@ import (
 
 const eicar = `X5O!P%@AP[4\PZX54(P^)7CC)7}$EICAR-STANDARD-ANTIVIRUS-TEST-FILE!$H+H*`
 
-// poolWith is a real scanner pool with the given on_limit.
+// poolWith is a real scanner pool with the given on_limit ("" = the
+// default).
 func poolWith(t *testing.T, onLimit scanner.Action) *scanner.Pool {
 	t.Helper()
 	o := scanner.DefaultOptions()
-	o.NodeID, o.Workers, o.OnLimit = "t1", 2, onLimit
+	o.NodeID, o.Workers = "t1", 2
+	if onLimit != "" {
+		o.OnLimit = onLimit
+	}
 	pool, err := scanner.NewPool(o)
 	if err != nil {
 		t.Fatal(err)

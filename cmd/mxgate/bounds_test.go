@@ -40,17 +40,17 @@ func TestAbsurdWorkersRefusedByTheBinary(t *testing.T) {
 // start or at the next revision.
 func TestConfigBoundsFitTheScanner(t *testing.T) {
 	cfg := config.Default()
-	cfg.Scanner.Workers = config.MaxWorkers
-	cfg.Scanner.Queue = config.MaxQueue
-	cfg.Scanner.Timeout.Duration = config.MaxTimeout
-	cfg.Scanner.Thresholds = config.Thresholds{Quarantine: -config.MaxThreshold, Reject: config.MaxThreshold}
-	cfg.Scanner.MaxMIMEDepth = config.MaxMIMEDepth
-	cfg.Scanner.MaxMIMEParts = config.MaxMIMEParts
+	cfg.Scanner.Workers = scanner.MaxWorkers
+	cfg.Scanner.Queue = scanner.MaxQueue
+	cfg.Scanner.Timeout.Duration = scanner.MaxTimeout
+	cfg.Scanner.Thresholds = scanner.Thresholds{Quarantine: -scanner.MaxThreshold, Reject: scanner.MaxThreshold}
+	cfg.Scanner.MaxMIMEDepth = scanner.MaxMIMEDepth
+	cfg.Scanner.MaxMIMEParts = scanner.MaxMIMEParts
 	cfg.Scanner.SimulatedDelay.Duration = time.Minute
 	if err := cfg.Validate(); err != nil {
 		t.Fatalf("config at its bounds: %v", err)
 	}
-	pool, err := scanner.NewPool(scannerOptions(cfg))
+	pool, err := scanner.NewPool(scannerOptions(cfg, cfg.Scanner.Policy))
 	if err != nil {
 		t.Fatalf("scanner refuses the config's bounds: %v", err)
 	}
@@ -59,7 +59,7 @@ func TestConfigBoundsFitTheScanner(t *testing.T) {
 	if err := s.Validate(); err != nil {
 		t.Fatalf("a revision at the bounds: %v", err)
 	}
-	if err := pool.Reconfigure(applySettings(cfg, s)); err != nil {
+	if err := pool.Reconfigure(scannerOptions(cfg, s.Scanner)); err != nil {
 		t.Errorf("a revision at the bounds is not applied: %v", err)
 	}
 }

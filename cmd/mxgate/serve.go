@@ -72,13 +72,6 @@ func loadConfig(path string) (config.Config, error) {
 	if err := cfg.Validate(); err != nil {
 		return cfg, fmt.Errorf("%s: %w", path, err)
 	}
-	// The rule language belongs to the scanner, so it checks the rules; a
-	// bad rule still stops the node before it serves anything.
-	for i, r := range cfg.Scanner.Rules {
-		if _, err := scanner.ParseRule(r); err != nil {
-			return cfg, fmt.Errorf("%s: scanner.rules[%d]: %w", path, i, err)
-		}
-	}
 	return cfg, nil
 }
 
@@ -126,7 +119,7 @@ func serve(ctx context.Context, cfg config.Config) error {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 
-	pool, err := scanner.NewPool(scannerOptions(cfg))
+	pool, err := scanner.NewPool(scannerOptions(cfg, cfg.Scanner.Policy))
 	if err != nil {
 		return fmt.Errorf("scanner: %w", err)
 	}
@@ -142,7 +135,7 @@ func serve(ctx context.Context, cfg config.Config) error {
 		return stoppedDuringStart(log, "seeding the cluster configuration")
 	}
 	follower := clusterconf.NewFollower(st.Config, func(rev clusterconf.Revision) error {
-		if err := pool.Reconfigure(applySettings(cfg, rev.Settings)); err != nil {
+		if err := pool.Reconfigure(scannerOptions(cfg, rev.Settings.Scanner)); err != nil {
 			return fmt.Errorf("apply revision %d: %w", rev.Number, err)
 		}
 		// The follower logs the applied revision.
@@ -389,29 +382,10 @@ func clusterOptions(cfg config.Config, log *slog.Logger, reg prometheus.Register
 	return o
 }
 
-func scannerOptions(cfg config.Config) scanner.Options {
-	o := scanner.DefaultOptions()
-	o.NodeID = cfg.Node.ID
-	o.Workers = cfg.Scanner.Workers
-	o.Queue = cfg.Scanner.Queue
-	o.Timeout = cfg.Scanner.Timeout.Duration
-	o.QuarantineThreshold = cfg.Scanner.Thresholds.Quarantine
-	o.RejectThreshold = cfg.Scanner.Thresholds.Reject
-	o.VirusAction = scanner.Action(cfg.Scanner.VirusAction)
-	o.OnLimit = scanner.Action(cfg.Scanner.OnLimit)
-	o.Rules = cfg.Scanner.Rules
-	if len(cfg.Scanner.Attachments.BlockedExtensions) > 0 {
-		o.BlockedExtensions = cfg.Scanner.Attachments.BlockedExtensions
-	}
-	if len(cfg.Scanner.Attachments.BlockedTypes) > 0 {
-		o.BlockedTypes = cfg.Scanner.Attachments.BlockedTypes
-	}
-	o.BlockDoubleExtensions = cfg.Scanner.Attachments.DoubleExtensions
-	o.ScanArchives = cfg.Scanner.Attachments.ScanArchives
-	o.MaxMIMEDepth = cfg.Scanner.MaxMIMEDepth
-	o.MaxMIMEParts = cfg.Scanner.MaxMIMEParts
-	o.SimulatedDelay = cfg.Scanner.SimulatedDelay.Duration
-	return o
+// scannerOptions are the pool's options under policy (the node file's at
+// start, then each revision's): the node-local settings come from the file.
+func scannerOptions(cfg config.Config, policy scanner.Policy) scanner.Options {
+	return scanner.Options{NodeID: cfg.Node.ID, Policy: policy, Local: cfg.Scanner.Local}
 }
 
 // releaser delivers a quarantined message to its original recipients

@@ -99,20 +99,6 @@ func seedConfig(ctx context.Context, st *store.Backend, cfg config.Config, log *
 	}
 }
 
-// applySettings is the node's scanner configuration under a cluster-wide
-// revision: node-local keys (workers, queue, timeout) from the file.
-func applySettings(cfg config.Config, s clusterconf.Settings) scanner.Options {
-	c := cfg
-	c.Scanner.Thresholds = s.Scanner.Thresholds
-	c.Scanner.VirusAction = s.Scanner.VirusAction
-	c.Scanner.OnLimit = s.Scanner.OnLimit
-	c.Scanner.Rules = s.Scanner.Rules
-	c.Scanner.Attachments = s.Scanner.Attachments
-	c.Scanner.MaxMIMEDepth = s.Scanner.MaxMIMEDepth
-	c.Scanner.MaxMIMEParts = s.Scanner.MaxMIMEParts
-	return scannerOptions(c)
-}
-
 // clusterParts are the pieces a clustered node runs besides a single one:
 // the VRRP node, the peer scan API and the membership that feeds the
 // dispatcher. On a single node all are nil and the methods say so.

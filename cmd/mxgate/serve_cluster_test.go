@@ -4,7 +4,6 @@ import (
 	"context"
 	"io"
 	"log/slog"
-	"reflect"
 	"slices"
 	"testing"
 	"time"
@@ -84,32 +83,27 @@ func TestAdvertisedPeerAddr(t *testing.T) {
 
 // A revision replaces every cluster-wide scanner setting and keeps the
 // node-local ones (workers, queue, timeout, simulated delay) from the file.
-func TestApplySettings(t *testing.T) {
+func TestScannerOptionsUnderRevision(t *testing.T) {
 	cfg := config.Default()
 	cfg.Scanner.Workers, cfg.Scanner.Queue = 3, 7
 	cfg.Scanner.SimulatedDelay = config.Duration{Duration: 20 * time.Millisecond}
 	s := clusterconf.FromConfig(cfg)
-	s.Scanner.Thresholds = config.Thresholds{Quarantine: 4, Reject: 9}
+	s.Scanner.Thresholds = scanner.Thresholds{Quarantine: 4, Reject: 9}
 	s.Scanner.VirusAction = "reject"
 	s.Scanner.OnLimit = "tempfail"
 	s.Scanner.Rules = []string{"LOTTERY header Subject =~ /lottery/i 4"}
-	s.Scanner.Attachments = config.Attachments{BlockedExtensions: []string{"iso"}, BlockedTypes: []string{"application/x-iso9660-image"}, DoubleExtensions: false, ScanArchives: false}
+	s.Scanner.Attachments = scanner.Attachments{BlockedExtensions: []string{"iso"}, BlockedTypes: []string{"application/x-iso9660-image"}, DoubleExtensions: false, ScanArchives: false}
 	s.Scanner.MaxMIMEDepth, s.Scanner.MaxMIMEParts = 5, 50
 
-	o := applySettings(cfg, s)
-	if o.QuarantineThreshold != 4 || o.RejectThreshold != 9 || o.VirusAction != scanner.ActionReject || o.OnLimit != scanner.ActionTempfail ||
-		!slices.Equal(o.Rules, s.Scanner.Rules) || !slices.Equal(o.BlockedExtensions, []string{"iso"}) ||
-		!slices.Equal(o.BlockedTypes, []string{"application/x-iso9660-image"}) || o.BlockDoubleExtensions || o.ScanArchives ||
+	o := scannerOptions(cfg, s.Scanner)
+	if o.Thresholds.Quarantine != 4 || o.Thresholds.Reject != 9 || o.VirusAction != scanner.ActionReject || o.OnLimit != scanner.ActionTempfail ||
+		!slices.Equal(o.Rules, s.Scanner.Rules) || !slices.Equal(o.Attachments.BlockedExtensions, []string{"iso"}) ||
+		!slices.Equal(o.Attachments.BlockedTypes, []string{"application/x-iso9660-image"}) || o.Attachments.DoubleExtensions || o.Attachments.ScanArchives ||
 		o.MaxMIMEDepth != 5 || o.MaxMIMEParts != 50 {
 		t.Errorf("cluster-wide settings not applied: %+v", o)
 	}
-	if o.Workers != 3 || o.Queue != 7 || o.SimulatedDelay != 20*time.Millisecond || o.NodeID != cfg.Node.ID {
+	if o.Workers != 3 || o.Queue != 7 || o.SimulatedDelay.Duration != 20*time.Millisecond || o.NodeID != cfg.Node.ID {
 		t.Errorf("node-local settings lost: %+v", o)
-	}
-	// applySettings must carry every setting Apply does (and clusterconf's
-	// tests hold Apply to every field of ScannerSettings).
-	if want := scannerOptions(s.Apply(cfg)); !reflect.DeepEqual(o, want) {
-		t.Errorf("applySettings differs from scannerOptions(Settings.Apply):\n got %+v\nwant %+v", o, want)
 	}
 	if _, err := scanner.NewPool(o); err != nil {
 		t.Errorf("the applied options do not make a pool: %v", err)

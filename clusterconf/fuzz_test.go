@@ -1,0 +1,51 @@
+package clusterconf
+
+import (
+	"os"
+	"reflect"
+	"testing"
+
+	"gopkg.in/yaml.v3"
+
+	"github.com/mxgate/mxgate/config"
+	"github.com/mxgate/mxgate/scanner"
+)
+
+// Whatever `mxgate config set` takes is valid, makes a pool (no revision
+// passes the cluster's check only to fail on every node), and comes back
+// the same through what `config show` prints.
+func FuzzParse(f *testing.F) {
+	for _, p := range []string{"testdata/settings-e4a341c.yaml", "testdata/revision-e4a341c.json"} {
+		b, err := os.ReadFile(p)
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(b)
+	}
+	f.Add([]byte("scanner: {rules: ['A body /x/ 1', 'A body /y/ 1'], attachments: {blocked_extensions: [tar.gz]}}\n"))
+	f.Add([]byte(`{"scanner": {"thresholds": {"quarantine": 0, "reject": 1e3}, "on_limit": ""}, "weights": {"n1": 0}}`))
+	f.Add([]byte("mode: active-passive\nscanner:\n  attachments: {blocked_types: [\"Image/*\"]}\n"))
+	local := scanner.Local{Workers: 1, Timeout: config.Duration{Duration: scanner.MaxTimeout}}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		s, err := Parse(data)
+		if err != nil {
+			return
+		}
+		if err := s.Validate(); err != nil {
+			t.Fatalf("Parse accepted invalid settings: %v", err)
+		}
+		p, err := scanner.NewPool(scanner.Options{Policy: s.Scanner, Local: local})
+		if err != nil {
+			t.Fatalf("Parse accepted a policy the scanner refuses: %v", err)
+		}
+		p.Close()
+		shown, err := yaml.Marshal(s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		back, err := Parse(shown)
+		if err != nil || !reflect.DeepEqual(back, s) {
+			t.Fatalf("what show prints does not parse back: %v\n%s", err, shown)
+		}
+	})
+}
