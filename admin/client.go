@@ -72,8 +72,8 @@ const (
 func NewClient(baseURL, token string) (*Client, error) {
 	u, err := url.Parse(baseURL)
 	if err != nil {
-		// The parser's error quotes the whole URL, password and all.
-		return nil, errors.New("admin URL: not a URL; want http://host:port or https://host:port")
+		// The parser's own error would quote the password.
+		return nil, fmt.Errorf("admin URL %q: want http://host:port or https://host:port", hideUserinfo(baseURL))
 	}
 	if (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 		return nil, fmt.Errorf("admin URL %q: want http://host:port or https://host:port", u.Redacted())
@@ -84,6 +84,20 @@ func NewClient(baseURL, token string) (*Client, error) {
 		token: token,
 		hc:    &http.Client{Timeout: clientTimeout},
 	}, nil
+}
+
+// hideUserinfo blanks what stands between "://" and the last "@" of a URL
+// that does not parse, where a password would be.
+func hideUserinfo(s string) string {
+	at := strings.LastIndexByte(s, '@')
+	if at < 0 {
+		return s
+	}
+	start := 0
+	if i := strings.Index(s, "://"); i >= 0 && i+3 <= at {
+		start = i + 3
+	}
+	return s[:start] + "xxxxx" + s[at:]
 }
 
 // QuarantineList lists quarantined messages, newest first.
