@@ -21,8 +21,8 @@ import (
 // node's file).
 type Settings struct {
 	Scanner ScannerSettings `yaml:"scanner" json:"scanner"`
-	// Mode is active-active (every live member scans by weight) or
-	// active-passive (the master scans alone).
+	// Mode is config.ModeActiveActive (every live member scans by weight)
+	// or config.ModeActivePassive (the master scans alone).
 	Mode string `yaml:"mode" json:"mode"`
 	// Weights override members' own weights: node id → weight (0 = drain).
 	Weights map[string]int `yaml:"weights,omitempty" json:"weights,omitempty"`
@@ -39,12 +39,6 @@ type ScannerSettings struct {
 	MaxMIMEDepth int                `yaml:"max_mime_depth" json:"max_mime_depth"`
 	MaxMIMEParts int                `yaml:"max_mime_parts" json:"max_mime_parts"`
 }
-
-// Modes.
-const (
-	ModeActiveActive  = "active-active"
-	ModeActivePassive = "active-passive"
-)
 
 // FromConfig takes the cluster-wide settings from a node's file: what the
 // first revision of a new cluster is seeded with.
@@ -65,7 +59,7 @@ func FromConfig(c config.Config) Settings {
 	s.Scanner.Attachments.BlockedExtensions = cloneStrings(sc.Attachments.BlockedExtensions)
 	s.Scanner.Attachments.BlockedTypes = cloneStrings(sc.Attachments.BlockedTypes)
 	if s.Mode == "" {
-		s.Mode = ModeActiveActive
+		s.Mode = config.ModeActiveActive
 	}
 	return s
 }
@@ -175,9 +169,9 @@ func (s Settings) Validate() error {
 		add("scanner.max_mime_parts", "must be positive, got %d", s.Scanner.MaxMIMEParts)
 	}
 	switch s.Mode {
-	case ModeActiveActive, ModeActivePassive:
+	case config.ModeActiveActive, config.ModeActivePassive:
 	default:
-		add("mode", "%q is not one of %s, %s", s.Mode, ModeActiveActive, ModeActivePassive)
+		add("mode", "%q is not one of %s, %s", s.Mode, config.ModeActiveActive, config.ModeActivePassive)
 	}
 	for id, w := range s.Weights {
 		if !config.ValidNodeID(id) {
@@ -223,10 +217,11 @@ type Store interface {
 	// Announce tells every node that revision number is current (config
 	// push: nodes reload and apply whatever is newer than theirs).
 	Announce(ctx context.Context, number int64) error
-	// Changes delivers announced revision numbers until ctx ends, then is
-	// closed. Announcements may be coalesced when the reader is slow:
-	// always reload Current on a signal.
-	Changes(ctx context.Context) <-chan int64
+	// Changes signals, coalesced, every Put and Announce (on a shared
+	// store: by any node) until ctx ends, then is closed. A signal carries
+	// nothing: reload Current. Signals can be lost while a shared store is
+	// unreachable; Follower also polls.
+	Changes(ctx context.Context) <-chan struct{}
 }
 
 // newRevision checks a Put's arguments and builds the revision it stores.
