@@ -51,8 +51,8 @@ func TestCacheRunReloadsOnSignal(t *testing.T) {
 }
 
 // TestCacheRunAfterChangesClose: a changes channel closed early (the store
-// gave up its subscription) neither ends Run nor makes it spin on the
-// closed channel; the context still ends it (runCache's cleanup).
+// gave up its subscription) neither ends Run nor counts as a stream of
+// signals; the context still ends it (runCache's cleanup).
 func TestCacheRunAfterChangesClose(t *testing.T) {
 	st := &flakyStore{changes: make(chan struct{})}
 	close(st.changes)
