@@ -9,7 +9,7 @@ import (
 
 	"go.etcd.io/bbolt"
 
-	"github.com/mxgate/mxgate/boltkv"
+	"github.com/mxgate/mxgate/kv"
 )
 
 // Bucket layout: the current revision under one key, and every revision
@@ -25,20 +25,21 @@ var boltCurrent = []byte("current")
 // boltStore is the cluster config of the embedded store: one node, so
 // announcements only need to reach this process.
 type boltStore struct {
-	db *bbolt.DB
-	bc broadcast
+	db      *bbolt.DB
+	changes kv.Broadcast
 }
 
-// NewBolt creates the cluster config buckets in db if needed. Changes
-// reaches the readers of this Store value only: open it once per process.
+// NewBolt returns the cluster config in db, creating its buckets if
+// needed. Changes reaches the readers of this Store value only: open it
+// once per process.
 func NewBolt(db *bbolt.DB) (Store, error) {
 	if db == nil {
 		return nil, errors.New("open cluster config: nil database")
 	}
-	if err := boltkv.CreateBuckets(db, bucketConf, bucketHistory); err != nil {
+	if err := kv.CreateBuckets(db, bucketConf, bucketHistory); err != nil {
 		return nil, fmt.Errorf("open cluster config: %w", err)
 	}
-	return &boltStore{db: db, bc: newBroadcast()}, nil
+	return &boltStore{db: db}, nil
 }
 
 func (b *boltStore) Current(ctx context.Context) (Revision, error) {
@@ -94,7 +95,7 @@ func (b *boltStore) Put(ctx context.Context, s Settings, by, comment string, exp
 	if err != nil {
 		return Revision{}, fmt.Errorf("put cluster config: %w", err)
 	}
-	b.bc.send(rev.Number)
+	b.changes.Send()
 	return rev, nil
 }
 
@@ -128,10 +129,10 @@ func (b *boltStore) Announce(ctx context.Context, number int64) error {
 	if err := ctx.Err(); err != nil {
 		return fmt.Errorf("announce cluster config %d: %w", number, err)
 	}
-	b.bc.send(number)
+	b.changes.Send()
 	return nil
 }
 
-func (b *boltStore) Changes(ctx context.Context) <-chan int64 {
-	return b.bc.subscribe(ctx)
+func (b *boltStore) Changes(ctx context.Context) <-chan struct{} {
+	return b.changes.Subscribe(ctx)
 }

@@ -24,24 +24,18 @@ type Settings struct {
 	// hold it (config.Scanner embeds the same type): a new policy setting
 	// is cluster-wide without a change here.
 	Scanner scanner.Policy `yaml:"scanner" json:"scanner"`
-	// Mode is active-active (every live member scans by weight) or
-	// active-passive (the master scans alone).
+	// Mode is config.ModeActiveActive (every live member scans by weight)
+	// or config.ModeActivePassive (the master scans alone).
 	Mode string `yaml:"mode" json:"mode"`
 	// Weights override members' own weights: node id → weight (0 = drain).
 	Weights map[string]int `yaml:"weights,omitempty" json:"weights,omitempty"`
 }
 
-// Modes.
-const (
-	ModeActiveActive  = "active-active"
-	ModeActivePassive = "active-passive"
-)
-
 // Defaults are the cluster-wide settings of a node file with no scanner or
 // cluster keys: what Parse starts from, and what a stored revision lacking
 // a key (written before the key existed) reads for it.
 func Defaults() Settings {
-	return Settings{Scanner: scanner.DefaultPolicy(), Mode: ModeActiveActive}
+	return Settings{Scanner: scanner.DefaultPolicy(), Mode: config.ModeActiveActive}
 }
 
 // FromConfig takes the cluster-wide settings from a node's file: what the
@@ -49,7 +43,7 @@ func Defaults() Settings {
 func FromConfig(c config.Config) Settings {
 	s := Settings{Scanner: c.Scanner.Policy.Clone(), Mode: c.Cluster.Mode}
 	if s.Mode == "" {
-		s.Mode = ModeActiveActive
+		s.Mode = config.ModeActiveActive
 	}
 	return s
 }
@@ -86,9 +80,9 @@ func (s Settings) Validate() error {
 		errs = append(errs, fmt.Errorf("%s: %s", key, fmt.Sprintf(format, args...)))
 	}
 	switch s.Mode {
-	case ModeActiveActive, ModeActivePassive:
+	case config.ModeActiveActive, config.ModeActivePassive:
 	default:
-		add("mode", "%q is not one of %s, %s", s.Mode, ModeActiveActive, ModeActivePassive)
+		add("mode", "%q is not one of %s, %s", s.Mode, config.ModeActiveActive, config.ModeActivePassive)
 	}
 	for id, w := range s.Weights {
 		if !config.ValidNodeID(id) {
@@ -146,10 +140,11 @@ type Store interface {
 	// Announce tells every node that revision number is current (config
 	// push: nodes reload and apply whatever is newer than theirs).
 	Announce(ctx context.Context, number int64) error
-	// Changes delivers announced revision numbers until ctx ends, then is
-	// closed. Announcements may be coalesced when the reader is slow:
-	// always reload Current on a signal.
-	Changes(ctx context.Context) <-chan int64
+	// Changes signals, coalesced, every Put and Announce (on a shared
+	// store: by any node) until ctx ends, then is closed. A signal carries
+	// nothing: reload Current. Signals can be lost while a shared store is
+	// unreachable; Follower also polls.
+	Changes(ctx context.Context) <-chan struct{}
 }
 
 // newRevision checks a Put's arguments and builds the revision it stores.

@@ -36,7 +36,7 @@ func oldRevision() Revision {
 				MaxMIMEDepth: 20,
 				MaxMIMEParts: 800,
 			},
-			Mode:    ModeActivePassive,
+			Mode:    config.ModeActivePassive,
 			Weights: map[string]int{"n1": 100, "n2": 0},
 		},
 		Time:    time.Date(2026, 3, 14, 9, 26, 53, 589000000, time.UTC),

@@ -46,7 +46,7 @@ weights: {n1: 100, n2: 0}
 				want.Scanner.Attachments.BlockedTypes = []string{"application/x-msdownload"}
 				want.Scanner.Attachments.DoubleExtensions = false
 				want.Scanner.MaxMIMEDepth = 20
-				want.Mode = ModeActivePassive
+				want.Mode = config.ModeActivePassive
 				want.Weights = map[string]int{"n1": 100, "n2": 0}
 				if !reflect.DeepEqual(s, want) {
 					t.Errorf("got  %#v\nwant %#v", s, want)
@@ -57,7 +57,7 @@ weights: {n1: 100, n2: 0}
 			name: "json with tabs",
 			in:   "{\n\t\"mode\": \"active-passive\",\n\t\"scanner\": {\n\t\t\"thresholds\": {\"quarantine\": 3, \"reject\": 9}\n\t}\n}",
 			check: func(t *testing.T, s Settings) {
-				if s.Mode != ModeActivePassive || s.Scanner.Thresholds.Reject != 9 {
+				if s.Mode != config.ModeActivePassive || s.Scanner.Thresholds.Reject != 9 {
 					t.Errorf("got %+v", s)
 				}
 				// Absent keys keep their default.
@@ -143,7 +143,7 @@ func TestValidate(t *testing.T) {
 		want   string // substring of the error; "" = valid
 	}{
 		{"defaults", func(s *Settings) {}, ""},
-		{"active-passive", func(s *Settings) { s.Mode = ModeActivePassive }, ""},
+		{"active-passive", func(s *Settings) { s.Mode = config.ModeActivePassive }, ""},
 		{"drain weight", func(s *Settings) { s.Weights = map[string]int{"n1": 0} }, ""},
 		{"negative weight", func(s *Settings) { s.Weights = map[string]int{"n1": -5} }, "weights.n1"},
 		{"bad node id", func(s *Settings) { s.Weights = map[string]int{"n 1": 5} }, "is not a node id"},
@@ -216,7 +216,7 @@ func TestApplyFromConfigRoundTrip(t *testing.T) {
 		MaxMIMEDepth: 3,
 		MaxMIMEParts: 30,
 	}
-	s.Mode = ModeActivePassive
+	s.Mode = config.ModeActivePassive
 	if back := FromConfig(s.Apply(config.Default())); !reflect.DeepEqual(back, s) {
 		t.Errorf("Apply then FromConfig:\n got %#v\nwant %#v", back, s)
 	}

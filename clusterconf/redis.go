@@ -5,21 +5,22 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"strconv"
-	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/mxgate/mxgate/kv"
 )
 
-// Redis key schema (all under the {mxgate} hash tag: one Cluster slot, so
-// the Put script may touch every key).
+// Redis keys (all under kv.Prefix's hash tag: one Cluster slot, so the Put
+// script may touch every key).
 const (
-	keyRevision = "{mxgate}:config:revision" // current revision number (integer string)
-	keyCurrent  = "{mxgate}:config:current"  // current Revision JSON
-	keyHistory  = "{mxgate}:config:history"  // LIST of Revision JSON, newest first (the audit trail)
-	// ChannelChanged carries announcements: the payload is the revision
-	// number in decimal.
-	ChannelChanged = "{mxgate}:config:changed"
+	keyRevision = kv.Prefix + "config:revision" // current revision number (integer string)
+	keyCurrent  = kv.Prefix + "config:current"  // current Revision JSON
+	keyHistory  = kv.Prefix + "config:history"  // LIST of Revision JSON, newest first (the audit trail)
+	// channelChanged carries announcements. The payload is the revision
+	// number in decimal: readers only take the signal, but nodes of older
+	// versions, which parse it, may share the store during an upgrade.
+	channelChanged = kv.Prefix + "config:changed"
 )
 
 // putScript is Put's compare-and-set: the number check, the new current,
@@ -39,18 +40,13 @@ redis.call('PUBLISH', ARGV[3], n)
 return {1, n}
 `)
 
-// subscribeWait bounds how long Changes waits for Redis to confirm the
-// subscription. Past it (Redis down) go-redis keeps resubscribing in the
-// background and the Follower's polling covers the gap.
-const subscribeWait = time.Second
-
 type redisStore struct {
 	c redis.UniversalClient
 }
 
 // NewRedis returns the cluster config in Redis: current revision as a
 // string, the audit trail as a list, announcements by pub/sub on
-// ChannelChanged. Put is one atomic script.
+// channelChanged. Put is one atomic script.
 func NewRedis(c redis.UniversalClient) Store {
 	return &redisStore{c: c}
 }
@@ -79,7 +75,7 @@ func (s *redisStore) Put(ctx context.Context, set Settings, by, comment string, 
 	if err != nil {
 		return Revision{}, fmt.Errorf("put cluster config: %w", err)
 	}
-	res, err := putScript.Run(ctx, s.c, []string{keyRevision, keyCurrent, keyHistory}, expect, data, ChannelChanged).Int64Slice()
+	res, err := putScript.Run(ctx, s.c, []string{keyRevision, keyCurrent, keyHistory}, expect, data, channelChanged).Int64Slice()
 	if err != nil {
 		return Revision{}, fmt.Errorf("put cluster config: %w", err)
 	}
@@ -113,41 +109,14 @@ func (s *redisStore) History(ctx context.Context, limit int) ([]Revision, error)
 }
 
 func (s *redisStore) Announce(ctx context.Context, number int64) error {
-	if err := s.c.Publish(ctx, ChannelChanged, number).Err(); err != nil {
+	if err := s.c.Publish(ctx, channelChanged, number).Err(); err != nil {
 		return fmt.Errorf("announce cluster config %d: %w", number, err)
 	}
 	return nil
 }
 
-// Changes subscribes to ChannelChanged. It waits (up to subscribeWait) for
-// the subscription to be confirmed, so that an announcement made after
-// Changes returns is not missed; messages lost while Redis is unreachable
-// are not replayed (pub/sub keeps nothing), which is why readers also poll.
-func (s *redisStore) Changes(ctx context.Context) <-chan int64 {
-	out := make(chan int64, 1)
-	ps := s.c.Subscribe(ctx, ChannelChanged)
-	wctx, cancel := context.WithTimeout(ctx, subscribeWait)
-	_, _ = ps.ReceiveTimeout(wctx, subscribeWait) // the subscription confirmation
-	cancel()
-	msgs := ps.Channel()
-	go func() {
-		defer close(out)
-		defer ps.Close()
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case m, ok := <-msgs:
-				if !ok {
-					return
-				}
-				n, err := strconv.ParseInt(m.Payload, 10, 64)
-				if err != nil {
-					continue // not ours to interpret; the poll catches up anyway
-				}
-				offer(out, n)
-			}
-		}
-	}()
-	return out
+// Changes signals every announcement by any node, and every
+// resubscription after a lost connection (see kv.Subscribe).
+func (s *redisStore) Changes(ctx context.Context) <-chan struct{} {
+	return kv.Subscribe(ctx, s.c, channelChanged)
 }

@@ -6,6 +6,8 @@ import (
 	"log/slog"
 	"sync"
 	"time"
+
+	"github.com/mxgate/mxgate/kv"
 )
 
 // PollInterval is how often a Follower reloads Current besides reacting to
@@ -44,27 +46,10 @@ func NewFollower(s Store, apply func(Revision) error, log *slog.Logger) *Followe
 // Run follows the store until ctx ends.
 func (f *Follower) Run(ctx context.Context) {
 	// Subscribed before the first load, so an announcement made in
-	// between is not missed.
-	changes := f.s.Changes(ctx)
-	f.sync(ctx, false)
-	t := time.NewTicker(f.poll)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case _, ok := <-changes:
-			if !ok {
-				changes = nil // closed early: polling alone from now on
-				continue
-			}
-			// An announcement (config push) retries a revision whose
-			// apply failed: the admin may have fixed what it depended on.
-			f.sync(ctx, true)
-		case <-t.C:
-			f.sync(ctx, false)
-		}
-	}
+	// between is not missed. A signal (a config push, or the store's
+	// resubscription after an outage) retries a revision whose apply
+	// failed: the admin may have fixed what it depended on.
+	kv.Follow(ctx, f.s.Changes(ctx), f.poll, func(signalled bool) { f.sync(ctx, signalled) })
 }
 
 // sync loads Current and applies it when it is newer than the applied one.

@@ -154,7 +154,7 @@ func TestFollowerPropagation(t *testing.T) {
 // quietStore loses every announcement, like pub/sub during an outage.
 type quietStore struct{ Store }
 
-func (quietStore) Changes(ctx context.Context) <-chan int64 { return make(chan int64) }
+func (quietStore) Changes(ctx context.Context) <-chan struct{} { return make(chan struct{}) }
 
 // TestFollowerPoll: without announcements the poll still applies a new
 // revision within PollInterval.
@@ -192,7 +192,7 @@ func (s *fakeStore) Current(context.Context) (Revision, error) {
 	return s.rev, s.err
 }
 
-func (s *fakeStore) Changes(ctx context.Context) <-chan int64 { return make(chan int64) }
+func (s *fakeStore) Changes(ctx context.Context) <-chan struct{} { return make(chan struct{}) }
 
 // waitReads waits until the Follower has read the store n more times.
 func (s *fakeStore) waitReads(t *testing.T, n int64) {

@@ -289,7 +289,7 @@ func Default() Config {
 			GARPRepeat:        5,
 			GARPRefresh:       Duration{Duration: 5 * time.Second},
 			GARPMasterRefresh: Duration{Duration: 60 * time.Second},
-			Mode:              "active-active",
+			Mode:              ModeActiveActive,
 			Weight:            100,
 			PeerListen:        "0.0.0.0:8026",
 			MembershipTTL:     Duration{Duration: 3 * time.Second},

@@ -176,7 +176,7 @@ func (c Config) Validate() error {
 		if cl.Notify != "" && strings.TrimSpace(cl.Notify) == "" {
 			p.add("cluster.notify", "is blank")
 		}
-		p.oneOf("cluster.mode", cl.Mode, "active-active", "active-passive")
+		p.oneOf("cluster.mode", cl.Mode, ModeActiveActive, ModeActivePassive)
 		if cl.Weight < 0 {
 			p.add("cluster.weight", "must be 0 or more, got %d", cl.Weight)
 		}

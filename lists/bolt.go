@@ -7,34 +7,34 @@ import (
 	"fmt"
 
 	"go.etcd.io/bbolt"
+
+	"github.com/mxgate/mxgate/kv"
 )
 
 // bucketEntries maps entryKey → Entry JSON (a Redis hash maps onto it).
 const bucketEntries = "lists.entries"
 
-// Bolt is the embedded list store on a bbolt database.
-type Bolt struct {
-	db *bbolt.DB
+// boltStore is the embedded list store on a bbolt database: one node, so
+// its change signals only need to reach this process.
+type boltStore struct {
+	db      *bbolt.DB
+	changes kv.Broadcast
 }
 
-var _ Store = (*Bolt)(nil)
-
-// NewBolt creates the lists bucket in db if needed.
-func NewBolt(db *bbolt.DB) (*Bolt, error) {
+// NewBolt returns the list store in db, creating its bucket if needed.
+// Changes reaches the readers of this Store value only: open it once per
+// process.
+func NewBolt(db *bbolt.DB) (Store, error) {
 	if db == nil {
 		return nil, errors.New("open lists: nil database")
 	}
-	err := db.Update(func(tx *bbolt.Tx) error {
-		_, err := tx.CreateBucketIfNotExists([]byte(bucketEntries))
-		return err
-	})
-	if err != nil {
+	if err := kv.CreateBuckets(db, bucketEntries); err != nil {
 		return nil, fmt.Errorf("open lists: %w", err)
 	}
-	return &Bolt{db: db}, nil
+	return &boltStore{db: db}, nil
 }
 
-func (b *Bolt) Add(ctx context.Context, e Entry) error {
+func (b *boltStore) Add(ctx context.Context, e Entry) error {
 	if err := ctx.Err(); err != nil {
 		return fmt.Errorf("add list entry: %w", err)
 	}
@@ -57,10 +57,11 @@ func (b *Bolt) Add(ctx context.Context, e Entry) error {
 	if err != nil {
 		return fmt.Errorf("add list entry %s %s: %w", e.Kind, e.Value, err)
 	}
+	b.changes.Send()
 	return nil
 }
 
-func (b *Bolt) Remove(ctx context.Context, kind Kind, value, rcpt string) error {
+func (b *boltStore) Remove(ctx context.Context, kind Kind, value, rcpt string) error {
 	if err := ctx.Err(); err != nil {
 		return fmt.Errorf("remove list entry: %w", err)
 	}
@@ -79,11 +80,12 @@ func (b *Bolt) Remove(ctx context.Context, kind Kind, value, rcpt string) error 
 	if err != nil {
 		return fmt.Errorf("remove list entry %s %s: %w", kind, value, err)
 	}
+	b.changes.Send()
 	return nil
 }
 
 // All returns every entry, ordered by kind, recipient and value.
-func (b *Bolt) All(ctx context.Context) ([]Entry, error) {
+func (b *boltStore) All(ctx context.Context) ([]Entry, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, fmt.Errorf("read lists: %w", err)
 	}
@@ -102,4 +104,9 @@ func (b *Bolt) All(ctx context.Context) ([]Entry, error) {
 		return nil, fmt.Errorf("read lists: %w", err)
 	}
 	return out, nil
+}
+
+// Changes signals every Add and Remove made through this Store value.
+func (b *boltStore) Changes(ctx context.Context) <-chan struct{} {
+	return b.changes.Subscribe(ctx)
 }

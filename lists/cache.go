@@ -7,6 +7,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/mxgate/mxgate/kv"
 )
 
 // Cache keeps a compiled Set of a Store for the SMTP path, which must not
@@ -46,45 +48,27 @@ func (c *Cache) Reload(ctx context.Context) error {
 	return nil
 }
 
-// Run reloads every interval (1 s when every <= 0) until ctx is done.
-// Failures are logged and the last good snapshot is kept.
+// Run keeps the snapshot current until ctx is done: it reloads on every
+// change the store signals (Store.Changes: a list change made on any node
+// is in use cluster-wide within moments) and every interval (1 s when
+// every <= 0), which covers signals lost while the store was unreachable.
+// It also reloads once at start, after subscribing, so a change made since
+// the caller's first Reload is not missed. Failures are logged and the
+// last good snapshot is kept.
 func (c *Cache) Run(ctx context.Context, every time.Duration) {
 	if every <= 0 {
 		every = time.Second
 	}
-	t := time.NewTicker(every)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-			if err := c.Reload(ctx); err != nil && ctx.Err() == nil {
-				slog.Warn("lists: keeping last good snapshot", "err", err)
-			}
+	kv.Follow(ctx, c.store.Changes(ctx), every, func(signalled bool) {
+		err := c.Reload(ctx)
+		switch {
+		case err == nil || ctx.Err() != nil:
+		case signalled:
+			slog.Warn("lists: change signalled, but reload failed; keeping last good snapshot", "err", err)
+		default:
+			slog.Warn("lists: keeping last good snapshot", "err", err)
 		}
-	}
-}
-
-// Watch reloads on every signal from changes (a backend's change
-// notifications, e.g. Redis pub/sub) until ctx is done or changes is
-// closed, so that a list change made on any node is in use cluster-wide
-// within moments. Signals lost while the notification channel is down are
-// covered by Run's periodic reload, which keeps running beside Watch.
-func (c *Cache) Watch(ctx context.Context, changes <-chan struct{}) {
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case _, ok := <-changes:
-			if !ok {
-				return
-			}
-			if err := c.Reload(ctx); err != nil && ctx.Err() == nil {
-				slog.Warn("lists: change signalled, but reload failed; keeping last good snapshot", "err", err)
-			}
-		}
-	}
+	})
 }
 
 // Add writes through to the store and reloads. A failed reload after a
@@ -109,6 +93,9 @@ func (c *Cache) Remove(ctx context.Context, kind Kind, value, rcpt string) error
 
 // All reads the store, not the snapshot, so callers see what is stored.
 func (c *Cache) All(ctx context.Context) ([]Entry, error) { return c.store.All(ctx) }
+
+// Changes are the store's.
+func (c *Cache) Changes(ctx context.Context) <-chan struct{} { return c.store.Changes(ctx) }
 
 func (c *Cache) reloadAfterWrite(ctx context.Context) {
 	if err := c.Reload(ctx); err != nil {

@@ -50,6 +50,11 @@ type Store interface {
 	// Remove deletes an entry; ErrNotFound when absent.
 	Remove(ctx context.Context, kind Kind, value, rcpt string) error
 	All(ctx context.Context) ([]Entry, error)
+	// Changes signals, coalesced, that the entries may have changed (a
+	// write by this or, on a shared store, any node) until ctx ends, then
+	// is closed. Signals can be lost while a shared store is unreachable:
+	// readers also poll (Cache.Run).
+	Changes(ctx context.Context) <-chan struct{}
 }
 
 const valueForms = `accepted forms: user@example.org (address), @example.org (that domain), ` +

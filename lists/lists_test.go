@@ -5,6 +5,8 @@ import (
 	"errors"
 	"net/netip"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -273,8 +275,17 @@ func BenchmarkMatch(b *testing.B) {
 
 // flakyStore fails All when told to; the rest is a minimal in-memory store.
 type flakyStore struct {
+	mu      sync.Mutex // guards entries against a Cache.Run's reloads
 	entries []Entry
 	fail    bool
+	changes chan struct{} // what Changes returns (nil: never signals)
+	reads   atomic.Int64  // calls of All
+}
+
+func (s *flakyStore) set(es []Entry) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.entries = es
 }
 
 func (s *flakyStore) Add(_ context.Context, e Entry) error {
@@ -282,7 +293,11 @@ func (s *flakyStore) Add(_ context.Context, e Entry) error {
 	return nil
 }
 func (s *flakyStore) Remove(context.Context, Kind, string, string) error { return ErrNotFound }
+func (s *flakyStore) Changes(context.Context) <-chan struct{}            { return s.changes }
 func (s *flakyStore) All(context.Context) ([]Entry, error) {
+	s.reads.Add(1)
+	s.mu.Lock()
+	defer s.mu.Unlock()
 	if s.fail {
 		return nil, errors.New("store down")
 	}

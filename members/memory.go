@@ -7,8 +7,13 @@ import (
 	"time"
 )
 
-// memory is the membership of a single node or of the embedded store: the
-// members live in this process only.
+// memory is the membership of the embedded store: the members live in
+// this process only. There is no bbolt membership on purpose: the
+// embedded store has one node, so there is nobody to share heartbeats
+// with, and a heartbeat is worthless after a restart (its TTL of seconds
+// has passed); writing one to disk every TTL/3 would cost an fsync a
+// second for nothing. The conformance suite (store/storetest) holds it to
+// the Redis backend's behaviour all the same.
 type memory struct {
 	mu      sync.Mutex
 	members map[string]entry

@@ -8,16 +8,18 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/mxgate/mxgate/kv"
 )
 
-// Redis key schema. Each member is one string key that expires by itself
-// (PX ttl, on the Redis server's clock, so node clock skew does not bend
+// Redis keys. Each member is one string key that expires by itself (PX
+// ttl, on the Redis server's clock, so node clock skew does not bend
 // liveness); a sorted set indexes the ids by expiry so Live need not SCAN.
-// All keys carry the {mxgate} hash tag: one Cluster slot, so the scripts
+// All keys carry kv.Prefix's hash tag: one Cluster slot, so the scripts
 // may touch them together.
 const (
-	keyIndex  = "{mxgate}:members"    // ZSET id → expiry (server unix ms)
-	keyMember = "{mxgate}:members:m:" // + id → Member JSON, PX ttl
+	keyIndex  = kv.Prefix + "members"    // ZSET id → expiry (server unix ms)
+	keyMember = kv.Prefix + "members:m:" // + id → Member JSON, PX ttl
 )
 
 // heartbeatScript stores the member and indexes it under the server's time,

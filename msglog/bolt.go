@@ -10,7 +10,7 @@ import (
 
 	"go.etcd.io/bbolt"
 
-	"github.com/mxgate/mxgate/boltkv"
+	"github.com/mxgate/mxgate/kv"
 )
 
 // Bucket layout. Records are keyed by 8-byte big-endian unix-nano time and
@@ -24,33 +24,31 @@ const (
 
 const expireBatch = 1000
 
-// Bolt is the embedded message log on a bbolt database.
-type Bolt struct {
+// boltStore is the embedded message log on a bbolt database.
+type boltStore struct {
 	db *bbolt.DB
 }
 
-var _ Store = (*Bolt)(nil)
-
-// NewBolt creates the message log buckets in db if needed.
-func NewBolt(db *bbolt.DB) (*Bolt, error) {
+// NewBolt returns the message log in db, creating its buckets if needed.
+func NewBolt(db *bbolt.DB) (Store, error) {
 	if db == nil {
 		return nil, errors.New("open message log: nil database")
 	}
-	if err := boltkv.CreateBuckets(db, bucketRecords, bucketByID); err != nil {
+	if err := kv.CreateBuckets(db, bucketRecords, bucketByID); err != nil {
 		return nil, fmt.Errorf("open message log: %w", err)
 	}
-	return &Bolt{db: db}, nil
+	return &boltStore{db: db}, nil
 }
 
 // Append stores records in one transaction (one fsync for a whole batch).
 // A second record with the same time and id replaces the first. Nothing is
 // stored when any record is invalid.
-func (b *Bolt) Append(ctx context.Context, rs ...Record) error {
+func (b *boltStore) Append(ctx context.Context, rs ...Record) error {
 	if err := ctx.Err(); err != nil {
 		return fmt.Errorf("append message log: %w", err)
 	}
-	type kv struct{ tk, data []byte }
-	batch := make([]kv, 0, len(rs))
+	type entry struct{ tk, data []byte }
+	batch := make([]entry, 0, len(rs))
 	for _, r := range rs {
 		if err := validate(r); err != nil {
 			return fmt.Errorf("append message log %q: %w", r.ID, err)
@@ -59,7 +57,7 @@ func (b *Bolt) Append(ctx context.Context, rs ...Record) error {
 		if err != nil {
 			return fmt.Errorf("append message log %q: %w", r.ID, err)
 		}
-		batch = append(batch, kv{boltkv.TimeKey(r.Time, r.ID), data})
+		batch = append(batch, entry{kv.TimeKey(r.Time, r.ID), data})
 	}
 	err := b.db.Update(func(tx *bbolt.Tx) error {
 		recs, byID := tx.Bucket([]byte(bucketRecords)), tx.Bucket([]byte(bucketByID))
@@ -67,7 +65,7 @@ func (b *Bolt) Append(ctx context.Context, rs ...Record) error {
 			if err := recs.Put(e.tk, e.data); err != nil {
 				return err
 			}
-			if err := byID.Put(append(boltkv.LenPrefix(rs[i].ID), e.tk...), []byte{}); err != nil {
+			if err := byID.Put(append(kv.LenPrefix(rs[i].ID), e.tk...), []byte{}); err != nil {
 				return err
 			}
 		}
@@ -81,7 +79,7 @@ func (b *Bolt) Append(ctx context.Context, rs ...Record) error {
 
 // Search walks the id index when q.ID is set, else the records from Until
 // down to Since, applying the whole query to each record.
-func (b *Bolt) Search(ctx context.Context, q Query) ([]Record, error) {
+func (b *boltStore) Search(ctx context.Context, q Query) ([]Record, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, fmt.Errorf("search message log: %w", err)
 	}
@@ -96,10 +94,10 @@ func (b *Bolt) Search(ctx context.Context, q Query) ([]Record, error) {
 		var prefix []byte
 		bucket := records
 		if q.ID != "" {
-			prefix = boltkv.LenPrefix(q.ID)
+			prefix = kv.LenPrefix(q.ID)
 			bucket = tx.Bucket([]byte(bucketByID))
 		}
-		return boltkv.WalkBack(ctx, bucket.Cursor(), prefix, q.Since, q.Until, func(tk, v []byte) (bool, error) {
+		return kv.WalkBack(ctx, bucket.Cursor(), prefix, q.Since, q.Until, func(tk, v []byte) (bool, error) {
 			if q.ID != "" {
 				if v = records.Get(tk); v == nil {
 					return true, nil // orphaned index entry
@@ -122,13 +120,13 @@ func (b *Bolt) Search(ctx context.Context, q Query) ([]Record, error) {
 }
 
 // Expire deletes records older than before, expireBatch per transaction.
-func (b *Bolt) Expire(ctx context.Context, before time.Time) (int, error) {
+func (b *boltStore) Expire(ctx context.Context, before time.Time) (int, error) {
 	if !before.After(time.Unix(0, 0)) {
 		return 0, nil // nothing is stored before 1970
 	}
 	var limit []byte
-	if boltkv.Indexable(before) {
-		limit = boltkv.TimeKey(before, "")
+	if kv.Indexable(before) {
+		limit = kv.TimeKey(before, "")
 	}
 	total := 0
 	for {
@@ -150,7 +148,7 @@ func (b *Bolt) Expire(ctx context.Context, before time.Time) (int, error) {
 				if err := records.Delete(k); err != nil {
 					return err
 				}
-				if err := byID.Delete(append(boltkv.LenPrefix(string(k[8:])), k...)); err != nil {
+				if err := byID.Delete(append(kv.LenPrefix(string(k[8:])), k...)); err != nil {
 					return err
 				}
 			}
@@ -174,16 +172,16 @@ const rangeBatch = 1000
 
 // Range walks the records oldest first, rangeBatch per read transaction,
 // calling fn between transactions.
-func (b *Bolt) Range(ctx context.Context, from, to time.Time, fn func(Record) error) error {
+func (b *boltStore) Range(ctx context.Context, from, to time.Time, fn func(Record) error) error {
 	if !to.IsZero() && !to.After(time.Unix(0, 0)) {
 		return nil // nothing is stored before 1970
 	}
 	var start, limit []byte
-	if !from.IsZero() && boltkv.Indexable(from) {
-		start = boltkv.TimeKey(from, "")
+	if !from.IsZero() && kv.Indexable(from) {
+		start = kv.TimeKey(from, "")
 	}
-	if !to.IsZero() && boltkv.Indexable(to) {
-		limit = boltkv.TimeKey(to, "")
+	if !to.IsZero() && kv.Indexable(to) {
+		limit = kv.TimeKey(to, "")
 	}
 	resume := false // start is the last key handed out, not a lower bound
 	for {
@@ -217,7 +215,7 @@ func (b *Bolt) Range(ctx context.Context, from, to time.Time, fn func(Record) er
 				if err := json.Unmarshal(v, &r); err != nil {
 					return fmt.Errorf("decode record %x: %w", k, err)
 				}
-				if boltkv.InRange(r.Time, from, to) {
+				if kv.InRange(r.Time, from, to) {
 					batch = append(batch, r)
 				}
 			}

@@ -7,7 +7,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/mxgate/mxgate/boltkv"
+	"github.com/mxgate/mxgate/kv"
 )
 
 // Record is what happened to one message.
@@ -110,9 +110,9 @@ func (m Matcher) Match(r Record) bool {
 			return false
 		}
 	}
-	return boltkv.InRange(r.Time, q.Since, q.Until)
+	return kv.InRange(r.Time, q.Since, q.Until)
 }
 
 func validate(r Record) error {
-	return boltkv.CheckKey(r.ID, r.Time)
+	return kv.CheckKey(r.ID, r.Time)
 }

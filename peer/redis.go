@@ -9,11 +9,15 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/mxgate/mxgate/kv"
 )
 
-// keyNonce + nonce is a claimed nonce, PX its ttl. Under the {mxgate} hash
-// tag like every key of the shared store (store/redisstore).
-const keyNonce = "{mxgate}:peer:nonce:"
+// keyNonce + nonce is a claimed nonce, PX its ttl: a key of the shared
+// store like every other (kv.Prefix). The nonce store is peer's own, as
+// each store is its package's: only the peer API's replay guard uses it,
+// and on the embedded store it has no counterpart (see replayGuard).
+const keyNonce = kv.Prefix + "peer:nonce:"
 
 type redisNonces struct {
 	c redis.UniversalClient

@@ -12,87 +12,56 @@ import (
 
 	"go.etcd.io/bbolt"
 
-	"github.com/mxgate/mxgate/boltkv"
+	"github.com/mxgate/mxgate/kv"
 )
 
-// Bucket layout. Index keys end in an 8-byte big-endian unix-nano time and
-// the id, so a reverse cursor walks newest first; the by_* indexes prefix
-// that with the uvarint length of the value and the value, which keeps one
-// value's range contiguous whatever bytes it holds. Each index maps onto a
-// Redis sorted set (score = time, member = id).
+// Bucket layout: the items and their messages by id, and one bucket per
+// index (see indexEntries), each key mapping to nothing.
 const (
-	bucketItems   = "quarantine.items"      // id → Item JSON
-	bucketRaw     = "quarantine.raw"        // id → raw message
-	bucketTime    = "quarantine.by_time"    // time+id
-	bucketExpires = "quarantine.by_expires" // expires+id (only items that expire)
-	bucketRcpt    = "quarantine.by_rcpt"    // len+rcpt+time+id (lower-cased)
-	bucketSender  = "quarantine.by_sender"  // len+sender+time+id (lower-cased)
-	bucketVerdict = "quarantine.by_verdict" // len+verdict+time+id (lower-cased)
-	bucketDigest  = "quarantine.by_digest"  // len+digest+time+id (only items with a digest)
+	bucketItems = "quarantine.items" // id → Item JSON
+	bucketRaw   = "quarantine.raw"   // id → raw message
 )
+
+// indexBuckets names each index's bucket.
+var indexBuckets = [numIndexes]string{
+	byTime:    "quarantine.by_time",
+	byExpires: "quarantine.by_expires",
+	byRcpt:    "quarantine.by_rcpt",
+	bySender:  "quarantine.by_sender",
+	byVerdict: "quarantine.by_verdict",
+	byDigest:  "quarantine.by_digest",
+}
 
 // expireBatch bounds one Expire transaction, so a large backlog does not
 // hold the single bbolt writer (and quarantine Puts) for long.
 const expireBatch = 1000
 
-// Bolt is the embedded quarantine on a bbolt database.
-type Bolt struct {
+// boltStore is the embedded quarantine on a bbolt database.
+type boltStore struct {
 	db *bbolt.DB
 }
 
-var _ Store = (*Bolt)(nil)
-
-// NewBolt creates the quarantine buckets in db if needed.
-func NewBolt(db *bbolt.DB) (*Bolt, error) {
+// NewBolt returns the quarantine in db, creating its buckets if needed.
+func NewBolt(db *bbolt.DB) (Store, error) {
 	if db == nil {
 		return nil, errors.New("open quarantine: nil database")
 	}
-	err := boltkv.CreateBuckets(db, bucketItems, bucketRaw, bucketTime, bucketExpires, bucketRcpt, bucketSender, bucketVerdict, bucketDigest)
+	err := kv.CreateBuckets(db, append([]string{bucketItems, bucketRaw}, indexBuckets[:]...)...)
 	if err != nil {
 		return nil, fmt.Errorf("open quarantine: %w", err)
 	}
-	return &Bolt{db: db}, nil
+	return &boltStore{db: db}, nil
 }
 
-type indexEntry struct {
-	bucket string
-	key    []byte
-}
-
-// indexEntries lists every index key of it. Put writes exactly these and
-// removal deletes exactly these, so no index can keep a stale id.
-func indexEntries(it Item) []indexEntry {
-	tk := boltkv.TimeKey(it.Time, it.ID)
-	e := []indexEntry{{bucketTime, tk}}
-	if !it.Expires.IsZero() {
-		e = append(e, indexEntry{bucketExpires, boltkv.TimeKey(it.Expires, it.ID)})
-	}
-	var seen []string
-	for _, r := range it.Recipients {
-		r = fold(r)
-		if r == "" || slices.Contains(seen, r) {
-			continue
-		}
-		seen = append(seen, r)
-		e = append(e, indexEntry{bucketRcpt, append(boltkv.LenPrefix(r), tk...)})
-	}
-	if it.Sender != "" {
-		e = append(e, indexEntry{bucketSender, append(boltkv.LenPrefix(fold(it.Sender)), tk...)})
-	}
-	if it.Verdict != "" {
-		e = append(e, indexEntry{bucketVerdict, append(boltkv.LenPrefix(fold(it.Verdict)), tk...)})
-	}
-	if it.Digest != "" {
-		e = append(e, indexEntry{bucketDigest, append(boltkv.LenPrefix(it.Digest), tk...)})
-	}
-	return e
+func indexBucket(tx *bbolt.Tx, i index) *bbolt.Bucket {
+	return tx.Bucket([]byte(indexBuckets[i]))
 }
 
 // heldBy finds the item that holds the message with this digest.
 func heldBy(tx *bbolt.Tx, digest string) (string, bool) {
 	items := tx.Bucket([]byte(bucketItems))
-	p := boltkv.LenPrefix(digest)
-	c := tx.Bucket([]byte(bucketDigest)).Cursor()
+	p := kv.LenPrefix(digest)
+	c := indexBucket(tx, byDigest).Cursor()
 	for k, _ := c.Seek(p); k != nil && bytes.HasPrefix(k, p); k, _ = c.Next() {
 		if id := k[len(p)+8:]; items.Get(id) != nil {
 			return string(id), true
@@ -104,7 +73,7 @@ func heldBy(tx *bbolt.Tx, digest string) (string, bool) {
 // Put stores a new item. bbolt's Update fsyncs on commit, so the item is
 // durable when Put returns nil. The digest check and the write are one
 // transaction, so two Puts of one message cannot both store it.
-func (b *Bolt) Put(ctx context.Context, it Item, raw []byte) error {
+func (b *boltStore) Put(ctx context.Context, it Item, raw []byte) error {
 	if err := ctx.Err(); err != nil {
 		return fmt.Errorf("put quarantine item %q: %w", it.ID, err)
 	}
@@ -143,8 +112,8 @@ func (b *Bolt) Put(ctx context.Context, it Item, raw []byte) error {
 			return err
 		}
 		for _, e := range indexEntries(it) {
-			if err := tx.Bucket([]byte(e.bucket)).Put(e.key, []byte{}); err != nil {
-				return fmt.Errorf("index %s: %w", e.bucket, err)
+			if err := indexBucket(tx, e.idx).Put(e.key, []byte{}); err != nil {
+				return fmt.Errorf("index %s: %w", indexBuckets[e.idx], err)
 			}
 		}
 		return nil
@@ -167,7 +136,7 @@ func getItem(tx *bbolt.Tx, id []byte) (Item, error) {
 	return it, nil
 }
 
-func (b *Bolt) Get(ctx context.Context, id string) (Item, error) {
+func (b *boltStore) Get(ctx context.Context, id string) (Item, error) {
 	if err := ctx.Err(); err != nil {
 		return Item{}, fmt.Errorf("get quarantine item %q: %w", id, err)
 	}
@@ -183,7 +152,7 @@ func (b *Bolt) Get(ctx context.Context, id string) (Item, error) {
 	return it, nil
 }
 
-func (b *Bolt) Raw(ctx context.Context, id string) ([]byte, error) {
+func (b *boltStore) Raw(ctx context.Context, id string) ([]byte, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, fmt.Errorf("read quarantined message %q: %w", id, err)
 	}
@@ -203,27 +172,18 @@ func (b *Bolt) Raw(ctx context.Context, id string) ([]byte, error) {
 	return raw, nil
 }
 
-// List walks the most selective index the filter names (recipient, then
-// sender, then verdict, else time) from Until down to Since, and applies the
-// whole filter to each item it finds there.
-func (b *Bolt) List(ctx context.Context, f Filter) ([]Item, error) {
+// List walks the index f.walk names from Until down to Since, and applies
+// the whole filter to each item it finds there.
+func (b *boltStore) List(ctx context.Context, f Filter) ([]Item, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, fmt.Errorf("list quarantine: %w", err)
 	}
 	limit := f.EffectiveLimit()
 	var out []Item
 	err := b.db.View(func(tx *bbolt.Tx) error {
-		bucket, prefix := bucketTime, []byte(nil)
-		switch {
-		case f.Rcpt != "":
-			bucket, prefix = bucketRcpt, boltkv.LenPrefix(fold(f.Rcpt))
-		case f.Sender != "":
-			bucket, prefix = bucketSender, boltkv.LenPrefix(fold(f.Sender))
-		case f.Verdict != "":
-			bucket, prefix = bucketVerdict, boltkv.LenPrefix(fold(f.Verdict))
-		}
-		c := tx.Bucket([]byte(bucket)).Cursor()
-		return boltkv.WalkBack(ctx, c, prefix, f.Since, f.Until, func(tk, _ []byte) (bool, error) {
+		idx, prefix := f.walk()
+		c := indexBucket(tx, idx).Cursor()
+		return kv.WalkBack(ctx, c, prefix, f.Since, f.Until, func(tk, _ []byte) (bool, error) {
 			it, err := getItem(tx, tk[8:])
 			if errors.Is(err, ErrNotFound) {
 				return true, nil // an orphaned index entry must not break listing
@@ -254,8 +214,8 @@ func deleteItem(tx *bbolt.Tx, id []byte) error {
 	// skipping, but the item and message themselves still go.
 	if err == nil {
 		for _, e := range indexEntries(it) {
-			if err := tx.Bucket([]byte(e.bucket)).Delete(e.key); err != nil {
-				return fmt.Errorf("index %s: %w", e.bucket, err)
+			if err := indexBucket(tx, e.idx).Delete(e.key); err != nil {
+				return fmt.Errorf("index %s: %w", indexBuckets[e.idx], err)
 			}
 		}
 	}
@@ -265,7 +225,7 @@ func deleteItem(tx *bbolt.Tx, id []byte) error {
 	return tx.Bucket([]byte(bucketRaw)).Delete(id)
 }
 
-func (b *Bolt) Delete(ctx context.Context, id string) error {
+func (b *boltStore) Delete(ctx context.Context, id string) error {
 	if err := ctx.Err(); err != nil {
 		return fmt.Errorf("delete quarantine item %q: %w", id, err)
 	}
@@ -278,7 +238,7 @@ func (b *Bolt) Delete(ctx context.Context, id string) error {
 
 // update changes one item in one transaction: fn decides on the item as
 // stored; the item as it was before is returned, also when fn refuses.
-func (b *Bolt) update(id string, fn func(*Item) (bool, error)) (Item, error) {
+func (b *boltStore) update(id string, fn func(*Item) (bool, error)) (Item, error) {
 	var before Item
 	err := b.db.Update(func(tx *bbolt.Tx) error {
 		it, err := getItem(tx, []byte(id))
@@ -301,7 +261,7 @@ func (b *Bolt) update(id string, fn func(*Item) (bool, error)) (Item, error) {
 	return before, err
 }
 
-func (b *Bolt) ClaimRelease(ctx context.Context, id string, r Release) (Item, error) {
+func (b *boltStore) ClaimRelease(ctx context.Context, id string, r Release) (Item, error) {
 	if err := ctx.Err(); err != nil {
 		return Item{}, fmt.Errorf("claim release of quarantine item %q: %w", id, err)
 	}
@@ -312,7 +272,7 @@ func (b *Bolt) ClaimRelease(ctx context.Context, id string, r Release) (Item, er
 	return before, nil
 }
 
-func (b *Bolt) FinishRelease(ctx context.Context, id string, r Release, delivered bool) error {
+func (b *boltStore) FinishRelease(ctx context.Context, id string, r Release, delivered bool) error {
 	if err := ctx.Err(); err != nil {
 		return fmt.Errorf("finish release of quarantine item %q: %w", id, err)
 	}
@@ -325,8 +285,8 @@ func (b *Bolt) FinishRelease(ctx context.Context, id string, r Release, delivere
 
 // Expire deletes expired items in batches of expireBatch per transaction,
 // checking ctx between batches.
-func (b *Bolt) Expire(ctx context.Context, now time.Time) (int, error) {
-	if !boltkv.Indexable(now) {
+func (b *boltStore) Expire(ctx context.Context, now time.Time) (int, error) {
+	if !kv.Indexable(now) {
 		return 0, nil // nothing expires before 1970
 	}
 	limit := uint64(now.UnixNano())
@@ -337,7 +297,7 @@ func (b *Bolt) Expire(ctx context.Context, now time.Time) (int, error) {
 		}
 		var seen, deleted int
 		err := b.db.Update(func(tx *bbolt.Tx) error {
-			exp := tx.Bucket([]byte(bucketExpires))
+			exp := indexBucket(tx, byExpires)
 			var keys [][]byte
 			c := exp.Cursor()
 			for k, _ := c.First(); k != nil && len(keys) < expireBatch; k, _ = c.Next() {

@@ -10,7 +10,7 @@ import (
 	"go.etcd.io/bbolt"
 )
 
-func openBolt(t *testing.T) (*Bolt, *bbolt.DB) {
+func openBolt(t *testing.T) (Store, *bbolt.DB) {
 	t.Helper()
 	db, err := bbolt.Open(filepath.Join(t.TempDir(), "q.db"), 0o600, nil)
 	if err != nil {
@@ -64,7 +64,7 @@ func TestRemovalLeavesNoKeys(t *testing.T) {
 	sizes := bucketSizes(t, db)
 	// Six items, two distinct recipients each (case folded), three
 	// expiring, four with a digest.
-	want := map[string]int{bucketItems: 6, bucketRaw: 6, bucketTime: 6, bucketRcpt: 12, bucketSender: 6, bucketVerdict: 6, bucketExpires: 3, bucketDigest: 4}
+	want := map[string]int{bucketItems: 6, bucketRaw: 6, indexBuckets[byTime]: 6, indexBuckets[byRcpt]: 12, indexBuckets[bySender]: 6, indexBuckets[byVerdict]: 6, indexBuckets[byExpires]: 3, indexBuckets[byDigest]: 4}
 	for name, n := range want {
 		if sizes[name] != n {
 			t.Errorf("bucket %s has %d keys after Put, want %d", name, sizes[name], n)

@@ -11,7 +11,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/mxgate/mxgate/boltkv"
+	"github.com/mxgate/mxgate/kv"
 )
 
 // ErrNotFound is returned (wrapped) when an item does not exist.
@@ -129,24 +129,93 @@ func (f Filter) Match(it Item) bool {
 	if f.Verdict != "" && fold(it.Verdict) != fold(f.Verdict) {
 		return false
 	}
-	return boltkv.InRange(it.Time, f.Since, f.Until)
+	return kv.InRange(it.Time, f.Since, f.Until)
+}
+
+// index names one of the quarantine's indexes; each backend maps it onto
+// its own bucket (bolt.go) or sorted set (redis.go).
+type index int
+
+const (
+	byTime    index = iota // time+id
+	byExpires              // expires+id (only items that expire)
+	byRcpt                 // len+rcpt+time+id (folded)
+	bySender               // len+sender+time+id (folded)
+	byVerdict              // len+verdict+time+id (folded)
+	byDigest               // len+digest+time+id (only items with a digest)
+	numIndexes
+)
+
+// indexEntry is one key of one index. Keys end in kv.TimeKey, so a walk
+// back goes newest first; the by-value indexes put kv.LenPrefix of the
+// value in front, which keeps one value's range contiguous whatever bytes
+// it holds.
+type indexEntry struct {
+	idx index
+	key []byte
+}
+
+// indexEntries lists every index key of it, for both backends. Put writes
+// exactly these and removal deletes exactly these, so no index can keep a
+// stale id.
+func indexEntries(it Item) []indexEntry {
+	tk := kv.TimeKey(it.Time, it.ID)
+	e := []indexEntry{{byTime, tk}}
+	if !it.Expires.IsZero() {
+		e = append(e, indexEntry{byExpires, kv.TimeKey(it.Expires, it.ID)})
+	}
+	var seen []string
+	for _, r := range it.Recipients {
+		r = fold(r)
+		if r == "" || slices.Contains(seen, r) {
+			continue
+		}
+		seen = append(seen, r)
+		e = append(e, indexEntry{byRcpt, append(kv.LenPrefix(r), tk...)})
+	}
+	if it.Sender != "" {
+		e = append(e, indexEntry{bySender, append(kv.LenPrefix(fold(it.Sender)), tk...)})
+	}
+	if it.Verdict != "" {
+		e = append(e, indexEntry{byVerdict, append(kv.LenPrefix(fold(it.Verdict)), tk...)})
+	}
+	if it.Digest != "" {
+		e = append(e, indexEntry{byDigest, append(kv.LenPrefix(it.Digest), tk...)})
+	}
+	return e
+}
+
+// walk is the index List walks for f, the most selective one it names
+// (recipient, then sender, then verdict, else time), and the key prefix
+// of f's value in it. Both backends walk it from f.Until down to f.Since
+// and apply the whole filter (Match) to each item they find there.
+func (f Filter) walk() (index, []byte) {
+	switch {
+	case f.Rcpt != "":
+		return byRcpt, kv.LenPrefix(fold(f.Rcpt))
+	case f.Sender != "":
+		return bySender, kv.LenPrefix(fold(f.Sender))
+	case f.Verdict != "":
+		return byVerdict, kv.LenPrefix(fold(f.Verdict))
+	}
+	return byTime, nil
 }
 
 // validate rejects what the indexes cannot hold: the time keys are unix
 // nanoseconds, which cover 1970 to 2262.
 func validate(it Item) error {
-	if err := boltkv.CheckKey(it.ID, it.Time); err != nil {
+	if err := kv.CheckKey(it.ID, it.Time); err != nil {
 		return err
 	}
-	if !it.Expires.IsZero() && !boltkv.Indexable(it.Expires) {
+	if !it.Expires.IsZero() && !kv.Indexable(it.Expires) {
 		return fmt.Errorf("expiry %v outside 1970..2262", it.Expires)
 	}
-	return ValidateDigest(it.Digest)
+	return validateDigest(it.Digest)
 }
 
-// ValidateDigest checks an item's digest (an index key) for every backend:
+// validateDigest checks an item's digest (an index key) for every backend:
 // "" or lower-case hex (as MessageDigest makes it), at most maxDigest long.
-func ValidateDigest(d string) error {
+func validateDigest(d string) error {
 	if len(d) > maxDigest {
 		return fmt.Errorf("digest of %d bytes (at most %d)", len(d), maxDigest)
 	}

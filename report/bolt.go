@@ -8,7 +8,7 @@ import (
 
 	"go.etcd.io/bbolt"
 
-	"github.com/mxgate/mxgate/boltkv"
+	"github.com/mxgate/mxgate/kv"
 )
 
 // bucketReports maps a day (YYYY-MM-DD, which sorts by date) to its Report
@@ -24,7 +24,7 @@ func NewBolt(db *bbolt.DB) (Store, error) {
 	if db == nil {
 		return nil, errors.New("open reports: nil database")
 	}
-	if err := boltkv.CreateBuckets(db, bucketReports); err != nil {
+	if err := kv.CreateBuckets(db, bucketReports); err != nil {
 		return nil, fmt.Errorf("open reports: %w", err)
 	}
 	return &boltStore{db: db}, nil

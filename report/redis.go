@@ -8,13 +8,15 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/mxgate/mxgate/kv"
 )
 
-// Redis key schema (under the {mxgate} hash tag, one Cluster slot, so the
-// MULTI below is legal there too).
+// Redis keys (under kv.Prefix's hash tag, one Cluster slot, so the MULTI
+// below is legal there too).
 const (
-	keyReport = "{mxgate}:report:" // + day → Report JSON (SET NX: written once)
-	keyDays   = "{mxgate}:reports" // ZSET day → unix seconds of its start
+	keyReport = kv.Prefix + "report:" // + day → Report JSON (SET NX: written once)
+	keyDays   = kv.Prefix + "reports" // ZSET day → unix seconds of its start
 )
 
 type redisStore struct {

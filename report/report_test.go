@@ -2,11 +2,9 @@ package report
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"path/filepath"
 	"reflect"
-	"sync"
 	"testing"
 	"time"
 
@@ -27,7 +25,8 @@ func openDB(t *testing.T) *bbolt.DB {
 	return db
 }
 
-// backends opens a fresh, empty Store of each kind.
+// backends opens a fresh, empty Store of each kind, for the scheduler's
+// test; what the backends share is store/storetest's.
 var backends = []struct {
 	name string
 	open func(t *testing.T) Store
@@ -165,105 +164,5 @@ func TestBuildCancelled(t *testing.T) {
 	cancel()
 	if _, err := Build(ctx, newLog(t, dayRecords()...), day, "n1"); err == nil {
 		t.Error("Build with a cancelled context succeeded")
-	}
-}
-
-func TestStore(t *testing.T) {
-	for _, b := range backends {
-		t.Run(b.name, func(t *testing.T) {
-			ctx := t.Context()
-			s := b.open(t)
-			if _, err := s.Get(ctx, "2026-03-14"); !errors.Is(err, ErrNotFound) {
-				t.Fatalf("Get on empty store: %v, want ErrNotFound", err)
-			}
-			if days, err := s.Days(ctx, 0); err != nil || len(days) != 0 {
-				t.Fatalf("Days on empty store = %v, %v", days, err)
-			}
-			first, err := Build(ctx, newLog(t, dayRecords()...), day, "n1")
-			if err != nil {
-				t.Fatal(err)
-			}
-			created, err := s.Create(ctx, first)
-			if err != nil || !created {
-				t.Fatalf("first Create = %v, %v; want created", created, err)
-			}
-			// A second master (after a failover) builds the day again: the
-			// stored report stays the first one.
-			second := first
-			second.Node, second.Total = "n2", 1
-			created, err = s.Create(ctx, second)
-			if err != nil || created {
-				t.Fatalf("second Create = %v, %v; want not created", created, err)
-			}
-			got, err := s.Get(ctx, first.Day)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if !reflect.DeepEqual(got, first) {
-				t.Errorf("Get = %+v\nwant %+v", got, first)
-			}
-
-			for _, d := range []string{"2026-03-12", "2025-12-31", "2026-03-13"} {
-				if created, err := s.Create(ctx, Report{Day: d, Node: "n1"}); err != nil || !created {
-					t.Fatalf("Create(%s) = %v, %v", d, created, err)
-				}
-			}
-			days, err := s.Days(ctx, 0)
-			if want := []string{"2026-03-14", "2026-03-13", "2026-03-12", "2025-12-31"}; err != nil || !reflect.DeepEqual(days, want) {
-				t.Errorf("Days = %v, %v; want %v", days, err, want)
-			}
-			days, err = s.Days(ctx, 2)
-			if want := []string{"2026-03-14", "2026-03-13"}; err != nil || !reflect.DeepEqual(days, want) {
-				t.Errorf("Days(2) = %v, %v; want %v", days, err, want)
-			}
-
-			for _, bad := range []string{"", "2026-3-14", "14.03.2026", "2026-03-14x"} {
-				if _, err := s.Create(ctx, Report{Day: bad}); err == nil {
-					t.Errorf("Create with day %q succeeded", bad)
-				}
-				if _, err := s.Get(ctx, bad); err == nil || errors.Is(err, ErrNotFound) {
-					t.Errorf("Get(%q) = %v, want a bad-day error", bad, err)
-				}
-			}
-		})
-	}
-}
-
-// TestCreateConcurrent: masters racing for one day, exactly one writes.
-func TestCreateConcurrent(t *testing.T) {
-	const writers = 16
-	for _, b := range backends {
-		t.Run(b.name, func(t *testing.T) {
-			s := b.open(t)
-			var wg sync.WaitGroup
-			var mu sync.Mutex
-			var winners []string
-			start := make(chan struct{})
-			for i := range writers {
-				wg.Go(func() {
-					<-start
-					node := fmt.Sprintf("n%d", i)
-					created, err := s.Create(t.Context(), Report{Day: "2026-03-14", Node: node})
-					if err != nil {
-						t.Error(err)
-						return
-					}
-					if created {
-						mu.Lock()
-						winners = append(winners, node)
-						mu.Unlock()
-					}
-				})
-			}
-			close(start)
-			wg.Wait()
-			if len(winners) != 1 {
-				t.Fatalf("winners = %v, want exactly one", winners)
-			}
-			got, err := s.Get(t.Context(), "2026-03-14")
-			if err != nil || got.Node != winners[0] {
-				t.Errorf("stored report by %q, %v; want the winner %s", got.Node, err, winners[0])
-			}
-		})
 	}
 }

@@ -31,7 +31,12 @@ func openEmbedded(t *testing.T) *store.Backend {
 }
 
 func TestEmbeddedConformance(t *testing.T) {
-	storetest.Run(t, openEmbedded)
+	storetest.Run(t, func(t *testing.T) storetest.Env {
+		b := openEmbedded(t)
+		// One process holds the embedded store: another "node" of it is
+		// the same Backend.
+		return storetest.Env{Backend: b, Node: func(*testing.T) *store.Backend { return b }}
+	})
 }
 
 func TestEmbeddedSurvivesReopen(t *testing.T) {

@@ -1,8 +1,10 @@
-// Package store opens the backend that holds the gateway's shared data:
-// quarantine, lists, message log, membership, cluster configuration and
-// reports. The embedded backend is one bbolt file for a single node; the
-// Redis backend, shared by a cluster, implements the same interfaces and
-// passes the same conformance suite (store/storetest).
+// Package store opens the backend that holds the gateway's shared data and
+// hands out its stores: quarantine, lists, message log, membership,
+// cluster configuration and reports (and the peer API's nonces). The
+// embedded backend is one bbolt file for a single node; the Redis backend
+// is shared by a cluster. Each store, with both its backends, is its own
+// package's; every backend passes the same conformance suite
+// (store/storetest).
 package store
 
 import (
@@ -17,13 +19,13 @@ import (
 	"go.etcd.io/bbolt"
 
 	"github.com/mxgate/mxgate/clusterconf"
+	"github.com/mxgate/mxgate/kv"
 	"github.com/mxgate/mxgate/lists"
 	"github.com/mxgate/mxgate/members"
 	"github.com/mxgate/mxgate/msglog"
 	"github.com/mxgate/mxgate/peer"
 	"github.com/mxgate/mxgate/quarantine"
 	"github.com/mxgate/mxgate/report"
-	"github.com/mxgate/mxgate/store/redisstore"
 )
 
 // Backend is one opened store. Close it when done.
@@ -34,9 +36,6 @@ type Backend struct {
 	Members    members.Store
 	Config     clusterconf.Store
 	Reports    report.Store
-	// ListChanges signals list changes made by any node (nil = only
-	// polling sees them, as on the embedded store where there is one node).
-	ListChanges func(ctx context.Context) <-chan struct{}
 	// PeerNonces remembers the peer API's request nonces for every node
 	// and across restarts (nil on the embedded store: see peer's
 	// replayGuard for what stands in for it there).
@@ -62,23 +61,21 @@ const pingTimeout = 3 * time.Second
 // does not answer gives a Backend and an error wrapping ErrUnreachable, so
 // the caller can start degraded.
 func OpenRedis(ctx context.Context, url string) (*Backend, error) {
-	c, err := redisstore.Dial(url)
+	c, err := kv.Dial(url)
 	if err != nil {
 		return nil, err
 	}
-	l := redisstore.NewLists(c)
 	b := &Backend{
-		Quarantine:  redisstore.NewQuarantine(c),
-		Lists:       l,
-		Log:         redisstore.NewLog(c),
-		Members:     members.NewRedis(c),
-		Config:      clusterconf.NewRedis(c),
-		Reports:     report.NewRedis(c),
-		ListChanges: l.Changes,
-		PeerNonces:  peer.NewRedisNonces(c),
-		Shared:      true,
-		Name:        redisstore.Redact(url),
-		closer:      c,
+		Quarantine: quarantine.NewRedis(c),
+		Lists:      lists.NewRedis(c),
+		Log:        msglog.NewRedis(c),
+		Members:    members.NewRedis(c),
+		Config:     clusterconf.NewRedis(c),
+		Reports:    report.NewRedis(c),
+		PeerNonces: peer.NewRedisNonces(c),
+		Shared:     true,
+		Name:       kv.Redact(url),
+		closer:     c,
 	}
 	pctx, cancel := context.WithTimeout(ctx, pingTimeout)
 	defer cancel()

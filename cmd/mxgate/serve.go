@@ -249,9 +249,6 @@ func serve(ctx context.Context, cfg config.Config) error {
 	var wg sync.WaitGroup
 	errc := make(chan error, 2)
 	wg.Go(func() { listCache.Run(runCtx, 5*time.Second) })
-	if st.ListChanges != nil {
-		wg.Go(func() { listCache.Watch(runCtx, st.ListChanges(runCtx)) })
-	}
 	wg.Go(func() { follower.Run(runCtx) })
 	wg.Go(func() { expireLoop(runCtx, st, cfg.Store.LogRetention.Duration, log) })
 	wg.Go(func() {

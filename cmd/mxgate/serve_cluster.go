@@ -19,7 +19,7 @@ import (
 	"github.com/mxgate/mxgate/clusterconf"
 	"github.com/mxgate/mxgate/config"
 	"github.com/mxgate/mxgate/members"
-	"github.com/mxgate/mxgate/membership"
+	"github.com/mxgate/mxgate/membersync"
 	"github.com/mxgate/mxgate/peer"
 	"github.com/mxgate/mxgate/scanner"
 	"github.com/mxgate/mxgate/store"
@@ -106,7 +106,7 @@ type clusterParts struct {
 	cfg           config.Config
 	node          *cluster.Node
 	peer          *peer.Server
-	members       *membership.Runner
+	members       *membersync.Runner
 	follower      *clusterconf.Follower
 	shared        *sharedSettings
 	draining      atomic.Bool
@@ -149,7 +149,7 @@ func newClusterParts(cfg config.Config, st *store.Backend, pool *scanner.Pool, d
 	if workers <= 0 {
 		workers = runtime.NumCPU()
 	}
-	cp.members = membership.New(membership.Options{
+	cp.members = membersync.New(membersync.Options{
 		Self: func() members.Member {
 			busy, _ := pool.Stats()
 			return members.Member{

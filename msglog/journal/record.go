@@ -5,7 +5,7 @@ import (
 	"fmt"
 	"unicode/utf8"
 
-	"github.com/mxgate/mxgate/boltkv"
+	"github.com/mxgate/mxgate/kv"
 	"github.com/mxgate/mxgate/msglog"
 )
 
@@ -20,7 +20,7 @@ var trimSteps = []struct{ str, items int }{{1024, 50}, {64, 10}}
 // verdict stay whole, long strings and lists are cut with a note of what
 // was left out.
 func encodeRecord(r msglog.Record) (payload []byte, trimmed bool, err error) {
-	if err := boltkv.CheckKey(r.ID, r.Time); err != nil {
+	if err := kv.CheckKey(r.ID, r.Time); err != nil {
 		return nil, false, fmt.Errorf("%w: %w", errInvalid, err)
 	}
 	b, err := json.Marshal(r)
@@ -84,7 +84,7 @@ func decodeRecord(payload []byte) (msglog.Record, error) {
 	if err := json.Unmarshal(payload, &r); err != nil {
 		return r, err
 	}
-	if err := boltkv.CheckKey(r.ID, r.Time); err != nil {
+	if err := kv.CheckKey(r.ID, r.Time); err != nil {
 		return r, err
 	}
 	return r, nil

@@ -8,9 +8,9 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/mxgate/mxgate/lists"
-	"github.com/mxgate/mxgate/store"
 )
 
 func sortEntries(es []lists.Entry) []lists.Entry {
@@ -34,7 +34,7 @@ func mustAll(t *testing.T, l lists.Store) []lists.Entry {
 	return sortEntries(all)
 }
 
-func runLists(t *testing.T, open func(t *testing.T) *store.Backend) {
+func runLists(t *testing.T, open func(t *testing.T) Env) {
 	ctx := context.Background()
 
 	t.Run("AddAll", func(t *testing.T) {
@@ -207,4 +207,122 @@ func runLists(t *testing.T, open func(t *testing.T) *store.Backend) {
 			t.Errorf("cancelled Add stored %+v", all)
 		}
 	})
+
+	t.Run("ChangesReachAnotherNode", func(t *testing.T) {
+		env := open(t)
+		writer, reader := env.Node(t).Lists, env.Lists
+		ctx, cancel := context.WithCancel(ctx)
+		defer cancel()
+		changes := reader.Changes(ctx)
+		noSignal(t, changes, "after subscribing")
+
+		start := time.Now()
+		if err := writer.Add(ctx, lists.Entry{Kind: lists.Block, Value: "@evil.example"}); err != nil {
+			t.Fatal(err)
+		}
+		waitSignal(t, changes, time.Second, "Add")
+		t.Logf("Add signalled after %s", time.Since(start))
+		if err := writer.Remove(ctx, lists.Block, "@evil.example", ""); err != nil {
+			t.Fatal(err)
+		}
+		waitSignal(t, changes, time.Second, "Remove")
+
+		// A cache over the reader's store follows the writer's changes,
+		// with no poll due.
+		cache := lists.NewCache(reader)
+		empty := cache.Set()
+		ran := make(chan struct{})
+		go func() {
+			cache.Run(ctx, time.Hour)
+			close(ran)
+		}()
+		// Past Run's load at start (it swaps in a new set).
+		for deadline := time.Now().Add(5 * time.Second); cache.Set() == empty; time.Sleep(time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatal("Cache.Run did not load at start within 5s")
+			}
+		}
+		if err := writer.Add(ctx, lists.Entry{Kind: lists.Block, Value: "@spam.example"}); err != nil {
+			t.Fatal(err)
+		}
+		deadline := time.Now().Add(time.Second)
+		for cache.Set().Match("x@spam.example", netip.Addr{}, "r@example.org") != lists.Block {
+			if time.Now().After(deadline) {
+				t.Fatal("the other node's cache did not see the new entry within 1s")
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+
+		// Cancelling ends the subscription, closes the channel and ends Run.
+		cancel()
+		select {
+		case <-ran:
+		case <-time.After(5 * time.Second):
+			t.Fatal("Cache.Run still runs 5s after the context ended")
+		}
+		waitClosed(t, changes, 5*time.Second)
+	})
+
+	t.Run("ChangesAfterOutage", func(t *testing.T) {
+		env := open(t)
+		if env.Outage == nil {
+			t.Skip("no outage to make on this backend")
+		}
+		writer, reader := env.Node(t).Lists, env.Lists
+		ctx, cancel := context.WithCancel(ctx)
+		defer cancel()
+		changes := reader.Changes(ctx)
+
+		// The subscription comes back by itself and signals once
+		// resubscribed (changes made meanwhile were missed), then carries
+		// changes again.
+		env.Outage(t, 300*time.Millisecond)
+		waitSignal(t, changes, 10*time.Second, "resubscription after restart")
+		// Drain a possible second signal from the reconnect.
+		select {
+		case <-changes:
+		case <-time.After(200 * time.Millisecond):
+		}
+		if err := writer.Add(ctx, lists.Entry{Kind: lists.Allow, Value: "192.0.2.1"}); err != nil {
+			t.Fatal(err)
+		}
+		waitSignal(t, changes, time.Second, "Add after restart")
+	})
+}
+
+func waitSignal(t *testing.T, ch <-chan struct{}, within time.Duration, what string) {
+	t.Helper()
+	select {
+	case _, ok := <-ch:
+		if !ok {
+			t.Fatalf("%s: changes channel closed", what)
+		}
+	case <-time.After(within):
+		t.Fatalf("%s: no change signal within %s", what, within)
+	}
+}
+
+func noSignal(t *testing.T, ch <-chan struct{}, what string) {
+	t.Helper()
+	select {
+	case <-ch:
+		t.Fatalf("%s: unexpected change signal", what)
+	case <-time.After(100 * time.Millisecond):
+	}
+}
+
+// waitClosed waits for ch to be closed, skipping signals still pending.
+func waitClosed(t *testing.T, ch <-chan struct{}, within time.Duration) {
+	t.Helper()
+	deadline := time.After(within)
+	for {
+		select {
+		case _, ok := <-ch:
+			if !ok {
+				return
+			}
+		case <-deadline:
+			t.Fatalf("changes channel not closed within %s of its context ending", within)
+		}
+	}
 }

@@ -11,7 +11,6 @@ import (
 	"time"
 
 	"github.com/mxgate/mxgate/msglog"
-	"github.com/mxgate/mxgate/store"
 )
 
 func rec(id string, minute int, sender string, rcpts []string, action string) msglog.Record {
@@ -41,7 +40,7 @@ func mustSearch(t *testing.T, l msglog.Store, q msglog.Query) []msglog.Record {
 	return got
 }
 
-func runLog(t *testing.T, open func(t *testing.T) *store.Backend) {
+func runLog(t *testing.T, open func(t *testing.T) Env) {
 	ctx := context.Background()
 
 	t.Run("RoundTrip", func(t *testing.T) {

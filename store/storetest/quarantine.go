@@ -12,7 +12,6 @@ import (
 	"time"
 
 	"github.com/mxgate/mxgate/quarantine"
-	"github.com/mxgate/mxgate/store"
 )
 
 // base is the suite's clock: every time is an offset from it, so no test
@@ -105,7 +104,7 @@ func mustList(t *testing.T, q quarantine.Store, f quarantine.Filter) []string {
 	return ids(got)
 }
 
-func runQuarantine(t *testing.T, open func(t *testing.T) *store.Backend) {
+func runQuarantine(t *testing.T, open func(t *testing.T) Env) {
 	ctx := context.Background()
 	runRelease(t, open)
 	runDigest(t, open)

@@ -11,7 +11,6 @@ import (
 	"time"
 
 	"github.com/mxgate/mxgate/quarantine"
-	"github.com/mxgate/mxgate/store"
 )
 
 // claim is a release claim by who, taken at minute 20.
@@ -32,7 +31,7 @@ func forced(r quarantine.Release) quarantine.Release {
 // runRelease holds the backends to the release claim: one release at a
 // time, a re-release only when forced, a failed delivery gives the claim
 // back, and an interrupted one keeps it.
-func runRelease(t *testing.T, open func(t *testing.T) *store.Backend) {
+func runRelease(t *testing.T, open func(t *testing.T) Env) {
 	ctx := context.Background()
 	get := func(t *testing.T, q quarantine.Store, id string) quarantine.Item {
 		t.Helper()
@@ -297,7 +296,7 @@ func runRelease(t *testing.T, open func(t *testing.T) *store.Backend) {
 
 // runDigest holds the backends to Put's deduplication: one item per
 // message and envelope, whatever id the retransmission got.
-func runDigest(t *testing.T, open func(t *testing.T) *store.Backend) {
+func runDigest(t *testing.T, open func(t *testing.T) Env) {
 	ctx := context.Background()
 	withDigest := func(id string, minute int, raw string) quarantine.Item {
 		it := qItem(id, minute, "a@x.example", []string{"r@example.org", "s@example.org"}, "spam")

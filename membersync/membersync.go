@@ -1,11 +1,11 @@
-// Package membership keeps this node's record live in the membership store
-// and its scan dispatcher in line with the cluster: every TTL/3 it
-// heartbeats, reads the live members and hands the dispatcher the members
-// the cluster mode allows, Self through the local pool and the others
+// Package membersync keeps this node's record live in the membership store
+// (package members) and its scan dispatcher in step with the cluster:
+// every TTL/3 it heartbeats, reads the live members and hands the
+// dispatcher the members the cluster mode allows, Self through the local pool and the others
 // through peer clients. While the store cannot be read it falls back to the
 // static peers of the node file and says so (Degraded); it recovers by
 // itself on the first good read.
-package membership
+package membersync
 
 import (
 	"context"
@@ -17,14 +17,9 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/mxgate/mxgate/config"
 	"github.com/mxgate/mxgate/members"
 	"github.com/mxgate/mxgate/scanner"
-)
-
-// Cluster modes, as the cluster config names them.
-const (
-	ActiveActive  = "active-active"  // every live member scans by weight
-	ActivePassive = "active-passive" // the master scans alone
 )
 
 // DefaultTTL is the heartbeat TTL when Options.TTL is 0.
@@ -54,9 +49,9 @@ type Options struct {
 	// drops out. Nil: no peers, Self only.
 	Dial       func(m members.Member) scanner.Worker
 	Dispatcher *scanner.Dispatcher
-	// Mode returns ActiveActive or ActivePassive; read on every refresh,
-	// so a change of the cluster config applies within TTL/3. Nil means
-	// active-active. Anything else is treated as active-passive, which
+	// Mode returns config.ModeActiveActive or config.ModeActivePassive;
+	// read on every refresh, so a change of the cluster config applies
+	// within TTL/3. Nil means active-active. Anything else is treated as active-passive, which
 	// works without any peer.
 	Mode func() string
 	// Weights returns the cluster config's per-node weight overrides (node
@@ -94,11 +89,11 @@ type peerKey struct{ id, addr string }
 func New(o Options) *Runner {
 	switch {
 	case o.Self == nil:
-		panic("membership: Options.Self is nil")
+		panic("membersync: Options.Self is nil")
 	case o.Store == nil:
-		panic("membership: Options.Store is nil")
+		panic("membersync: Options.Store is nil")
 	case o.Dispatcher == nil:
-		panic("membership: Options.Dispatcher is nil")
+		panic("membersync: Options.Dispatcher is nil")
 	}
 	if o.TTL <= 0 {
 		o.TTL = DefaultTTL
@@ -109,7 +104,7 @@ func New(o Options) *Runner {
 	o.Static = slices.Clone(o.Static)
 	met, err := newMetrics(o.Registerer)
 	if err != nil {
-		panic("membership: " + err.Error())
+		panic("membersync: " + err.Error())
 	}
 	return &Runner{o: o, log: o.Logger, met: met, peers: map[peerKey]scanner.Worker{}}
 }
@@ -227,7 +222,7 @@ func (r *Runner) dispatchSet(self members.Member, view []members.Member, mode st
 	states := map[string]int{}
 	var set []scanner.Member
 	used := map[peerKey]bool{}
-	if mode == ActivePassive {
+	if mode == config.ModeActivePassive {
 		// The master scans alone, whatever its weight: there is no one
 		// to share with.
 		set = append(set, scanner.Member{Name: self.ID, Weight: 1, Worker: r.o.Local})
@@ -247,7 +242,7 @@ func (r *Runner) dispatchSet(self members.Member, view []members.Member, mode st
 		}
 		w := weight(m)
 		switch {
-		case mode == ActivePassive:
+		case mode == config.ModeActivePassive:
 			if isSelf {
 				states[stateDispatching]++
 			} else {
@@ -296,13 +291,13 @@ func (r *Runner) dispatchSet(self members.Member, view []members.Member, mode st
 
 func (r *Runner) mode() string {
 	if r.o.Mode == nil {
-		return ActiveActive
+		return config.ModeActiveActive
 	}
 	switch m := r.o.Mode(); m {
-	case ActiveActive, ActivePassive:
+	case config.ModeActiveActive, config.ModeActivePassive:
 		return m
 	case "":
-		return ActiveActive
+		return config.ModeActiveActive
 	default:
 		r.mu.Lock()
 		warn := r.badMode != m
@@ -311,7 +306,7 @@ func (r *Runner) mode() string {
 		if warn {
 			r.log.Warn("unknown cluster mode, scanning on this node alone", "mode", m)
 		}
-		return ActivePassive
+		return config.ModeActivePassive
 	}
 }
 

@@ -1,4 +1,4 @@
-package redisstore
+package msglog
 
 import (
 	"context"
@@ -8,17 +8,16 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
-	"github.com/mxgate/mxgate/boltkv"
-	"github.com/mxgate/mxgate/msglog"
+	"github.com/mxgate/mxgate/kv"
 )
 
-// Message log keys, mirroring the bbolt buckets of package msglog: the
-// records by time+id, their JSON in one hash under the same key, and the
-// id index (uvarint length, id, time, id).
+// Redis keys, mirroring the bbolt buckets: the records by time+id, their
+// JSON in one hash under the same key, and the id index (uvarint length,
+// id, time, id).
 const (
-	logRecords = Prefix + "log:records" // lex zset of TimeKey(time, id)
-	logData    = Prefix + "log:data"    // hash TimeKey → Record JSON
-	logByID    = Prefix + "log:by_id"   // lex zset of LenPrefix(id)+TimeKey
+	logRecords = kv.Prefix + "log:records" // lex zset of TimeKey(time, id)
+	logData    = kv.Prefix + "log:data"    // hash TimeKey → Record JSON
+	logByID    = kv.Prefix + "log:by_id"   // lex zset of LenPrefix(id)+TimeKey
 )
 
 const (
@@ -26,17 +25,18 @@ const (
 	logExpireBatch = 1000 // records per Expire round
 )
 
-type redisLog struct {
+// redisStore is the message log in Redis.
+type redisStore struct {
 	c redis.UniversalClient
 }
 
-// NewLog returns the message log in Redis.
-func NewLog(c redis.UniversalClient) msglog.Store { return &redisLog{c: c} }
+// NewRedis returns the message log in Redis.
+func NewRedis(c redis.UniversalClient) Store { return &redisStore{c: c} }
 
 // Append stores the batch in one MULTI/EXEC (three commands whatever its
 // size): all records or none. A second record with the same time and id
 // replaces the first, as in the bbolt backend.
-func (l *redisLog) Append(ctx context.Context, rs ...msglog.Record) error {
+func (l *redisStore) Append(ctx context.Context, rs ...Record) error {
 	if err := ctx.Err(); err != nil {
 		return fmt.Errorf("append message log: %w", err)
 	}
@@ -47,16 +47,16 @@ func (l *redisLog) Append(ctx context.Context, rs ...msglog.Record) error {
 	byID := make([]redis.Z, 0, len(rs))
 	data := make([]any, 0, 2*len(rs))
 	for _, r := range rs {
-		if err := boltkv.CheckKey(r.ID, r.Time); err != nil {
+		if err := validate(r); err != nil {
 			return fmt.Errorf("append message log %q: %w", r.ID, err)
 		}
 		js, err := json.Marshal(r)
 		if err != nil {
 			return fmt.Errorf("append message log %q: %w", r.ID, err)
 		}
-		tk := string(boltkv.TimeKey(r.Time, r.ID))
+		tk := string(kv.TimeKey(r.Time, r.ID))
 		members = append(members, redis.Z{Member: tk})
-		byID = append(byID, redis.Z{Member: string(boltkv.LenPrefix(r.ID)) + tk})
+		byID = append(byID, redis.Z{Member: string(kv.LenPrefix(r.ID)) + tk})
 		data = append(data, tk, js)
 	}
 	_, err := l.c.TxPipelined(ctx, func(p redis.Pipeliner) error {
@@ -73,18 +73,18 @@ func (l *redisLog) Append(ctx context.Context, rs ...msglog.Record) error {
 
 // records fetches the records stored under the time keys tks, in that
 // order; missing ones (orphaned index entries) are left out.
-func (l *redisLog) records(ctx context.Context, tks []string) ([]msglog.Record, error) {
+func (l *redisStore) records(ctx context.Context, tks []string) ([]Record, error) {
 	vals, err := l.c.HMGet(ctx, logData, tks...).Result()
 	if err != nil {
 		return nil, err
 	}
-	out := make([]msglog.Record, 0, len(vals))
+	out := make([]Record, 0, len(vals))
 	for i, v := range vals {
 		s, ok := v.(string)
 		if !ok {
 			continue
 		}
-		var r msglog.Record
+		var r Record
 		if err := json.Unmarshal([]byte(s), &r); err != nil {
 			return nil, fmt.Errorf("decode record %x: %w", tks[i], err)
 		}
@@ -95,18 +95,18 @@ func (l *redisLog) records(ctx context.Context, tks []string) ([]msglog.Record, 
 
 // Search walks the id index when q.ID is set, else the records from Until
 // down to Since, applying the whole query to each record.
-func (l *redisLog) Search(ctx context.Context, q msglog.Query) ([]msglog.Record, error) {
+func (l *redisStore) Search(ctx context.Context, q Query) ([]Record, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, fmt.Errorf("search message log: %w", err)
 	}
 	limit := q.EffectiveLimit()
-	m := msglog.NewMatcher(q)
+	m := NewMatcher(q)
 	key, prefix := logRecords, []byte(nil)
 	if q.ID != "" {
-		key, prefix = logByID, boltkv.LenPrefix(q.ID)
+		key, prefix = logByID, kv.LenPrefix(q.ID)
 	}
-	var out []msglog.Record
-	err := lexRange(ctx, l.c, key, prefix, q.Since, q.Until, true, logPage, func(tks []string) (bool, error) {
+	var out []Record
+	err := kv.LexRange(ctx, l.c, key, prefix, q.Since, q.Until, true, logPage, func(tks []string) (bool, error) {
 		rs, err := l.records(ctx, tks)
 		if err != nil {
 			return false, err
@@ -128,18 +128,18 @@ func (l *redisLog) Search(ctx context.Context, q msglog.Query) ([]msglog.Record,
 
 // Range reads logPage records per step (a ZRANGE and an HMGET) and calls
 // fn between steps.
-func (l *redisLog) Range(ctx context.Context, from, to time.Time, fn func(msglog.Record) error) error {
+func (l *redisStore) Range(ctx context.Context, from, to time.Time, fn func(Record) error) error {
 	if err := ctx.Err(); err != nil {
 		return fmt.Errorf("range message log: %w", err)
 	}
 	var fnErr error
-	err := lexRange(ctx, l.c, logRecords, nil, from, to, false, logPage, func(tks []string) (bool, error) {
+	err := kv.LexRange(ctx, l.c, logRecords, nil, from, to, false, logPage, func(tks []string) (bool, error) {
 		rs, err := l.records(ctx, tks)
 		if err != nil {
 			return false, err
 		}
 		for _, r := range rs {
-			if !boltkv.InRange(r.Time, from, to) {
+			if !kv.InRange(r.Time, from, to) {
 				continue
 			}
 			if fnErr = fn(r); fnErr != nil {
@@ -158,13 +158,13 @@ func (l *redisLog) Range(ctx context.Context, from, to time.Time, fn func(msglog
 // ZRANGE, then one MULTI/EXEC removing them from both indexes and the
 // data hash. The count comes from ZREM, so two nodes expiring at once do
 // not both count a record.
-func (l *redisLog) Expire(ctx context.Context, before time.Time) (int, error) {
+func (l *redisStore) Expire(ctx context.Context, before time.Time) (int, error) {
 	if !before.After(time.Unix(0, 0)) {
 		return 0, nil // nothing is stored before 1970
 	}
 	hi := "+"
-	if boltkv.Indexable(before) {
-		hi = "(" + string(boltkv.TimeKey(before, ""))
+	if kv.Indexable(before) {
+		hi = "(" + string(kv.TimeKey(before, ""))
 	}
 	total := 0
 	for {
@@ -183,7 +183,7 @@ func (l *redisLog) Expire(ctx context.Context, before time.Time) (int, error) {
 		for i, tk := range tks {
 			members[i] = tk
 			if len(tk) >= 8 {
-				byID = append(byID, string(boltkv.LenPrefix(tk[8:]))+tk)
+				byID = append(byID, string(kv.LenPrefix(tk[8:]))+tk)
 			}
 		}
 		var rem *redis.IntCmd

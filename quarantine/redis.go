@@ -1,4 +1,4 @@
-package redisstore
+package quarantine
 
 import (
 	"context"
@@ -7,36 +7,36 @@ import (
 	"fmt"
 	"slices"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/redis/go-redis/v9"
 
-	"github.com/mxgate/mxgate/boltkv"
-	"github.com/mxgate/mxgate/quarantine"
+	"github.com/mxgate/mxgate/kv"
 )
 
-// Quarantine keys. Per item: its metadata and its raw message, both
-// expiring in Redis at the item's Expires (a backstop should no node run
-// Expire), and its index record, which lists the index members the item
-// added and has no TTL, so that Delete and Expire remove exactly those even
-// after Redis dropped the metadata. The indexes are lex-ordered sorted sets
-// mirroring the bbolt buckets of package quarantine.
+// Redis keys. Per item: its metadata and its raw message, both expiring
+// in Redis at the item's Expires (a backstop should no node run Expire),
+// and its index record, which lists the index members the item added and
+// has no TTL, so that Delete and Expire remove exactly those even after
+// Redis dropped the metadata. The indexes are lex-ordered sorted sets
+// holding the keys of indexEntries, as the bbolt buckets do.
 const (
-	qMeta      = Prefix + "q:meta:" // + id → Item JSON
-	qRaw       = Prefix + "q:raw:"  // + id → raw message
-	qIdx       = Prefix + "q:idx:"  // + id → JSON [{k, m}] of its index members
-	qByTime    = Prefix + "q:by_time"
-	qByExpires = Prefix + "q:by_expires"
-	qByRcpt    = Prefix + "q:by_rcpt"
-	qBySender  = Prefix + "q:by_sender"
-	qByVerdict = Prefix + "q:by_verdict"
-	qByDigest  = Prefix + "q:by_digest"
+	qMeta = kv.Prefix + "q:meta:" // + id → Item JSON
+	qRaw  = kv.Prefix + "q:raw:"  // + id → raw message
+	qIdx  = kv.Prefix + "q:idx:"  // + id → JSON [{k, m}] of its index members
 )
 
-// qIndexKeys are the index keys in the order the put script gets them as
-// KEYS[4..].
-var qIndexKeys = [...]string{qByTime, qByExpires, qByRcpt, qBySender, qByVerdict, qByDigest}
+// qIndexKeys names each index's sorted set, in the order the put script
+// gets them as KEYS[4..]. An index record stores these names, so they
+// are part of the stored data: renaming one orphans what is stored.
+var qIndexKeys = [numIndexes]string{
+	byTime:    kv.Prefix + "q:by_time",
+	byExpires: kv.Prefix + "q:by_expires",
+	byRcpt:    kv.Prefix + "q:by_rcpt",
+	bySender:  kv.Prefix + "q:by_sender",
+	byVerdict: kv.Prefix + "q:by_verdict",
+	byDigest:  kv.Prefix + "q:by_digest",
+}
 
 // qDigestLookup bounds how many entries of one digest the put script looks
 // at: entries whose item Redis expired stay until Expire runs, and the
@@ -101,98 +101,66 @@ end
 return 1
 `)
 
-// qIndexMember is one member of one index.
+// qIndexMember is one member of one index, as an index record holds it.
 type qIndexMember struct {
 	Key    string `json:"k"`
 	Member []byte `json:"m"`
 }
 
-type redisQuarantine struct {
-	c   redis.UniversalClient
-	now func() time.Time // decides whether Expires lies ahead (tests)
+// redisStore is the shared quarantine in Redis.
+type redisStore struct {
+	c redis.UniversalClient
 }
 
-// NewQuarantine returns the quarantine in Redis.
-func NewQuarantine(c redis.UniversalClient) quarantine.Store {
-	return &redisQuarantine{c: c, now: time.Now}
+// NewRedis returns the quarantine in Redis.
+func NewRedis(c redis.UniversalClient) Store {
+	return &redisStore{c: c}
 }
 
-// qFold is quarantine's case folding for index keys and filters.
-func qFold(s string) string { return strings.ToLower(s) }
-
-// qIndexMembers lists it's index members exactly as the bbolt backend
-// keys its index buckets.
-func qIndexMembers(it quarantine.Item) []qIndexMember {
-	tk := boltkv.TimeKey(it.Time, it.ID)
-	e := []qIndexMember{{qByTime, tk}}
-	if !it.Expires.IsZero() {
-		e = append(e, qIndexMember{qByExpires, boltkv.TimeKey(it.Expires, it.ID)})
+// qIndexMembers are an item's index entries as members of the sorted
+// sets.
+func qIndexMembers(es []indexEntry) []qIndexMember {
+	ms := make([]qIndexMember, len(es))
+	for i, e := range es {
+		ms[i] = qIndexMember{Key: qIndexKeys[e.idx], Member: e.key}
 	}
-	var seen []string
-	for _, r := range it.Recipients {
-		r = qFold(r)
-		if r == "" || slices.Contains(seen, r) {
-			continue
-		}
-		seen = append(seen, r)
-		e = append(e, qIndexMember{qByRcpt, append(boltkv.LenPrefix(r), tk...)})
-	}
-	if it.Sender != "" {
-		e = append(e, qIndexMember{qBySender, append(boltkv.LenPrefix(qFold(it.Sender)), tk...)})
-	}
-	if it.Verdict != "" {
-		e = append(e, qIndexMember{qByVerdict, append(boltkv.LenPrefix(qFold(it.Verdict)), tk...)})
-	}
-	if it.Digest != "" {
-		e = append(e, qIndexMember{qByDigest, append(boltkv.LenPrefix(it.Digest), tk...)})
-	}
-	return e
+	return ms
 }
 
 // digestRange is the ZRANGEBYLEX range of every index member of digest:
 // "[" + its prefix, "(" + the prefix with its last byte raised (a valid
 // digest is hex, so that byte is never 0xff).
 func digestRange(digest string) (lo, hi string) {
-	p := boltkv.LenPrefix(digest)
+	p := kv.LenPrefix(digest)
 	next := slices.Clone(p)
 	next[len(next)-1]++
 	return "[" + string(p), "(" + string(next)
-}
-
-func qValidate(it quarantine.Item) error {
-	if err := boltkv.CheckKey(it.ID, it.Time); err != nil {
-		return err
-	}
-	if !it.Expires.IsZero() && !boltkv.Indexable(it.Expires) {
-		return fmt.Errorf("expiry %v outside 1970..2262", it.Expires)
-	}
-	return quarantine.ValidateDigest(it.Digest)
 }
 
 // Put stores the item in one round trip (an EVALSHA; EVAL once after a
 // Redis restart emptied the script cache). It returns when Redis has
 // executed the write: how durable that is depends on the server's
 // appendonly/appendfsync and replication settings.
-func (q *redisQuarantine) Put(ctx context.Context, it quarantine.Item, raw []byte) error {
+func (q *redisStore) Put(ctx context.Context, it Item, raw []byte) error {
 	if err := ctx.Err(); err != nil {
 		return fmt.Errorf("put quarantine item %q: %w", it.ID, err)
 	}
-	if err := qValidate(it); err != nil {
+	if err := validate(it); err != nil {
 		return fmt.Errorf("put quarantine item %q: %w", it.ID, err)
 	}
 	meta, err := json.Marshal(it)
 	if err != nil {
 		return fmt.Errorf("put quarantine item %q: %w", it.ID, err)
 	}
-	members := qIndexMembers(it)
-	idx, err := json.Marshal(members)
+	entries := indexEntries(it)
+	idx, err := json.Marshal(qIndexMembers(entries))
 	if err != nil {
 		return fmt.Errorf("put quarantine item %q: %w", it.ID, err)
 	}
 	// An expiry already past gets no TTL: Redis would drop the item at
 	// once, while the contract is that it stays until Expire runs.
 	expireAt := "0"
-	if !it.Expires.IsZero() && it.Expires.After(q.now()) {
+	if !it.Expires.IsZero() && it.Expires.After(time.Now()) {
 		expireAt = strconv.FormatInt(it.Expires.UnixMilli(), 10)
 	}
 	if raw == nil {
@@ -203,9 +171,9 @@ func (q *redisQuarantine) Put(ctx context.Context, it quarantine.Item, raw []byt
 	if it.Digest != "" {
 		lo, hi = digestRange(it.Digest)
 	}
-	args := []any{meta, raw, idx, expireAt, lo, hi, 4 + slices.Index(qIndexKeys[:], qByDigest), qMeta}
-	for _, m := range members {
-		args = append(args, 4+slices.Index(qIndexKeys[:], m.Key), m.Member)
+	args := []any{meta, raw, idx, expireAt, lo, hi, 4 + int(byDigest), qMeta}
+	for _, e := range entries {
+		args = append(args, 4+int(e.idx), e.key)
 	}
 	res, err := putScript.Run(ctx, q.c, keys, args...).Result()
 	if err != nil {
@@ -216,46 +184,46 @@ func (q *redisQuarantine) Put(ctx context.Context, it quarantine.Item, raw []byt
 		if res == 1 {
 			return nil
 		}
-		return fmt.Errorf("put quarantine item %q: %w", it.ID, quarantine.ErrExists)
+		return fmt.Errorf("put quarantine item %q: %w", it.ID, ErrExists)
 	case string:
-		return fmt.Errorf("put quarantine item %q: %w", it.ID, &quarantine.DuplicateError{ID: res})
+		return fmt.Errorf("put quarantine item %q: %w", it.ID, &DuplicateError{ID: res})
 	}
 	return fmt.Errorf("put quarantine item %q: unexpected script reply %v", it.ID, res)
 }
 
-func decodeItem(data string) (quarantine.Item, error) {
-	var it quarantine.Item
+func decodeItem(data string) (Item, error) {
+	var it Item
 	if err := json.Unmarshal([]byte(data), &it); err != nil {
-		return quarantine.Item{}, fmt.Errorf("decode: %w", err)
+		return Item{}, fmt.Errorf("decode: %w", err)
 	}
 	return it, nil
 }
 
-func (q *redisQuarantine) Get(ctx context.Context, id string) (quarantine.Item, error) {
+func (q *redisStore) Get(ctx context.Context, id string) (Item, error) {
 	if err := ctx.Err(); err != nil {
-		return quarantine.Item{}, fmt.Errorf("get quarantine item %q: %w", id, err)
+		return Item{}, fmt.Errorf("get quarantine item %q: %w", id, err)
 	}
 	data, err := q.c.Get(ctx, qMeta+id).Result()
 	if errors.Is(err, redis.Nil) {
-		err = quarantine.ErrNotFound
+		err = ErrNotFound
 	}
 	if err != nil {
-		return quarantine.Item{}, fmt.Errorf("get quarantine item %q: %w", id, err)
+		return Item{}, fmt.Errorf("get quarantine item %q: %w", id, err)
 	}
 	it, err := decodeItem(data)
 	if err != nil {
-		return quarantine.Item{}, fmt.Errorf("get quarantine item %q: %w", id, err)
+		return Item{}, fmt.Errorf("get quarantine item %q: %w", id, err)
 	}
 	return it, nil
 }
 
-func (q *redisQuarantine) Raw(ctx context.Context, id string) ([]byte, error) {
+func (q *redisStore) Raw(ctx context.Context, id string) ([]byte, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, fmt.Errorf("read quarantined message %q: %w", id, err)
 	}
 	raw, err := q.c.Get(ctx, qRaw+id).Bytes()
 	if errors.Is(err, redis.Nil) {
-		err = quarantine.ErrNotFound
+		err = ErrNotFound
 	}
 	if err != nil {
 		return nil, fmt.Errorf("read quarantined message %q: %w", id, err)
@@ -263,26 +231,17 @@ func (q *redisQuarantine) Raw(ctx context.Context, id string) ([]byte, error) {
 	return raw, nil
 }
 
-// List walks the most selective index the filter names (recipient, then
-// sender, then verdict, else time) from Until down to Since, qPage members
-// and one MGET of their items per step, and applies the whole filter to
-// each item, as the bbolt backend does.
-func (q *redisQuarantine) List(ctx context.Context, f quarantine.Filter) ([]quarantine.Item, error) {
+// List walks the index f.walk names from Until down to Since, qPage
+// members and one MGET of their items per step, and applies the whole
+// filter to each item, as the bbolt backend does.
+func (q *redisStore) List(ctx context.Context, f Filter) ([]Item, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, fmt.Errorf("list quarantine: %w", err)
 	}
 	limit := f.EffectiveLimit()
-	key, prefix := qByTime, []byte(nil)
-	switch {
-	case f.Rcpt != "":
-		key, prefix = qByRcpt, boltkv.LenPrefix(qFold(f.Rcpt))
-	case f.Sender != "":
-		key, prefix = qBySender, boltkv.LenPrefix(qFold(f.Sender))
-	case f.Verdict != "":
-		key, prefix = qByVerdict, boltkv.LenPrefix(qFold(f.Verdict))
-	}
-	var out []quarantine.Item
-	err := lexRange(ctx, q.c, key, prefix, f.Since, f.Until, true, qPage, func(tks []string) (bool, error) {
+	idx, prefix := f.walk()
+	var out []Item
+	err := kv.LexRange(ctx, q.c, qIndexKeys[idx], prefix, f.Since, f.Until, true, qPage, func(tks []string) (bool, error) {
 		keys := make([]string, len(tks))
 		for i, tk := range tks {
 			keys[i] = qMeta + tk[8:]
@@ -336,7 +295,7 @@ func decodeIdx(data string) ([]qIndexMember, error) {
 
 // Delete reads the item's index record, then removes the item, its
 // message, its index record and its index members in one MULTI/EXEC.
-func (q *redisQuarantine) Delete(ctx context.Context, id string) error {
+func (q *redisStore) Delete(ctx context.Context, id string) error {
 	if err := ctx.Err(); err != nil {
 		return fmt.Errorf("delete quarantine item %q: %w", id, err)
 	}
@@ -347,10 +306,10 @@ func (q *redisQuarantine) Delete(ctx context.Context, id string) error {
 	return nil
 }
 
-func (q *redisQuarantine) delete(ctx context.Context, id string) error {
+func (q *redisStore) delete(ctx context.Context, id string) error {
 	data, err := q.c.Get(ctx, qIdx+id).Result()
 	if errors.Is(err, redis.Nil) {
-		return quarantine.ErrNotFound
+		return ErrNotFound
 	}
 	if err != nil {
 		return err
@@ -371,7 +330,7 @@ func (q *redisQuarantine) delete(ctx context.Context, id string) error {
 	// Gone already (Redis expired it, or another node deleted it): the
 	// leftovers are cleaned up all the same.
 	if delMeta.Val() == 0 {
-		return quarantine.ErrNotFound
+		return ErrNotFound
 	}
 	return nil
 }
@@ -381,14 +340,14 @@ func (q *redisQuarantine) delete(ctx context.Context, id string) error {
 // (and is tried again on what is stored now) when anyone wrote the item
 // in between. The item as it was before is returned, also when fn
 // refuses.
-func (q *redisQuarantine) update(ctx context.Context, id string, fn func(*quarantine.Item) (bool, error)) (quarantine.Item, error) {
+func (q *redisStore) update(ctx context.Context, id string, fn func(*Item) (bool, error)) (Item, error) {
 	key := qMeta + id
-	var before quarantine.Item
+	var before Item
 	for range qTxAttempts {
 		err := q.c.Watch(ctx, func(tx *redis.Tx) error {
 			data, err := tx.Get(ctx, key).Result()
 			if errors.Is(err, redis.Nil) {
-				return quarantine.ErrNotFound
+				return ErrNotFound
 			}
 			if err != nil {
 				return err
@@ -418,22 +377,22 @@ func (q *redisQuarantine) update(ctx context.Context, id string, fn func(*quaran
 	return before, fmt.Errorf("item changed by others %d times in a row", qTxAttempts)
 }
 
-func (q *redisQuarantine) ClaimRelease(ctx context.Context, id string, r quarantine.Release) (quarantine.Item, error) {
+func (q *redisStore) ClaimRelease(ctx context.Context, id string, r Release) (Item, error) {
 	if err := ctx.Err(); err != nil {
-		return quarantine.Item{}, fmt.Errorf("claim release of quarantine item %q: %w", id, err)
+		return Item{}, fmt.Errorf("claim release of quarantine item %q: %w", id, err)
 	}
-	before, err := q.update(ctx, id, func(it *quarantine.Item) (bool, error) { return true, quarantine.ApplyClaim(it, r) })
+	before, err := q.update(ctx, id, func(it *Item) (bool, error) { return true, ApplyClaim(it, r) })
 	if err != nil {
 		return before, fmt.Errorf("claim release of quarantine item %q: %w", id, err)
 	}
 	return before, nil
 }
 
-func (q *redisQuarantine) FinishRelease(ctx context.Context, id string, r quarantine.Release, delivered bool) error {
+func (q *redisStore) FinishRelease(ctx context.Context, id string, r Release, delivered bool) error {
 	if err := ctx.Err(); err != nil {
 		return fmt.Errorf("finish release of quarantine item %q: %w", id, err)
 	}
-	_, err := q.update(ctx, id, func(it *quarantine.Item) (bool, error) { return quarantine.ApplyFinish(it, r, delivered) })
+	_, err := q.update(ctx, id, func(it *Item) (bool, error) { return ApplyFinish(it, r, delivered) })
 	if err != nil {
 		return fmt.Errorf("finish release of quarantine item %q: %w", id, err)
 	}
@@ -444,13 +403,13 @@ func (q *redisQuarantine) FinishRelease(ctx context.Context, id string, r quaran
 // ZRANGE of the expiry index, one pipelined GET of the index records, one
 // MULTI/EXEC removing them. Items whose index record is gone leave only
 // their expiry entry, which is dropped.
-func (q *redisQuarantine) Expire(ctx context.Context, now time.Time) (int, error) {
-	if !boltkv.Indexable(now) {
+func (q *redisStore) Expire(ctx context.Context, now time.Time) (int, error) {
+	if !kv.Indexable(now) {
 		return 0, nil // nothing expires before 1970
 	}
 	hi := "+"
-	if next := now.Add(time.Nanosecond); boltkv.Indexable(next) {
-		hi = "(" + string(boltkv.TimeKey(next, ""))
+	if next := now.Add(time.Nanosecond); kv.Indexable(next) {
+		hi = "(" + string(kv.TimeKey(next, ""))
 	}
 	total := 0
 	for {
@@ -468,8 +427,8 @@ func (q *redisQuarantine) Expire(ctx context.Context, now time.Time) (int, error
 	}
 }
 
-func (q *redisQuarantine) expireBatch(ctx context.Context, hi string) (deleted, seen int, err error) {
-	members, err := q.c.ZRangeArgs(ctx, redis.ZRangeArgs{Key: qByExpires, Start: "-", Stop: hi, ByLex: true, Count: qExpireBatch}).Result()
+func (q *redisStore) expireBatch(ctx context.Context, hi string) (deleted, seen int, err error) {
+	members, err := q.c.ZRangeArgs(ctx, redis.ZRangeArgs{Key: qIndexKeys[byExpires], Start: "-", Stop: hi, ByLex: true, Count: qExpireBatch}).Result()
 	if err != nil || len(members) == 0 {
 		return 0, 0, err
 	}
@@ -493,7 +452,7 @@ func (q *redisQuarantine) expireBatch(ctx context.Context, hi string) (deleted, 
 			}
 			if err != nil {
 				// Orphaned entry: drop it, or Expire would meet it forever.
-				p.ZRem(ctx, qByExpires, m)
+				p.ZRem(ctx, qIndexKeys[byExpires], m)
 				continue
 			}
 			dels = append(dels, removeCmds(ctx, p, m[8:], ms))

@@ -1,4 +1,4 @@
-package membership
+package membersync
 
 import (
 	"context"
@@ -16,6 +16,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/mxgate/mxgate/config"
 	"github.com/mxgate/mxgate/members"
 	"github.com/mxgate/mxgate/scanner"
 	"github.com/mxgate/mxgate/spool"
@@ -137,7 +138,7 @@ func newCluster(t *testing.T, weights map[string]int) *cluster {
 	t.Helper()
 	c := &cluster{
 		t: t, store: newFlakyStore(), nodes: map[string]*node{}, pools: map[string]*scanner.Pool{},
-		peers: map[string]*peer{}, mode: ActiveActive, dials: map[string]int{},
+		peers: map[string]*peer{}, mode: config.ModeActiveActive, dials: map[string]int{},
 		disp: scanner.NewDispatcher(), reg: prometheus.NewRegistry(),
 	}
 	for _, id := range slices.Sorted(maps.Keys(weights)) {
@@ -292,9 +293,9 @@ func TestDispatchSet(t *testing.T) {
 		{name: "peer without address", change: func(c *cluster) { c.nodes["n3"].set(func(m *members.Member) { m.PeerAddr = "" }) }, want: "n1:100 n2:50",
 			states: map[string]float64{stateDispatching: 2, stateStandby: 1}},
 		{name: "no Dial", opts: func(o *Options) { o.Dial = nil }, want: "n1:100"},
-		{name: "active-passive", mode: ActivePassive, want: "n1:1",
+		{name: "active-passive", mode: config.ModeActivePassive, want: "n1:1",
 			states: map[string]float64{stateDispatching: 1, stateStandby: 2}},
-		{name: "active-passive ignores own weight and health", mode: ActivePassive,
+		{name: "active-passive ignores own weight and health", mode: config.ModeActivePassive,
 			change: func(c *cluster) { c.nodes["n1"].set(func(m *members.Member) { m.Weight, m.Healthy = 0, false }) }, want: "n1:1"},
 		{name: "unknown mode scans alone", mode: "active-everything", want: "n1:1"},
 		{name: "nil Mode is active-active", opts: func(o *Options) { o.Mode = nil }, want: "n1:100 n2:50 n3:50"},
@@ -446,10 +447,10 @@ func TestModeSwitch(t *testing.T) {
 		mode string
 		want map[string]int // of 200 scans
 	}{
-		{ActiveActive, map[string]int{"n1": 100, "n2": 50, "n3": 50}},
-		{ActivePassive, map[string]int{"n1": 200}},
-		{ActiveActive, map[string]int{"n1": 100, "n2": 50, "n3": 50}},
-		{ActivePassive, map[string]int{"n1": 200}},
+		{config.ModeActiveActive, map[string]int{"n1": 100, "n2": 50, "n3": 50}},
+		{config.ModeActivePassive, map[string]int{"n1": 200}},
+		{config.ModeActiveActive, map[string]int{"n1": 100, "n2": 50, "n3": 50}},
+		{config.ModeActivePassive, map[string]int{"n1": 200}},
 	}
 	for i, s := range steps {
 		c.setMode(s.mode)

@@ -1,18 +1,4 @@
-// Package redisstore is the shared store of an active-active cluster: the
-// quarantine, the block and allow lists and the message log in Redis, held
-// to the same conformance suite (store/storetest) as the embedded bbolt
-// backend.
-//
-// Every key starts with the hash tag "{mxgate}:", so that all of them live
-// in one Redis Cluster slot and MULTI/EXEC and scripts work on a cluster as
-// on a single server. Time-ordered indexes are sorted sets whose members
-// all have score 0 and are the bbolt index keys themselves (8-byte
-// big-endian unix nanoseconds, then the id, optionally preceded by a
-// length-prefixed value): Redis orders equal-score members bytewise, like
-// bbolt's cursor, so both backends list in exactly the same order, and a
-// float score could not hold nanoseconds anyway. Ranges are walked with
-// ZRANGE BYLEX.
-package redisstore
+package kv
 
 import (
 	"context"
@@ -26,12 +12,7 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
-
-	"github.com/mxgate/mxgate/boltkv"
 )
-
-// Prefix starts every key and channel this package uses.
-const Prefix = "{mxgate}:"
 
 // openTimeout bounds Open's first PING when ctx has no deadline, so that a
 // wrong address fails start-up promptly instead of after every retry.
@@ -221,75 +202,16 @@ func redact(rawURL string) string {
 	return scheme + "://" + rest
 }
 
-// lexRange walks the members of the lex-ordered sorted set key that start
-// with prefix and whose TimeKey after prefix may lie in since <= t < until
-// (zero or non-Indexable bounds do not bound; fn must check the range
-// itself), page members per ZRANGE, newest first when rev, else oldest
-// first. fn gets each page's members with prefix removed and returns
-// whether to go on. It mirrors boltkv.WalkBack, so both backends visit the
-// same keys in the same order.
-func lexRange(ctx context.Context, c redis.UniversalClient, key string, prefix []byte, since, until time.Time, rev bool, page int64, fn func(tks []string) (more bool, err error)) error {
-	if !until.IsZero() && until.Before(time.Unix(0, 0)) {
-		return nil // nothing is stored before 1970
+// Dial builds the client for rawURL (the forms of Open) without contacting
+// Redis, for a node that must start while the store is down: go-redis
+// connects on first use and again after every failure.
+func Dial(rawURL string) (redis.UniversalClient, error) {
+	c, err := newClient(rawURL)
+	if err != nil {
+		return nil, fmt.Errorf("redis store %s: %w", redact(rawURL), err)
 	}
-	p := string(prefix)
-	lo, hi := "-", "+"
-	if p != "" {
-		lo = "[" + p
-		if end := prefixEnd(prefix); end != nil {
-			hi = "(" + string(end)
-		}
-	}
-	if !since.IsZero() && boltkv.Indexable(since) {
-		lo = "[" + p + string(boltkv.TimeKey(since, ""))
-	}
-	if !until.IsZero() && boltkv.Indexable(until) {
-		hi = "(" + p + string(boltkv.TimeKey(until, ""))
-	}
-	for {
-		if err := ctx.Err(); err != nil {
-			return err
-		}
-		args := redis.ZRangeArgs{Key: key, Start: lo, Stop: hi, ByLex: true, Count: page}
-		if rev {
-			args.Start, args.Stop, args.Rev = hi, lo, true
-		}
-		members, err := c.ZRangeArgs(ctx, args).Result()
-		if err != nil {
-			return err
-		}
-		tks := make([]string, 0, len(members))
-		for _, m := range members {
-			if len(m) >= len(p)+8 {
-				tks = append(tks, m[len(p):])
-			}
-		}
-		if len(tks) > 0 {
-			if more, err := fn(tks); err != nil || !more {
-				return err
-			}
-		}
-		if int64(len(members)) < page {
-			return nil
-		}
-		last := members[len(members)-1]
-		if rev {
-			hi = "(" + last
-		} else {
-			lo = "(" + last
-		}
-	}
+	return c, nil
 }
 
-// prefixEnd is the smallest string above every string starting with p,
-// or nil when there is none (p empty or all 0xff).
-func prefixEnd(p []byte) []byte {
-	end := []byte(string(p))
-	for i := len(end) - 1; i >= 0; i-- {
-		if end[i] < 0xff {
-			end[i]++
-			return end[:i+1]
-		}
-	}
-	return nil
-}
+// Redact is rawURL with its password removed, for logs and errors.
+func Redact(rawURL string) string { return redact(rawURL) }
