@@ -42,6 +42,7 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzEnvelope$$' -fuzztime $(FUZZTIME) ./peer
 	$(GO) test -run '^$$' -fuzz '^FuzzReadEntries$$' -fuzztime $(FUZZTIME) ./msglog/journal
 	$(GO) test -run '^$$' -fuzz '^FuzzDial$$' -fuzztime $(FUZZTIME) -fuzzminimizetime 2s ./kv
+	$(GO) test -run '^$$' -fuzz '^FuzzEscapeInvisible$$' -fuzztime $(FUZZTIME) ./cmd/mxgate
 
 # Needs root (Postfix, smtp-sink -u, network namespaces) and
 # ../shared/bench/smtp-anchors.sh. Results: bench/results/*.md.
