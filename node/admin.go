@@ -46,8 +46,8 @@ func (n *Node) newAdmin(reg *prometheus.Registry) (*admin.Server, error) {
 func (n *Node) status() any {
 	busy, queued := n.pool.Stats()
 	return map[string]any{
-		"node": n.cfg.Node.ID, "role": n.cluster.role(), "started": n.built.UTC(),
-		"uptime":       time.Since(n.built).Round(time.Second).String(),
+		"node": n.cfg.Node.ID, "role": n.cluster.role(), "started": n.started.UTC(),
+		"uptime":       time.Since(n.started).Round(time.Second).String(),
 		"scanner_busy": busy, "scanner_queued": queued, "lists": n.lists.Set().Len(),
 		"config_revision": n.follower.Applied(), "degraded": n.cluster.degraded(),
 	}

@@ -31,7 +31,6 @@ import (
 type Node struct {
 	cfg      config.Config
 	log      *slog.Logger
-	built    time.Time
 	store    *store.Backend
 	pool     *scanner.Pool
 	lists    *lists.Cache
@@ -42,12 +41,14 @@ type Node struct {
 	failed   chan error
 
 	// What Start has started, for Stop.
+	started   time.Time
 	ports     *boundPorts
 	adminAddr net.Addr
 	serving   bool // the front end took its listeners
 	stopRun   context.CancelFunc
 	wg        sync.WaitGroup
 	stopVRRP  func()
+	stopOnce  sync.Once
 }
 
 // Build makes every part of a node from cfg (validated) and opens its store,
@@ -65,7 +66,7 @@ func Build(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *Node, e
 	if err != nil {
 		return nil, err
 	}
-	n := &Node{cfg: cfg, log: log, built: time.Now(), store: st, failed: make(chan error, 1)}
+	n := &Node{cfg: cfg, log: log, store: st, failed: make(chan error, 1)}
 	defer func() {
 		if err != nil {
 			n.release()

@@ -29,7 +29,7 @@ func (n *Node) Start(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	n.ports = ports
+	n.ports, n.started = ports, time.Now()
 	if ports.admin != nil {
 		n.adminAddr = ports.admin.Addr()
 	}
@@ -73,9 +73,13 @@ func (n *Node) run(ports *boundPorts) {
 // a master hands over (priority 0: the backups take over after Skew_Time,
 // not three intervals) and lets go of the VIP; sessions already open then
 // finish within smtp.drain_timeout (or until ctx ends); then the
-// background work, the scanners and the store stop. Call it once, after
-// Build succeeded, whatever Start returned.
+// background work, the scanners and the store stop. Call it after Build
+// succeeded, whatever Start returned; calls after the first do nothing.
 func (n *Node) Stop(ctx context.Context) {
+	n.stopOnce.Do(func() { n.stop(ctx) })
+}
+
+func (n *Node) stop(ctx context.Context) {
 	if n.stopRun != nil {
 		n.cluster.drain(ctx)
 	}
