@@ -56,7 +56,7 @@ type Node struct {
 // configuration and the lists; a ctx that ends meanwhile ends the build with
 // an error that wraps ctx.Err(). On an error nothing is left open; otherwise
 // Stop releases what Build opened, whether Start ran or not.
-func Build(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *Node, err error) {
+func Build(ctx context.Context, cfg config.Config, log *slog.Logger) (*Node, error) {
 	for _, e := range []struct{ key, val string }{{"scanner.clamd", cfg.Scanner.Clamd}, {"scanner.rspamd", cfg.Scanner.Rspamd}, {"scanner.spamd", cfg.Scanner.Spamd}} {
 		if e.val != "" {
 			return nil, fmt.Errorf("%s: external engines are not available yet in this build; leave it empty", e.key)
@@ -67,19 +67,24 @@ func Build(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *Node, e
 		return nil, err
 	}
 	n := &Node{cfg: cfg, log: log, store: st, failed: make(chan error, 1)}
-	defer func() {
-		if err != nil {
-			n.release()
-		}
-	}()
-	if err := ctx.Err(); err != nil {
-		return nil, fmt.Errorf("opening the store: %w", err)
+	if err := n.build(ctx); err != nil {
+		n.release()
+		return nil, err
 	}
+	return n, nil
+}
 
+// build makes the parts over the open store.
+func (n *Node) build(ctx context.Context) error {
+	cfg, st, log := n.cfg, n.store, n.log
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("opening the store: %w", err)
+	}
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	var err error
 	if n.pool, err = scanner.NewPool(scannerOptions(cfg, cfg.Scanner.Policy)); err != nil {
-		return nil, fmt.Errorf("scanner: %w", err)
+		return fmt.Errorf("scanner: %w", err)
 	}
 	// Until the membership says otherwise, this node scans alone.
 	dispatcher := scanner.NewDispatcher(scanner.Member{Name: cfg.Node.ID, Weight: 1, Worker: n.pool})
@@ -89,7 +94,7 @@ func Build(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *Node, e
 	shared := newSharedSettings(cfg)
 	seedConfig(ctx, st, cfg, log)
 	if err := ctx.Err(); err != nil {
-		return nil, fmt.Errorf("seeding the cluster configuration: %w", err)
+		return fmt.Errorf("seeding the cluster configuration: %w", err)
 	}
 	n.follower = clusterconf.NewFollower(st.Config, func(rev clusterconf.Revision) error {
 		if err := n.pool.Reconfigure(scannerOptions(cfg, rev.Settings.Scanner)); err != nil {
@@ -101,18 +106,16 @@ func Build(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *Node, e
 	}, log)
 
 	if err := n.loadLists(ctx); err != nil {
-		return nil, err
+		return err
 	}
 	if n.front, err = newFront(cfg, dispatcher, n.lists, st, log, reg); err != nil {
-		return nil, err
+		return err
 	}
 	if n.cluster, err = newClusterParts(cfg, st, n.pool, dispatcher, shared, n.follower, log, reg); err != nil {
-		return nil, err
+		return err
 	}
-	if n.admin, err = n.newAdmin(reg); err != nil {
-		return nil, err
-	}
-	return n, nil
+	n.admin, err = n.newAdmin(reg)
+	return err
 }
 
 // loadLists fills the list cache before SMTP answers, so the first session

@@ -244,3 +244,70 @@ func TestBuildEndsWithItsContext(t *testing.T) {
 	}
 	st.Close()
 }
+
+// Stop lets a message in flight finish: its end of data, sent after the
+// listener has closed, gets its 250 and the message reaches the
+// downstream; Stop returns once that session has ended.
+func TestStopDrainsMessageInFlight(t *testing.T) {
+	ctx := context.Background()
+	sink := testenv.StartSink(t)
+	n, err := Build(ctx, nodeConfig(t, sink.Addr, ""), testLogger(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := n.Start(ctx); err != nil {
+		n.Stop(ctx)
+		t.Fatal(err)
+	}
+	addr := n.SMTPAddrs()[0].String()
+	c, err := smtp.Dial(addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if err := c.Hello("client.test"); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Mail("a@sender.test", nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Rcpt("b@example.org", nil); err != nil {
+		t.Fatal(err)
+	}
+	w, err := c.Data()
+	if err != nil {
+		t.Fatal(err)
+	}
+	fmt.Fprint(w, "Subject: in flight\r\n\r\nfirst half\r\n")
+
+	stopped := make(chan struct{})
+	go func() { n.Stop(ctx); close(stopped) }()
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		l, err := net.DialTimeout("tcp", addr, time.Second)
+		if err != nil {
+			break
+		}
+		l.Close()
+		if time.Now().After(deadline) {
+			t.Fatal("the listener still takes connections 30 s after Stop began")
+		}
+	}
+	select {
+	case <-stopped:
+		t.Fatal("Stop returned while a session was in DATA")
+	default:
+	}
+	fmt.Fprint(w, "second half\r\n")
+	if _, err := w.CloseWithResponse(); err != nil {
+		t.Fatalf("end of data during the drain: %v", err)
+	}
+	c.Quit()
+	select {
+	case <-stopped:
+	case <-time.After(30 * time.Second):
+		t.Fatal("Stop did not return after the last session ended")
+	}
+	if m := sink.WaitMessages(t, 1, 10*time.Second)[0]; !strings.Contains(m, "second half") {
+		t.Errorf("delivered message is incomplete:\n%s", m)
+	}
+}

@@ -19,8 +19,9 @@ const OrphanGrace = 2 * time.Second
 // Start binds every port first (a busy one fails the start with its key
 // named, and nothing is served), then serves SMTP and the admin API, runs
 // the background work and, in a cluster, the peer API, the membership and
-// the VRRP node. On an error, or after ctx ends, Start returns and Stop
-// ends whatever it had started.
+// the VRRP node, and returns. A start that fails, or that ctx ends first
+// (the error then wraps ctx.Err()), returns an error; Stop then ends what
+// it had started.
 func (n *Node) Start(ctx context.Context) error {
 	if err := ctx.Err(); err != nil {
 		return fmt.Errorf("binding the ports: %w", err)
