@@ -21,7 +21,7 @@ const OrphanGrace = 2 * time.Second
 // the background work and, in a cluster, the peer API, the membership and
 // the VRRP node, and returns. A start that fails, or that ctx ends first
 // (the error then wraps ctx.Err()), returns an error; Stop then ends what
-// it had started.
+// it had started. Start a node once.
 func (n *Node) Start(ctx context.Context) error {
 	if err := ctx.Err(); err != nil {
 		return fmt.Errorf("binding the ports: %w", err)
