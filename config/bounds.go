@@ -1,11 +1,9 @@
 package config
 
-import (
-	"fmt"
-	"time"
-)
+import "time"
 
-// Upper bounds of the numeric settings. Each is far above what a real
+// Upper bounds of the numeric settings (each section checks its own keys
+// against them, validate_<section>.go). Each is far above what a real
 // installation needs and far below what would exhaust a node: a value past
 // one is a typo or a tampered file, and is refused naming the key and the
 // bound, where it used to be accepted and then grow a node until the
@@ -44,57 +42,3 @@ const (
 	// sparsest that still finds a switch that forgot the VIP.
 	MaxGARPRefresh = time.Hour
 )
-
-// validateBounds adds a problem for every numeric key above its bound.
-// The lower bounds stay in Validate with the rest of each key's checks;
-// the scanner's keys are bounded by the scanner (scanner/bounds.go).
-func (c Config) validateBounds(p *problems) {
-	s := c.SMTP
-	p.atMost("smtp.max_message_bytes", s.MaxMessageBytes, MaxMessageBytes, "1 GiB")
-	p.atMost("smtp.max_recipients", int64(s.MaxRecipients), MaxRecipients, "")
-	p.atMost("smtp.max_connections", int64(s.MaxConnections), MaxConnections, "")
-	if s.MaxConnectionsPerIP > s.MaxConnections && s.MaxConnections > 0 {
-		p.add("smtp.max_connections_per_ip", "must be at most smtp.max_connections (%d), got %d", s.MaxConnections, s.MaxConnectionsPerIP)
-	}
-	p.atMost("smtp.max_line_length", int64(s.MaxLineLength), MaxLineLength, "1 MiB")
-	for _, t := range []struct {
-		key string
-		d   Duration
-	}{
-		{"smtp.read_timeout", s.ReadTimeout}, {"smtp.write_timeout", s.WriteTimeout},
-		{"smtp.data_timeout", s.DataTimeout}, {"smtp.drain_timeout", s.DrainTimeout},
-		{"downstream.timeout", c.Downstream.Timeout},
-	} {
-		p.durationAtMost(t.key, t.d, MaxTimeout)
-	}
-
-	p.durationAtMost("store.quarantine_retention", c.Store.QuarantineRetention, MaxRetention)
-	p.durationAtMost("store.log_retention", c.Store.LogRetention, MaxRetention)
-
-	if cl := c.Cluster; cl.Enabled {
-		p.atMost("cluster.weight", int64(cl.Weight), MaxWeight, "")
-		for i, pe := range cl.Peers {
-			p.atMost(fmt.Sprintf("cluster.peers[%d].weight", i), int64(pe.Weight), MaxWeight, "")
-		}
-		p.durationAtMost("cluster.garp_refresh", cl.GARPRefresh, MaxGARPRefresh)
-		p.durationAtMost("cluster.garp_master_refresh", cl.GARPMasterRefresh, MaxGARPRefresh)
-	}
-}
-
-// atMost refuses v above max; unit, when given, says max in words.
-func (p *problems) atMost(key string, v, max int64, unit string) {
-	if v <= max {
-		return
-	}
-	if unit != "" {
-		p.add(key, "must be at most %d (%s), got %d", max, unit, v)
-		return
-	}
-	p.add(key, "must be at most %d, got %d", max, v)
-}
-
-func (p *problems) durationAtMost(key string, d Duration, max time.Duration) {
-	if d.Duration > max {
-		p.add(key, "must be at most %s, got %s", max, d.Duration)
-	}
-}

@@ -10,7 +10,7 @@ import (
 )
 
 // Connection limits of the peer listener when ServerOptions leaves them 0.
-// The wiring in cmd/mxgate sizes them from the node's scanner instead.
+// A node (package node) sizes them from its scanner instead.
 const (
 	DefaultMaxConnections      = 256
 	DefaultMaxConnectionsPerIP = 64

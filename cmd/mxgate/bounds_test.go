@@ -7,10 +7,6 @@ import (
 	"path/filepath"
 	"testing"
 	"time"
-
-	"github.com/mxgate/mxgate/clusterconf"
-	"github.com/mxgate/mxgate/config"
-	"github.com/mxgate/mxgate/scanner"
 )
 
 // scanner.workers: 100000000 used to pass validation and grow the node to
@@ -32,34 +28,5 @@ func TestAbsurdWorkersRefusedByTheBinary(t *testing.T) {
 	want := "mxgate: config " + path + ": scanner.workers: must be at most 1024, got 100000000\n"
 	if err == nil || code != 1 || string(out) != want {
 		t.Errorf("exit %d (%v), output:\n%s\nwant exit 1 and only:\n%s", code, err, out, want)
-	}
-}
-
-// What the node file allows at its bounds, the scanner takes, directly and
-// as a revision: no value passes one check only to fail the other at
-// start or at the next revision.
-func TestConfigBoundsFitTheScanner(t *testing.T) {
-	cfg := config.Default()
-	cfg.Scanner.Workers = scanner.MaxWorkers
-	cfg.Scanner.Queue = scanner.MaxQueue
-	cfg.Scanner.Timeout.Duration = scanner.MaxTimeout
-	cfg.Scanner.Thresholds = scanner.Thresholds{Quarantine: -scanner.MaxThreshold, Reject: scanner.MaxThreshold}
-	cfg.Scanner.MaxMIMEDepth = scanner.MaxMIMEDepth
-	cfg.Scanner.MaxMIMEParts = scanner.MaxMIMEParts
-	cfg.Scanner.SimulatedDelay.Duration = time.Minute
-	if err := cfg.Validate(); err != nil {
-		t.Fatalf("config at its bounds: %v", err)
-	}
-	pool, err := scanner.NewPool(scannerOptions(cfg, cfg.Scanner.Policy))
-	if err != nil {
-		t.Fatalf("scanner refuses the config's bounds: %v", err)
-	}
-	defer pool.Close()
-	s := clusterconf.FromConfig(cfg)
-	if err := s.Validate(); err != nil {
-		t.Fatalf("a revision at the bounds: %v", err)
-	}
-	if err := pool.Reconfigure(scannerOptions(cfg, s.Scanner)); err != nil {
-		t.Errorf("a revision at the bounds is not applied: %v", err)
 	}
 }

@@ -10,6 +10,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/mxgate/mxgate/admin"
+	"github.com/mxgate/mxgate/node"
 )
 
 func newClusterCmd() *cobra.Command {
@@ -45,7 +46,7 @@ node's own admin API to compare them.`,
 	}
 	asJSON := jsonFlag(cmd, "the status as one JSON object")
 	cmd.RunE = withAdmin(func(cmd *cobra.Command, _ []string, c *admin.Client) error {
-		var st clusterView
+		var st node.ClusterView
 		if err := c.ClusterStatus(cmd.Context(), &st); err != nil {
 			return err
 		}
@@ -62,7 +63,7 @@ node's own admin API to compare them.`,
 	return cmd
 }
 
-func printClusterState(w io.Writer, st clusterView) error {
+func printClusterState(w io.Writer, st node.ClusterView) error {
 	t := newTable(w)
 	t.row("NODE", clean(st.Node))
 	t.row("STATE", fmt.Sprintf("%s for %s (since %s)", clean(st.State), time.Since(st.Since).Round(time.Millisecond), when(st.Since)))
@@ -91,7 +92,7 @@ func printClusterState(w io.Writer, st clusterView) error {
 	return t.flush()
 }
 
-func printMembers(w io.Writer, st clusterView) error {
+func printMembers(w io.Writer, st node.ClusterView) error {
 	t := newTable(w, "MEMBER", "PEER ADDRESS", "WEIGHT", "HEALTH", "LOAD", "ROLE", "REVISION", "SEEN")
 	for _, m := range st.Members {
 		health, role := "ok", "backup"

@@ -10,12 +10,13 @@ import (
 	"github.com/mxgate/mxgate/admin"
 	"github.com/mxgate/mxgate/cluster"
 	"github.com/mxgate/mxgate/members"
+	"github.com/mxgate/mxgate/node"
 	"github.com/mxgate/mxgate/store"
 )
 
 // clusterAdmin serves an admin API whose node reports st (nil = a single
 // node without clustering).
-func clusterAdmin(t *testing.T, st *clusterView) string {
+func clusterAdmin(t *testing.T, st *node.ClusterView) string {
 	t.Helper()
 	be, err := store.OpenEmbedded(t.TempDir())
 	if err != nil {
@@ -30,7 +31,7 @@ func clusterAdmin(t *testing.T, st *clusterView) string {
 }
 
 func TestClusterStatusCommand(t *testing.T) {
-	st := clusterView{Status: cluster.Status{
+	st := node.ClusterView{Status: cluster.Status{
 		Node: "n2", State: "backup", Since: time.Now().Add(-90 * time.Second).UTC().Truncate(time.Second),
 		Priority: 100, VRID: 51, VIP: "198.18.0.100/24", Interface: "eth0", Source: "198.18.0.12",
 		Mode: "multicast", Preempt: true, AdvertInterval: "1s", MasterAddr: "198.18.0.11", MasterPriority: 200,
@@ -61,7 +62,7 @@ func TestClusterStatusCommand(t *testing.T) {
 		}
 	}
 
-	var got clusterView
+	var got node.ClusterView
 	if err := json.Unmarshal([]byte(mustRun(t, url, "cluster", "status", "--json")), &got); err != nil {
 		t.Fatal(err)
 	}

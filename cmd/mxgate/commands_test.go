@@ -19,6 +19,7 @@ import (
 	"github.com/mxgate/mxgate/admin"
 	"github.com/mxgate/mxgate/cluster"
 	"github.com/mxgate/mxgate/lists"
+	"github.com/mxgate/mxgate/node"
 )
 
 // jsonRun is a run of a command with --json added, and whether it prints
@@ -41,7 +42,7 @@ type commandCase struct {
 func walkAdmin(t *testing.T) string {
 	t.Helper()
 	url, _ := adminServerWith(t, func(o *admin.Options) {
-		st := clusterView{Status: cluster.Status{Node: "n1", State: "master", Since: time.Now().UTC()}, Mode: "active-active"}
+		st := node.ClusterView{Status: cluster.Status{Node: "n1", State: "master", Since: time.Now().UTC()}, Mode: "active-active"}
 		o.Cluster = func() any { return st }
 	})
 	c, err := admin.NewClient(url, cliToken)

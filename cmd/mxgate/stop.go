@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"os"
 	"os/signal"
@@ -88,9 +89,13 @@ func (g *stopGuard) release() {
 	g.cancel()
 }
 
-// stoppedDuringStart ends a start that a stop signal interrupted: a clean
-// stop, not a failure.
-func stoppedDuringStart(log *slog.Logger, step string) error {
-	log.Info("stopped during start-up", "while", step)
-	return nil
+// startEnded ends a start that failed with err. A stop signal during the
+// start ends it too, with an error that wraps ctx's: a clean stop, not a
+// failure.
+func startEnded(ctx context.Context, log *slog.Logger, err error) error {
+	if ctx.Err() != nil && errors.Is(err, ctx.Err()) {
+		log.Info("stopped during start-up", "while", err)
+		return nil
+	}
+	return err
 }

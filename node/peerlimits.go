@@ -1,4 +1,4 @@
-package main
+package node
 
 import (
 	"runtime"
@@ -25,11 +25,7 @@ const (
 func peerConnectionLimits(cfg config.Config) (total, perIP int) {
 	total, perIP = cfg.Cluster.PeerMaxConnections, cfg.Cluster.PeerMaxConnectionsPerIP
 	if perIP == 0 {
-		workers := cfg.Scanner.Workers
-		if workers <= 0 {
-			workers = runtime.NumCPU()
-		}
-		perIP = min(max(2*(workers+max(cfg.Scanner.Queue, 0)), minPeerConnectionsPerIP), maxPeerConnections)
+		perIP = min(max(2*(workers(cfg)+max(cfg.Scanner.Queue, 0)), minPeerConnectionsPerIP), maxPeerConnections)
 		if total > 0 {
 			perIP = min(perIP, total)
 		}
@@ -38,4 +34,12 @@ func peerConnectionLimits(cfg config.Config) (total, perIP int) {
 		total = min(max(4*perIP, minPeerConnections), maxPeerConnections)
 	}
 	return total, perIP
+}
+
+// workers is the number of concurrent scans of this node's pool.
+func workers(cfg config.Config) int {
+	if cfg.Scanner.Workers <= 0 {
+		return runtime.NumCPU()
+	}
+	return cfg.Scanner.Workers
 }

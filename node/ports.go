@@ -1,4 +1,4 @@
-package main
+package node
 
 import (
 	"context"
@@ -16,7 +16,8 @@ import (
 // not taken.
 type boundPorts struct{ admin, peer net.Listener }
 
-func bindPorts(ctx context.Context, cfg config.Config, cl *clusterParts) (*boundPorts, error) {
+// bindPorts binds admin.listen (when set) and, withPeer, cluster.peer_listen.
+func bindPorts(ctx context.Context, cfg config.Config, withPeer bool) (*boundPorts, error) {
 	p := &boundPorts{}
 	if cfg.Admin.Listen != "" {
 		ln, err := freebind.Listen(ctx, cfg.Admin.Listen)
@@ -25,7 +26,7 @@ func bindPorts(ctx context.Context, cfg config.Config, cl *clusterParts) (*bound
 		}
 		p.admin = ln
 	}
-	if cl.peer != nil {
+	if withPeer {
 		ln, err := freebind.Listen(ctx, cfg.Cluster.PeerListen)
 		if err != nil {
 			p.close()

@@ -1,14 +1,11 @@
-package main
+package node
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"net"
 	"net/netip"
-	"reflect"
-	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -16,6 +13,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/mxgate/mxgate/cluster"
+	"github.com/mxgate/mxgate/cluster/vrrp"
 	"github.com/mxgate/mxgate/clusterconf"
 	"github.com/mxgate/mxgate/config"
 	"github.com/mxgate/mxgate/members"
@@ -24,22 +22,6 @@ import (
 	"github.com/mxgate/mxgate/scanner"
 	"github.com/mxgate/mxgate/store"
 )
-
-// openStore opens Redis when store.redis is set, else the embedded file.
-func openStore(ctx context.Context, cfg config.Config, log *slog.Logger) (*store.Backend, error) {
-	if cfg.Store.Redis == "" {
-		return store.OpenEmbedded(cfg.Node.DataDir)
-	}
-	st, err := store.OpenRedis(ctx, cfg.Store.Redis)
-	if errors.Is(err, store.ErrUnreachable) {
-		// A node that boots while Redis is down still serves: quarantine
-		// writes answer 451 until the store is back, lists and settings
-		// arrive when it answers.
-		log.Warn("shared store unreachable at start; running degraded until it answers", "err", err)
-		return st, nil
-	}
-	return st, err
-}
 
 // sharedSettings are the parts of the cluster-wide settings that are read
 // on every dispatch decision, swapped whole when a revision is applied.
@@ -67,55 +49,21 @@ func (s *sharedSettings) set(v clusterconf.Settings) {
 func (s *sharedSettings) mode() string            { return s.v.Load().Mode }
 func (s *sharedSettings) weights() map[string]int { return s.v.Load().Weights }
 
-// seedConfig stores the node file's cluster-wide settings as the first
-// revision when the store has none. On the embedded store, which only this
-// node uses, the file stays the source: a changed file becomes a new
-// revision at start. On a shared store the stored revision wins; the file
-// only seeds an empty store, and changes go through `mxgate config set`.
-func seedConfig(ctx context.Context, st *store.Backend, cfg config.Config, log *slog.Logger) {
-	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-	defer cancel()
-	file := clusterconf.FromConfig(cfg)
-	cur, err := st.Config.Current(ctx)
-	var expect int64
-	switch {
-	case errors.Is(err, clusterconf.ErrNone):
-	case err != nil:
-		log.Warn("cluster configuration not read at start; using the node file's until the store answers", "err", err)
-		return
-	case st.Shared || reflect.DeepEqual(cur.Settings, file):
-		return
-	default:
-		expect = cur.Number
-	}
-	rev, err := st.Config.Put(ctx, file, "node file of "+cfg.Node.ID, "from the node file at start", expect)
-	switch {
-	case errors.Is(err, clusterconf.ErrConflict):
-		// Another node seeded the store at the same moment; its revision wins.
-	case err != nil:
-		log.Warn("cluster configuration not stored at start", "err", err)
-	default:
-		log.Info("cluster configuration stored from the node file", "revision", rev.Number)
-	}
-}
-
 // clusterParts are the pieces a clustered node runs besides a single one:
 // the VRRP node, the peer scan API and the membership that feeds the
 // dispatcher. On a single node all are nil and the methods say so.
 type clusterParts struct {
-	cfg           config.Config
-	node          *cluster.Node
-	peer          *peer.Server
-	members       *membersync.Runner
-	follower      *clusterconf.Follower
-	shared        *sharedSettings
-	draining      atomic.Bool
-	degradedGauge prometheus.GaugeFunc
+	node     *cluster.Node
+	peer     *peer.Server
+	members  *membersync.Runner
+	follower *clusterconf.Follower
+	shared   *sharedSettings
+	draining atomic.Bool
 }
 
 func newClusterParts(cfg config.Config, st *store.Backend, pool *scanner.Pool, d *scanner.Dispatcher, shared *sharedSettings,
 	follower *clusterconf.Follower, log *slog.Logger, reg prometheus.Registerer) (*clusterParts, error) {
-	cp := &clusterParts{cfg: cfg, follower: follower, shared: shared}
+	cp := &clusterParts{follower: follower, shared: shared}
 	reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Name: "mxgate_degraded",
 		Help: "1 while the node works without its shared store (last good lists and settings, static peers).",
@@ -145,16 +93,13 @@ func newClusterParts(cfg config.Config, st *store.Backend, pool *scanner.Pool, d
 	for _, p := range cfg.Cluster.Peers {
 		static = append(static, members.Member{ID: p.ID, PeerAddr: p.Address, Weight: p.Weight, Healthy: true})
 	}
-	workers := cfg.Scanner.Workers
-	if workers <= 0 {
-		workers = runtime.NumCPU()
-	}
+	scanWorkers := workers(cfg)
 	cp.members = membersync.New(membersync.Options{
 		Self: func() members.Member {
 			busy, _ := pool.Stats()
 			return members.Member{
 				ID: cfg.Node.ID, PeerAddr: peerAddr, Weight: cfg.Cluster.Weight,
-				Healthy: !cp.draining.Load(), Busy: busy, Workers: workers,
+				Healthy: !cp.draining.Load(), Busy: busy, Workers: scanWorkers,
 				Master: cp.node.IsMaster(), Revision: follower.Applied(),
 			}
 		},
@@ -176,6 +121,41 @@ func newClusterParts(cfg config.Config, st *store.Backend, pool *scanner.Pool, d
 	return cp, nil
 }
 
+// clusterOptions are the VRRP node's options from cfg.
+func clusterOptions(cfg config.Config, log *slog.Logger, reg prometheus.Registerer) cluster.Options {
+	cl := cfg.Cluster
+	// Validate has checked every value; parsing again cannot fail.
+	vip, _ := netip.ParsePrefix(cl.VIP)
+	o := cluster.Options{
+		Interface:         cl.Interface,
+		VRID:              uint8(cl.VRID),
+		VIP:               vip,
+		Priority:          uint8(cl.Priority),
+		Interval:          cl.AdvertInterval.Duration,
+		Preempt:           cl.Preempt,
+		PreemptDelay:      cl.PreemptDelay.Duration,
+		Checksum:          vrrp.ChecksumPseudoHeader,
+		GARPRepeat:        cl.GARPRepeat,
+		GARPRefresh:       cl.GARPRefresh.Duration,
+		GARPMasterRefresh: cl.GARPMasterRefresh.Duration,
+		Notify:            cl.Notify,
+		NodeID:            cfg.Node.ID,
+		Logger:            log,
+		Registerer:        reg,
+	}
+	if cl.Checksum == "message" {
+		o.Checksum = vrrp.ChecksumMessageOnly
+	}
+	if cl.Source != "" {
+		o.Source, _ = netip.ParseAddr(cl.Source)
+	}
+	for _, p := range cl.UnicastPeers {
+		a, _ := netip.ParseAddr(p)
+		o.UnicastPeers = append(o.UnicastPeers, a)
+	}
+	return o
+}
+
 // advertisedPeerAddr is the address other nodes reach this node's peer API
 // on: the listen address, or with a wildcard host the node's own VRRP
 // source address.
@@ -195,8 +175,8 @@ func advertisedPeerAddr(listen, source string) string {
 }
 
 // start runs the peer API on peerLn (which it closes) and the membership
-// until ctx ends.
-func (cp *clusterParts) start(ctx context.Context, wg *sync.WaitGroup, errc chan<- error, peerLn net.Listener) {
+// until ctx ends, in wg; a peer API that fails is reported to fail.
+func (cp *clusterParts) start(ctx context.Context, wg *sync.WaitGroup, fail func(error), peerLn net.Listener) {
 	if cp.node == nil {
 		return
 	}
@@ -214,19 +194,19 @@ func (cp *clusterParts) start(ctx context.Context, wg *sync.WaitGroup, errc chan
 	})
 	wg.Go(func() {
 		if err := cp.peer.Serve(ctx, peerLn); err != nil {
-			errc <- fmt.Errorf("peer API: %w", err)
+			fail(fmt.Errorf("peer API: %w", err))
 		}
 	})
 }
 
 // drain tells the other nodes at once that this one takes no new scans,
 // instead of letting its heartbeat run out.
-func (cp *clusterParts) drain() {
+func (cp *clusterParts) drain(ctx context.Context) {
 	if cp.members == nil {
 		return
 	}
 	cp.draining.Store(true)
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 	defer cancel()
 	cp.members.Refresh(ctx)
 }
@@ -244,9 +224,10 @@ func (cp *clusterParts) degraded() bool {
 	return cp.follower.Degraded() || cp.members != nil && cp.members.Degraded()
 }
 
-// clusterView is what GET /api/v1/cluster and `mxgate cluster status`
-// show: the VRRP state plus the scanning members and the applied revision.
-type clusterView struct {
+// ClusterView is what GET /api/v1/cluster answers and `mxgate cluster
+// status` shows: the VRRP state plus the scanning members and the applied
+// revision.
+type ClusterView struct {
 	cluster.Status
 	Mode     string           `json:"mode"`
 	Revision int64            `json:"revision"`
@@ -263,6 +244,6 @@ func (cp *clusterParts) statusFunc() func() any {
 		if ms == nil {
 			ms = []members.Member{}
 		}
-		return clusterView{Status: cp.node.Status(), Mode: cp.shared.mode(), Revision: cp.follower.Applied(), Degraded: cp.degraded(), Members: ms}
+		return ClusterView{Status: cp.node.Status(), Mode: cp.shared.mode(), Revision: cp.follower.Applied(), Degraded: cp.degraded(), Members: ms}
 	}
 }

@@ -1,0 +1,135 @@
+package config
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"os"
+	"strings"
+	"time"
+)
+
+// problems collects what Validate finds, each problem naming its key.
+type problems []error
+
+func (p *problems) add(key, format string, args ...any) {
+	*p = append(*p, fmt.Errorf("%s: %s", key, fmt.Sprintf(format, args...)))
+}
+
+func (p problems) err() error { return errors.Join(p...) }
+
+func (p *problems) oneOf(key, v string, allowed ...string) {
+	for _, a := range allowed {
+		if v == a {
+			return
+		}
+	}
+	p.add(key, "%q is not one of %s", v, strings.Join(allowed, ", "))
+}
+
+func (p *problems) positive(key string, v int64) {
+	if v <= 0 {
+		p.add(key, "must be positive, got %d", v)
+	}
+}
+
+// countUpTo checks a count that must be positive and at most max.
+func (p *problems) countUpTo(key string, v, max int64, unit string) {
+	p.positive(key, v)
+	p.atMost(key, v, max, unit)
+}
+
+// durationUpTo checks a duration that must be positive and at most max.
+func (p *problems) durationUpTo(key string, d Duration, max time.Duration) {
+	if d.Duration <= 0 {
+		p.add(key, "must be a positive duration, got %s", d.Duration)
+	}
+	p.durationAtMost(key, d, max)
+}
+
+// atMost refuses v above max; unit, when given, says max in words.
+func (p *problems) atMost(key string, v, max int64, unit string) {
+	if v <= max {
+		return
+	}
+	if unit != "" {
+		p.add(key, "must be at most %d (%s), got %d", max, unit, v)
+		return
+	}
+	p.add(key, "must be at most %d, got %d", max, v)
+}
+
+func (p *problems) durationAtMost(key string, d Duration, max time.Duration) {
+	if d.Duration > max {
+		p.add(key, "must be at most %s, got %s", max, d.Duration)
+	}
+}
+
+func (p *problems) cidrs(key string, list []string) {
+	for i, s := range list {
+		if _, err := netip.ParsePrefix(s); err != nil {
+			hint := ""
+			if _, err := netip.ParseAddr(s); err == nil {
+				hint = " (a single address is written with /32 or /128)"
+			}
+			p.add(fmt.Sprintf("%s[%d]", key, i), "%q is not a CIDR%s", s, hint)
+		}
+	}
+}
+
+// listenAddr checks host:port for a listener: the host may be empty (all
+// addresses), an IP or a name; port 0 picks a free port.
+func (p *problems) listenAddr(key, a string) bool {
+	host, port, err := net.SplitHostPort(a)
+	if err != nil {
+		p.add(key, "%q is not host:port", a)
+		return false
+	}
+	if !validPort(port, true) {
+		p.add(key, "%q: port must be 0-65535", a)
+		return false
+	}
+	if host != "" && !validHost(host) {
+		p.add(key, "%q: %q is not an IP address or host name", a, host)
+		return false
+	}
+	return true
+}
+
+// dialAddr checks host:port of a server to connect to.
+func (p *problems) dialAddr(key, a string) {
+	host, port, err := net.SplitHostPort(a)
+	switch {
+	case err != nil:
+		p.add(key, "%q is not host:port", a)
+	case host == "" || !validHost(host):
+		p.add(key, "%q: the host must be an IP address or host name", a)
+	case !validPort(port, false):
+		p.add(key, "%q: port must be 1-65535", a)
+	}
+}
+
+func (p *problems) readable(key, path string) {
+	// Stat first: opening a FIFO or device would block or read forever.
+	st, err := os.Stat(path)
+	if err == nil && !st.Mode().IsRegular() {
+		p.add(key, "%s is not a regular file", path)
+		return
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		p.add(key, "cannot read %s: %v", path, unwrapPath(err))
+		return
+	}
+	f.Close()
+}
+
+// unwrapPath drops the *PathError's repetition of the path.
+func unwrapPath(err error) error {
+	var pe *os.PathError
+	if errors.As(err, &pe) {
+		return pe.Err
+	}
+	return err
+}

@@ -1,0 +1,82 @@
+package node
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"net"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/mxgate/mxgate/admin"
+	"github.com/mxgate/mxgate/deliver"
+	"github.com/mxgate/mxgate/quarantine"
+	"github.com/mxgate/mxgate/scanner"
+	"github.com/mxgate/mxgate/store"
+)
+
+// newAdmin prepares the admin API over the node's stores, metrics and
+// status; nil without admin.listen.
+func (n *Node) newAdmin(reg *prometheus.Registry) (*admin.Server, error) {
+	cfg := n.cfg
+	if cfg.Admin.Listen == "" {
+		return nil, nil
+	}
+	down := downstream(cfg)
+	return admin.New(admin.Options{
+		Listen:     cfg.Admin.Listen,
+		Token:      cfg.Admin.Token,
+		Quarantine: n.store.Quarantine,
+		Lists:      n.lists,
+		Log:        n.store.Log,
+		Config:     n.store.Config,
+		Reports:    n.store.Reports,
+		Release:    releaser(down, cfg.Node.ID),
+		Gatherer:   reg,
+		Health:     healthCheck(n.store, down),
+		Cluster:    n.cluster.statusFunc(),
+		Status:     n.status,
+		NodeID:     cfg.Node.ID,
+		Logger:     n.log,
+	})
+}
+
+// status is what the status page shows of the node.
+func (n *Node) status() any {
+	busy, queued := n.pool.Stats()
+	return map[string]any{
+		"node": n.cfg.Node.ID, "role": n.cluster.role(), "started": n.started.UTC(),
+		"uptime":       time.Since(n.started).Round(time.Second).String(),
+		"scanner_busy": busy, "scanner_queued": queued, "lists": n.lists.Set().Len(),
+		"config_revision": n.follower.Applied(), "degraded": n.cluster.degraded(),
+	}
+}
+
+// releaser delivers a quarantined message to its original recipients
+// through the downstream server, marked so the recipient can tell.
+func releaser(down deliver.Options, node string) func(context.Context, quarantine.Item, []byte) (string, error) {
+	return func(ctx context.Context, it quarantine.Item, raw []byte) (string, error) {
+		hdr := []string{fmt.Sprintf("X-Mxgate-Released: %s by %s (was %s, score %.2f)", time.Now().UTC().Format(time.RFC1123Z), node, it.Verdict, it.Score)}
+		return deliver.Send(ctx, down, it.Sender, it.Recipients, hdr, scanner.StripOwnHeaders(bytes.NewReader(raw)))
+	}
+}
+
+// healthCheck reports the node unhealthy when it could not do its job: the
+// store does not answer, or the downstream server takes no connections.
+func healthCheck(st *store.Backend, down deliver.Options) func() error {
+	return func() error {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		if _, err := st.Quarantine.List(ctx, quarantine.Filter{Limit: 1}); err != nil {
+			return fmt.Errorf("store: %w", err)
+		}
+		var d net.Dialer
+		c, err := d.DialContext(ctx, "tcp", down.Addr)
+		if err != nil {
+			return fmt.Errorf("downstream %s: %w", down.Addr, err)
+		}
+		c.Close()
+		return nil
+	}
+}
