@@ -17,11 +17,7 @@ import (
 	"github.com/mxgate/mxgate/testenv"
 )
 
-func testCtx(t *testing.T) context.Context {
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	t.Cleanup(cancel)
-	return ctx
-}
+func testCtx(t *testing.T) context.Context { return testenv.Context(t, time.Minute) }
 
 // open connects to url, closing the client when the test ends.
 func open(t *testing.T, url string) redis.UniversalClient {

@@ -46,15 +46,15 @@ func testLogger(t *testing.T) *slog.Logger {
 	return slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelDebug}))
 }
 
-// send runs one transaction to b@example.org and returns the text of the
-// DATA reply, which must be a success.
-func send(t *testing.T, addr, subject, body string) string {
+// openData dials addr and opens a transaction to b@example.org up to DATA;
+// the client closes when the test ends.
+func openData(t *testing.T, addr string) (*smtp.Client, *smtp.DataCommand) {
 	t.Helper()
 	c, err := smtp.Dial(addr)
 	if err != nil {
 		t.Fatalf("dial %s: %v", addr, err)
 	}
-	defer c.Close()
+	t.Cleanup(func() { c.Close() })
 	if err := c.Hello("client.test"); err != nil {
 		t.Fatal(err)
 	}
@@ -68,6 +68,14 @@ func send(t *testing.T, addr, subject, body string) string {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return c, w
+}
+
+// send runs one transaction to b@example.org and returns the text of the
+// DATA reply, which must be a success.
+func send(t *testing.T, addr, subject, body string) string {
+	t.Helper()
+	c, w := openData(t, addr)
 	fmt.Fprintf(w, "From: a@sender.test\r\nTo: b@example.org\r\nSubject: %s\r\n\r\n%s\r\n", subject, body)
 	resp, err := w.CloseWithResponse()
 	if err != nil {
@@ -267,24 +275,7 @@ func TestStopDrainsMessageInFlight(t *testing.T) {
 		t.Fatal(err)
 	}
 	addr := n.SMTPAddrs()[0].String()
-	c, err := smtp.Dial(addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	if err := c.Hello("client.test"); err != nil {
-		t.Fatal(err)
-	}
-	if err := c.Mail("a@sender.test", nil); err != nil {
-		t.Fatal(err)
-	}
-	if err := c.Rcpt("b@example.org", nil); err != nil {
-		t.Fatal(err)
-	}
-	w, err := c.Data()
-	if err != nil {
-		t.Fatal(err)
-	}
+	c, w := openData(t, addr)
 	fmt.Fprint(w, "Subject: in flight\r\n\r\nfirst half\r\n")
 
 	stopped := make(chan struct{})
@@ -305,7 +296,7 @@ func TestStopDrainsMessageInFlight(t *testing.T) {
 	default:
 	}
 	fmt.Fprint(w, "second half\r\n")
-	if _, err := w.CloseWithResponse(); err != nil {
+	if err := w.Close(); err != nil {
 		t.Fatalf("end of data during the drain: %v", err)
 	}
 	c.Quit()

@@ -168,11 +168,7 @@ func (p *peerServer) counts(t *testing.T) map[string]float64 {
 	return out
 }
 
-func ctxT(t *testing.T) context.Context {
-	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
-	t.Cleanup(cancel)
-	return ctx
-}
+func ctxT(t *testing.T) context.Context { return testenv.Context(t, 30*time.Second) }
 
 // spilled builds a body that spool keeps in a file, as smtpfront does for
 // large messages.

@@ -16,11 +16,7 @@ import (
 // The behaviour both backends share is store/storetest's; these are the
 // Redis backend's own: expiry by Redis, its leftovers, and retried writes.
 
-func testCtx(t *testing.T) context.Context {
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	t.Cleanup(cancel)
-	return ctx
-}
+func testCtx(t *testing.T) context.Context { return testenv.Context(t, time.Minute) }
 
 // open connects to r, closing the client when the test ends.
 func open(t *testing.T, r *testenv.Redis) *redis.Client {

@@ -172,6 +172,15 @@ type Sink struct {
 	Proc *Process
 }
 
+// Context is the test's context, ended after within as well, so that a
+// store or peer that stops answering fails the test with a clear error
+// instead of holding it until go test's own timeout.
+func Context(t testing.TB, within time.Duration) context.Context {
+	ctx, cancel := context.WithTimeout(t.Context(), within)
+	t.Cleanup(cancel)
+	return ctx
+}
+
 // StartSink runs smtp-sink on a free loopback port; extra are more
 // smtp-sink options (e.g. "-f", "RCPT" to refuse every recipient).
 func StartSink(t testing.TB, extra ...string) *Sink {
