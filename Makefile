@@ -4,7 +4,7 @@ BIN     := bin/mxgate
 PKGS    := ./...
 FUZZTIME ?= 10s
 # Debian packages the tests drive as real peers.
-TEST_DEBS := postfix swaks keepalived iproute2 redis-server
+TEST_DEBS := postfix swaks keepalived iproute2 redis-server clamav-daemon rspamd spamassassin spamc
 
 .PHONY: all build run test unit fuzz bench chaos check deps clean
 

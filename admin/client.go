@@ -246,7 +246,10 @@ func (c *Client) call(ctx context.Context, method, path string, q url.Values, in
 		u += "?" + q.Encode()
 	}
 	var body io.Reader
-	if in != nil {
+	raw, isRaw := in.(rawBody)
+	if isRaw {
+		body = raw.Reader
+	} else if in != nil {
 		b, err := json.Marshal(in)
 		if err != nil {
 			return fmt.Errorf("encode request: %w", err)
@@ -257,7 +260,10 @@ func (c *Client) call(ctx context.Context, method, path string, q url.Values, in
 	if err != nil {
 		return fmt.Errorf("admin request: %w", err)
 	}
-	if in != nil {
+	switch {
+	case isRaw:
+		req.Header.Set("Content-Type", "message/rfc822")
+	case in != nil:
 		req.Header.Set("Content-Type", "application/json")
 	}
 	if c.token != "" {

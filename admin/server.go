@@ -35,6 +35,7 @@ import (
 	"github.com/mxgate/mxgate/msglog"
 	"github.com/mxgate/mxgate/quarantine"
 	"github.com/mxgate/mxgate/report"
+	"github.com/mxgate/mxgate/scanner"
 )
 
 // Options configures a Server.
@@ -67,6 +68,13 @@ type Options struct {
 	// Cluster reports the node's VRRP state for GET /api/v1/cluster
 	// (`mxgate cluster status`); nil = 404, clustering is off.
 	Cluster func() any
+	// Scan runs a message through the node's scanning pipeline (POST
+	// /api/v1/scan, `mxgate scan`); nil = 404. Messages larger than
+	// MaxScanBytes are refused (413); SpoolDir holds the larger ones
+	// while they are scanned ("" = the system's temporary directory).
+	Scan         func(ctx context.Context, m *scanner.Message) (scanner.Verdict, error)
+	MaxScanBytes int64
+	SpoolDir     string
 	// NodeID names the node on the status page.
 	NodeID string
 	// Logger receives errors the client is not shown; nil = discard.
@@ -85,6 +93,8 @@ type Server struct {
 const (
 	// maxBody bounds request bodies: the largest is a list entry.
 	maxBody = 1 << 20
+	// defaultMaxScanBytes is smtp.max_message_bytes' default.
+	defaultMaxScanBytes = 25 << 20
 	// shutdownGrace is how long Run lets running requests (a release
 	// talking to the downstream) finish after its context is done.
 	shutdownGrace = 10 * time.Second
@@ -104,6 +114,9 @@ func New(o Options) (*Server, error) {
 	}
 	if len(missing) > 0 {
 		return nil, fmt.Errorf("admin server: missing store(s): %s", strings.Join(missing, ", "))
+	}
+	if o.MaxScanBytes <= 0 {
+		o.MaxScanBytes = defaultMaxScanBytes
 	}
 	s := &Server{o: o, log: o.Logger, now: time.Now}
 	if s.log == nil {
@@ -129,6 +142,7 @@ func New(o Options) (*Server, error) {
 	mux.HandleFunc("POST /api/v1/config/push", s.configPush)
 	mux.HandleFunc("GET /api/v1/config/history", s.configHistory)
 	mux.HandleFunc("GET /api/v1/report", s.reportGet)
+	mux.HandleFunc("POST /api/v1/scan", s.scan)
 	mux.HandleFunc("/api/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, fmt.Sprintf("no API route %s %s", r.Method, r.URL.Path))
 	})

@@ -25,20 +25,23 @@ func (n *Node) newAdmin(reg *prometheus.Registry) (*admin.Server, error) {
 	}
 	down := downstream(cfg)
 	return admin.New(admin.Options{
-		Listen:     cfg.Admin.Listen,
-		Token:      cfg.Admin.Token,
-		Quarantine: n.store.Quarantine,
-		Lists:      n.lists,
-		Log:        n.store.Log,
-		Config:     n.store.Config,
-		Reports:    n.store.Reports,
-		Release:    releaser(down, cfg.Node.ID),
-		Gatherer:   reg,
-		Health:     healthCheck(n.store, down),
-		Cluster:    n.cluster.statusFunc(),
-		Status:     n.status,
-		NodeID:     cfg.Node.ID,
-		Logger:     n.log,
+		Listen:       cfg.Admin.Listen,
+		Token:        cfg.Admin.Token,
+		Quarantine:   n.store.Quarantine,
+		Lists:        n.lists,
+		Log:          n.store.Log,
+		Config:       n.store.Config,
+		Reports:      n.store.Reports,
+		Release:      releaser(down, cfg.Node.ID),
+		Gatherer:     reg,
+		Health:       healthCheck(n.store, down),
+		Cluster:      n.cluster.statusFunc(),
+		Status:       n.status,
+		Scan:         n.dispatcher.Scan,
+		MaxScanBytes: cfg.SMTP.MaxMessageBytes,
+		SpoolDir:     cfg.Node.DataDir,
+		NodeID:       cfg.Node.ID,
+		Logger:       n.log,
 	})
 }
 

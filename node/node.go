@@ -29,16 +29,19 @@ import (
 // dispatcher, the admin API and, in a cluster, the VRRP node, the peer API
 // and the membership, over one store. Make it with Build.
 type Node struct {
-	cfg      config.Config
-	log      *slog.Logger
-	store    *store.Backend
-	pool     *scanner.Pool
-	lists    *lists.Cache
-	follower *clusterconf.Follower
-	front    *smtpfront.Server
-	admin    *admin.Server // nil without admin.listen
-	cluster  *clusterParts
-	failed   chan error
+	cfg   config.Config
+	log   *slog.Logger
+	store *store.Backend
+	pool  *scanner.Pool
+	// dispatcher spreads scans over the live members, this node's pool
+	// among them.
+	dispatcher *scanner.Dispatcher
+	lists      *lists.Cache
+	follower   *clusterconf.Follower
+	front      *smtpfront.Server
+	admin      *admin.Server // nil without admin.listen
+	cluster    *clusterParts
+	failed     chan error
 
 	// What Start has started, for Stop.
 	started   time.Time
@@ -88,6 +91,7 @@ func (n *Node) build(ctx context.Context) error {
 	}
 	// Until the membership says otherwise, this node scans alone.
 	dispatcher := scanner.NewDispatcher(scanner.Member{Name: cfg.Node.ID, Weight: 1, Worker: n.pool})
+	n.dispatcher = dispatcher
 
 	// Cluster-wide settings come from the store; the node file only seeds
 	// them (and, on the embedded store, is their source).

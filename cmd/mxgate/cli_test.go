@@ -89,7 +89,14 @@ func serveAdmin(t *testing.T, o admin.Options) string {
 // run executes the real command tree in-process, as main does.
 func run(t *testing.T, args ...string) (stdout, stderr string, err error) {
 	t.Helper()
+	return runIn(t, "", args...)
+}
+
+// runIn is run with stdin as the command's standard input.
+func runIn(t *testing.T, stdin string, args ...string) (stdout, stderr string, err error) {
+	t.Helper()
 	root := newRootCmd()
+	root.SetIn(strings.NewReader(stdin))
 	var out, errb bytes.Buffer
 	root.SetOut(&out)
 	root.SetErr(&errb)

@@ -44,6 +44,7 @@ func walkAdmin(t *testing.T) string {
 	url, _ := adminServerWith(t, func(o *admin.Options) {
 		st := node.ClusterView{Status: cluster.Status{Node: "n1", State: "master", Since: time.Now().UTC()}, Mode: "active-active"}
 		o.Cluster = func() any { return st }
+		o.Scan = scanPool(t).Scan
 	})
 	c, err := admin.NewClient(url, cliToken)
 	if err != nil {
@@ -90,6 +91,7 @@ func downURL(t *testing.T) string {
 // the tree without a case here fails the test.
 func TestEveryCommand(t *testing.T) {
 	settings := writeTemp(t, "mode: active-active\n")
+	msg := writeTemp(t, "Subject: hello\r\n\r\nhello\r\n")
 	cases := map[string]commandCase{
 		"mxgate quarantine list":    {nil, []jsonRun{{nil, true}, {[]string{"--sender", "nobody@x.example"}, true}}},
 		"mxgate quarantine show":    {[]string{"Q1"}, []jsonRun{{[]string{"Q2"}, false}}},
@@ -104,6 +106,7 @@ func TestEveryCommand(t *testing.T) {
 		"mxgate config set":         {[]string{"-f", settings}, nil},
 		"mxgate config push":        {nil, nil},
 		"mxgate report":             {nil, []jsonRun{{nil, false}}},
+		"mxgate scan":               {[]string{msg}, []jsonRun{{[]string{msg}, false}}},
 	}
 	down := downURL(t)
 	// Runs that change nothing on the server share one.

@@ -1,0 +1,77 @@
+package admin
+
+import (
+	"context"
+	"encoding/json"
+	"strings"
+	"testing"
+
+	"github.com/mxgate/mxgate/scanner"
+)
+
+// POST /api/v1/scan runs the message through a real scanner pool and
+// answers the verdict with every symbol; bad requests get a clear error.
+func TestScan(t *testing.T) {
+	opts := scanner.DefaultOptions()
+	opts.NodeID = "n1"
+	pool, err := scanner.NewPool(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(pool.Close)
+	var seen scanner.Envelope
+	f := newFixture(t, func(o *Options) {
+		o.Scan = func(ctx context.Context, m *scanner.Message) (scanner.Verdict, error) {
+			seen = m.Env
+			return pool.Scan(ctx, m)
+		}
+		o.MaxScanBytes = 4096
+	})
+	const gtube = "XJS*C4JDBQADN1.NSBN3*2IDNEN*GTUBE-STANDARD-ANTI-UBE-TEST-EMAIL*C.34X"
+	for _, tt := range []struct {
+		name, query, body string
+		code              int
+		action, symbol    string
+		wantErr           string
+	}{
+		{"gtube", "?from=a@x.example&rcpt=b@example.org&rcpt=c@example.org&ip=192.0.2.7&helo=h.example", "Subject: t\r\n\r\n" + gtube + "\r\n", 200, "quarantine", "GTUBE", ""},
+		{"clean", "", "Subject: hello\r\n\r\nhello\r\n", 200, "deliver", "", ""},
+		{"empty", "", "", 400, "", "", "empty message"},
+		{"too large", "", "Subject: x\r\n\r\n" + strings.Repeat("x", 5000), 413, "", "", "message larger than 4096 bytes"},
+		{"bad ip", "?ip=999.1.1.1", "Subject: x\r\n\r\nx\r\n", 400, "", "", "ip: not an IP address"},
+		{"too many rcpts", "?" + strings.Repeat("rcpt=a@b.example&", maxScanRcpts+1), "Subject: x\r\n\r\nx\r\n", 400, "", "", "rcpt: at most"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			a := f.req("POST", "/api/v1/scan"+tt.query, tt.body)
+			if a.code != tt.code {
+				t.Fatalf("status %d, want %d: %s", a.code, tt.code, a.body)
+			}
+			if tt.wantErr != "" {
+				if msg := a.errMsg(t); !strings.Contains(msg, tt.wantErr) {
+					t.Errorf("error %q, want it to say %q", msg, tt.wantErr)
+				}
+				return
+			}
+			var res ScanResult
+			if err := json.Unmarshal([]byte(a.body), &res); err != nil {
+				t.Fatal(err)
+			}
+			if res.Action != tt.action || res.Node != "n1" || res.Size != int64(len(tt.body)) {
+				t.Errorf("verdict %+v, want action %s from n1, size %d", res, tt.action, len(tt.body))
+			}
+			found := tt.symbol == ""
+			for _, s := range res.Symbols {
+				found = found || s.Name == tt.symbol && s.Score > 0
+			}
+			if !found || len(res.Headers) == 0 {
+				t.Errorf("symbols %+v (want %s), headers %q", res.Symbols, tt.symbol, res.Headers)
+			}
+			if tt.name == "gtube" && (seen.Sender != "a@x.example" || len(seen.Recipients) != 2 || seen.ClientIP.String() != "192.0.2.7" || seen.Helo != "h.example") {
+				t.Errorf("envelope passed to the scanner: %+v", seen)
+			}
+		})
+	}
+	if a := newFixture(t, nil).req("POST", "/api/v1/scan", "Subject: x\r\n\r\nx\r\n"); a.code != 404 {
+		t.Errorf("scan on a node without a scanner: %d, want 404", a.code)
+	}
+}

@@ -1,0 +1,61 @@
+package main
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/mxgate/mxgate/admin"
+	"github.com/mxgate/mxgate/scanner"
+)
+
+// scanPool is a real scanner pool with the default policy, closed when
+// the test ends.
+func scanPool(t *testing.T) *scanner.Pool {
+	t.Helper()
+	opts := scanner.DefaultOptions()
+	opts.NodeID = "n1"
+	p, err := scanner.NewPool(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(p.Close)
+	return p
+}
+
+// mxgate scan prints the verdict and every symbol of a message read from
+// a file or standard input, escaping what the message put in a detail.
+func TestScanCommand(t *testing.T) {
+	url, _ := adminServerWith(t, func(o *admin.Options) { o.Scan = scanPool(t).Scan })
+	gtube := "Subject: t\r\nContent-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\nContent-Type: text/plain\r\n\r\nXJS*C4JDBQADN1.NSBN3*2IDNEN*GTUBE-STANDARD-ANTI-UBE-TEST-EMAIL*C.34X\r\n" +
+		"--b\r\nContent-Type: application/octet-stream\r\nContent-Disposition: attachment; filename=\"a\x1b[31m.exe\"\r\n\r\nMZ\r\n--b--\r\n"
+	for _, tt := range []struct {
+		name  string
+		args  []string
+		stdin string
+		want  []string
+	}{
+		{"file", []string{"scan", writeTemp(t, gtube)}, "", []string{"Action: quarantine (banned)", "GTUBE", "BANNED_EXTENSION", "a?[31m.exe"}},
+		{"stdin", []string{"scan", "-", "--from", "a@x.example", "--ip", "192.0.2.7"}, "Subject: hi\r\n\r\nhi\r\n", []string{"Action: deliver (clean)", "Score: 0.00", "Symbols: 0"}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			out, _, err := runIn(t, tt.stdin, append(tt.args, "--admin", url, "--token", cliToken)...)
+			if err != nil {
+				t.Fatalf("%v\n%s", err, out)
+			}
+			for _, w := range tt.want {
+				if !strings.Contains(out, w) {
+					t.Errorf("output lacks %q:\n%s", w, out)
+				}
+			}
+			if strings.Contains(out, "\x1b") {
+				t.Errorf("an escape from the message reached the terminal:\n%q", out)
+			}
+		})
+	}
+	if _, _, err := run(t, "scan", "--ip", "nope", "--admin", url, "--token", cliToken, writeTemp(t, "x")); err == nil || !strings.Contains(err.Error(), "--ip: not an IP address") {
+		t.Errorf("a bad --ip: %v", err)
+	}
+	if _, _, err := run(t, "scan", "/nonexistent/msg.eml", "--admin", url, "--token", cliToken); err == nil || !strings.Contains(err.Error(), "read message:") {
+		t.Errorf("a missing file: %v", err)
+	}
+}
