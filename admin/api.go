@@ -33,8 +33,10 @@ type ReleaseResult struct {
 	// when this was the first release.
 	PreviousRelease time.Time `json:"previous_release,omitzero"`
 	// Warning is set when the message was delivered but something after
-	// that failed (recording the release).
+	// that failed (recording the release, learning it as ham).
 	Warning string `json:"warning,omitempty"`
+	// Learned is "ham" when the release taught the spam engine so.
+	Learned string `json:"learned,omitempty"`
 	// By is who released it, as the admin API names the actor.
 	By string `json:"by"`
 	// Forced is set when this release overrode an earlier one (force=true):
@@ -176,6 +178,19 @@ func (s *Server) quarantineRelease(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, err.Error())
 		return
 	}
+	learnHam := false
+	switch v := r.URL.Query().Get("learn"); v {
+	case "":
+	case "ham":
+		if s.o.Learn == nil {
+			writeError(w, http.StatusNotImplemented, errNoLearning)
+			return
+		}
+		learnHam = true
+	default:
+		writeError(w, http.StatusBadRequest, "learn: want ham, got "+strconv.Quote(v))
+		return
+	}
 	ctx := r.Context()
 	claim := quarantine.Release{Token: rand.Text(), By: s.who(r), Node: s.o.NodeID, At: s.now().UTC(), Forced: force}
 	it, err := s.o.Quarantine.ClaimRelease(ctx, id, claim)
@@ -246,8 +261,69 @@ func (s *Server) quarantineRelease(w http.ResponseWriter, r *http.Request) {
 			res.Warning += "; " + note
 		}
 	}
-	s.log.Info("quarantine released", "id", id, "by", claim.By, "forced", claim.Forced, "reply", reply, "previous_release", it.Released)
+	if learnHam {
+		// Delivered already: a failed lesson is a warning to act on, not
+		// a failed release.
+		if err := s.o.Learn(mctx, false, raw); err != nil {
+			s.log.Warn("learning a released message as ham failed", "id", id, "err", err)
+			note := "learning it as ham failed: " + oneLine(err)
+			if res.Warning == "" {
+				res.Warning = "delivered, but " + note
+			} else {
+				res.Warning += "; " + note
+			}
+		} else {
+			res.Learned = "ham"
+		}
+	}
+	s.log.Info("quarantine released", "id", id, "by", claim.By, "forced", claim.Forced, "reply", reply, "previous_release", it.Released, "learned", res.Learned)
 	writeJSON(w, http.StatusOK, res)
+}
+
+// errNoLearning answers a lesson asked of a node without a learning engine.
+const errNoLearning = "learning needs Rspamd's controller: set scanner.rspamd_controller"
+
+// LearnResult is the answer to POST /api/v1/quarantine/{id}/learn.
+type LearnResult struct {
+	ID      string `json:"id"`
+	Learned string `json:"learned"` // spam or ham
+	By      string `json:"by"`
+}
+
+// quarantineLearn teaches the spam engine a quarantined message as spam
+// (or ham) without releasing it.
+func (s *Server) quarantineLearn(w http.ResponseWriter, r *http.Request) {
+	if s.o.Learn == nil {
+		writeError(w, http.StatusNotImplemented, errNoLearning)
+		return
+	}
+	id := r.PathValue("id")
+	if err := checkID(id); err != nil {
+		writeError(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	as := r.URL.Query().Get("as")
+	if as != "spam" && as != "ham" {
+		writeError(w, http.StatusBadRequest, "as: want spam or ham, got "+strconv.Quote(as))
+		return
+	}
+	raw, err := s.o.Quarantine.Raw(r.Context(), id)
+	switch {
+	case errors.Is(err, quarantine.ErrNotFound):
+		writeError(w, http.StatusNotFound, fmt.Sprintf("no quarantined message with id %q", id))
+		return
+	case err != nil:
+		s.internal(w, r, "read quarantined message", err)
+		return
+	}
+	if err := s.o.Learn(r.Context(), as == "spam", raw); err != nil {
+		s.log.Warn("learning failed", "id", id, "as", as, "err", err)
+		writeError(w, http.StatusBadGateway, fmt.Sprintf("learn %s as %s: %s", id, as, oneLine(err)))
+		return
+	}
+	by := s.who(r)
+	s.log.Info("quarantined message learned", "id", id, "as", as, "by", by)
+	writeJSON(w, http.StatusOK, LearnResult{ID: id, Learned: as, By: by})
 }
 
 // storeGrace bounds the store writes that end a release after its client

@@ -130,16 +130,40 @@ func (c *Client) QuarantineRaw(ctx context.Context, id string) ([]byte, error) {
 	return raw, err
 }
 
+// ReleaseOptions modify a release.
+type ReleaseOptions struct {
+	// Force delivers again a message released (or being released) before.
+	Force bool
+	// LearnHam teaches the spam engine (Rspamd's controller) the message
+	// as ham once it is delivered.
+	LearnHam bool
+}
+
 // QuarantineRelease delivers a quarantined message to its recipients.
 // A message released (or being released) already is refused with 409
-// unless force is set: then it is delivered again.
-func (c *Client) QuarantineRelease(ctx context.Context, id string, force bool) (ReleaseResult, error) {
-	var q url.Values
-	if force {
-		q = url.Values{"force": {"true"}}
+// unless o.Force is set: then it is delivered again.
+func (c *Client) QuarantineRelease(ctx context.Context, id string, o ReleaseOptions) (ReleaseResult, error) {
+	q := url.Values{}
+	if o.Force {
+		q.Set("force", "true")
+	}
+	if o.LearnHam {
+		q.Set("learn", "ham")
 	}
 	var res ReleaseResult
 	err := c.call(ctx, http.MethodPost, "/api/v1/quarantine/"+url.PathEscape(id)+"/release", q, nil, &res)
+	return res, err
+}
+
+// QuarantineLearn teaches the spam engine (Rspamd's controller) a
+// quarantined message as spam, or as ham, without releasing it.
+func (c *Client) QuarantineLearn(ctx context.Context, id string, spam bool) (LearnResult, error) {
+	as := "ham"
+	if spam {
+		as = "spam"
+	}
+	var res LearnResult
+	err := c.call(ctx, http.MethodPost, "/api/v1/quarantine/"+url.PathEscape(id)+"/learn", url.Values{"as": {as}}, nil, &res)
 	return res, err
 }
 

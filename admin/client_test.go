@@ -41,7 +41,7 @@ func TestClient(t *testing.T) {
 	if err != nil || string(raw) != string(testRaw) {
 		t.Fatalf("QuarantineRaw = %q, %v", raw, err)
 	}
-	res, err := c.QuarantineRelease(ctx, "Q3", false)
+	res, err := c.QuarantineRelease(ctx, "Q3", ReleaseOptions{})
 	if err != nil || res.Reply != "250 2.0.0 Ok: queued as X1" {
 		t.Fatalf("QuarantineRelease = %+v, %v", res, err)
 	}

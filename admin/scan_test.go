@@ -3,6 +3,8 @@ package admin
 import (
 	"context"
 	"encoding/json"
+	"errors"
+	"slices"
 	"strings"
 	"testing"
 
@@ -73,5 +75,65 @@ func TestScan(t *testing.T) {
 	}
 	if a := newFixture(t, nil).req("POST", "/api/v1/scan", "Subject: x\r\n\r\nx\r\n"); a.code != 404 {
 		t.Errorf("scan on a node without a scanner: %d, want 404", a.code)
+	}
+}
+
+// Learning: a quarantined message is taught as spam (or ham) through
+// Options.Learn, with its raw bytes; a release can teach ham after the
+// delivery, and a failed lesson then is a warning, not a failed release.
+func TestLearn(t *testing.T) {
+	type lesson struct {
+		spam bool
+		raw  string
+	}
+	var lessons []lesson
+	var failLearn error
+	f := newFixture(t, func(o *Options) {
+		o.Learn = func(_ context.Context, spam bool, raw []byte) error {
+			if failLearn != nil {
+				return failLearn
+			}
+			lessons = append(lessons, lesson{spam, string(raw)})
+			return nil
+		}
+	})
+	for _, tt := range []struct {
+		name, method, path string
+		fail               error
+		code               int
+		want               []lesson
+		inBody             string
+	}{
+		{"spam", "POST", "/api/v1/quarantine/Q1/learn?as=spam", nil, 200, []lesson{{true, string(testRaw)}}, `"learned": "spam"`},
+		{"ham", "POST", "/api/v1/quarantine/Q1/learn?as=ham", nil, 200, []lesson{{false, string(testRaw)}}, `"learned": "ham"`},
+		{"bad as", "POST", "/api/v1/quarantine/Q1/learn?as=maybe", nil, 400, nil, "as: want spam or ham"},
+		{"unknown id", "POST", "/api/v1/quarantine/nope/learn?as=spam", nil, 404, nil, "no quarantined message"},
+		{"engine fails", "POST", "/api/v1/quarantine/Q1/learn?as=spam", errors.New("rspamd controller: connection refused"), 502, nil, "learn Q1 as spam: rspamd controller: connection refused"},
+		{"release, learn ham", "POST", "/api/v1/quarantine/Q2/release?learn=ham", nil, 200, []lesson{{false, string(testRaw)}}, `"learned": "ham"`},
+		{"release, lesson fails", "POST", "/api/v1/quarantine/Q3/release?learn=ham", errors.New("timeout"), 200, nil, "delivered, but learning it as ham failed: timeout"},
+		{"release, bad learn", "POST", "/api/v1/quarantine/Q3/release?learn=spam", nil, 400, nil, "learn: want ham"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			lessons, failLearn = nil, tt.fail
+			a := f.req(tt.method, tt.path, "")
+			if a.code != tt.code || !strings.Contains(a.body, tt.inBody) {
+				t.Errorf("%d %s; want %d with %q", a.code, a.body, tt.code, tt.inBody)
+			}
+			if len(lessons) != len(tt.want) || len(tt.want) > 0 && lessons[0] != tt.want[0] {
+				t.Errorf("lessons %+v, want %+v", lessons, tt.want)
+			}
+		})
+	}
+	if !slices.Equal(f.released, []string{"Q2", "Q3"}) {
+		t.Errorf("released %v, want Q2 and Q3 (a failed lesson does not undo a delivery)", f.released)
+	}
+	noLearn := newFixture(t, nil)
+	for _, path := range []string{"/api/v1/quarantine/Q1/learn?as=spam", "/api/v1/quarantine/Q1/release?learn=ham"} {
+		if a := noLearn.req("POST", path, ""); a.code != 501 || !strings.Contains(a.body, "scanner.rspamd_controller") {
+			t.Errorf("%s without a learning engine: %d %s", path, a.code, a.body)
+		}
+	}
+	if len(noLearn.released) != 0 {
+		t.Errorf("a release asking for a lesson no engine gives went ahead: %v", noLearn.released)
 	}
 }

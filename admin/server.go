@@ -68,6 +68,10 @@ type Options struct {
 	// Cluster reports the node's VRRP state for GET /api/v1/cluster
 	// (`mxgate cluster status`); nil = 404, clustering is off.
 	Cluster func() any
+	// Learn teaches the spam engine (Rspamd's controller) a message as
+	// spam or ham (`quarantine learn-spam`, `release --learn-ham`); nil =
+	// 501, no engine learns on this node.
+	Learn func(ctx context.Context, spam bool, raw []byte) error
 	// Scan runs a message through the node's scanning pipeline (POST
 	// /api/v1/scan, `mxgate scan`); nil = 404. Messages larger than
 	// MaxScanBytes are refused (413); SpoolDir holds the larger ones
@@ -131,6 +135,7 @@ func New(o Options) (*Server, error) {
 	mux.HandleFunc("GET /api/v1/quarantine/{id}", s.quarantineGet)
 	mux.HandleFunc("GET /api/v1/quarantine/{id}/raw", s.quarantineRaw)
 	mux.HandleFunc("POST /api/v1/quarantine/{id}/release", s.quarantineRelease)
+	mux.HandleFunc("POST /api/v1/quarantine/{id}/learn", s.quarantineLearn)
 	mux.HandleFunc("DELETE /api/v1/quarantine/{id}", s.quarantineDelete)
 	mux.HandleFunc("GET /api/v1/lists", s.listsAll)
 	mux.HandleFunc("POST /api/v1/lists", s.listsAdd)

@@ -142,7 +142,7 @@ func TestNodeCarriesMail(t *testing.T) {
 			if err != nil || len(items) != 1 || items[0].ID != qid {
 				t.Fatalf("quarantine through the admin API: %v, %v; want only %s", items, err, qid)
 			}
-			if res, err := ac.QuarantineRelease(ctx, qid, false); err != nil {
+			if res, err := ac.QuarantineRelease(ctx, qid, admin.ReleaseOptions{}); err != nil {
 				t.Fatalf("release %s: %v (%+v)", qid, err, res)
 			}
 			// The sink's dumps come in no particular order.

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"cmp"
+	"context"
 	"encoding/json"
 	"errors"
 	"io"
@@ -45,6 +46,7 @@ func walkAdmin(t *testing.T) string {
 		st := node.ClusterView{Status: cluster.Status{Node: "n1", State: "master", Since: time.Now().UTC()}, Mode: "active-active"}
 		o.Cluster = func() any { return st }
 		o.Scan = scanPool(t).Scan
+		o.Learn = func(context.Context, bool, []byte) error { return nil }
 	})
 	c, err := admin.NewClient(url, cliToken)
 	if err != nil {
@@ -93,20 +95,21 @@ func TestEveryCommand(t *testing.T) {
 	settings := writeTemp(t, "mode: active-active\n")
 	msg := writeTemp(t, "Subject: hello\r\n\r\nhello\r\n")
 	cases := map[string]commandCase{
-		"mxgate quarantine list":    {nil, []jsonRun{{nil, true}, {[]string{"--sender", "nobody@x.example"}, true}}},
-		"mxgate quarantine show":    {[]string{"Q1"}, []jsonRun{{[]string{"Q2"}, false}}},
-		"mxgate quarantine release": {[]string{"Q1"}, nil},
-		"mxgate quarantine delete":  {[]string{"Q3"}, nil},
-		"mxgate lists show":         {nil, []jsonRun{{nil, true}}},
-		"mxgate lists add":          {[]string{"block", "@new.example"}, nil},
-		"mxgate lists remove":       {[]string{"block", "@seed.example"}, nil},
-		"mxgate log":                {nil, []jsonRun{{nil, true}, {[]string{"--id", "none"}, true}}},
-		"mxgate cluster status":     {nil, []jsonRun{{nil, false}}},
-		"mxgate config show":        {nil, []jsonRun{{nil, false}, {[]string{"--history"}, true}}},
-		"mxgate config set":         {[]string{"-f", settings}, nil},
-		"mxgate config push":        {nil, nil},
-		"mxgate report":             {nil, []jsonRun{{nil, false}}},
-		"mxgate scan":               {[]string{msg}, []jsonRun{{[]string{msg}, false}}},
+		"mxgate quarantine list":       {nil, []jsonRun{{nil, true}, {[]string{"--sender", "nobody@x.example"}, true}}},
+		"mxgate quarantine show":       {[]string{"Q1"}, []jsonRun{{[]string{"Q2"}, false}}},
+		"mxgate quarantine release":    {[]string{"Q1"}, nil},
+		"mxgate quarantine delete":     {[]string{"Q3"}, nil},
+		"mxgate quarantine learn-spam": {[]string{"Q1"}, nil},
+		"mxgate lists show":            {nil, []jsonRun{{nil, true}}},
+		"mxgate lists add":             {[]string{"block", "@new.example"}, nil},
+		"mxgate lists remove":          {[]string{"block", "@seed.example"}, nil},
+		"mxgate log":                   {nil, []jsonRun{{nil, true}, {[]string{"--id", "none"}, true}}},
+		"mxgate cluster status":        {nil, []jsonRun{{nil, false}}},
+		"mxgate config show":           {nil, []jsonRun{{nil, false}, {[]string{"--history"}, true}}},
+		"mxgate config set":            {[]string{"-f", settings}, nil},
+		"mxgate config push":           {nil, nil},
+		"mxgate report":                {nil, []jsonRun{{nil, false}}},
+		"mxgate scan":                  {[]string{msg}, []jsonRun{{[]string{msg}, false}}},
 	}
 	down := downURL(t)
 	// Runs that change nothing on the server share one.

@@ -27,7 +27,7 @@ default ` + defaultAdminURL + `) with the token --token (env MXGATE_TOKEN).`,
 		RunE: groupRun,
 	}
 	adminFlags(cmd)
-	cmd.AddCommand(newQuarantineListCmd(), newQuarantineShowCmd(), newQuarantineReleaseCmd(), newQuarantineDeleteCmd())
+	cmd.AddCommand(newQuarantineListCmd(), newQuarantineShowCmd(), newQuarantineReleaseCmd(), newQuarantineLearnSpamCmd(), newQuarantineDeleteCmd())
 	return cmd
 }
 
@@ -172,9 +172,9 @@ func printHeader(w io.Writer, msg []byte) error {
 }
 
 func newQuarantineReleaseCmd() *cobra.Command {
-	var force bool
+	var o admin.ReleaseOptions
 	cmd := &cobra.Command{
-		Use:   "release ID [--force]",
+		Use:   "release ID [--force] [--learn-ham]",
 		Short: "Deliver a quarantined message to its recipients",
 		Long: `Deliver a quarantined message to its recipients through the downstream server,
 and mark it released.
@@ -183,12 +183,16 @@ A message is released once: a release that was done already, or that is
 under way (or was interrupted, when the node doing it stopped or the
 downstream's answer was lost), is refused with a message naming who
 released it and when. --force delivers it again all the same; the release
-is then recorded and logged as forced.`,
+is then recorded and logged as forced.
+
+--learn-ham then teaches Rspamd (scanner.rspamd_controller) the message as
+ham; a lesson that fails is a warning: the message is delivered.`,
 		Example: `  mxgate quarantine release 1a2b3c4d
+  mxgate quarantine release 1a2b3c4d --learn-ham  # a false positive: tell Rspamd
   mxgate quarantine release 1a2b3c4d --force   # a second copy, on purpose`,
 		Args: exactArgs(1),
 		RunE: withAdmin(func(cmd *cobra.Command, args []string, c *admin.Client) error {
-			res, err := c.QuarantineRelease(cmd.Context(), args[0], force)
+			res, err := c.QuarantineRelease(cmd.Context(), args[0], o)
 			if err != nil {
 				return err
 			}
@@ -203,14 +207,38 @@ is then recorded and logged as forced.`,
 			} else if !res.PreviousRelease.IsZero() {
 				fmt.Fprintf(out, "note: it had been released before, at %s\n", when(res.PreviousRelease))
 			}
+			if res.Learned != "" {
+				fmt.Fprintf(out, "learned as %s\n", clean(res.Learned))
+			}
 			if res.Warning != "" {
 				fmt.Fprintf(cmd.ErrOrStderr(), "warning: %s\n", clean(res.Warning))
 			}
 			return nil
 		}),
 	}
-	cmd.Flags().BoolVar(&force, "force", false, "release again a message released (or being released) before: a second copy")
+	cmd.Flags().BoolVar(&o.Force, "force", false, "release again a message released (or being released) before: a second copy")
+	cmd.Flags().BoolVar(&o.LearnHam, "learn-ham", false, "after delivering it, teach Rspamd the message as ham")
 	return cmd
+}
+
+func newQuarantineLearnSpamCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "learn-spam ID",
+		Short: "Teach Rspamd a quarantined message as spam",
+		Long: `Teach Rspamd (through scanner.rspamd_controller) a quarantined message as
+spam, without releasing or deleting it. A message Rspamd has learned
+already is reported as learned.`,
+		Example: `  mxgate quarantine learn-spam 1a2b3c4d`,
+		Args:    exactArgs(1),
+		RunE: withAdmin(func(cmd *cobra.Command, args []string, c *admin.Client) error {
+			res, err := c.QuarantineLearn(cmd.Context(), args[0], true)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "learned %s as %s\n", clean(res.ID), clean(res.Learned))
+			return nil
+		}),
+	}
 }
 
 func newQuarantineDeleteCmd() *cobra.Command {

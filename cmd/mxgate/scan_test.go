@@ -1,6 +1,10 @@
 package main
 
 import (
+	"bytes"
+	"context"
+	"errors"
+	"slices"
 	"strings"
 	"testing"
 
@@ -57,5 +61,33 @@ func TestScanCommand(t *testing.T) {
 	}
 	if _, _, err := run(t, "scan", "/nonexistent/msg.eml", "--admin", url, "--token", cliToken); err == nil || !strings.Contains(err.Error(), "read message:") {
 		t.Errorf("a missing file: %v", err)
+	}
+}
+
+// quarantine learn-spam and release --learn-ham reach the learning engine
+// with the quarantined message; a node without one says what to set.
+func TestLearnCommands(t *testing.T) {
+	var got []bool
+	url, _ := adminServerWith(t, func(o *admin.Options) {
+		o.Learn = func(_ context.Context, spam bool, raw []byte) error {
+			if !bytes.Equal(raw, cliRaw) {
+				return errors.New("not the quarantined message")
+			}
+			got = append(got, spam)
+			return nil
+		}
+	})
+	if out := mustRun(t, url, "quarantine", "learn-spam", "Q1"); out != "learned Q1 as spam\n" {
+		t.Errorf("learn-spam printed %q", out)
+	}
+	if out := mustRun(t, url, "quarantine", "release", "Q2", "--learn-ham"); !strings.Contains(out, "released Q2: ") || !strings.Contains(out, "learned as ham\n") {
+		t.Errorf("release --learn-ham printed %q", out)
+	}
+	if !slices.Equal(got, []bool{true, false}) {
+		t.Errorf("lessons (spam?) %v, want [true false]", got)
+	}
+	plain, _ := adminServer(t)
+	if _, _, err := run(t, "quarantine", "learn-spam", "Q1", "--admin", plain, "--token", cliToken); err == nil || !strings.Contains(err.Error(), "set scanner.rspamd_controller (HTTP 501)") {
+		t.Errorf("learn-spam on a node without a learning engine: %v", err)
 	}
 }
