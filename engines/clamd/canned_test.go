@@ -127,6 +127,7 @@ func TestCannedReplies(t *testing.T) {
 		{name: "unknown command", handle: reply("UNKNOWN COMMAND\x00"), size: 100, wantKind: engines.KindProtocol},
 		{name: "ok without its NUL", handle: reply("stream: OK"), size: 100, wantKind: engines.KindProtocol},
 		{name: "found without a name", handle: reply("stream:  FOUND\x00"), size: 100, wantKind: engines.KindProtocol},
+		{name: "found sharing its space", handle: reply("stream: FOUND\x00"), size: 100, wantKind: engines.KindProtocol},
 		{name: "ok with trailing text", handle: reply("stream: OK but\x00"), size: 100, wantKind: engines.KindProtocol},
 		{name: "huge reply", handle: reply(huge), size: 100, wantKind: engines.KindProtocol},
 		{name: "huge reply ending in NUL", handle: reply(huge + "\x00"), size: 100, wantKind: engines.KindProtocol},
@@ -306,7 +307,7 @@ func FuzzReply(f *testing.F) {
 	for _, s := range []string{
 		"stream: OK\x00", "stream: Eicar-Test-Signature.UNOFFICIAL FOUND\x00",
 		"INSTREAM size limit exceeded. ERROR\x00", "stream: lstat() failed ERROR\x00",
-		"", "\x00", "stream: OK", "stream: OK\x00stream: X FOUND\x00", "PONG\x00", "stream:  FOUND\x00",
+		"", "\x00", "stream: OK", "stream: OK\x00stream: X FOUND\x00", "PONG\x00", "stream:  FOUND\x00", "stream: FOUND\x00",
 	} {
 		f.Add([]byte(s))
 	}

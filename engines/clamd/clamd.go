@@ -317,12 +317,16 @@ func parseReply(reply string) (Result, error) {
 		return Result{}, fmt.Errorf("%w: %q", engines.ErrEngine, trim(reply))
 	case reply == "stream: OK":
 		return Result{}, nil
-	case strings.HasPrefix(reply, "stream: ") && strings.HasSuffix(reply, " FOUND"):
-		name := strings.TrimSuffix(strings.TrimPrefix(reply, "stream: "), " FOUND")
-		if name == "" || strings.TrimSpace(name) != name {
-			return Result{}, fmt.Errorf("reply %q names no signature: %w", trim(reply), engines.ErrProtocol)
+	}
+	// Prefix and suffix cut one after the other: in "stream: FOUND" they
+	// share the space, and "FOUND" is no signature name.
+	if rest, ok := strings.CutPrefix(reply, "stream: "); ok {
+		if name, ok := strings.CutSuffix(rest, " FOUND"); ok {
+			if name == "" || strings.TrimSpace(name) != name {
+				return Result{}, fmt.Errorf("reply %q names no signature: %w", trim(reply), engines.ErrProtocol)
+			}
+			return Result{Virus: name}, nil
 		}
-		return Result{Virus: name}, nil
 	}
 	return Result{}, fmt.Errorf("reply %q not understood: %w", trim(reply), engines.ErrProtocol)
 }
