@@ -146,7 +146,7 @@ func (c *Client) ScanStream(ctx context.Context, r io.Reader, size int64) (res R
 		return Result{}, fmt.Errorf("clamd %s: scan: message of %d bytes over the stream limit of %d: %w",
 			c.addr, size, c.streamMax, engines.ErrTooLarge)
 	}
-	reply, sendErr, err := c.call(ctx, "zINSTREAM", func(conn net.Conn) error { return c.stream(conn, r, size) })
+	reply, sendErr, err := c.call(ctx, "zINSTREAM", func(conn net.Conn) error { return c.stream(conn, r, size) }, true)
 	if err != nil {
 		return Result{}, err
 	}
@@ -163,11 +163,13 @@ func (c *Client) ScanStream(ctx context.Context, r io.Reader, size int64) (res R
 	return res, nil
 }
 
-// Ping asks clamd for PONG.
+// Ping asks clamd for PONG. It takes no turn of the limiter: a clamd busy
+// with MaxConnections slow scans is alive, and a health check that waited
+// behind them would report it down under load.
 func (c *Client) Ping(ctx context.Context) (err error) {
 	start := time.Now()
 	defer func() { c.metrics.Observe(engineName, start, err) }()
-	reply, _, err := c.call(ctx, "zPING", nil)
+	reply, _, err := c.call(ctx, "zPING", nil, false)
 	if err != nil {
 		return err
 	}
@@ -181,14 +183,16 @@ func (c *Client) Ping(ctx context.Context) (err error) {
 // and reads the one NUL-terminated reply. A failed send is returned apart
 // (sendErr) with whatever reply followed it: clamd answers a stream over
 // its limit and closes the connection, so the write fails first.
-func (c *Client) call(ctx context.Context, cmd string, send func(net.Conn) error) (reply string, sendErr, err error) {
+func (c *Client) call(ctx context.Context, cmd string, send func(net.Conn) error, limited bool) (reply string, sendErr, err error) {
 	ctx, cancel := context.WithTimeout(ctx, c.timeout)
 	defer cancel()
-	release, err := c.limiter.Acquire(ctx)
-	if err != nil {
-		return "", nil, fmt.Errorf("clamd %s: %s: %w", c.addr, cmd, err)
+	if limited {
+		release, err := c.limiter.Acquire(ctx)
+		if err != nil {
+			return "", nil, fmt.Errorf("clamd %s: %s: %w", c.addr, cmd, err)
+		}
+		defer release()
 	}
-	defer release()
 	conn, err := c.addr.Dial(ctx)
 	if err != nil {
 		return "", nil, fmt.Errorf("clamd: %s: %w", cmd, err)
