@@ -43,6 +43,7 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzReadEntries$$' -fuzztime $(FUZZTIME) ./msglog/journal
 	$(GO) test -run '^$$' -fuzz '^FuzzDial$$' -fuzztime $(FUZZTIME) -fuzzminimizetime 2s ./kv
 	$(GO) test -run '^$$' -fuzz '^FuzzEscapeInvisible$$' -fuzztime $(FUZZTIME) ./cmd/mxgate
+	$(GO) test -run '^$$' -fuzz '^FuzzReply$$' -fuzztime $(FUZZTIME) ./engines/clamd
 
 # Needs root (Postfix, smtp-sink -u, network namespaces) and
 # ../shared/bench/smtp-anchors.sh. Results: bench/results/*.md.
