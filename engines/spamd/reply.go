@@ -42,16 +42,15 @@ func errReply(format string, a ...any) error {
 	return fmt.Errorf("%w: %s", engines.ErrProtocol, fmt.Sprintf(format, a...))
 }
 
+var errNoReply = errReply("no reply")
+
 // readReply reads a reply to REPORT: the status line, the headers (with
 // Spam and Content-length), the report. Anything short of that is an
 // error, never a message without rules.
 func readReply(r io.Reader) (Reply, error) {
 	br := bufio.NewReader(io.LimitReader(r, maxHeader+maxReport+1))
-	status, header, err := readHead(br)
+	header, err := readHead(br)
 	if err != nil {
-		return Reply{}, err
-	}
-	if err := checkStatus(status); err != nil {
 		return Reply{}, err
 	}
 	var rep Reply
@@ -118,26 +117,30 @@ func readPong(r io.Reader) error {
 	return nil
 }
 
-// readHead reads the status line and the header lines up to the empty
-// line, at most maxHeader bytes in all.
-func readHead(br *bufio.Reader) (status string, header []string, err error) {
-	budget := maxHeader
+// readHead reads the status line, which ends the reply unless it says
+// success, then the header lines up to the empty line: at most maxHeader
+// bytes in all.
+func readHead(br *bufio.Reader) (header []string, err error) {
+	status, err := readLine(br, maxHeader)
+	if err != nil {
+		return nil, err
+	}
+	if err := checkStatus(status); err != nil {
+		return nil, err
+	}
+	budget := maxHeader - len(status)
 	for {
 		line, err := readLine(br, budget)
-		if err != nil {
-			return "", nil, err
+		if errors.Is(err, errNoReply) {
+			return nil, errReply("reply cut off after %d header lines", len(header))
 		}
-		budget -= len(line) + 2
-		if status == "" {
-			if line == "" {
-				return "", nil, errReply("empty status line")
-			}
-			status = line
-			continue
+		if err != nil {
+			return nil, err
 		}
 		if line == "" {
-			return status, header, nil
+			return header, nil
 		}
+		budget -= len(line) + 2
 		header = append(header, line)
 	}
 }
@@ -158,7 +161,7 @@ func readLine(br *bufio.Reader, budget int) (string, error) {
 		case errors.Is(err, bufio.ErrBufferFull):
 			continue
 		case errors.Is(err, io.EOF) && len(b) == 0:
-			return "", errReply("no reply")
+			return "", errNoReply
 		case errors.Is(err, io.EOF):
 			return "", errReply("reply cut off in %q", clip(string(b)))
 		default:
@@ -271,6 +274,9 @@ func parseTable(report string) ([]Rule, error) {
 			}
 			if len(rules) == maxRules {
 				return nil, errReply("report lists more than %d rules", maxRules)
+			}
+			if score == 0 {
+				score = 0 // "-0.0": a rule with a tiny negative score
 			}
 			rules = append(rules, Rule{Name: m[2], Score: score, Description: strings.TrimSpace(m[3])})
 			continue
