@@ -47,7 +47,7 @@ func StartSpamd(t testing.TB, localCF ...string) *Spamd {
 	t.Helper()
 	bin := Need(t, "spamd")[0]
 	if m, _ := filepath.Glob("/usr/share/spamassassin/*.cf"); len(m) == 0 {
-		Missing(t, "no SpamAssassin rules in /usr/share/spamassassin (install the Debian package spamassassin)")
+		Missing(t, "no SpamAssassin rules in /usr/share/spamassassin (install the Debian packages spamassassin and spamd)")
 	}
 	dir := t.TempDir()
 	// spamd reads its configuration as the user it runs as (nobody under

@@ -235,6 +235,9 @@ func parseScore(s string) (float64, error) {
 	if err != nil || math.IsInf(f, 0) || math.IsNaN(f) {
 		return 0, fmt.Errorf("%q not a number", clip(s))
 	}
+	if f == 0 {
+		f = 0 // "-0.0": rounded from a tiny negative score
+	}
 	return f, nil
 }
 
@@ -274,9 +277,6 @@ func parseTable(report string) ([]Rule, error) {
 			}
 			if len(rules) == maxRules {
 				return nil, errReply("report lists more than %d rules", maxRules)
-			}
-			if score == 0 {
-				score = 0 // "-0.0": a rule with a tiny negative score
 			}
 			rules = append(rules, Rule{Name: m[2], Score: score, Description: strings.TrimSpace(m[3])})
 			continue

@@ -2,6 +2,7 @@ package spamd
 
 import (
 	"fmt"
+	"math"
 	"strings"
 	"testing"
 
@@ -26,7 +27,7 @@ func TestResult(t *testing.T) {
 			{Name: "SPAMD_NEGATIVE", Score: -3.2, Detail: "Some whitelisting"},
 			{Name: SymbolSpam, Detail: "spamd: Spam: True ; 12.3 / 5.0"},
 		}},
-		{"ham, table rounding is not unlisted", "False ; 0.04 / 5.0", "---- ---------------------- ----------\n 0.0 TINY  tiny\n", []scanner.Symbol{
+		{"ham, table rounding is not unlisted", "False ; -0.0 / 5.0", "---- ---------------------- ----------\n 0.0 TINY  tiny\n", []scanner.Symbol{
 			{Name: "SPAMD_TINY", Detail: "tiny"},
 		}},
 		{"a template without table", "True ; 7.5 / 5.0", "Custom report, no table.\n", []scanner.Symbol{
@@ -56,6 +57,9 @@ func TestResult(t *testing.T) {
 			}
 			res := rep.result()
 			checkSum(t, res)
+			if res.Score == 0 && math.Signbit(res.Score) {
+				t.Error("score -0: shown as \"-0.0\"")
+			}
 			if res.Score != rep.Score || res.Action != "" {
 				t.Errorf("score %v action %q, want %v and none", res.Score, res.Action, rep.Score)
 			}
