@@ -4,7 +4,7 @@ BIN     := bin/mxgate
 PKGS    := ./...
 FUZZTIME ?= 10s
 # Debian packages the tests drive as real peers.
-TEST_DEBS := postfix swaks keepalived iproute2 redis-server clamav-daemon rspamd spamassassin spamc
+TEST_DEBS := postfix swaks keepalived iproute2 redis-server clamav-daemon rspamd spamassassin spamd spamc
 
 .PHONY: all build run test unit fuzz bench chaos check deps clean
 
@@ -44,6 +44,7 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzDial$$' -fuzztime $(FUZZTIME) -fuzzminimizetime 2s ./kv
 	$(GO) test -run '^$$' -fuzz '^FuzzEscapeInvisible$$' -fuzztime $(FUZZTIME) ./cmd/mxgate
 	$(GO) test -run '^$$' -fuzz '^FuzzReply$$' -fuzztime $(FUZZTIME) ./engines/clamd
+	$(GO) test -run '^$$' -fuzz '^FuzzReply$$' -fuzztime $(FUZZTIME) ./engines/spamd
 
 # Needs root (Postfix, smtp-sink -u, network namespaces) and
 # ../shared/bench/smtp-anchors.sh. Results: bench/results/*.md.
