@@ -1,13 +1,16 @@
 package testenv
 
 import (
+	"crypto/sha256"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -78,7 +81,7 @@ func StartRspamd(t testing.TB, o RspamdOptions) *Rspamd {
 	if st, err := os.Stat("/etc/rspamd/common.conf"); err != nil || st.IsDir() {
 		Missing(t, "/etc/rspamd/common.conf not found (install the Debian package rspamd: make deps)")
 	}
-	cache, err := rspamdCacheDir(bin)
+	cache, err := rspamdCacheDir(bin, o.Local)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -214,8 +217,10 @@ enable_test_patterns = true;
 }
 
 // rspamdCacheDir is the regex cache shared by the tests of one user and
-// rspamd version.
-func rspamdCacheDir(bin string) (string, error) {
+// rspamd version. Extra local.d files may change the set of regexps, and
+// rspamd removes the files of other sets from its cache directory as
+// stale, so each such configuration has a directory of its own.
+func rspamdCacheDir(bin string, local map[string]string) (string, error) {
 	out, err := exec.Command(bin, "--version").Output()
 	if err != nil {
 		return "", fmt.Errorf("rspamd --version: %w", err)
@@ -226,7 +231,15 @@ func rspamdCacheDir(bin string) (string, error) {
 		}
 		return -1
 	}, strings.TrimSpace(string(out)))
-	dir := filepath.Join(os.TempDir(), fmt.Sprintf("mxgate-rspamd-cache-%d-%s", os.Getuid(), version))
+	key := fmt.Sprintf("%d-%s", os.Getuid(), version)
+	if len(local) > 0 {
+		h := sha256.New()
+		for _, name := range slices.Sorted(maps.Keys(local)) {
+			fmt.Fprintf(h, "%s\x00%s\x00", name, local[name])
+		}
+		key += fmt.Sprintf("-%x", h.Sum(nil)[:6])
+	}
+	dir := filepath.Join(os.TempDir(), "mxgate-rspamd-cache-"+key)
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return "", fmt.Errorf("rspamd cache: %w", err)
 	}

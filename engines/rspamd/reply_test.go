@@ -176,13 +176,14 @@ func TestRequest(t *testing.T) {
 	body := []byte("Subject: x\r\n\r\nbody\r\n")
 	m := scanMessage("Q42", body)
 	m.Env.Sender = ""
+	m.Env.Helo = "evil\x00\r\nX-Injected: 1\tx"
 	if _, err := c.Scan(ctx, m); err != nil {
 		t.Fatal(err)
 	}
 	r, got := srv.request()
 	for _, tc := range []struct{ field, want string }{
 		{"IP", "192.0.2.10"},
-		{"Helo", "mail.example.com"},
+		{"Helo", "evil???X-Injected: 1?x"},
 		{"Hostname", "unknown"},
 		{"From", "<>"},
 		{"Queue-Id", "Q42"},
@@ -196,6 +197,9 @@ func TestRequest(t *testing.T) {
 	}
 	if r.Method != "POST" || r.URL.Path != "/checkv2" || r.ContentLength != int64(len(body)) || !bytes.Equal(got, body) {
 		t.Errorf("%s %s, length %d, body %q", r.Method, r.URL.Path, r.ContentLength, got)
+	}
+	if r.Header.Get("X-Injected") != "" {
+		t.Error("HELO injected a header")
 	}
 	if r.Header.Get("Password") != "" {
 		t.Error("the controller's password went to the normal worker")

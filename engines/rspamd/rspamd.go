@@ -116,23 +116,23 @@ func (c *Client) Check(ctx context.Context, req Request, body io.Reader, size in
 		h.Set("IP", req.IP.Unmap().String())
 	}
 	if req.Helo != "" {
-		h.Set("Helo", req.Helo)
+		h.Set("Helo", headerSafe(req.Helo))
 	}
 	host := req.Hostname
 	if host == "" {
 		host = unknownClient
 	}
-	h.Set("Hostname", host)
+	h.Set("Hostname", headerSafe(host))
 	from := req.From
 	if from == "" {
 		from = "<>"
 	}
-	h.Set("From", from)
+	h.Set("From", headerSafe(from))
 	for _, r := range req.Rcpts {
-		h.Add("Rcpt", r)
+		h.Add("Rcpt", headerSafe(r))
 	}
 	if req.QueueID != "" {
-		h.Set("Queue-Id", req.QueueID)
+		h.Set("Queue-Id", headerSafe(req.QueueID))
 	}
 	status, b, err := c.call(ctx, c.addr, "/checkv2", h, body, size)
 	if err != nil {
@@ -146,6 +146,19 @@ func (c *Client) Check(ctx context.Context, req Request, body io.Reader, size in
 		return Reply{}, fmt.Errorf("rspamd %s: check: %w", c.addr, err)
 	}
 	return r, nil
+}
+
+// headerSafe replaces the control characters that an HTTP header cannot
+// carry: the client's HELO is the client's to choose, and a request that
+// cannot be sent would turn every message of that client into an engine
+// error, and so into the engine's on_error action.
+func headerSafe(s string) string {
+	return strings.Map(func(r rune) rune {
+		if r < 0x20 || r == 0x7f {
+			return '?'
+		}
+		return r
+	}, s)
 }
 
 // Learn teaches the controller's Bayes classifier that the message is
