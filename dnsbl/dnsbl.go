@@ -33,9 +33,9 @@ import (
 
 // Options configure a Checker.
 type Options struct {
-	Policy     scanner.DNSBLPolicy    // the cluster's scanner.dnsbl; must have passed Validate
-	Resolver   *net.Resolver          // nil = the system's
-	Logger     *slog.Logger           // nil = slog.Default()
+	Policy     scanner.DNSBLPolicy   // the cluster's scanner.dnsbl; must have passed Validate
+	Resolver   *net.Resolver         // nil = the system's
+	Logger     *slog.Logger          // nil = slog.Default()
 	Registerer prometheus.Registerer // nil = metrics not registered
 }
 
