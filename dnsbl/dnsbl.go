@@ -135,7 +135,7 @@ func (c *Checker) CheckIP(ctx context.Context, ip netip.Addr) ([]Listing, error)
 // that is no host name is not asked.
 func (c *Checker) CheckDomain(ctx context.Context, domain string) ([]Listing, error) {
 	domain = strings.ToLower(strings.TrimSuffix(domain, "."))
-	if !isHostname(domain) {
+	if !scanner.IsHostname(domain) {
 		return nil, nil
 	}
 	return c.check(ctx, scanner.DNSBLTypeDomain, domain)
@@ -259,23 +259,6 @@ func reverse(ip netip.Addr) string {
 	return s.String()
 }
 
-func isHostname(s string) bool {
-	if s == "" || len(s) > 200 {
-		return false
-	}
-	for label := range strings.SplitSeq(s, ".") {
-		if label == "" || len(label) > 63 {
-			return false
-		}
-		for i := 0; i < len(label); i++ {
-			c := label[i]
-			if !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '-' || c == '_') {
-				return false
-			}
-		}
-	}
-	return true
-}
 
 // cache keeps answers (listed or not, never errors) for ttl, at most size
 // of them: when full, expired entries go first, then arbitrary ones.

@@ -62,7 +62,7 @@ func New(o Options) (*Checker, error) {
 	if id == "" {
 		id = o.Hostname
 	}
-	if id == "" || !isHostname(id) {
+	if id == "" || !scanner.IsHostname(id) {
 		return nil, fmt.Errorf("mailauth: authserv-id %q is not a host name", id)
 	}
 	if o.Resolver == nil {
@@ -167,7 +167,7 @@ func (c *Checker) checkSPF(ctx context.Context, env scanner.Envelope) (spf.Resul
 	if !env.ClientIP.IsValid() {
 		return spf.None, domain, item(spf.None, "client address unknown")
 	}
-	if domain == "" || !isHostname(domain) {
+	if domain == "" || !scanner.IsHostname(domain) {
 		return spf.None, "", item(spf.None, "no domain to check")
 	}
 	ctx, cancel := context.WithTimeout(ctx, c.spfT)

@@ -7,6 +7,8 @@ import (
 	"io"
 	"net/mail"
 	"strings"
+
+	"github.com/mxgate/mxgate/scanner"
 )
 
 // maxHeaderBytes bounds the header read from a message: DKIM signs and
@@ -116,7 +118,7 @@ func domainOf(addr string) string {
 		return ""
 	}
 	d := strings.TrimSuffix(strings.ToLower(addr[i+1:]), ".")
-	if !isHostname(d) {
+	if !scanner.IsHostname(d) {
 		return ""
 	}
 	return d
@@ -132,24 +134,6 @@ func lenientDomain(v string) string {
 		rest = rest[:j]
 	}
 	return domainOf("@" + rest)
-}
-
-func isHostname(s string) bool {
-	if s == "" || len(s) > 253 {
-		return false
-	}
-	for label := range strings.SplitSeq(s, ".") {
-		if label == "" || len(label) > 63 {
-			return false
-		}
-		for i := 0; i < len(label); i++ {
-			c := label[i]
-			if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_') {
-				return false
-			}
-		}
-	}
-	return true
 }
 
 // dkimTag is the value of tag in a DKIM-Signature field's value (RFC

@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 	"unicode/utf8"
+
+	"github.com/mxgate/mxgate/scanner"
 )
 
 func TestRemoveOwnResults(t *testing.T) {
@@ -151,7 +153,7 @@ func FuzzHeaderFields(f *testing.F) {
 	f.Add([]byte("From: a@b, c@d\r\n\tx\r\n"))
 	f.Fuzz(func(t *testing.T, raw []byte) {
 		fs := fields(raw)
-		if d, ok := fromDomain(fs); ok && !isHostname(d) {
+		if d, ok := fromDomain(fs); ok && !scanner.IsHostname(d) {
 			t.Fatalf("from domain %q is no host name", d)
 		}
 		for _, fl := range fs {

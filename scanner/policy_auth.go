@@ -240,7 +240,7 @@ func (d DNSBLPolicy) problems() []error {
 	for i, z := range d.Zones {
 		key := fmt.Sprintf("zones[%d]", i)
 		name := strings.ToLower(strings.TrimSuffix(z.Zone, "."))
-		if !validHostname(name) || !strings.Contains(name, ".") {
+		if !IsHostname(name) || !strings.Contains(name, ".") {
 			bad(key+".zone", "%q is not a DNS zone (e.g. zen.spamhaus.org)", z.Zone)
 		}
 		if !slices.Contains([]string{"", DNSBLTypeIP, DNSBLTypeDomain}, z.Type) {
@@ -249,7 +249,11 @@ func (d DNSBLPolicy) problems() []error {
 		if math.IsNaN(z.Score) || math.IsInf(z.Score, 0) || z.Score > MaxThreshold || z.Score < -MaxThreshold {
 			bad(key+".score", "must be -%d to %d, got %g", MaxThreshold, MaxThreshold, z.Score)
 		}
-		id := name + "/" + z.Type
+		typ := z.Type
+		if typ == "" {
+			typ = DNSBLTypeIP
+		}
+		id := name + "/" + typ
 		if j, dup := seen[id]; dup {
 			bad(key+".zone", "%s is already zones[%d]", z.Zone, j)
 		}
@@ -280,9 +284,13 @@ func (l DNSLocal) problems() []error {
 
 // validAuthservID keeps the authserv-id to what can be written unquoted
 // in a header: a host name.
-func validAuthservID(s string) bool { return len(s) <= maxAuthservID && validHostname(s) }
+func validAuthservID(s string) bool { return len(s) <= maxAuthservID && IsHostname(s) }
 
-func validHostname(s string) bool {
+// IsHostname reports whether s is a DNS name of letters, digits, hyphens
+// and underscores (DKIM selectors, DNSBL zones) in labels of at most 63,
+// 253 in all: what the auth and DNSBL code will put into a query or a
+// header.
+func IsHostname(s string) bool {
 	if s == "" || len(s) > 253 {
 		return false
 	}

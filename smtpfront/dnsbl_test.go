@@ -121,4 +121,3 @@ func newBL(t *testing.T, d *testenv.DNS, zones ...scanner.DNSBLZone) *dnsbl.Chec
 	}
 	return c
 }
-
