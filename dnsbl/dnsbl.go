@@ -259,7 +259,6 @@ func reverse(ip netip.Addr) string {
 	return s.String()
 }
 
-
 // cache keeps answers (listed or not, never errors) for ttl, at most size
 // of them: when full, expired entries go first, then arbitrary ones.
 type cache struct {
