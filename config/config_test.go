@@ -92,7 +92,8 @@ func keys(t reflect.Type, prefix string) []string {
 			out = append(out, keys(f.Type, prefix)...)
 			continue
 		}
-		name := prefix + f.Tag.Get("yaml")
+		tag, _, _ := strings.Cut(f.Tag.Get("yaml"), ",")
+		name := prefix + tag
 		if f.Type.Kind() == reflect.Struct && f.Type != reflect.TypeFor[Duration]() {
 			out = append(out, keys(f.Type, name+".")...)
 		} else {

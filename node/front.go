@@ -11,7 +11,9 @@ import (
 
 	"github.com/mxgate/mxgate/config"
 	"github.com/mxgate/mxgate/deliver"
+	"github.com/mxgate/mxgate/dnsbl"
 	"github.com/mxgate/mxgate/lists"
+	"github.com/mxgate/mxgate/mailauth"
 	"github.com/mxgate/mxgate/scanner"
 	"github.com/mxgate/mxgate/smtpfront"
 	"github.com/mxgate/mxgate/store"
@@ -22,6 +24,10 @@ import (
 // in st.
 func newFront(cfg config.Config, d *scanner.Dispatcher, lc *lists.Cache, st *store.Backend, log *slog.Logger, reg prometheus.Registerer) (*smtpfront.Server, error) {
 	tlsConf, err := tlsConfig(cfg.SMTP.TLS)
+	if err != nil {
+		return nil, err
+	}
+	bl, err := newDNSBL(cfg, log, reg)
 	if err != nil {
 		return nil, err
 	}
@@ -48,6 +54,7 @@ func newFront(cfg config.Config, d *scanner.Dispatcher, lc *lists.Cache, st *sto
 		ProxyTrusted:        prefixes(s.ProxyTrusted),
 		Downstream:          downstream(cfg),
 		Scanner:             d,
+		DNSBL:               bl,
 		Lists:               lc,
 		Quarantine:          st.Quarantine,
 		QuarantineRetention: cfg.Store.QuarantineRetention.Duration,
@@ -58,6 +65,20 @@ func newFront(cfg config.Config, d *scanner.Dispatcher, lc *lists.Cache, st *sto
 		Logger:              log,
 		Registerer:          reg,
 	})
+}
+
+// newDNSBL is the blocklist checker of the node file's scanner.dnsbl
+// (nil without zones), asking the node's resolver. Zones changed by a
+// later revision apply at the next start.
+func newDNSBL(cfg config.Config, log *slog.Logger, reg prometheus.Registerer) (*dnsbl.Checker, error) {
+	if len(cfg.Scanner.DNSBL.Zones) == 0 {
+		return nil, nil
+	}
+	c, err := dnsbl.New(dnsbl.Options{Policy: cfg.Scanner.DNSBL, Resolver: mailauth.NewResolver(cfg.Scanner.DNS.Resolver), Logger: log, Registerer: reg})
+	if err != nil {
+		return nil, fmt.Errorf("scanner.dnsbl: %w", err)
+	}
+	return c, nil
 }
 
 // downstream is the mail server that gets clean and released mail.

@@ -78,6 +78,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"net/http"
 	"net/netip"
 	"strings"
@@ -236,6 +237,9 @@ type wireEnvelope struct {
 	// An older peer ignores it and applies the attachment policy: the
 	// safe side.
 	SkipAttachments bool `json:"skip_attachments,omitempty"`
+	// The front end's findings before DATA (DNSBL); an older peer
+	// ignores them and scores the message without.
+	Symbols []wireSymbol `json:"symbols,omitempty"`
 }
 
 type wireEnvAddr struct {
@@ -255,6 +259,9 @@ func encodeEnvelope(m *scanner.Message) ([]byte, error) {
 		},
 		Allowlisted:     m.Allowlisted,
 		SkipAttachments: m.Allowlisted && m.SkipAttachments,
+	}
+	for _, sym := range m.Symbols {
+		w.Symbols = append(w.Symbols, wireSymbol(sym))
 	}
 	if w.Envelope.Recipients == nil {
 		w.Envelope.Recipients = []string{}
@@ -318,8 +325,13 @@ func decodeEnvelope(raw []byte) (scanner.Message, error) {
 	if w.Envelope.Recipients == nil {
 		w.Envelope.Recipients = []string{} // as encodeEnvelope sends none
 	}
+	var syms []scanner.Symbol
+	for _, sym := range w.Symbols {
+		syms = append(syms, scanner.Symbol(sym))
+	}
 	return scanner.Message{
-		ID: w.ID,
+		Symbols: syms,
+		ID:      w.ID,
 		Env: scanner.Envelope{
 			ClientIP: w.Envelope.ClientIP, Helo: w.Envelope.Helo, Sender: w.Envelope.Sender,
 			Recipients: w.Envelope.Recipients,
@@ -353,8 +365,28 @@ func (w wireEnvelope) validate() error {
 			return err
 		}
 	}
+	if len(w.Symbols) > maxWireSymbols {
+		return fmt.Errorf("envelope: %d symbols, limit %d", len(w.Symbols), maxWireSymbols)
+	}
+	for _, sym := range w.Symbols {
+		if err := checkField("symbol", sym.Name, maxSymbolLen); err != nil {
+			return err
+		}
+		if err := checkField("symbol detail", sym.Detail, maxFieldLen); err != nil {
+			return err
+		}
+		if math.IsNaN(sym.Score) || math.IsInf(sym.Score, 0) || math.Abs(sym.Score) > scanner.MaxThreshold {
+			return fmt.Errorf("envelope: symbol %s scores %g", sym.Name, sym.Score)
+		}
+	}
 	return nil
 }
+
+// Bounds of the front end's symbols in an envelope (one per DNSBL zone).
+const (
+	maxWireSymbols = 64
+	maxSymbolLen   = 64
+)
 
 func checkField(name, v string, limit int) error {
 	if len(v) > limit {

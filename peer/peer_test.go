@@ -921,6 +921,7 @@ func TestEnvelopeRoundTrip(t *testing.T) {
 		newMessage("q1", ""),
 		{ID: "q2", Env: scanner.Envelope{ClientIP: netip.MustParseAddr("2001:db8::1"), Recipients: []string{"a@b"}}, Allowlisted: true},
 		{ID: "q2s", Allowlisted: true, SkipAttachments: true},
+		{ID: "q2d", Symbols: []scanner.Symbol{{Name: "DNSBL_BL_TEST", Score: 3, Detail: "client listed in bl.test (127.0.0.2)"}}},
 		{ID: "q3"},
 		{ID: ""},
 		{ID: "q4", Env: scanner.Envelope{Sender: "jörg@bücher.example", Recipients: []string{"ünï@例え.jp"}}},
@@ -948,7 +949,8 @@ func TestEnvelopeRoundTrip(t *testing.T) {
 		}
 	}
 	for _, bad := range []string{"", "!!", "[]", `{"id":"q1"} 1`, `{"id":"q1\u0000"}`, `{"id":"q1"`,
-		`{"envelope":{"recipients":[""]}}`, `{"envelope":{"client_ip":"1.2.3"}}`, "\xff"} {
+		`{"envelope":{"recipients":[""]}}`, `{"envelope":{"client_ip":"1.2.3"}}`, "\xff",
+		`{"symbols":[{"name":"X\n","score":1}]}`, `{"symbols":[{"name":"X","score":1e9}]}`} {
 		if _, err := decodeEnvelope([]byte(bad)); err == nil {
 			t.Errorf("decodeEnvelope(%q) accepted", bad)
 		}

@@ -35,6 +35,7 @@ func newEngine(opts Options) (*engine, error) {
 		ruleCheck{rules: rules},
 		sizeCheck{limit: o.MaxMessageBytes},
 		allowCheck{},
+		frontCheck{},
 	}
 	return e, nil
 }

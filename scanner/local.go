@@ -37,6 +37,9 @@ type Local struct {
 	// scanning is mostly waiting. The caller's context and Timeout cut it
 	// short. 0 in production.
 	SimulatedDelay duration.Duration `yaml:"simulated_delay" json:"simulated_delay"`
+	// DNS is this node's resolver for sender authentication and DNSBLs
+	// (policy_auth.go).
+	DNS DNSLocal `yaml:"dns,omitempty" json:"dns,omitzero"`
 }
 
 // DefaultLocal are the node-local settings of a node file without scanner
@@ -79,6 +82,7 @@ func (l Local) Validate() error {
 	if d := l.SimulatedDelay.Duration; d < 0 || d > MaxSimulatedDelay {
 		bad("simulated_delay", "must be 0 to 1m, got %s", d)
 	}
+	errs = append(errs, l.DNS.problems()...)
 	return errors.Join(errs...)
 }
 

@@ -45,6 +45,10 @@ type Policy struct {
 	// MaxMIMEParts is the most MIME parts walked; more are not scanned,
 	// and the message gets OnLimit.
 	MaxMIMEParts int `yaml:"max_mime_parts" json:"max_mime_parts"`
+	// Auth is sender authentication and DNSBL is the DNS blocklists
+	// (policy_auth.go); their zero values are the defaults.
+	Auth  AuthPolicy  `yaml:"auth,omitempty" json:"auth,omitzero"`
+	DNSBL DNSBLPolicy `yaml:"dnsbl,omitempty" json:"dnsbl,omitzero"`
 }
 
 // Thresholds turn the score into an action.
@@ -110,6 +114,7 @@ func (p Policy) Clone() Policy {
 	p.Rules = slices.Clone(p.Rules)
 	p.Attachments.BlockedExtensions = slices.Clone(p.Attachments.BlockedExtensions)
 	p.Attachments.BlockedTypes = slices.Clone(p.Attachments.BlockedTypes)
+	p.Auth, p.DNSBL = p.Auth.clone(), p.DNSBL.clone()
 	return p
 }
 
@@ -199,6 +204,7 @@ func (p Policy) compile() ([]Rule, []error) {
 			bad(l.key, "must be at most %d, got %d", l.max, l.v)
 		}
 	}
+	errs = append(append(errs, p.Auth.problems()...), p.DNSBL.problems()...)
 	return rules, errs
 }
 

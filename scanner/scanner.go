@@ -36,6 +36,9 @@ type Message struct {
 	// banned attachments quarantined; viruses and content past a scan
 	// limit are never waived. Meaningless without Allowlisted.
 	SkipAttachments bool
+	// Symbols are findings of the SMTP front end before DATA (DNSBL
+	// listings with their scores), merged into the verdict like a check's.
+	Symbols []Symbol
 }
 
 // Symbol is one named finding and its score.

@@ -20,6 +20,7 @@ import (
 
 	"github.com/mxgate/mxgate/coalesce"
 	"github.com/mxgate/mxgate/deliver"
+	"github.com/mxgate/mxgate/dnsbl"
 	"github.com/mxgate/mxgate/freebind"
 	"github.com/mxgate/mxgate/lists"
 	"github.com/mxgate/mxgate/msglog"
@@ -61,6 +62,7 @@ type Options struct {
 	Downstream deliver.Options
 
 	Scanner             scanner.Worker
+	DNSBL               *dnsbl.Checker // nil: no blocklists asked
 	Lists               ListSource
 	Quarantine          quarantine.Store
 	QuarantineRetention time.Duration

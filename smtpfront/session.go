@@ -50,6 +50,7 @@ type session struct {
 	refused   refusedList // "rcpt: reply" for the message log
 	downInTx  bool
 	dataTried bool
+	dnsbl     dnsblState
 }
 
 func (s *Server) newSession(c *smtp.Conn) (smtp.Session, error) {
@@ -145,6 +146,9 @@ func (ss *session) Rcpt(to string, opts *smtp.RcptOptions) error {
 	if kind == lists.Block {
 		return ss.refuse(to, "blocked", errBlocked)
 	}
+	if err := ss.checkDNSBL(kind); err != nil {
+		return ss.refuse(to, "dnsbl", err)
+	}
 	if len(ss.rcpts) > 0 && (kind != ss.policy || pol.SkipAttachments != ss.skipAtt) {
 		return ss.refuse(to, "split", errSplitRcpt)
 	}
@@ -234,6 +238,7 @@ func (ss *session) data(r io.Reader, rec *msglog.Record) (*smtp.SMTPError, error
 		Allowlisted: ss.policy == lists.Allow,
 		// Set with policy at the first recipient, so never stale.
 		SkipAttachments: ss.policy == lists.Allow && ss.skipAtt,
+		Symbols:         ss.dnsbl.symbols(),
 	}
 	scanStart := time.Now()
 	ctx, cancel := context.WithTimeout(ss.s.ctx, ss.s.o.ScanTimeout)
@@ -364,6 +369,7 @@ func (ss *session) reset() {
 	ss.id, ss.from, ss.hasFrom, ss.utf8 = "", "", false, false
 	ss.rcpts, ss.refused, ss.policy, ss.dataTried = nil, refusedList{}, "", false
 	ss.skipAtt = false
+	ss.dnsbl.resetTx()
 }
 
 func (ss *session) Logout() error {
