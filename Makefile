@@ -46,6 +46,10 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzReply$$' -fuzztime $(FUZZTIME) ./engines/clamd
 	$(GO) test -run '^$$' -fuzz '^FuzzReply$$' -fuzztime $(FUZZTIME) ./engines/spamd
 	$(GO) test -run '^$$' -fuzz '^FuzzReply$$' -fuzztime $(FUZZTIME) ./engines/rspamd
+	$(GO) test -run '^$$' -fuzz '^FuzzRemoveOwnResults$$' -fuzztime $(FUZZTIME) ./mailauth
+	$(GO) test -run '^$$' -fuzz '^FuzzPvalue$$' -fuzztime $(FUZZTIME) ./mailauth
+	$(GO) test -run '^$$' -fuzz '^FuzzHeaderFields$$' -fuzztime $(FUZZTIME) ./mailauth
+	$(GO) test -run '^$$' -fuzz '^FuzzClassify$$' -fuzztime $(FUZZTIME) ./dnsbl
 
 # Needs root (Postfix, smtp-sink -u, network namespaces) and
 # ../shared/bench/smtp-anchors.sh. Results: bench/results/*.md.
