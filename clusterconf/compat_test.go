@@ -35,6 +35,8 @@ func oldRevision() Revision {
 				},
 				MaxMIMEDepth: 20,
 				MaxMIMEParts: 800,
+				// Keys added later read as their defaults.
+				Engines: scanner.DefaultPolicy().Engines,
 			},
 			Mode:    config.ModeActivePassive,
 			Weights: map[string]int{"n1": 100, "n2": 0},

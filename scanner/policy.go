@@ -45,6 +45,8 @@ type Policy struct {
 	// MaxMIMEParts is the most MIME parts walked; more are not scanned,
 	// and the message gets OnLimit.
 	MaxMIMEParts int `yaml:"max_mime_parts" json:"max_mime_parts"`
+	// Engines are the outside engines' settings (policy_engines.go).
+	Engines Engines `yaml:"engines" json:"engines"`
 }
 
 // Thresholds turn the score into an action.
@@ -89,6 +91,7 @@ func DefaultPolicy() Policy {
 		},
 		MaxMIMEDepth: 10,
 		MaxMIMEParts: 500,
+		Engines:      defaultEngines(),
 	}
 }
 
@@ -199,6 +202,7 @@ func (p Policy) compile() ([]Rule, []error) {
 			bad(l.key, "must be at most %d, got %d", l.max, l.v)
 		}
 	}
+	p.Engines.check(bad)
 	return rules, errs
 }
 
