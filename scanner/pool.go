@@ -22,7 +22,7 @@ import (
 // current when it started, from start to end.
 type Pool struct {
 	eng     atomic.Pointer[engine]
-	health  engineHealth // which outside engines answer, by name
+	health  engineHealth  // which outside engines answer, by name
 	queue   int           // fixed at NewPool, like the number of turns
 	turns   chan *scratch // a token per concurrent scan, carrying its buffers
 	waiting atomic.Int64
