@@ -66,7 +66,7 @@ const maxFilter = 512
 var safeID = regexp.MustCompile(`^[A-Za-z0-9._-]+$`)
 
 // verdicts are the classes a quarantined message can have.
-var verdicts = []string{"spam", "virus", "banned", "unscannable", "policy"}
+var verdicts = []string{"spam", "virus", "banned", "unscannable", "engine_failed", "policy"}
 
 // badRequest is an input error; its text names the field.
 type badRequest string

@@ -60,7 +60,9 @@ func (s *Server) configPut(w http.ResponseWriter, r *http.Request) {
 	if !s.configStore(w) {
 		return
 	}
-	var req ConfigRequest
+	// Over the defaults: a client older than a setting leaves it out, and
+	// it must read as its default, not as a zero the scanner refuses.
+	req := ConfigRequest{Settings: clusterconf.Defaults()}
 	if err := decodeBody(w, r, &req); err != nil {
 		writeError(w, http.StatusBadRequest, err.Error())
 		return

@@ -285,7 +285,7 @@ func TestBadInput(t *testing.T) {
 		{"GET", "/api/v1/quarantine?limit=x", "", 400, "limit: want a whole number"},
 		{"GET", "/api/v1/quarantine?limit=-1", "", 400, "limit:"},
 		{"GET", "/api/v1/quarantine?limit=10001", "", 400, "limit:"},
-		{"GET", "/api/v1/quarantine?verdict=ham", "", 400, `verdict: "ham" is not one of spam, virus, banned, unscannable, policy`},
+		{"GET", "/api/v1/quarantine?verdict=ham", "", 400, `verdict: "ham" is not one of spam, virus, banned, unscannable, engine_failed, policy`},
 		{"GET", "/api/v1/quarantine?sender=" + long, "", 400, "sender: not a valid filter value"},
 		{"GET", "/api/v1/quarantine?rcpt=a%0Ab", "", 400, "rcpt: not a valid filter value"},
 		{"GET", "/api/v1/quarantine?since=x&limit=y", "", 400, "limit:"},

@@ -13,10 +13,11 @@ import (
 )
 
 // scannerKeys are the keys under scanner: as the file and its JSON had
-// them before the scanner owned their types; none may move or change.
+// them before the scanner owned their types; none may move or change
+// (engines and rspamd_controller came with the outside engines).
 var scannerKeys = []string{
-	"attachments", "clamd", "max_mime_depth", "max_mime_parts", "on_limit", "queue", "rspamd",
-	"rules", "simulated_delay", "spamd", "thresholds", "timeout", "virus_action", "workers",
+	"attachments", "clamd", "engines", "max_mime_depth", "max_mime_parts", "on_limit", "queue", "rspamd",
+	"rspamd_controller", "rules", "simulated_delay", "spamd", "thresholds", "timeout", "virus_action", "workers",
 }
 
 // The scanner section is the scanner's Policy and Local settings, inlined,

@@ -15,10 +15,17 @@ import (
 
 // Member is one node as it last described itself.
 type Member struct {
-	ID       string    `json:"id"`
-	PeerAddr string    `json:"peer_addr"` // host:port of its peer scan API
-	Weight   int       `json:"weight"`
-	Healthy  bool      `json:"healthy"`
+	ID       string `json:"id"`
+	PeerAddr string `json:"peer_addr"` // host:port of its peer scan API
+	Weight   int    `json:"weight"`
+	// Healthy: the member takes scans (not draining, and every engine
+	// its policy needs answers).
+	Healthy bool `json:"healthy"`
+	// Down names the engines that do not answer there ("clamd
+	// (timeout)") while Healthy is false because of them: such a member
+	// still scans when no healthy one is left (with on_error), where a
+	// draining one (Down empty) does not. Absent in older nodes' records.
+	Down     []string  `json:"down,omitempty"`
 	Busy     int       `json:"busy"` // scans running
 	Workers  int       `json:"workers"`
 	Master   bool      `json:"master"`

@@ -249,7 +249,8 @@ func (r *Runner) dispatchSet(self members.Member, view []members.Member, mode st
 				states[stateStandby]++
 			}
 			continue
-		case !m.Healthy:
+		case !m.Healthy && len(m.Down) == 0:
+			// Draining.
 			states[stateUnhealthy]++
 			continue
 		case w <= 0:
@@ -271,8 +272,15 @@ func (r *Runner) dispatchSet(self members.Member, view []members.Member, mode st
 			states[stateStandby]++ // no way to reach it
 			continue
 		}
-		states[stateDispatching]++
-		set = append(set, scanner.Member{Name: m.ID, Weight: w, Worker: wk})
+		// A member whose engines are down is kept as the last resort: the
+		// dispatcher tries it only when no healthy member is left.
+		unhealthy := !m.Healthy
+		if unhealthy {
+			states[stateUnhealthy]++
+		} else {
+			states[stateDispatching]++
+		}
+		set = append(set, scanner.Member{Name: m.ID, Weight: w, Worker: wk, Unhealthy: unhealthy})
 	}
 	for k, wk := range r.peers {
 		if !used[k] {

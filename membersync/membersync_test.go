@@ -240,11 +240,16 @@ func (c *cluster) beat(ttl time.Duration, ids ...string) {
 	}
 }
 
-// dispatching renders the dispatcher's members as "n1:100 n2:50".
+// dispatching renders the dispatcher's members as "n1:100 n2:50", an
+// unhealthy one (engines down) as "n2:50!".
 func dispatching(d *scanner.Dispatcher) string {
 	var s []string
 	for _, m := range d.Members() {
-		s = append(s, fmt.Sprintf("%s:%d", m.Name, m.Weight))
+		mark := ""
+		if m.Unhealthy {
+			mark = "!"
+		}
+		s = append(s, fmt.Sprintf("%s:%d%s", m.Name, m.Weight, mark))
 	}
 	return strings.Join(s, " ")
 }
@@ -289,6 +294,15 @@ func TestDispatchSet(t *testing.T) {
 		{name: "self drained", weights: map[string]int{"n1": 0}, want: "n2:50 n3:50"},
 		{name: "unhealthy peer", change: func(c *cluster) { c.nodes["n2"].set(func(m *members.Member) { m.Healthy = false }) }, want: "n1:100 n3:50",
 			states: map[string]float64{stateDispatching: 2, stateUnhealthy: 1}},
+		{name: "engine down on a peer: the last resort", change: func(c *cluster) {
+			c.nodes["n2"].set(func(m *members.Member) { m.Healthy, m.Down = false, []string{"clamd (connect)"} })
+		}, want: "n1:100 n2:50! n3:50", states: map[string]float64{stateDispatching: 2, stateUnhealthy: 1}},
+		{name: "engine down on self", change: func(c *cluster) {
+			c.nodes["n1"].set(func(m *members.Member) { m.Healthy, m.Down = false, []string{"clamd (timeout)"} })
+		}, want: "n1:100! n2:50 n3:50"},
+		{name: "engine down and drained", weights: map[string]int{"n2": 0}, change: func(c *cluster) {
+			c.nodes["n2"].set(func(m *members.Member) { m.Healthy, m.Down = false, []string{"clamd (connect)"} })
+		}, want: "n1:100 n3:50"},
 		{name: "unhealthy self", change: func(c *cluster) { c.nodes["n1"].set(func(m *members.Member) { m.Healthy = false }) }, want: "n2:50 n3:50"},
 		{name: "peer without address", change: func(c *cluster) { c.nodes["n3"].set(func(m *members.Member) { m.PeerAddr = "" }) }, want: "n1:100 n2:50",
 			states: map[string]float64{stateDispatching: 2, stateStandby: 1}},

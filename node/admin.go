@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"net"
+	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -34,7 +35,7 @@ func (n *Node) newAdmin(reg *prometheus.Registry) (*admin.Server, error) {
 		Reports:      n.store.Reports,
 		Release:      releaser(down, cfg.Node.ID),
 		Gatherer:     reg,
-		Health:       healthCheck(n.store, down),
+		Health:       enginesHealth(n.pool, healthCheck(n.store, down)),
 		Cluster:      n.cluster.statusFunc(),
 		Status:       n.status,
 		Scan:         n.dispatcher.Scan,
@@ -62,6 +63,17 @@ func releaser(down deliver.Options, node string) func(context.Context, quarantin
 	return func(ctx context.Context, it quarantine.Item, raw []byte) (string, error) {
 		hdr := []string{fmt.Sprintf("X-Mxgate-Released: %s by %s (was %s, score %.2f)", time.Now().UTC().Format(time.RFC1123Z), node, it.Verdict, it.Score)}
 		return deliver.Send(ctx, down, it.Sender, it.Recipients, hdr, scanner.StripOwnHeaders(bytes.NewReader(raw)))
+	}
+}
+
+// enginesHealth reports the node unhealthy while an engine its policy
+// needs (on_error not accept) does not answer, naming it; else next.
+func enginesHealth(pool *scanner.Pool, next func() error) func() error {
+	return func() error {
+		if down := pool.EnginesDown(); len(down) > 0 {
+			return fmt.Errorf("engine down: %s", strings.Join(down, ", "))
+		}
+		return next()
 	}
 }
 

@@ -97,9 +97,13 @@ func newClusterParts(cfg config.Config, st *store.Backend, pool *scanner.Pool, d
 	cp.members = membersync.New(membersync.Options{
 		Self: func() members.Member {
 			busy, _ := pool.Stats()
+			var down []string
+			if !cp.draining.Load() {
+				down = pool.EnginesDown()
+			}
 			return members.Member{
 				ID: cfg.Node.ID, PeerAddr: peerAddr, Weight: cfg.Cluster.Weight,
-				Healthy: !cp.draining.Load(), Busy: busy, Workers: scanWorkers,
+				Healthy: !cp.draining.Load() && len(down) == 0, Down: down, Busy: busy, Workers: scanWorkers,
 				Master: cp.node.IsMaster(), Revision: follower.Applied(),
 			}
 		},

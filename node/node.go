@@ -19,6 +19,7 @@ import (
 	"github.com/mxgate/mxgate/admin"
 	"github.com/mxgate/mxgate/clusterconf"
 	"github.com/mxgate/mxgate/config"
+	"github.com/mxgate/mxgate/engines"
 	"github.com/mxgate/mxgate/lists"
 	"github.com/mxgate/mxgate/scanner"
 	"github.com/mxgate/mxgate/smtpfront"
@@ -42,6 +43,9 @@ type Node struct {
 	admin      *admin.Server // nil without admin.listen
 	cluster    *clusterParts
 	failed     chan error
+	// engines makes the outside engines' clients under a policy (each
+	// revision makes new ones: their settings are cluster-wide).
+	engines func(scanner.Policy) ([]scanner.Engine, error)
 
 	// What Start has started, for Stop.
 	started   time.Time
@@ -60,17 +64,22 @@ type Node struct {
 // an error that wraps ctx.Err(). On an error nothing is left open; otherwise
 // Stop releases what Build opened, whether Start ran or not.
 func Build(ctx context.Context, cfg config.Config, log *slog.Logger) (*Node, error) {
-	for _, e := range []struct{ key, val string }{{"scanner.clamd", cfg.Scanner.Clamd}, {"scanner.rspamd", cfg.Scanner.Rspamd}, {"scanner.spamd", cfg.Scanner.Spamd}} {
-		if e.val != "" {
-			return nil, fmt.Errorf("%s: external engines are not available yet in this build; leave it empty", e.key)
-		}
+	return buildWith(ctx, cfg, log, engineMakers())
+}
+
+// buildWith is Build with the engine clients makers gives.
+func buildWith(ctx context.Context, cfg config.Config, log *slog.Logger, makers map[string]engineMaker) (*Node, error) {
+	// Before the store opens: a configured engine this build has no client
+	// for fails the build at once.
+	if _, err := buildEngines(cfg, cfg.Scanner.Policy, makers, nil); err != nil {
+		return nil, err
 	}
 	st, err := openStore(ctx, cfg, log)
 	if err != nil {
 		return nil, err
 	}
 	n := &Node{cfg: cfg, log: log, store: st, failed: make(chan error, 1)}
-	if err := n.build(ctx); err != nil {
+	if err := n.build(ctx, makers); err != nil {
 		n.release()
 		return nil, err
 	}
@@ -78,15 +87,23 @@ func Build(ctx context.Context, cfg config.Config, log *slog.Logger) (*Node, err
 }
 
 // build makes the parts over the open store.
-func (n *Node) build(ctx context.Context) error {
+func (n *Node) build(ctx context.Context, makers map[string]engineMaker) error {
 	cfg, st, log := n.cfg, n.store, n.log
 	if err := ctx.Err(); err != nil {
 		return fmt.Errorf("opening the store: %w", err)
 	}
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	var err error
-	if n.pool, err = scanner.NewPool(scannerOptions(cfg, cfg.Scanner.Policy)); err != nil {
+	met, err := engines.NewMetrics(reg)
+	if err != nil {
+		return err
+	}
+	n.engines = func(p scanner.Policy) ([]scanner.Engine, error) { return buildEngines(cfg, p, makers, met) }
+	opts, err := n.scannerOptions(cfg.Scanner.Policy)
+	if err != nil {
+		return err
+	}
+	if n.pool, err = scanner.NewPool(opts); err != nil {
 		return fmt.Errorf("scanner: %w", err)
 	}
 	// Until the membership says otherwise, this node scans alone.
@@ -101,7 +118,11 @@ func (n *Node) build(ctx context.Context) error {
 		return fmt.Errorf("seeding the cluster configuration: %w", err)
 	}
 	n.follower = clusterconf.NewFollower(st.Config, func(rev clusterconf.Revision) error {
-		if err := n.pool.Reconfigure(scannerOptions(cfg, rev.Settings.Scanner)); err != nil {
+		opts, err := n.scannerOptions(rev.Settings.Scanner)
+		if err == nil {
+			err = n.pool.Reconfigure(opts)
+		}
+		if err != nil {
 			return fmt.Errorf("apply revision %d: %w", rev.Number, err)
 		}
 		// The follower logs the applied revision.

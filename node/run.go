@@ -55,6 +55,7 @@ func (n *Node) run(ports *boundPorts) {
 	n.stopRun = cancel
 	n.wg.Go(func() { n.lists.Run(ctx, 5*time.Second) })
 	n.wg.Go(func() { n.follower.Run(ctx) })
+	n.wg.Go(func() { pingEngines(ctx, n.pool, enginePingInterval) })
 	n.wg.Go(func() { expireLoop(ctx, n.store, n.cfg.Store.LogRetention.Duration, n.log) })
 	n.wg.Go(func() {
 		report.RunScheduler(ctx, n.store.Reports, n.store.Log, n.cfg.Node.ID, n.cluster.isMaster, time.Now, n.log)

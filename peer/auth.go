@@ -472,6 +472,9 @@ type wireVerdict struct {
 	Viruses []string     `json:"viruses"`
 	Reason  string       `json:"reason"`
 	Node    string       `json:"node"`
+	// ExtraHeaders: absent from an older peer's verdict (none), ignored by
+	// an older peer.
+	ExtraHeaders []string `json:"extra_headers,omitempty"`
 }
 
 type wireSymbol struct {
@@ -484,7 +487,7 @@ func toWire(v scanner.Verdict) wireVerdict {
 	w := wireVerdict{
 		Action: string(v.Action), Class: v.Class, Score: v.Score,
 		Symbols: make([]wireSymbol, 0, len(v.Symbols)),
-		Viruses: v.Viruses, Reason: v.Reason, Node: v.Node,
+		Viruses: v.Viruses, Reason: v.Reason, Node: v.Node, ExtraHeaders: v.ExtraHeaders,
 	}
 	for _, s := range v.Symbols {
 		w.Symbols = append(w.Symbols, wireSymbol{Name: s.Name, Score: s.Score, Detail: s.Detail})
@@ -505,7 +508,7 @@ func fromWire(w wireVerdict) (scanner.Verdict, error) {
 	}
 	v := scanner.Verdict{
 		Action: scanner.Action(w.Action), Class: w.Class, Score: w.Score,
-		Viruses: w.Viruses, Reason: w.Reason, Node: w.Node,
+		Viruses: w.Viruses, Reason: w.Reason, Node: w.Node, ExtraHeaders: w.ExtraHeaders,
 	}
 	if len(w.Symbols) > 0 {
 		v.Symbols = make([]scanner.Symbol, 0, len(w.Symbols))

@@ -403,7 +403,7 @@ func BenchmarkGzipBomb(b *testing.B) {
 	sc := newScratch()
 	b.ReportAllocs()
 	for b.Loop() {
-		if _, err := e.scan(b.Context(), msg, sc); err != nil {
+		if _, err := e.scan(b.Context(), msg, sc, nil); err != nil {
 			b.Fatal(err)
 		}
 	}

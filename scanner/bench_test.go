@@ -49,7 +49,7 @@ func benchScan(b *testing.B, raw string, rules []string) {
 	b.ReportAllocs()
 	b.ResetTimer()
 	for b.Loop() {
-		v, err := e.scan(ctx, m, sc)
+		v, err := e.scan(ctx, m, sc, nil)
 		if err != nil || v.Action != ActionDeliver {
 			b.Fatalf("%v %s", err, describe(v))
 		}

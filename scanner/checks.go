@@ -86,22 +86,46 @@ func (r *result) add(name string, score float64, detail string) {
 	r.symbols = append(r.symbols, Symbol{Name: name, Score: score, Detail: detail})
 }
 
-// merge turns the results of all checks into the verdict; it is the only
-// place where scores become actions.
+// merge turns the results of all checks and of the outside engines into
+// the verdict; it is the only place where scores become actions.
 //
-// Order: a virus gets VirusAction whatever else (a virus found before a
-// limit still counts, and an allowlist does not bypass virus detection);
-// then content that could not be scanned completely gets OnLimit
-// (class unscannable: what lies past a limit is never reported clean,
-// allowlisted or not); then the reject threshold, unless allowlisted;
-// then the attachment policy, which an allow entry waives only when it
-// says so (skip_attachments: a forged MAIL FROM must not carry an .exe
-// in); then the allowlist; then the quarantine threshold. The banned
-// symbols' own scores do not count towards reject: an "invoice.pdf.exe"
-// that is also typed application/x-msdownload collects three banned
-// symbols, and it is still an attachment for the admin to release from
-// quarantine, not spam to refuse.
-func merge(o *Options, results []result) Verdict {
+// Engine symbols (prefixed by their clients: CLAMD_, RSPAMD_, SPAMD_) join
+// the built-in ones, their scores multiplied by the engine's score_weight
+// and added into the one score; engine viruses join Viruses.
+//
+// Order: a virus, from a check or any engine, gets VirusAction whatever
+// else (a virus found before a limit still counts, and an allowlist does
+// not bypass virus detection); then content that could not be scanned
+// completely gets OnLimit (class unscannable: what lies past a limit, or a
+// message larger than clamd takes, is never reported clean, allowlisted or
+// not); then the reject threshold, unless allowlisted; then the attachment
+// policy, which an allow entry waives only when it says so
+// (skip_attachments: a forged MAIL FROM must not carry an .exe in); then
+// the allowlist; then the quarantine threshold. The banned symbols' own
+// scores do not count towards reject: an "invoice.pdf.exe" that is also
+// typed application/x-msdownload collects three banned symbols, and it is
+// still an attachment for the admin to release from quarantine, not spam
+// to refuse.
+//
+// Past the virus and the limits, two things can only make the outcome
+// stricter (reject > tempfail > quarantine > deliver):
+//   - an engine's own action (Rspamd's reject, soft reject as tempfail,
+//     add header or rewrite subject as deliver with its headers), unless
+//     the message is allowlisted: the allowlist waives engine verdicts as
+//     it waives scores;
+//   - an engine that gave no verdict (down, too slow, a reply not
+//     understood): the strictest on_error of the failed engines, allowlist
+//     or not (it may have been the virus scanner). tempfail answers 451
+//     "Content scanner unavailable"; quarantine holds it as class
+//     engine_failed; accept lets the outcome stand, but a message that
+//     would have been clean is delivered as class engine_failed, never
+//     clean. Every failed engine leaves the symbol <ENGINE>_FAIL (score 0,
+//     the kind of error as detail) and, on delivery, the header
+//     X-Mxgate-Engine-Failed: clamd (timeout).
+//
+// The engines' headers (and a rewritten Subject, as
+// X-Mxgate-Subject-Rewrite) go into ExtraHeaders, added on delivery.
+func merge(o *Options, results []result, calls []engineCall) Verdict {
 	var v Verdict
 	var banned, allow, skipAtt bool
 	var bannedScore float64
@@ -119,6 +143,11 @@ func merge(o *Options, results []result) Verdict {
 			}
 		}
 	}
+	ext := foldEngines(calls)
+	v.Symbols = append(v.Symbols, ext.symbols...)
+	v.Viruses = append(v.Viruses, ext.viruses...)
+	limits = append(limits, ext.limits...)
+	v.ExtraHeaders = ext.headers
 	sortSymbols(v.Symbols)
 	for _, s := range v.Symbols {
 		v.Score += s.Score
@@ -130,8 +159,10 @@ func merge(o *Options, results []result) Verdict {
 	switch {
 	case len(v.Viruses) > 0:
 		v.Action, v.Class, v.Reason = o.VirusAction, classVirus, reasonVirus
+		return v
 	case len(limits) > 0:
 		v.Action, v.Class, v.Reason = o.OnLimit, classUnscannable, reasonUnscannable+": "+limits[0]
+		return v
 	case !allow && v.Score-bannedScore >= o.Thresholds.Reject:
 		v.Action, v.Class, v.Reason = ActionReject, classSpam, reasonSpam
 	case banned && !skipAtt:
@@ -142,6 +173,22 @@ func merge(o *Options, results []result) Verdict {
 		v.Action, v.Class, v.Reason = ActionQuarantine, classSpam, reasonSpam
 	default:
 		v.Action, v.Class = ActionDeliver, classClean
+	}
+	if !allow && stricter(ext.action, v.Action) {
+		v.Action, v.Class, v.Reason = ext.action, classSpam, reasonSpam
+		if ext.action == ActionTempfail {
+			v.Reason = reasonDeferred
+		}
+	}
+	switch {
+	case ext.onError == "":
+	case stricter(ext.onError, v.Action):
+		v.Action, v.Class, v.Reason = ext.onError, classEngineFailed, reasonEngineFailed+": "+strings.Join(ext.failed, ", ")
+		if ext.onError == ActionTempfail {
+			v.Reason = reasonEngineDown
+		}
+	case v.Class == classClean:
+		v.Class = classEngineFailed
 	}
 	return v
 }

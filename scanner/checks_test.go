@@ -488,7 +488,7 @@ func TestMerge(t *testing.T) {
 			if tc.virusAction != "" {
 				o.VirusAction = tc.virusAction
 			}
-			v := merge(&o, tc.results)
+			v := merge(&o, tc.results, nil)
 			if v.Action != tc.action || v.Class != tc.class || v.Reason != tc.reason {
 				t.Errorf("got %s/%s %q, want %s/%s %q", v.Action, v.Class, v.Reason, tc.action, tc.class, tc.reason)
 			}
@@ -505,7 +505,7 @@ func TestMergeOnLimit(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		v := merge(&o, []result{over})
+		v := merge(&o, []result{over}, nil)
 		want := reasonUnscannable + ": archives nested deeper than 4"
 		if v.Action != action || v.Class != classUnscannable || v.Reason != want {
 			t.Errorf("on_limit %s: got %s/%s %q, want %s/%s %q", action, v.Action, v.Class, v.Reason, action, classUnscannable, want)
@@ -522,8 +522,8 @@ func TestMergeDeterministic(t *testing.T) {
 	o, _ := DefaultOptions().normalize()
 	a := result{symbols: []Symbol{{Name: "ZED", Score: 0.1}, {Name: "ALPHA", Score: 0.2}}}
 	b := result{symbols: []Symbol{{Name: "MID", Score: 0.3}}, viruses: []string{"B", "A", "B"}}
-	v1 := merge(&o, []result{a, b})
-	v2 := merge(&o, []result{b, a})
+	v1 := merge(&o, []result{a, b}, nil)
+	v2 := merge(&o, []result{b, a}, nil)
 	if got := strings.Join(symbolNames(v1), ","); got != "ALPHA,MID,ZED" {
 		t.Errorf("symbols %s", got)
 	}

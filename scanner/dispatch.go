@@ -15,6 +15,10 @@ type Member struct {
 	Name   string
 	Weight int // share of the scans; 0 = no new work (draining)
 	Worker Worker
+	// Unhealthy: an engine the member's policy needs is down there. It is
+	// picked only when no healthy member is left to try, and then scans
+	// with that engine's on_error.
+	Unhealthy bool
 }
 
 // Dispatcher spreads scans over its members by weight with nginx's smooth
@@ -107,13 +111,21 @@ func (d *Dispatcher) Scan(ctx context.Context, m *Message) (Verdict, error) {
 }
 
 // pick is one step of smooth weighted round robin (nginx
-// ngx_http_upstream_get_peer) over the members not tried yet.
+// ngx_http_upstream_get_peer) over the healthy members not tried yet, or
+// when there is none over the unhealthy ones.
 func (d *Dispatcher) pick(tried []string) (Member, bool) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
+	if m, ok := d.pickAmong(tried, false); ok {
+		return m, true
+	}
+	return d.pickAmong(tried, true)
+}
+
+func (d *Dispatcher) pickAmong(tried []string, unhealthy bool) (Member, bool) {
 	best, total := -1, 0
 	for i, mem := range d.members {
-		if mem.Weight <= 0 || mem.Worker == nil || slices.Contains(tried, mem.Name) {
+		if mem.Weight <= 0 || mem.Worker == nil || mem.Unhealthy != unhealthy || slices.Contains(tried, mem.Name) {
 			continue
 		}
 		d.current[i] += mem.Weight

@@ -56,7 +56,7 @@ func TestDispatcherWeights(t *testing.T) {
 func TestDispatcherSmallWeights(t *testing.T) {
 	// nginx's example: weights 5, 1, 1 give a a b a c a a (not a a a a a b c).
 	a, b, c := &fakeWorker{name: "a"}, &fakeWorker{name: "b"}, &fakeWorker{name: "c"}
-	d := NewDispatcher(Member{"a", 5, a}, Member{"b", 1, b}, Member{"c", 1, c})
+	d := NewDispatcher(Member{Name: "a", Weight: 5, Worker: a}, Member{Name: "b", Weight: 1, Worker: b}, Member{Name: "c", Weight: 1, Worker: c})
 	var seq []string
 	for range 7 {
 		v, _ := d.Scan(context.Background(), newMsg("x"))
@@ -70,7 +70,7 @@ func TestDispatcherSmallWeights(t *testing.T) {
 func TestDispatcherFailover(t *testing.T) {
 	bad := &fakeWorker{name: "bad", err: errors.New("peer unreachable")}
 	good := &fakeWorker{name: "good"}
-	d := NewDispatcher(Member{"bad", 10, bad}, Member{"good", 1, good})
+	d := NewDispatcher(Member{Name: "bad", Weight: 10, Worker: bad}, Member{Name: "good", Weight: 1, Worker: good})
 	for range 20 {
 		v, err := d.Scan(context.Background(), newMsg("x"))
 		if err != nil || v.Node != "good" {
@@ -88,7 +88,7 @@ func TestDispatcherFailover(t *testing.T) {
 func TestDispatcherOverloadedMemberSkipped(t *testing.T) {
 	busy := &fakeWorker{name: "busy", err: ErrOverloaded}
 	idle := &fakeWorker{name: "idle"}
-	d := NewDispatcher(Member{"busy", 1, busy}, Member{"idle", 1, idle})
+	d := NewDispatcher(Member{Name: "busy", Weight: 1, Worker: busy}, Member{Name: "idle", Weight: 1, Worker: idle})
 	for range 4 {
 		if v, err := d.Scan(context.Background(), newMsg("x")); err != nil || v.Node != "idle" {
 			t.Fatalf("got %v %v", v.Node, err)
@@ -99,7 +99,7 @@ func TestDispatcherOverloadedMemberSkipped(t *testing.T) {
 func TestDispatcherAllFail(t *testing.T) {
 	e1, e2 := errors.New("one down"), ErrOverloaded
 	w1, w2 := &fakeWorker{err: e1}, &fakeWorker{err: e2}
-	d := NewDispatcher(Member{"m1", 1, w1}, Member{"m2", 3, w2}, Member{"off", 0, &fakeWorker{}})
+	d := NewDispatcher(Member{Name: "m1", Weight: 1, Worker: w1}, Member{Name: "m2", Weight: 3, Worker: w2}, Member{Name: "off", Weight: 0, Worker: &fakeWorker{}})
 	_, err := d.Scan(context.Background(), newMsg("x"))
 	if err == nil || !errors.Is(err, e1) || !errors.Is(err, ErrOverloaded) {
 		t.Fatalf("got %v", err)
@@ -110,7 +110,7 @@ func TestDispatcherAllFail(t *testing.T) {
 }
 
 func TestDispatcherNoMembers(t *testing.T) {
-	for _, d := range []*Dispatcher{NewDispatcher(), NewDispatcher(Member{"off", 0, &fakeWorker{}})} {
+	for _, d := range []*Dispatcher{NewDispatcher(), NewDispatcher(Member{Name: "off", Weight: 0, Worker: &fakeWorker{}})} {
 		if _, err := d.Scan(context.Background(), newMsg("x")); !errors.Is(err, errNoMember) {
 			t.Errorf("got %v", err)
 		}
@@ -133,7 +133,7 @@ func TestDispatcherCallerCancelled(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	w1 := &cancelWorker{cancel: cancel}
 	w2 := &fakeWorker{}
-	d := NewDispatcher(Member{"m1", 2, w1}, Member{"m2", 1, w2})
+	d := NewDispatcher(Member{Name: "m1", Weight: 2, Worker: w1}, Member{Name: "m2", Weight: 1, Worker: w2})
 	_, err := d.Scan(ctx, newMsg("x"))
 	if !errors.Is(err, context.Canceled) || w2.calls != 0 {
 		t.Errorf("got %v, second member called %d times", err, w2.calls)
@@ -146,7 +146,7 @@ func TestDispatcherOverPools(t *testing.T) {
 	p1 := poolWith(t, o)
 	o.NodeID = "n2"
 	p2 := poolWith(t, o)
-	d := NewDispatcher(Member{"n1", 1, p1}, Member{"n2", 1, p2})
+	d := NewDispatcher(Member{Name: "n1", Weight: 1, Worker: p1}, Member{Name: "n2", Weight: 1, Worker: p2})
 	nodes := map[string]int{}
 	for range 10 {
 		v, err := d.Scan(context.Background(), newMsg(textMsg("hi")))
@@ -211,7 +211,7 @@ func TestDispatcherSetMembers(t *testing.T) {
 					if workers[m.name] == nil {
 						workers[m.name] = &fakeWorker{name: m.name}
 					}
-					ms = append(ms, Member{m.name, m.weight, workers[m.name]})
+					ms = append(ms, Member{Name: m.name, Weight: m.weight, Worker: workers[m.name]})
 				}
 				return ms
 			}
@@ -246,10 +246,10 @@ func TestDispatcherSetMembers(t *testing.T) {
 
 func TestDispatcherDrainedMemberGetsNothing(t *testing.T) {
 	a, b := &fakeWorker{name: "a"}, &fakeWorker{name: "b"}
-	d := NewDispatcher(Member{"a", 1, a}, Member{"b", 1, b})
+	d := NewDispatcher(Member{Name: "a", Weight: 1, Worker: a}, Member{Name: "b", Weight: 1, Worker: b})
 	d.Scan(context.Background(), newMsg("x"))
 	d.Scan(context.Background(), newMsg("x"))
-	d.SetMembers([]Member{{"a", 1, a}, {"b", 0, b}})
+	d.SetMembers([]Member{{Name: "a", Weight: 1, Worker: a}, {Name: "b", Weight: 0, Worker: b}})
 	for range 100 {
 		if v, err := d.Scan(context.Background(), newMsg("x")); err != nil || v.Node != "a" {
 			t.Fatalf("got %q %v", v.Node, err)
@@ -265,7 +265,7 @@ func TestDispatcherDrainedMemberGetsNothing(t *testing.T) {
 }
 
 func TestDispatcherMembersAreCopies(t *testing.T) {
-	in := []Member{{"a", 1, &fakeWorker{}}, {"b", 2, &fakeWorker{}}}
+	in := []Member{{Name: "a", Weight: 1, Worker: &fakeWorker{}}, {Name: "b", Weight: 2, Worker: &fakeWorker{}}}
 	d := NewDispatcher()
 	d.SetMembers(in)
 	in[0].Weight = 99
@@ -294,8 +294,8 @@ func (s *swapWorker) Scan(context.Context, *Message) (Verdict, error) {
 func TestDispatcherRetryUsesNewSet(t *testing.T) {
 	good := &fakeWorker{name: "good"}
 	d := NewDispatcher()
-	dying := &swapWorker{d: d, next: []Member{{"dying", 1, &fakeWorker{name: "again"}}, {"good", 1, good}}}
-	d.SetMembers([]Member{{"dying", 1, dying}})
+	dying := &swapWorker{d: d, next: []Member{{Name: "dying", Weight: 1, Worker: &fakeWorker{name: "again"}}, {Name: "good", Weight: 1, Worker: good}}}
+	d.SetMembers([]Member{{Name: "dying", Weight: 1, Worker: dying}})
 	v, err := d.Scan(context.Background(), newMsg("x"))
 	if err != nil || v.Node != "good" {
 		t.Fatalf("got %q %v", v.Node, err)
@@ -305,9 +305,9 @@ func TestDispatcherRetryUsesNewSet(t *testing.T) {
 func TestDispatcherConcurrentUpdates(t *testing.T) {
 	a, b, c := &fakeWorker{name: "a"}, &fakeWorker{name: "b"}, &fakeWorker{name: "c"}
 	sets := [][]Member{
-		{{"a", 100, a}, {"b", 50, b}, {"c", 50, c}},
-		{{"a", 100, a}, {"b", 50, b}},
-		{{"c", 50, c}, {"a", 100, a}, {"b", 0, b}},
+		{{Name: "a", Weight: 100, Worker: a}, {Name: "b", Weight: 50, Worker: b}, {Name: "c", Weight: 50, Worker: c}},
+		{{Name: "a", Weight: 100, Worker: a}, {Name: "b", Weight: 50, Worker: b}},
+		{{Name: "c", Weight: 50, Worker: c}, {Name: "a", Weight: 100, Worker: a}, {Name: "b", Weight: 0, Worker: b}},
 	}
 	d := NewDispatcher(sets[0]...)
 	ctx, cancel := context.WithCancel(context.Background())

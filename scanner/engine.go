@@ -57,12 +57,18 @@ func (o Options) walkLimits(rules []Rule) walkLimits {
 	return lim
 }
 
-// scan parses the message once and runs every check over the result.
-func (e *engine) scan(ctx context.Context, m *Message, sc *scratch) (Verdict, error) {
+// scan asks the outside engines about the message and meanwhile parses it
+// once and runs every check over the result; the verdict waits for the
+// slowest engine. h records which engines answer.
+func (e *engine) scan(ctx context.Context, m *Message, sc *scratch, h *engineHealth) (Verdict, error) {
 	if m == nil || m.Body == nil {
 		return Verdict{}, errors.New("scan: message without body")
 	}
 	defer sc.release()
+	ctx, cancel := context.WithCancel(ctx)
+	wait := askEngines(ctx, e.opts.Engines, e.opts.Policy.Engines, m, h)
+	// On every way out (an error, a panic) the engines' calls end first.
+	defer func() { cancel(); wait() }()
 	p := &parsed{msg: m}
 	if err := walk(ctx, m.Body.Reader(), e.lim, sc, p); err != nil {
 		return Verdict{}, fmt.Errorf("scan %s: %w", m.ID, err)
@@ -78,5 +84,11 @@ func (e *engine) scan(ctx context.Context, m *Message, sc *scratch) (Verdict, er
 		}
 		results = append(results, r)
 	}
-	return merge(&e.opts, results), nil
+	calls := wait()
+	if err := ctx.Err(); err != nil {
+		// scanner.timeout (or the caller) ended the scan while an engine
+		// was still asked: no verdict, as when the walk is cut short.
+		return Verdict{}, fmt.Errorf("scan %s: waiting for the engines: %w", m.ID, err)
+	}
+	return merge(&e.opts, results, calls), nil
 }

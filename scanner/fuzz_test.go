@@ -98,7 +98,7 @@ func FuzzWalk(f *testing.F) {
 			}
 			results = append(results, r)
 		}
-		v := merge(&e.opts, results)
+		v := merge(&e.opts, results, nil)
 		for _, h := range v.Headers() {
 			if strings.ContainsAny(strings.ReplaceAll(h, "\r\n\t", ""), "\r\n") {
 				t.Fatalf("header %q", h)

@@ -151,7 +151,7 @@ func testEngine(t testing.TB, o Options) *engine {
 
 func scanWith(t testing.TB, o Options, m *Message) Verdict {
 	t.Helper()
-	v, err := testEngine(t, o).scan(context.Background(), m, newScratch())
+	v, err := testEngine(t, o).scan(context.Background(), m, newScratch(), nil)
 	if err != nil {
 		t.Fatalf("scan: %v", err)
 	}

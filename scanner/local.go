@@ -2,12 +2,12 @@ package scanner
 
 import (
 	"errors"
-	"net/url"
+	"net"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/mxgate/mxgate/config/duration"
+	"github.com/mxgate/mxgate/engines"
 )
 
 // Local are the scanner settings each node keeps in its own file, next to
@@ -27,8 +27,12 @@ type Local struct {
 	// Clamd is the ClamAV daemon: tcp://host:port or unix:///path;
 	// empty = not used.
 	Clamd string `yaml:"clamd" json:"clamd"`
-	// Rspamd is the Rspamd controller: http://host:port; empty = not used.
+	// Rspamd is Rspamd's normal worker, which scans (POST /checkv2):
+	// http://host:port; empty = not used.
 	Rspamd string `yaml:"rspamd" json:"rspamd"`
+	// RspamdController is Rspamd's controller worker, which learns
+	// (learnspam, learnham): http://host:port; empty = no learning.
+	RspamdController string `yaml:"rspamd_controller" json:"rspamd_controller"`
 	// Spamd is the SpamAssassin daemon: tcp://host:port or unix:///path;
 	// empty = not used.
 	Spamd string `yaml:"spamd" json:"spamd"`
@@ -76,9 +80,10 @@ func (l Local) Validate() error {
 	case d > MaxTimeout:
 		bad("timeout", "must be at most %s, got %s", MaxTimeout, d)
 	}
-	engineURL(bad, "clamd", l.Clamd, "tcp", "unix")
-	engineURL(bad, "rspamd", l.Rspamd, "http", "https")
-	engineURL(bad, "spamd", l.Spamd, "tcp", "unix")
+	engineAddr(bad, "clamd", l.Clamd, "tcp", "unix")
+	engineAddr(bad, "rspamd", l.Rspamd, "http")
+	engineAddr(bad, "rspamd_controller", l.RspamdController, "http")
+	engineAddr(bad, "spamd", l.Spamd, "tcp", "unix")
 	if d := l.SimulatedDelay.Duration; d < 0 || d > MaxSimulatedDelay {
 		bad("simulated_delay", "must be 0 to 1m, got %s", d)
 	}
@@ -86,30 +91,21 @@ func (l Local) Validate() error {
 	return errors.Join(errs...)
 }
 
-// engineURL checks the address of an external engine: one of schemes, with
-// host:port, or unix:///path.
-func engineURL(bad func(key, format string, args ...any), key, v string, schemes ...string) {
+// engineAddr checks the address of an outside engine as its client will
+// read it (engines.ParseAddr), port range included.
+func engineAddr(bad func(key, format string, args ...any), key, v string, schemes ...string) {
 	if v == "" {
 		return
 	}
-	u, err := url.Parse(v)
+	a, err := engines.ParseAddr(v, schemes...)
 	if err != nil {
-		bad(key, "%q is not a URL", v)
+		bad(key, "%v", err)
 		return
 	}
-	ok := false
-	for _, s := range schemes {
-		ok = ok || u.Scheme == s
-	}
-	switch {
-	case !ok:
-		bad(key, "%q: want a %s:// URL", v, strings.Join(schemes, ":// or "))
-	case u.Scheme == "unix":
-		if u.Path == "" {
-			bad(key, "%q: want unix:///path/to/socket", v)
+	if a.Network == "tcp" {
+		if _, port, _ := net.SplitHostPort(a.Address); !validPort(port) {
+			bad(key, "%q: port must be 1 to 65535", v)
 		}
-	case u.Host == "" || u.Port() == "" || !validPort(u.Port()):
-		bad(key, "%q: want %s://host:port", v, u.Scheme)
 	}
 }
 

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"runtime"
+	"slices"
 )
 
 // Options configure a Pool: the Policy, which is the same on every node of
@@ -16,6 +17,12 @@ type Options struct {
 
 	Policy
 	Local
+
+	// Engines are the outside engines asked about every message (the
+	// clients the node made from Local's addresses and Policy.Engines'
+	// settings); nil = none. It shadows Policy.Engines, the settings:
+	// write o.Policy.Engines for those.
+	Engines []Engine
 
 	// Limits that keep one message's cost bounded besides the policy's
 	// MIME limits; not in the files; 0 = default.
@@ -96,6 +103,18 @@ func (o Options) normalize() (Options, error) {
 	if o.Logger == nil {
 		o.Logger = slog.Default()
 	}
+	seen := map[string]bool{}
+	for i, e := range o.Engines {
+		switch {
+		case e == nil:
+			bad("engine %d is nil", i)
+		case seen[e.Name()]:
+			bad("engine %s given twice", e.Name())
+		default:
+			seen[e.Name()] = true
+		}
+	}
+	o.Engines = slices.Clone(o.Engines)
 	o.checkLimits(bad)
 	return o, errors.Join(errs...)
 }

@@ -45,6 +45,8 @@ type Policy struct {
 	// MaxMIMEParts is the most MIME parts walked; more are not scanned,
 	// and the message gets OnLimit.
 	MaxMIMEParts int `yaml:"max_mime_parts" json:"max_mime_parts"`
+	// Engines are the outside engines' settings (policy_engines.go).
+	Engines Engines `yaml:"engines" json:"engines"`
 	// Auth is sender authentication and DNSBL is the DNS blocklists
 	// (policy_auth.go); their zero values are the defaults.
 	Auth  AuthPolicy  `yaml:"auth,omitempty" json:"auth,omitzero"`
@@ -93,6 +95,7 @@ func DefaultPolicy() Policy {
 		},
 		MaxMIMEDepth: 10,
 		MaxMIMEParts: 500,
+		Engines:      defaultEngines(),
 	}
 }
 
@@ -204,6 +207,7 @@ func (p Policy) compile() ([]Rule, []error) {
 			bad(l.key, "must be at most %d, got %d", l.max, l.v)
 		}
 	}
+	p.Engines.check(bad)
 	errs = append(append(errs, p.Auth.problems()...), p.DNSBL.problems()...)
 	return rules, errs
 }

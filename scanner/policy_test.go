@@ -87,7 +87,8 @@ func TestLocalValidate(t *testing.T) {
 	}{
 		{"defaults", func(l *Local) {}, nil},
 		{"engines", func(l *Local) {
-			l.Clamd, l.Rspamd, l.Spamd = "unix:///run/clamd.sock", "https://127.0.0.1:11334", "tcp://[::1]:783"
+			l.Clamd, l.Rspamd, l.Spamd = "unix:///run/clamd.sock", "http://127.0.0.1:11333", "tcp://[::1]:783"
+			l.RspamdController = "http://127.0.0.1:11334"
 		}, nil},
 		{"at the bounds", func(l *Local) {
 			l.Workers, l.Queue, l.Timeout.Duration, l.SimulatedDelay.Duration = MaxWorkers, MaxQueue, MaxTimeout, MaxSimulatedDelay
@@ -108,10 +109,17 @@ func TestLocalValidate(t *testing.T) {
 			"timeout: must be at most 1h0m0s, got 1h0m0.000000001s",
 			"simulated_delay: must be 0 to 1m, got 1m0.000000001s",
 		}},
-		{"engine addresses", func(l *Local) { l.Clamd, l.Rspamd, l.Spamd = "http://x:3310", "http://rspamd", "unix://" }, []string{
-			`clamd: "http://x:3310": want a tcp:// or unix:// URL`,
-			`rspamd: "http://rspamd": want http://host:port`,
-			`spamd: "unix://": want unix:///path/to/socket`,
+		{"engine addresses", func(l *Local) {
+			l.Clamd, l.Rspamd, l.Spamd = "http://x:3310", "http://rspamd", "unix://"
+			l.RspamdController = "tcp://127.0.0.1:99999"
+		}, []string{
+			`clamd: engine address "http://x:3310": scheme "http" not accepted; want tcp://host:port or unix:///path`,
+			`rspamd: engine address "http://rspamd": want host:port`,
+			`rspamd_controller: engine address "tcp://127.0.0.1:99999": scheme "tcp" not accepted; want http://host:port`,
+			`spamd: engine address "unix://": want unix:///absolute/path`,
+		}},
+		{"engine port", func(l *Local) { l.Clamd = "tcp://127.0.0.1:70000" }, []string{
+			`clamd: "tcp://127.0.0.1:70000": port must be 1 to 65535`,
 		}},
 	}
 	for _, tt := range tests {

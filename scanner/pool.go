@@ -18,10 +18,11 @@ import (
 // a small machine cost more than the built-in checks themselves.
 //
 // Reconfigure swaps the compiled engine (rules, thresholds, attachment
-// policy, limits) without a restart: each scan uses the engine that was
+// policy, limits, outside engines) without a restart: each scan uses the engine that was
 // current when it started, from start to end.
 type Pool struct {
 	eng     atomic.Pointer[engine]
+	health  engineHealth  // which outside engines answer, by name
 	queue   int           // fixed at NewPool, like the number of turns
 	turns   chan *scratch // a token per concurrent scan, carrying its buffers
 	waiting atomic.Int64
@@ -117,7 +118,7 @@ func (p *Pool) run(ctx context.Context, eng *engine, m *Message, sc *scratch) (v
 			v, err = Verdict{}, fmt.Errorf("scan %s: panic: %v", id, r)
 		}
 	}()
-	if v, err = eng.scan(ctx, m, sc); err != nil {
+	if v, err = eng.scan(ctx, m, sc, &p.health); err != nil {
 		return Verdict{}, err
 	}
 	if d := eng.opts.SimulatedDelay.Duration; d > 0 {

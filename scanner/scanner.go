@@ -61,12 +61,17 @@ const (
 // Verdict is the outcome of a scan.
 type Verdict struct {
 	Action  Action
-	Class   string // "clean" | "spam" | "virus" | "banned" | "unscannable" | "policy"
+	Class   string // "clean" | "spam" | "virus" | "banned" | "unscannable" | "engine_failed" | "policy"
 	Score   float64
 	Symbols []Symbol
 	Viruses []string // e.g. "Eicar-Test-Signature"
 	Reason  string   // one short line safe to show the client (for reject)
 	Node    string   // node id that scanned
+	// ExtraHeaders are header lines ("Name: value") added on delivery
+	// after the X-Mxgate ones: the engines' (Rspamd's milter.add_headers),
+	// X-Mxgate-Subject-Rewrite, X-Mxgate-Engine-Failed. Headers cleans
+	// them again, for they may come from a peer.
+	ExtraHeaders []string
 }
 
 // Classes of a verdict, as the quarantine and the message log name them.
@@ -140,6 +145,14 @@ func (v Verdict) Headers() []string {
 		out = append(out, b.String())
 	}
 	out = append(out, "X-Mxgate-Node: "+cleanValue(v.Node))
+	for i, h := range v.ExtraHeaders {
+		if i == maxExtraHeaders {
+			break
+		}
+		if name, _, ok := strings.Cut(h, ":"); ok && name != "" && isFieldName(name) {
+			out = append(out, cleanHeaderLine(h))
+		}
+	}
 	return out
 }
 

@@ -276,8 +276,9 @@ func (ss *session) data(r io.Reader, rec *msglog.Record) (*smtp.SMTPError, error
 		return reply(550, smtp.EnhancedCode{5, 7, 1}, verdictText(v.Reason, "Message refused by policy")), nil
 	case scanner.ActionTempfail:
 		// A verdict, not a failure: the scanner could not scan all of the
-		// message (scanner.on_limit: tempfail), and the sender's queue
-		// holds it until an admin raises the limit or it bounces.
+		// message (scanner.on_limit: tempfail) or an outside engine gave
+		// no verdict (its on_error: tempfail, "Content scanner
+		// unavailable"), and the sender's queue holds it meanwhile.
 		ss.resetDownstream()
 		rec.Action = string(v.Action)
 		return reply(errScanTempfail.Code, errScanTempfail.EnhancedCode, verdictText(v.Reason, errScanTempfail.Message)), nil

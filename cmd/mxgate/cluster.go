@@ -96,7 +96,10 @@ func printMembers(w io.Writer, st node.ClusterView) error {
 	t := newTable(w, "MEMBER", "PEER ADDRESS", "WEIGHT", "HEALTH", "LOAD", "ROLE", "REVISION", "SEEN")
 	for _, m := range st.Members {
 		health, role := "ok", "backup"
-		if !m.Healthy {
+		switch {
+		case !m.Healthy && len(m.Down) > 0:
+			health = "down: " + clean(strings.Join(m.Down, ", "))
+		case !m.Healthy:
 			health = "draining"
 		}
 		if m.Master {

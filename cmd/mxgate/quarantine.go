@@ -65,7 +65,7 @@ ignoring case.`,
 	f := cmd.Flags()
 	f.StringVar(&q.Rcpt, "rcpt", "", "only messages to this recipient")
 	f.StringVar(&q.Sender, "sender", "", "only messages from this sender")
-	f.StringVar(&q.Verdict, "verdict", "", "only this verdict: spam, virus, banned, unscannable or policy")
+	f.StringVar(&q.Verdict, "verdict", "", "only this verdict: spam, virus, banned, unscannable, engine_failed or policy")
 	f.StringVar(&q.Since, "since", "", "only messages since DUR ago or time T")
 	f.StringVar(&q.Until, "until", "", "only messages before DUR ago or time T")
 	f.IntVar(&q.Limit, "limit", 0, "at most N messages (default 1000, at most 10000)")

@@ -1,6 +1,7 @@
 package storetest
 
 import (
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -62,6 +63,31 @@ func runMembers(t *testing.T, open func(t *testing.T) Env) {
 		}
 		if n1 := live[0]; !n1.Master || n1.Weight != 100 || n1.Workers != 8 {
 			t.Errorf("n1 = %+v", n1)
+		}
+	})
+
+	// The engines a member has down travel with its heartbeat; a record
+	// without them (an older node's) reads as none down.
+	t.Run("EnginesDown", func(t *testing.T) {
+		ctx := t.Context()
+		s := open(t).Members
+		for _, m := range []members.Member{
+			{ID: "n1", Weight: 1, Down: []string{"clamd (connect)", "spamd (timeout)"}},
+			{ID: "n2", Weight: 1, Healthy: true},
+		} {
+			if err := s.Heartbeat(ctx, m, 10*time.Second); err != nil {
+				t.Fatal(err)
+			}
+		}
+		live, err := s.Live(ctx)
+		if err != nil || len(live) != 2 {
+			t.Fatalf("Live = %v, %v", live, err)
+		}
+		if n1 := live[0]; n1.Healthy || !slices.Equal(n1.Down, []string{"clamd (connect)", "spamd (timeout)"}) {
+			t.Errorf("n1 = %+v", n1)
+		}
+		if n2 := live[1]; !n2.Healthy || n2.Down != nil {
+			t.Errorf("n2 = %+v", n2)
 		}
 	})
 
