@@ -2,6 +2,7 @@ package rspamd
 
 import (
 	"fmt"
+	"math"
 	"net/netip"
 	"regexp"
 	"slices"
@@ -108,7 +109,7 @@ func TestRspamd(t *testing.T) {
 			wantMessage string
 		}{
 			{name: "gtube", msg: message("gtube", "test", "hello "+testPattern("X")),
-				action: "reject", mapped: scanner.ActionReject, symbols: []string{"RSPAMD_GTUBE"},
+				action: "reject", mapped: scanner.ActionReject, symbols: []string{"RSPAMD_GTUBE", SymbolUnlisted},
 				skipped: true, minScore: 15, maxScore: 15, wantMessage: "Gtube pattern"},
 			{name: "add header", msg: message("yjs", "test", "hello "+testPattern("Y")),
 				action: "add header", mapped: scanner.ActionDeliver, symbols: []string{"RSPAMD_GTUBE"},
@@ -152,11 +153,17 @@ func TestRspamd(t *testing.T) {
 					t.Errorf("smtp message %q, want %q", reply.Message, tc.wantMessage)
 				}
 				names := map[string]bool{}
+				sum := 0.0
 				for _, s := range res.Symbols {
+					sum += s.Score
 					names[s.Name] = true
 					if !strings.HasPrefix(s.Name, "RSPAMD_") {
 						t.Errorf("symbol %q without the RSPAMD_ prefix", s.Name)
 					}
+				}
+				// mxgate adds the symbols, so they must make Rspamd's score.
+				if math.Abs(sum-reply.Score) > 0.01 {
+					t.Errorf("symbols add up to %.2f, Rspamd's score is %.2f: %v", sum, reply.Score, res.Symbols)
 				}
 				for _, s := range tc.symbols {
 					if !names[s] {

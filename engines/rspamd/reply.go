@@ -362,16 +362,32 @@ func truncate(s string, n int) string {
 	return strings.TrimSpace(s[:n])
 }
 
+// SymbolUnlisted holds the part of Rspamd's score its symbols do not add
+// up to, so that they always do.
+const SymbolUnlisted = "RSPAMD_UNLISTED"
+
 // result maps the reply into mxgate's terms: symbols prefixed RSPAMD_
 // with their scores, the action mapped (the scanner's merge keeps the
 // stricter of it and mxgate's own), headers as "Name: value".
 func (r Reply) result() scanner.EngineResult {
 	res := scanner.EngineResult{Action: actions[r.Action], Score: r.Score}
+	listed := 0.0
 	for _, s := range r.Symbols {
 		res.Symbols = append(res.Symbols, scanner.Symbol{
 			Name:   "RSPAMD_" + s.Name,
 			Score:  s.Score,
 			Detail: truncate(strings.Join(s.Options, ", "), maxDetail),
+		})
+		listed += s.Score
+	}
+	// The scanner adds the symbols' scores, not the total: Rspamd's total
+	// can differ from their sum (group limits; a skipped message such as
+	// GTUBE scores 15 with a symbol of 0), and its score must count whole.
+	if d := r.Score - listed; math.Abs(d) >= 0.005 {
+		res.Symbols = append(res.Symbols, scanner.Symbol{
+			Name:   SymbolUnlisted,
+			Score:  d,
+			Detail: fmt.Sprintf("rspamd's score %.2f, its symbols %.2f", r.Score, listed),
 		})
 	}
 	spam := false

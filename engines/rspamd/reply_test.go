@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"fmt"
 	"io"
+	"math"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -336,7 +337,7 @@ func FuzzReply(f *testing.F) {
 		if res.Action == "" {
 			t.Fatal("accepted reply without a mapped action")
 		}
-		if len(res.Headers) > maxHeaders+1 || len(res.Symbols) > maxSymbols {
+		if len(res.Headers) > maxHeaders+1 || len(res.Symbols) > maxSymbols+1 {
 			t.Fatalf("%d headers, %d symbols", len(res.Headers), len(res.Symbols))
 		}
 		for _, h := range append(slices.Clone(res.Headers), "Subject: "+res.Subject) {
@@ -351,6 +352,13 @@ func FuzzReply(f *testing.F) {
 				strings.ContainsAny(s.Name+s.Detail, "\r\n\x00") {
 				t.Fatalf("symbol not sane: %+v", s)
 			}
+		}
+		sum := 0.0
+		for _, s := range res.Symbols {
+			sum += s.Score
+		}
+		if !math.IsInf(r.Score, 0) && math.Abs(r.Score) < 1e9 && math.Abs(sum-r.Score) > 0.01 {
+			t.Fatalf("symbols add up to %v, the score is %v", sum, r.Score)
 		}
 		if r.Action == "rewrite subject" && res.Subject == "" {
 			t.Fatal("rewrite subject without a subject")
