@@ -130,6 +130,14 @@ func (c *Checker) Scan(ctx context.Context, m *scanner.Message) (scanner.EngineR
 		add(sym, item)
 		ar = append(ar, item)
 		res.Action = action
+		if action != "" {
+			// What the client reads in the 550 (or the admin in the
+			// quarantine): the domain's own policy refused it.
+			res.Class, res.Reason = "policy", "Message rejected: DMARC policy of "+dmarcDomainOf(fs)+" ("+sym+")"
+			if action == scanner.ActionQuarantine {
+				res.Reason = "Message held: DMARC policy of " + dmarcDomainOf(fs) + " (" + sym + ")"
+			}
+		}
 	} else {
 		add("DMARC_PERMERROR", "header not read")
 		ar = append(ar, "dmarc=permerror")
@@ -315,4 +323,11 @@ func dmarcAction(a string) scanner.Action {
 		return scanner.ActionQuarantine
 	}
 	return ""
+}
+
+// dmarcDomainOf is the From domain a DMARC result was for ("" when there is
+// no single one, which never carries an action).
+func dmarcDomainOf(fs []field) string {
+	d, _ := fromDomain(fs)
+	return d
 }

@@ -179,6 +179,12 @@ func merge(o *Options, results []result, calls []engineCall) Verdict {
 		if ext.action == ActionTempfail {
 			v.Reason = reasonDeferred
 		}
+		if ext.actionClass == classPolicy {
+			v.Class = classPolicy
+		}
+		if ext.actionReason != "" {
+			v.Reason = ext.actionReason
+		}
 	}
 	switch {
 	case ext.onError == "":

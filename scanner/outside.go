@@ -33,6 +33,12 @@ type EngineResult struct {
 	// for none, else one of the Action constants. How it combines with
 	// mxgate's own thresholds is the scanner's merge.
 	Action Action
+	// Reason and Class go with an Action that decides the message: one
+	// short line safe to show the client ("" = the generic text) and the
+	// verdict's class ("" = spam; "policy" for a sender's published
+	// policy such as DMARC's).
+	Reason string
+	Class  string
 	// Score is the engine's total where it keeps one (Rspamd, spamd), for
 	// logs and the merge; Symbols carry the same points itemised.
 	Score float64

@@ -37,6 +37,9 @@ type outside struct {
 	viruses []string
 	limits  []string // engines the message was too large for, said to the client
 	action  Action   // the strictest engine Action ("" = none)
+	// actionReason and actionClass came with action (cleaned; "" = the
+	// generic reason, class spam).
+	actionReason, actionClass string
 	failed  []string // "clamd (timeout)"
 	onError Action   // the strictest on_error of the failed engines
 	headers []string
@@ -62,6 +65,7 @@ func foldEngines(calls []engineCall) outside {
 			o.viruses = append(o.viruses, c.res.Viruses...)
 			if stricter(c.res.Action, o.action) {
 				o.action = c.res.Action
+				o.actionReason, o.actionClass = cleanHeaderValue(c.res.Reason), c.res.Class
 			}
 			for _, h := range c.res.Headers {
 				if h, ok := engineHeader(h); ok {

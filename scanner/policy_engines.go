@@ -90,8 +90,14 @@ func (e Engines) Settings(name string) EngineSettings {
 	case EngineSpamd:
 		return e.Spamd
 	}
-	return EngineSettings{}
+	// An engine without settings of its own (sender authentication,
+	// whose checks have their own timeouts) counts whole and fails
+	// closed.
+	return EngineSettings{Timeout: duration.Duration{Duration: defaultEngineTimeout}, OnError: ActionTempfail, ScoreWeight: 1}
 }
+
+// defaultEngineTimeout bounds a call to an engine without settings.
+const defaultEngineTimeout = 30 * time.Second
 
 func (e Engines) check(bad func(key, format string, args ...any)) {
 	for _, x := range []struct {

@@ -22,8 +22,10 @@ func TestEngineDefaults(t *testing.T) {
 			t.Errorf("%s defaults: %+v", x.name, s)
 		}
 	}
-	if s := e.Settings("nosuch"); s != (EngineSettings{}) {
-		t.Errorf("unknown engine has settings %+v", s)
+	// Sender authentication has no settings here: it counts whole and
+	// fails closed.
+	if s := e.Settings("auth"); s.ScoreWeight != 1 || s.OnError != ActionTempfail || s.Timeout.Duration != 30*time.Second {
+		t.Errorf("an engine without settings gets %+v, want weight 1, on_error tempfail, timeout 30s", s)
 	}
 }
 

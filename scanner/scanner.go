@@ -82,6 +82,9 @@ const (
 	classBanned = "banned"
 	// Content past a scan limit: not looked at, so not clean (OnLimit).
 	classUnscannable = "unscannable"
+	// A sender's published policy decided (DMARC p=reject): an engine's
+	// EngineResult.Class.
+	classPolicy = "policy"
 )
 
 // Worker scans messages. *Pool and *Dispatcher implement it.
