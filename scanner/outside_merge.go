@@ -40,9 +40,9 @@ type outside struct {
 	// actionReason and actionClass came with action (cleaned; "" = the
 	// generic reason, class spam).
 	actionReason, actionClass string
-	failed  []string // "clamd (timeout)"
-	onError Action   // the strictest on_error of the failed engines
-	headers []string
+	failed                    []string // "clamd (timeout)"
+	onError                   Action   // the strictest on_error of the failed engines
+	headers                   []string
 }
 
 // foldEngines reads the engines' outcomes: a result's symbols (scores ×
