@@ -62,45 +62,82 @@ func isAtext(c byte) bool {
 // folding; a field longer than 64 KiB is dropped whatever it claims (no
 // real one is that long, and its id must not be hidden past a limit).
 func RemoveOwnResults(r io.Reader, authservID string) io.Reader {
-	br := bufio.NewReaderSize(r, 4096)
-	var kept bytes.Buffer
-	var cur []byte // the Authentication-Results field being collected
-	collecting, tooLong := false, false
-	flush := func() {
-		if collecting && !tooLong && !claims(cur, authservID) {
-			kept.Write(cur)
-		}
-		cur, collecting, tooLong = cur[:0], false, false
+	if authservID == "" {
+		return r
 	}
-	atLineStart := true
-	for {
-		frag, err := br.ReadSlice('\n')
-		if atLineStart && !(len(frag) > 0 && (frag[0] == ' ' || frag[0] == '\t')) {
-			flush()
-			if len(frag) == 0 || bytes.Equal(frag, []byte("\r\n")) || bytes.Equal(frag, []byte("\n")) {
-				kept.Write(frag) // the empty line that ends the header
-				return io.MultiReader(&kept, br)
-			}
-			collecting = isResultsField(frag)
-		}
-		switch {
-		case !collecting:
-			kept.Write(frag)
-		case len(cur)+len(frag) > maxResultsField:
-			tooLong, cur = true, cur[:0]
-		case !tooLong:
-			cur = append(cur, frag...)
-		}
-		if errors.Is(err, bufio.ErrBufferFull) {
-			atLineStart = false
-			continue
-		}
-		if err != nil { // the message ended inside its header
-			flush()
-			return &kept
-		}
-		atLineStart = true
+	return &resultsStripper{br: bufio.NewReaderSize(r, 4096), id: authservID, atLineStart: true}
+}
+
+// resultsStripper streams the message: it holds at most one line fragment
+// or one Authentication-Results field (maxResultsField) at a time, so a
+// huge header costs no more memory than a small one.
+type resultsStripper struct {
+	br   *bufio.Reader
+	id   string
+	out  bytes.Buffer // read by the caller next
+	cur  []byte       // the Authentication-Results field being collected
+	err  error        // the end of the header's input (io.EOF or worse)
+	body bool         // past the header: the rest passes as it is
+
+	collecting, tooLong, atLineStart bool
+}
+
+func (s *resultsStripper) Read(p []byte) (int, error) {
+	for s.out.Len() == 0 && !s.body && s.err == nil {
+		s.step()
 	}
+	if s.out.Len() > 0 {
+		return s.out.Read(p)
+	}
+	if s.body {
+		return s.br.Read(p)
+	}
+	return 0, s.err
+}
+
+// flush ends the field being collected, keeping it unless it claims our
+// id or was too long to tell.
+func (s *resultsStripper) flush() {
+	if s.collecting && !s.tooLong && !claims(s.cur, s.id) {
+		s.out.Write(s.cur)
+	}
+	s.cur, s.collecting, s.tooLong = s.cur[:0], false, false
+}
+
+// step reads one line fragment of the header.
+func (s *resultsStripper) step() {
+	frag, err := s.br.ReadSlice('\n')
+	if s.atLineStart && !(len(frag) > 0 && (frag[0] == ' ' || frag[0] == '\t')) {
+		s.flush()
+		if len(frag) == 0 && err != nil {
+			s.err = err
+			return
+		}
+		if bytes.Equal(frag, []byte("\r\n")) || bytes.Equal(frag, []byte("\n")) {
+			s.out.Write(frag) // the empty line that ends the header
+			s.body = true
+			return
+		}
+		s.collecting = isResultsField(frag)
+	}
+	switch {
+	case !s.collecting:
+		s.out.Write(frag)
+	case len(s.cur)+len(frag) > maxResultsField:
+		s.tooLong, s.cur = true, s.cur[:0]
+	case !s.tooLong:
+		s.cur = append(s.cur, frag...)
+	}
+	if errors.Is(err, bufio.ErrBufferFull) {
+		s.atLineStart = false
+		return
+	}
+	if err != nil { // the message ended inside its header
+		s.flush()
+		s.err = err
+		return
+	}
+	s.atLineStart = true
 }
 
 const maxResultsField = 64 << 10

@@ -12,6 +12,8 @@ import (
 
 	"github.com/mxgate/mxgate/admin"
 	"github.com/mxgate/mxgate/deliver"
+	"github.com/mxgate/mxgate/engines/rspamd"
+	"github.com/mxgate/mxgate/mailauth"
 	"github.com/mxgate/mxgate/quarantine"
 	"github.com/mxgate/mxgate/scanner"
 	"github.com/mxgate/mxgate/store"
@@ -25,6 +27,10 @@ func (n *Node) newAdmin(reg *prometheus.Registry) (*admin.Server, error) {
 		return nil, nil
 	}
 	down := downstream(cfg)
+	learner, err := newLearner(cfg.Scanner.Local, cfg.Scanner.Policy.Engines.Rspamd)
+	if err != nil {
+		return nil, err
+	}
 	return admin.New(admin.Options{
 		Listen:       cfg.Admin.Listen,
 		Token:        cfg.Admin.Token,
@@ -33,7 +39,8 @@ func (n *Node) newAdmin(reg *prometheus.Registry) (*admin.Server, error) {
 		Log:          n.store.Log,
 		Config:       n.store.Config,
 		Reports:      n.store.Reports,
-		Release:      releaser(down, cfg.Node.ID),
+		Release:      releaser(down, cfg.Node.ID, n.authservID),
+		Learn:        learner,
 		Gatherer:     reg,
 		Health:       enginesHealth(n.pool, healthCheck(n.store, down)),
 		Cluster:      n.cluster.statusFunc(),
@@ -59,11 +66,31 @@ func (n *Node) status() any {
 
 // releaser delivers a quarantined message to its original recipients
 // through the downstream server, marked so the recipient can tell.
-func releaser(down deliver.Options, node string) func(context.Context, quarantine.Item, []byte) (string, error) {
+//
+// Forged Authentication-Results fields (claiming authservID) go too: the
+// quarantine holds the message as it came.
+func releaser(down deliver.Options, node string, authservID func() string) func(context.Context, quarantine.Item, []byte) (string, error) {
 	return func(ctx context.Context, it quarantine.Item, raw []byte) (string, error) {
 		hdr := []string{fmt.Sprintf("X-Mxgate-Released: %s by %s (was %s, score %.2f)", time.Now().UTC().Format(time.RFC1123Z), node, it.Verdict, it.Score)}
-		return deliver.Send(ctx, down, it.Sender, it.Recipients, hdr, scanner.StripOwnHeaders(bytes.NewReader(raw)))
+		body := mailauth.RemoveOwnResults(scanner.StripOwnHeaders(bytes.NewReader(raw)), authservID())
+		return deliver.Send(ctx, down, it.Sender, it.Recipients, hdr, body)
 	}
+}
+
+// newLearner teaches Rspamd through its controller (scanner.rspamd_controller,
+// with scanner.rspamd); nil without one: the admin API then says learning
+// needs it.
+func newLearner(local scanner.Local, s scanner.EngineSettings) (func(context.Context, bool, []byte) error, error) {
+	if local.RspamdController == "" || local.Rspamd == "" {
+		return nil, nil
+	}
+	c, err := rspamd.New(local.Rspamd, rspamd.Options{Timeout: s.Timeout.Duration, MaxConnections: s.MaxConnections, Controller: local.RspamdController})
+	if err != nil {
+		return nil, fmt.Errorf("scanner.rspamd_controller: %w", err)
+	}
+	return func(ctx context.Context, spam bool, raw []byte) error {
+		return c.Learn(ctx, spam, bytes.NewReader(raw), int64(len(raw)))
+	}, nil
 }
 
 // enginesHealth reports the node unhealthy while an engine its policy

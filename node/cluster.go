@@ -46,7 +46,16 @@ func (s *sharedSettings) set(v clusterconf.Settings) {
 	default: // a wake-up is pending already
 	}
 }
-func (s *sharedSettings) mode() string            { return s.v.Load().Mode }
+func (s *sharedSettings) mode() string { return s.v.Load().Mode }
+
+// authservID is the authserv-id of Authentication-Results under the
+// cluster's settings now: scanner.auth.authserv_id, else hostname.
+func (s *sharedSettings) authservID(hostname string) string {
+	if id := s.v.Load().Scanner.Auth.AuthservID; id != "" {
+		return id
+	}
+	return hostname
+}
 func (s *sharedSettings) weights() map[string]int { return s.v.Load().Weights }
 
 // clusterParts are the pieces a clustered node runs besides a single one:

@@ -22,7 +22,7 @@ import (
 // newFront prepares the SMTP front end: its limits and policy from cfg, its
 // scans through d, its lists from the cache, its quarantine and message log
 // in st.
-func newFront(cfg config.Config, d *scanner.Dispatcher, lc *lists.Cache, st *store.Backend, log *slog.Logger, reg prometheus.Registerer) (*smtpfront.Server, error) {
+func newFront(cfg config.Config, d *scanner.Dispatcher, lc *lists.Cache, st *store.Backend, authservID func() string, log *slog.Logger, reg prometheus.Registerer) (*smtpfront.Server, error) {
 	tlsConf, err := tlsConfig(cfg.SMTP.TLS)
 	if err != nil {
 		return nil, err
@@ -48,6 +48,7 @@ func newFront(cfg config.Config, d *scanner.Dispatcher, lc *lists.Cache, st *sto
 		WriteTimeout:        s.WriteTimeout.Duration,
 		DataTimeout:         s.DataTimeout.Duration,
 		ScanTimeout:         cfg.Scanner.Timeout.Duration,
+		AuthservID:          authservID,
 		TLS:                 tlsConf,
 		RequireTLS:          s.TLS.Require,
 		ProxyProtocol:       s.ProxyProtocol,

@@ -43,6 +43,8 @@ type Node struct {
 	admin      *admin.Server // nil without admin.listen
 	cluster    *clusterParts
 	failed     chan error
+	// shared are the cluster-wide settings the node follows now.
+	shared *sharedSettings
 	// engines makes the outside engines' clients under a policy (each
 	// revision makes new ones: their settings are cluster-wide).
 	engines func(scanner.Policy) ([]scanner.Engine, error)
@@ -64,14 +66,14 @@ type Node struct {
 // an error that wraps ctx.Err(). On an error nothing is left open; otherwise
 // Stop releases what Build opened, whether Start ran or not.
 func Build(ctx context.Context, cfg config.Config, log *slog.Logger) (*Node, error) {
-	return buildWith(ctx, cfg, log, engineMakers())
+	return buildWith(ctx, cfg, log, engineMakers(cfg.Scanner.Local))
 }
 
 // buildWith is Build with the engine clients makers gives.
 func buildWith(ctx context.Context, cfg config.Config, log *slog.Logger, makers map[string]engineMaker) (*Node, error) {
 	// Before the store opens: a configured engine this build has no client
 	// for fails the build at once.
-	if _, err := buildEngines(cfg, cfg.Scanner.Policy, makers, nil); err != nil {
+	if _, err := buildEngines(cfg, cfg.Scanner.Policy, makers, nil, log); err != nil {
 		return nil, err
 	}
 	st, err := openStore(ctx, cfg, log)
@@ -98,7 +100,7 @@ func (n *Node) build(ctx context.Context, makers map[string]engineMaker) error {
 	if err != nil {
 		return err
 	}
-	n.engines = func(p scanner.Policy) ([]scanner.Engine, error) { return buildEngines(cfg, p, makers, met) }
+	n.engines = func(p scanner.Policy) ([]scanner.Engine, error) { return buildEngines(cfg, p, makers, met, log) }
 	opts, err := n.scannerOptions(cfg.Scanner.Policy)
 	if err != nil {
 		return err
@@ -113,6 +115,7 @@ func (n *Node) build(ctx context.Context, makers map[string]engineMaker) error {
 	// Cluster-wide settings come from the store; the node file only seeds
 	// them (and, on the embedded store, is their source).
 	shared := newSharedSettings(cfg)
+	n.shared = shared
 	seedConfig(ctx, st, cfg, log)
 	if err := ctx.Err(); err != nil {
 		return fmt.Errorf("seeding the cluster configuration: %w", err)
@@ -133,7 +136,7 @@ func (n *Node) build(ctx context.Context, makers map[string]engineMaker) error {
 	if err := n.loadLists(ctx); err != nil {
 		return err
 	}
-	if n.front, err = newFront(cfg, dispatcher, n.lists, st, log, reg); err != nil {
+	if n.front, err = newFront(cfg, dispatcher, n.lists, st, n.authservID, log, reg); err != nil {
 		return err
 	}
 	if n.cluster, err = newClusterParts(cfg, st, n.pool, dispatcher, shared, n.follower, log, reg); err != nil {
@@ -180,3 +183,7 @@ func (n *Node) fail(err error) {
 	default:
 	}
 }
+
+// authservID is the authserv-id of this gateway's Authentication-Results
+// now; fields claiming it that arrive with a message are forged.
+func (n *Node) authservID() string { return n.shared.authservID(n.cfg.SMTP.Hostname) }

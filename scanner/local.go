@@ -83,6 +83,10 @@ func (l Local) Validate() error {
 	engineAddr(bad, "clamd", l.Clamd, "tcp", "unix")
 	engineAddr(bad, "rspamd", l.Rspamd, "http")
 	engineAddr(bad, "rspamd_controller", l.RspamdController, "http")
+	if l.RspamdController != "" && l.Rspamd == "" {
+		// Learning without scanning would teach an Rspamd nobody asks.
+		bad("rspamd_controller", "needs scanner.rspamd (the normal worker) as well")
+	}
 	engineAddr(bad, "spamd", l.Spamd, "tcp", "unix")
 	if d := l.SimulatedDelay.Duration; d < 0 || d > MaxSimulatedDelay {
 		bad("simulated_delay", "must be 0 to 1m, got %s", d)

@@ -118,6 +118,9 @@ func TestLocalValidate(t *testing.T) {
 			`rspamd_controller: engine address "tcp://127.0.0.1:99999": scheme "tcp" not accepted; want http://host:port`,
 			`spamd: engine address "unix://": want unix:///absolute/path`,
 		}},
+		{"controller without the worker", func(l *Local) { l.RspamdController = "http://127.0.0.1:11334" }, []string{
+			"rspamd_controller: needs scanner.rspamd (the normal worker) as well",
+		}},
 		{"engine port", func(l *Local) { l.Clamd = "tcp://127.0.0.1:70000" }, []string{
 			`clamd: "tcp://127.0.0.1:70000": port must be 1 to 65535`,
 		}},

@@ -52,6 +52,11 @@ type Options struct {
 	WriteTimeout        time.Duration
 	DataTimeout         time.Duration // the whole body must arrive within it
 	ScanTimeout         time.Duration
+	// AuthservID is this gateway's authserv-id in Authentication-Results
+	// now (it follows the cluster's settings): a field claiming it that
+	// arrives with a message is forged and removed before delivery (RFC
+	// 8601 §5). nil or "" = none removed.
+	AuthservID func() string
 
 	TLS        *tls.Config // nil: no STARTTLS
 	RequireTLS bool

@@ -19,6 +19,7 @@ import (
 
 	"github.com/mxgate/mxgate/deliver"
 	"github.com/mxgate/mxgate/lists"
+	"github.com/mxgate/mxgate/mailauth"
 	"github.com/mxgate/mxgate/msglog"
 	"github.com/mxgate/mxgate/quarantine"
 	"github.com/mxgate/mxgate/scanner"
@@ -297,7 +298,7 @@ func (ss *session) deliver(v scanner.Verdict, body *spool.Buffer, rec *msglog.Re
 	header := append([]string{ss.received()}, v.Headers()...)
 	ctx, cancel := context.WithTimeout(ss.s.ctx, 11*time.Minute)
 	defer cancel()
-	text, err := ss.down.Data(ctx, header, scanner.StripOwnHeaders(body.Reader()))
+	text, err := ss.down.Data(ctx, header, mailauth.RemoveOwnResults(scanner.StripOwnHeaders(body.Reader()), ss.s.authservID()))
 	ss.downInTx = false
 	if err != nil {
 		rec.Downstream = err.Error()
@@ -542,4 +543,13 @@ func splitEnhanced(text string) (smtp.EnhancedCode, string) {
 // newID is a queue id: sortable by time, unique enough across a cluster.
 func newID() string {
 	return fmt.Sprintf("%011X%05X", time.Now().UnixMilli(), rand.Uint32()&0xFFFFF)
+}
+
+// authservID is the authserv-id forged Authentication-Results fields
+// claim ("" = none is removed).
+func (s *Server) authservID() string {
+	if s.o.AuthservID == nil {
+		return ""
+	}
+	return s.o.AuthservID()
 }
