@@ -220,6 +220,8 @@ func TestRequest(t *testing.T) {
 		{"success false", 200, `{"success":false}`, true, false},
 		{"error", 500, `{"error":"no statfiles"}`, true, false},
 		{"empty", 200, ``, true, false},
+		// Rspamd without a Redis backend for its classifier learns nothing.
+		{"nothing learned", 204, ``, true, false},
 	} {
 		t.Run("learn "+tc.name, func(t *testing.T) {
 			srv.set(reply(tc.status, tc.reply))

@@ -180,8 +180,13 @@ func (c *Client) Learn(ctx context.Context, spam bool, body io.Reader, size int6
 	if err != nil {
 		return fmt.Errorf("rspamd %s: %s: %w", c.controller, path[1:], err)
 	}
-	if status == http.StatusAlreadyReported {
+	switch status {
+	case http.StatusAlreadyReported:
 		return nil
+	case http.StatusNoContent:
+		// What Rspamd answers when no classifier took the lesson: the
+		// admin must hear that nothing was learned.
+		return fmt.Errorf("rspamd %s: %s: nothing learned (HTTP 204): Rspamd's Bayes classifier needs its Redis backend: %w", c.controller, path[1:], engines.ErrEngine)
 	}
 	if err := statusError(status, b); err != nil {
 		return fmt.Errorf("rspamd %s: %s: %w", c.controller, path[1:], err)
