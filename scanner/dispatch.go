@@ -80,13 +80,19 @@ func (d *Dispatcher) Members() []Member {
 
 var errNoMember = errors.New("no scan member with weight above 0")
 
-// Scan runs m on one member, trying the others in turn on failure.
+// Scan runs m on one member, trying the others in turn on failure. A
+// verdict whose engine failed (on_error applied: class engine_failed) is
+// a failure too while another member may have engines that answer: the
+// node whose clamd just died is not unhealthy in the membership yet, and
+// its sender should not see a 451 another node could have spared it. When
+// no member does better, the first such verdict stands.
 func (d *Dispatcher) Scan(ctx context.Context, m *Message) (Verdict, error) {
 	// Tried members are remembered by name, not position: the set may be
 	// replaced between two attempts.
 	var buf [4]string
 	tried := buf[:0]
 	var errs []error
+	var engineFailed *Verdict
 	for {
 		mem, ok := d.pick(tried)
 		if !ok {
@@ -94,6 +100,13 @@ func (d *Dispatcher) Scan(ctx context.Context, m *Message) (Verdict, error) {
 		}
 		tried = append(tried, mem.Name)
 		v, err := mem.Worker.Scan(ctx, m)
+		if err == nil && v.Class == classEngineFailed && ctx.Err() == nil {
+			if engineFailed == nil {
+				engineFailed = &v
+			}
+			slog.Warn("scan member's engine failed, trying the next", "member", mem.Name, "id", m.ID, "reason", v.Reason)
+			continue
+		}
 		if err == nil {
 			return v, nil
 		}
@@ -103,6 +116,9 @@ func (d *Dispatcher) Scan(ctx context.Context, m *Message) (Verdict, error) {
 		}
 		slog.Warn("scan member failed, trying the next", "member", mem.Name, "id", m.ID, "err", err)
 		errs = append(errs, fmt.Errorf("member %s: %w", mem.Name, err))
+	}
+	if engineFailed != nil {
+		return *engineFailed, nil
 	}
 	if len(errs) == 0 {
 		return Verdict{}, fmt.Errorf("scan %s: %w", m.ID, errNoMember)

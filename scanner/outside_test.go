@@ -441,7 +441,17 @@ func TestDispatcherPrefersHealthy(t *testing.T) {
 		t.Errorf("fallback: %+v, %v", v, err)
 	}
 
+	// A member whose engine fails (not yet unhealthy in the membership)
+	// costs nobody a 451 while another can scan; with none, its on_error
+	// verdict stands.
 	pool := enginePool(t, time.Minute, nil, &cannedEngine{name: "clamd", err: errDown})
+	good := &fakeWorker{name: "n2"}
+	d = NewDispatcher(Member{Name: "n1", Weight: 100, Worker: pool}, Member{Name: "n2", Weight: 1, Worker: good})
+	for range 5 {
+		if v, err := d.Scan(context.Background(), newMsg(textMsg("x"))); err != nil || v.Node != "n2" || v.Action != ActionDeliver {
+			t.Errorf("engine failed on n1, n2 answers: %s, %v", describe(v), err)
+		}
+	}
 	d = NewDispatcher(Member{Name: "n1", Weight: 1, Worker: pool, Unhealthy: true})
 	v, err := d.Scan(context.Background(), newMsg(textMsg("x")))
 	if err != nil || v.Action != ActionTempfail || v.Reason != reasonEngineDown {
