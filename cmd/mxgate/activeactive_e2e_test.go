@@ -76,6 +76,7 @@ type aaConf struct {
 	noPreempt   bool
 	virusAction string        // scanner.virus_action; default quarantine
 	advert      time.Duration // cluster.advert_interval; default 200ms
+	clamd       string        // scanner.clamd; default none
 }
 
 // aaNode is one `mxgate serve` in a lab node.
@@ -168,7 +169,7 @@ smtp:
   drain_timeout: 5s
   max_connections_per_ip: 1000
 downstream: {address: "%[5]s", timeout: 10s}
-scanner: {simulated_delay: %[6]s, workers: %[7]d, queue: %[8]d, virus_action: %[20]s}
+scanner: {simulated_delay: %[6]s, workers: %[7]d, queue: %[8]d, virus_action: %[20]s, clamd: "%[23]s"}
 store: {redis: "redis://%[9]s/0"}
 admin: {listen: "0.0.0.0:%[10]d", token: %[11]s}
 cluster:
@@ -187,7 +188,7 @@ cluster:
   peers:
 %[19]s`, i, filepath.Join(dir, "data"), testenv.LabVIP, l.lab.NodeAddr(i), aaSink,
 		c.delay, c.workers, c.queue, aaRedis, aaAdmin, aaToken, testenv.LabPrefix,
-		c.prio, aaSecret, c.mode, c.weight, aaPeer, c.ttl, peers.String(), c.virusAction, !c.noPreempt, c.advert)
+		c.prio, aaSecret, c.mode, c.weight, aaPeer, c.ttl, peers.String(), c.virusAction, !c.noPreempt, c.advert, c.clamd)
 	path := filepath.Join(dir, "mxgate.yaml")
 	if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
 		l.t.Fatal(err)
@@ -243,6 +244,7 @@ type aaMember struct {
 	Master   bool      `json:"master"`
 	Revision int64     `json:"revision"`
 	Seen     time.Time `json:"seen"`
+	Down     []string  `json:"down"`
 }
 
 type aaStatus struct {
@@ -253,6 +255,16 @@ type aaStatus struct {
 	Revision int64      `json:"revision"`
 	Degraded bool       `json:"degraded"`
 	Members  []aaMember `json:"members"`
+}
+
+// member is the member id of the status, if listed.
+func (s aaStatus) member(id string) (aaMember, bool) {
+	for _, m := range s.Members {
+		if m.ID == id {
+			return m, true
+		}
+	}
+	return aaMember{}, false
 }
 
 func (s aaStatus) memberIDs() []string {
@@ -1328,3 +1340,64 @@ func TestActiveActiveRedisOutage(t *testing.T) {
 }
 
 // ---------------------------------------------------------------- benchmark
+
+// Every node scans with its own clamd (a unix socket: a file, reachable
+// from the node's namespace). When n2's clamd dies, the messages n2 was
+// about to scan go to the others, n2 reports itself unhealthy (its engine
+// named in the cluster status) and gets no more scans, and no client sees
+// an error: every message is accepted, and delivered or quarantined.
+func TestActiveActiveEngineDown(t *testing.T) {
+	l := newAALab(t, 3)
+	confs := slices.Clone(aaWeights)
+	var clamds []*testenv.Clamd
+	for i := range confs {
+		c := testenv.StartClamd(t, testenv.ClamdOptions{})
+		clamds = append(clamds, c)
+		confs[i].clamd, confs[i].weight, confs[i].delay = c.Unix, 1, 0
+	}
+	l.startNodes(confs...)
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	spam := func(n int) bool { return n%10 == 0 }
+
+	msgs := l.send(ctx, aaLoad{N: 300, Conc: 8, Spam: spam}, nil)
+	if s := summarize(msgs); s.Accepted != s.N {
+		t.Fatalf("with every clamd up: %s\n%s", s, failures(msgs))
+	}
+	counts := nodeCounts(l.checkNothingLost(msgs), accepted(msgs))
+	t.Logf("clamd up everywhere, scanned by node: %v", counts)
+	if counts["n2"] == 0 {
+		t.Fatalf("n2 scanned nothing with its clamd up: %v", counts)
+	}
+
+	clamds[1].Kill()
+	var done atomic.Int64
+	var during []aaMsg
+	loaded := make(chan struct{})
+	go func() {
+		defer close(loaded)
+		during = l.send(ctx, aaLoad{N: 300, Conc: 8, Spam: spam}, &done)
+	}()
+	st := l.nodes[0].waitStatus("n2 unhealthy, naming clamd", 30*time.Second, func(s aaStatus) bool {
+		m, ok := s.member("n2")
+		return ok && !m.Healthy && slices.ContainsFunc(m.Down, func(d string) bool { return strings.HasPrefix(d, "clamd") })
+	})
+	m2, _ := st.member("n2")
+	t.Logf("n2 in the master's status after its clamd died: healthy %v, down %v", m2.Healthy, m2.Down)
+	<-loaded
+	if s := summarize(during); s.Accepted != s.N {
+		t.Errorf("while n2's clamd died: %s\n%s", s, failures(during))
+	}
+	l.checkNothingLost(during)
+
+	after := l.send(ctx, aaLoad{N: 200, Conc: 8, Spam: spam}, nil)
+	if s := summarize(after); s.Accepted != s.N {
+		t.Errorf("with n2's clamd down: %s\n%s", s, failures(after))
+	}
+	counts = nodeCounts(l.checkNothingLost(after), accepted(after))
+	t.Logf("n2's clamd down, scanned by node: %v", counts)
+	if counts["n2"] != 0 || counts["n1"] == 0 || counts["n3"] == 0 {
+		t.Errorf("scans by node %v: want none on n2, some on n1 and n3", counts)
+	}
+
+}
