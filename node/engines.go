@@ -31,7 +31,7 @@ func engineMakers(local scanner.Local) map[string]engineMaker {
 			return clamd.New(addr, clamd.Options{Timeout: s.Timeout.Duration, MaxConnections: s.MaxConnections, StreamMax: ownLimit(s.MaxSize), Metrics: m})
 		},
 		scanner.EngineRspamd: func(addr string, s scanner.EngineSettings, m *engines.Metrics) (scanner.Engine, error) {
-			return rspamd.New(addr, rspamd.Options{Timeout: s.Timeout.Duration, MaxConnections: s.MaxConnections, Controller: local.RspamdController, Metrics: m})
+			return rspamd.New(addr, rspamd.Options{Timeout: s.Timeout.Duration, MaxConnections: s.MaxConnections, Controller: local.RspamdController, MaxSize: s.MaxSize, Metrics: m})
 		},
 		scanner.EngineSpamd: func(addr string, s scanner.EngineSettings, m *engines.Metrics) (scanner.Engine, error) {
 			return spamd.New(addr, spamd.Options{Timeout: s.Timeout.Duration, MaxConnections: s.MaxConnections, MaxSize: ownLimit(s.MaxSize), Metrics: m})

@@ -367,3 +367,22 @@ func FuzzReply(f *testing.F) {
 		}
 	})
 }
+
+// A message over MaxSize is not sent: an error of kind too_large, no
+// connection made (nothing listens at the address).
+func TestMaxSize(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	l.Close()
+	c, err := New("http://"+addr, Options{MaxSize: 10})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = c.Scan(testenv.Context(t, 30*time.Second), scanMessage("q", []byte("Subject: x\r\n\r\nmore than ten bytes\r\n")))
+	if engines.Kind(err) != engines.KindTooLarge {
+		t.Fatalf("scan over max_size: %v (kind %s), want too_large", err, engines.Kind(err))
+	}
+}

@@ -27,7 +27,11 @@ type Options struct {
 	// = none (Learn is then an error).
 	Controller string
 	Password   string // the controller's password, if it wants one
-	Metrics    *engines.Metrics
+	// MaxSize is the largest message sent to Rspamd; a larger one is not
+	// sent (an error wrapping engines.ErrTooLarge: the scanner marks it
+	// RSPAMD_TOO_LARGE). 0 = no limit.
+	MaxSize int64
+	Metrics *engines.Metrics
 }
 
 const (
@@ -45,6 +49,7 @@ type Client struct {
 	controller *engines.Addr
 	password   string
 	timeout    time.Duration
+	maxSize    int64
 	limit      *engines.Limiter
 	http       *http.Client
 	metrics    *engines.Metrics
@@ -56,7 +61,7 @@ func New(addr string, o Options) (*Client, error) {
 	if err != nil {
 		return nil, fmt.Errorf("rspamd: %w", err)
 	}
-	c := &Client{addr: a, password: o.Password, timeout: o.Timeout, metrics: o.Metrics}
+	c := &Client{addr: a, password: o.Password, timeout: o.Timeout, maxSize: o.MaxSize, metrics: o.Metrics}
 	if o.Controller != "" {
 		ca, err := engines.ParseAddr(o.Controller, "http")
 		if err != nil {
@@ -223,6 +228,9 @@ func (c *Client) Name() string { return name }
 func (c *Client) Scan(ctx context.Context, m *scanner.Message) (scanner.EngineResult, error) {
 	if m.Body == nil {
 		return scanner.EngineResult{}, fmt.Errorf("rspamd %s: check: message %s has no body", c.addr, m.ID)
+	}
+	if c.maxSize > 0 && m.Body.Size() > c.maxSize {
+		return scanner.EngineResult{}, fmt.Errorf("rspamd %s: check: %d bytes, over max_size %d: %w", c.addr, m.Body.Size(), c.maxSize, engines.ErrTooLarge)
 	}
 	r, err := c.Check(ctx, Request{
 		IP:       m.Env.ClientIP,
