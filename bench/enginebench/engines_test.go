@@ -63,7 +63,7 @@ func knobsFromEnv(t *testing.T) benchKnobs {
 	k := benchKnobs{
 		out:      os.Getenv("MXGATE_BENCH_ENGINES_OUT"),
 		fastMsgs: envInt(t, "BENCH_FAST_MSGS", 1000),
-		slowMsgs: envInt(t, "BENCH_SLOW_MSGS", 60),
+		slowMsgs: envInt(t, "BENCH_SLOW_MSGS", 80),
 		cliMsgs:  envInt(t, "BENCH_CLI_MSGS", 200),
 		rounds:   envInt(t, "BENCH_ROUNDS", 4),
 		conc:     []int{1, 4},
@@ -121,7 +121,7 @@ type row struct {
 	lat       []time.Duration // sorted
 	engineCPU time.Duration   // the daemons', whole run
 	mxgateCPU time.Duration   // the mxgate process's, whole run
-	cliCPU    time.Duration   // the cli processes', whole run
+	cliCPU    time.Duration   // the cli processes', or this process's on the client path
 	// hist are the node's histogram sums and counts over the run, by
 	// series (mxgate_scan_duration_seconds, mxgate_engine_duration_seconds).
 	hist map[string]float64
@@ -173,52 +173,76 @@ func TestEngineBench(t *testing.T) {
 		idle[s.name] = idleCPU(s.daemons, 3*time.Second)
 	}
 
-	// One node per set, and first one without engines for what mxgate
-	// costs by itself (the built-in checks, relay, message log). The
-	// client and mxgate runs of a set alternate in rounds, so that a
-	// change in what else the machine does falls on both alike.
-	none := engineSet{name: "none", msgs: sets[0].msgs}
-	for _, s := range append([]engineSet{none}, sets...) {
-		t.Logf("%s: %d messages per run in %d rounds, %d through the cli", s.name, s.msgs, k.rounds, s.cliMsgs)
-		gw := startGateway(t, bin, sink.Addr, s.scanner)
+	// One node per set, and one without engines for what mxgate costs by
+	// itself (the built-in checks, relay, message log), all up at once.
+	// Every run is cut into rounds, and the rounds of every set and path
+	// alternate, so that a change in what else the machine does falls on
+	// all of them alike.
+	all := append([]engineSet{{name: "none", msgs: sets[0].msgs}}, sets...)
+	type setRuns struct {
+		gw          *gateway
+		cli         *row
+		client, mx  []*row
+		send, cliFn sendFunc
+	}
+	runs := make([]setRuns, len(all))
+	for i, s := range all {
+		sr := &runs[i]
+		sr.gw = startGateway(t, bin, sink.Addr, s.scanner)
 		if s.cli != nil {
-			r := &row{set: s.name, path: "cli", conc: 1}
-			measure(ctx, r, s, s.cliMsgs, msgs, func(ctx context.Context, msg []byte) (time.Duration, time.Duration, error) {
+			sr.cli = &row{set: s.name, path: "cli", conc: 1}
+			sr.cliFn = func(ctx context.Context, msg []byte) (time.Duration, time.Duration, error) {
 				start := time.Now()
 				cpu, err := s.cli(ctx, msg)
 				return time.Since(start), cpu, err
-			}, nil, true)
-			rows = append(rows, r)
+			}
 		}
-		client := func(ctx context.Context, msg []byte) (time.Duration, time.Duration, error) {
-			start := time.Now()
-			err := s.client(ctx, msg)
-			return time.Since(start), 0, err
+		if s.client != nil {
+			sr.send = func(ctx context.Context, msg []byte) (time.Duration, time.Duration, error) {
+				start := time.Now()
+				err := s.client(ctx, msg)
+				return time.Since(start), 0, err
+			}
 		}
-		var clientRows, mxRows []*row
 		for _, c := range k.conc {
 			if s.client != nil {
-				clientRows = append(clientRows, &row{set: s.name, path: "client", conc: c})
+				sr.client = append(sr.client, &row{set: s.name, path: "client", conc: c})
 			}
-			mxRows = append(mxRows, &row{set: s.name, path: "mxgate", conc: c})
+			sr.mx = append(sr.mx, &row{set: s.name, path: "mxgate", conc: c})
 		}
-		for round := range k.rounds {
-			n := s.msgs / k.rounds
-			if round < s.msgs%k.rounds {
-				n++
+	}
+	share := func(total, round int) int {
+		n := total / k.rounds
+		if round < total%k.rounds {
+			n++
+		}
+		return n
+	}
+	for round := range k.rounds {
+		t.Logf("round %d of %d", round+1, k.rounds)
+		for i, s := range all {
+			sr := runs[i]
+			if sr.cli != nil {
+				measure(ctx, sr.cli, s, share(s.cliMsgs, round), msgs, sr.cliFn, nil, round == 0)
 			}
-			for i := range k.conc {
-				if s.client != nil {
-					measure(ctx, clientRows[i], s, n, msgs, client, nil, round == 0)
+			for j := range k.conc {
+				if sr.send != nil {
+					measure(ctx, sr.client[j], s, share(s.msgs, round), msgs, sr.send, nil, round == 0)
 				}
-				measure(ctx, mxRows[i], s, n, msgs, nil, gw, round == 0)
+				measure(ctx, sr.mx[j], s, share(s.msgs, round), msgs, nil, sr.gw, round == 0)
 			}
 		}
-		rows = append(append(rows, clientRows...), mxRows...)
-		if s.name == "none" || s.name == "clamd" || s.name == "rspamd" {
-			profiles[s.name] = gw.profile(ctx, t, bin, k.profile, msgs)
+	}
+	for i, s := range all {
+		sr := runs[i]
+		if sr.cli != nil {
+			rows = append(rows, sr.cli)
 		}
-		gw.stop()
+		rows = append(append(rows, sr.client...), sr.mx...)
+		if s.name == "none" || s.name == "clamd" || s.name == "rspamd" {
+			profiles[s.name] = sr.gw.profile(ctx, t, bin, k.profile, msgs)
+		}
+		sr.gw.stop()
 	}
 
 	for _, r := range rows {
@@ -411,6 +435,9 @@ func measure(ctx context.Context, r *row, s engineSet, n int, msgs *messages, se
 		mx0 = treeCPU(gw.pid())
 	}
 	eng0 := treeCPU(s.daemons...)
+	// The client path runs in this process, which does nothing else
+	// meanwhile: its CPU is the client's.
+	self0 := selfCPU()
 	var (
 		next    atomic.Int64
 		mu      sync.Mutex
@@ -438,6 +465,9 @@ func measure(ctx context.Context, r *row, s engineSet, n int, msgs *messages, se
 	wg.Wait()
 	r.elapsed += time.Since(started)
 	r.engineCPU += treeCPU(s.daemons...) - eng0
+	if r.path == "client" {
+		r.cliCPU += selfCPU() - self0
+	}
 	if gw != nil {
 		r.mxgateCPU += treeCPU(gw.pid()) - mx0
 		if r.hist == nil {
