@@ -52,13 +52,18 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzClassify$$' -fuzztime $(FUZZTIME) ./dnsbl
 
 # Needs root (Postfix, smtp-sink -u, network namespaces) and
-# ../shared/bench/smtp-anchors.sh. Results: bench/results/*.md.
+# ../shared/bench/smtp-anchors.sh. Results: bench/results/*.md (the
+# engines against their own clients: engines.md).
 bench: deps build
-	@dpkg-query -W -f='$${Status}\n' haproxy 2>/dev/null | grep -q '^install ok installed' || \
-		{ apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq haproxy >/dev/null; }
+	@for p in haproxy clamdscan; do \
+		dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q '^install ok installed' || \
+		{ apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$p >/dev/null; }; \
+	done
 	BUILD=1 ./bench/run.sh
 	BIN=$(BIN) ./bench/failover.sh
 	./bench/cluster.sh
+	MXGATE_BENCH_ENGINES_OUT=$(CURDIR)/bench/results/engines.md MXGATE_BIN=$(CURDIR)/$(BIN) \
+		$(GO) test -count=1 -timeout 30m -run '^TestEngineBench$$' -v ./bench/enginebench
 
 # The chaos test's long form (root: network namespaces): every failure
 # event repeated under a steady stream of mail; make test runs the short
