@@ -2,6 +2,7 @@ package rspamd
 
 import (
 	"bytes"
+	"context"
 	"fmt"
 	"io"
 	"math"
@@ -384,5 +385,33 @@ func TestMaxSize(t *testing.T) {
 	_, err = c.Scan(testenv.Context(t, 30*time.Second), scanMessage("q", []byte("Subject: x\r\n\r\nmore than ten bytes\r\n")))
 	if engines.Kind(err) != engines.KindTooLarge {
 		t.Fatalf("scan over max_size: %v (kind %s), want too_large", err, engines.Kind(err))
+	}
+}
+
+// A ping answers while every turn is taken by a scan Rspamd is slow on: a
+// busy engine is not a down one.
+func TestPingWhileBusy(t *testing.T) {
+	release := make(chan struct{})
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/checkv2" {
+			<-release
+		}
+		io.WriteString(w, "pong")
+	}))
+	defer srv.Close()
+	defer close(release)
+	c, err := New(srv.URL, Options{MaxConnections: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := testenv.Context(t, 30*time.Second)
+	go c.Check(ctx, Request{}, strings.NewReader("x"), 1)
+	for c.limit.InFlight() == 0 {
+		time.Sleep(time.Millisecond)
+	}
+	pctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	if err := c.Ping(pctx); err != nil {
+		t.Errorf("ping while the only turn is taken: %v", err)
 	}
 }

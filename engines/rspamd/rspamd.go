@@ -85,8 +85,10 @@ func New(addr string, o Options) (*Client, error) {
 			DialContext: (&net.Dialer{}).DialContext,
 			// rspamd closes every connection after its reply (Connection:
 			// close): keeping idle ones would only hold dead sockets.
-			DisableKeepAlives:  true,
-			MaxConnsPerHost:    n,
+			DisableKeepAlives: true,
+			// The limiter bounds the scans; the one more is a health
+			// ping's, which never waits for a scan's turn.
+			MaxConnsPerHost:    n + 1,
 			DisableCompression: true,
 		},
 		// A redirect is not an rspamd reply.
@@ -139,7 +141,7 @@ func (c *Client) Check(ctx context.Context, req Request, body io.Reader, size in
 	if req.QueueID != "" {
 		h.Set("Queue-Id", headerSafe(req.QueueID))
 	}
-	status, b, err := c.call(ctx, c.addr, "/checkv2", h, body, size)
+	status, b, err := c.call(ctx, c.addr, "/checkv2", h, body, size, true)
 	if err != nil {
 		return Reply{}, fmt.Errorf("rspamd %s: check: %w", c.addr, err)
 	}
@@ -181,7 +183,7 @@ func (c *Client) Learn(ctx context.Context, spam bool, body io.Reader, size int6
 	if c.password != "" {
 		h.Set("Password", c.password)
 	}
-	status, b, err := c.call(ctx, *c.controller, path, h, body, size)
+	status, b, err := c.call(ctx, *c.controller, path, h, body, size, true)
 	if err != nil {
 		return fmt.Errorf("rspamd %s: %s: %w", c.controller, path[1:], err)
 	}
@@ -208,7 +210,10 @@ func (c *Client) Learn(ctx context.Context, spam bool, body io.Reader, size int6
 // Ping asks the normal worker whether it answers (GET /ping → "pong").
 func (c *Client) Ping(ctx context.Context) (err error) {
 	defer c.observe(time.Now(), &err)
-	status, b, err := c.call(ctx, c.addr, "/ping", nil, nil, -1)
+	// No turn of the limiter: an Rspamd busy with max_connections slow
+	// scans is alive, and a ping that waited behind them would report it
+	// down under load.
+	status, b, err := c.call(ctx, c.addr, "/ping", nil, nil, -1, false)
 	if err != nil {
 		return fmt.Errorf("rspamd %s: ping: %w", c.addr, err)
 	}
@@ -249,17 +254,19 @@ func (c *Client) Scan(ctx context.Context, m *scanner.Message) (scanner.EngineRe
 // observe counts the call that began at start and ended with *err.
 func (c *Client) observe(start time.Time, err *error) { c.metrics.Observe(name, start, *err) }
 
-// call sends one request within the client's deadline and a turn of its
-// limiter and returns the status and the body (at most maxReply bytes;
-// more is an error). A nil body is a GET.
-func (c *Client) call(ctx context.Context, a engines.Addr, path string, h http.Header, body io.Reader, size int64) (int, []byte, error) {
+// call sends one request within the client's deadline (and, limited, a
+// turn of its limiter) and returns the status and the body (at most
+// maxReply bytes; more is an error). A nil body is a GET.
+func (c *Client) call(ctx context.Context, a engines.Addr, path string, h http.Header, body io.Reader, size int64, limited bool) (int, []byte, error) {
 	ctx, cancel := context.WithTimeout(ctx, c.timeout)
 	defer cancel()
-	release, err := c.limit.Acquire(ctx)
-	if err != nil {
-		return 0, nil, err
+	if limited {
+		release, err := c.limit.Acquire(ctx)
+		if err != nil {
+			return 0, nil, err
+		}
+		defer release()
 	}
-	defer release()
 	method := http.MethodGet
 	if body != nil {
 		method = http.MethodPost
