@@ -87,3 +87,20 @@ func waitMaillog(t *testing.T, pf *testenv.Postfix, want string) {
 		time.Sleep(100 * time.Millisecond)
 	}
 }
+
+// The README gives the texts of the MAIL and RCPT successes: go-smtp's
+// own, which mxgate cannot choose. Should a new go-smtp change them, this
+// says the README must follow.
+func TestEnvelopeRepliesAsDocumented(t *testing.T) {
+	f := startFront(t, nil, nil)
+	c := dial(t, f.addr)
+	c.ehlo()
+	for _, tt := range []struct{ cmd, want string }{
+		{"MAIL FROM:<a@sender.test>", "250 2.0.0 Roger, accepting mail from <a@sender.test>"},
+		{"RCPT TO:<b@example.org>", "250 2.0.0 I'll make sure <b@example.org> gets this"},
+	} {
+		if got := c.do(tt.cmd); got != tt.want {
+			t.Errorf("%s: %q, want %q as the README says", tt.cmd, got, tt.want)
+		}
+	}
+}
