@@ -46,6 +46,7 @@ fuzz:
 	$(call fuzz1,FuzzRelayPolicy,./smtpfront,40000)
 	$(call fuzz1,FuzzSession,./smtpfront,7000)
 	$(call fuzz1,FuzzEnvelopeAddress,./smtpfront,40000)
+	$(call fuzz1,FuzzAcceptedText,./smtpfront,40000)
 	$(call fuzz1,FuzzDotStuffer,./deliver,60000)
 	$(call fuzz1,FuzzParse,./cluster/vrrp,200000)
 	$(call fuzz1,FuzzEnvelope,./peer,50000)

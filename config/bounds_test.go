@@ -96,10 +96,10 @@ func TestBounds(t *testing.T) {
 }
 
 // The case, as a node file: refused with the key, the bound and the
-// line-free message that serve prints.
+// key's line in the file, the message that serve prints.
 func TestAbsurdWorkersRefused(t *testing.T) {
 	_, err := Parse([]byte("scanner:\n  workers: 100000000\n"))
-	if err == nil || err.Error() != "scanner.workers: must be at most 1024, got 100000000" {
+	if err == nil || err.Error() != "scanner.workers: must be at most 1024, got 100000000 (line 2)" {
 		t.Fatalf("Parse = %v", err)
 	}
 }

@@ -48,7 +48,7 @@ func Parse(data []byte) (Config, error) {
 	}
 	c.normalize()
 	if err := c.Validate(); err != nil {
-		return Config{}, err
+		return Config{}, withLines(data, err)
 	}
 	return c, nil
 }

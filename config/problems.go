@@ -8,13 +8,17 @@ import (
 	"os"
 	"strings"
 	"time"
+
+	"github.com/mxgate/mxgate/scanner"
 )
 
 // problems collects what Validate finds, each problem naming its key.
 type problems []error
 
 func (p *problems) add(key, format string, args ...any) {
-	*p = append(*p, fmt.Errorf("%s: %s", key, fmt.Sprintf(format, args...)))
+	// A SettingError, as the scanner's own problems are, so that Parse can
+	// find the key in the file and name its line (withLines).
+	*p = append(*p, &scanner.SettingError{Key: key, Msg: fmt.Sprintf(format, args...)})
 }
 
 func (p problems) err() error { return errors.Join(p...) }

@@ -1,6 +1,9 @@
 package config
 
-import "fmt"
+import (
+	"fmt"
+	"strings"
+)
 
 // maxHardErrorLimit bounds smtp.hard_error_limit: each refused recipient
 // costs a downstream round trip, and a client should not get thousands.
@@ -17,8 +20,10 @@ func (s SMTP) validate(p *problems) {
 		p.add("smtp.hostname", "%q is not a host name", s.Hostname)
 	}
 	for i, d := range s.AcceptDomains {
-		if !validDomain(d) {
-			p.add(fmt.Sprintf("smtp.accept_domains[%d]", i), "%q is not a domain name (write example.org, without @)", d)
+		// ".example.org" is every subdomain of example.org, as in Postfix's
+		// relay_domains (smtpfront's relay policy matches it so).
+		if !validDomain(strings.TrimPrefix(d, ".")) {
+			p.add(fmt.Sprintf("smtp.accept_domains[%d]", i), "%q is not a domain name (write example.org, or .example.org for its subdomains, without @)", d)
 		}
 	}
 	p.cidrs("smtp.trusted_networks", s.TrustedNetworks)

@@ -314,8 +314,7 @@ func (ss *session) deliver(v scanner.Verdict, body *spool.Buffer, rec *msglog.Re
 		return se, fmt.Errorf("downstream data: %w", err)
 	}
 	rec.Downstream = text
-	enh, msg := splitEnhanced(text)
-	return reply(250, enh, msg), nil
+	return reply(250, smtp.EnhancedCode{2, 0, 0}, acceptedText(ss.id, text)), nil
 }
 
 // quarantine stores the message and returns the id it is held under: its

@@ -25,7 +25,7 @@ func TestAbsurdWorkersRefusedByTheBinary(t *testing.T) {
 	cmd := exec.CommandContext(ctx, "sh", "-c", `ulimit -v 4194304 && exec "$0" serve -c "$1"`, mxgateBin, path)
 	out, err := cmd.CombinedOutput()
 	code := cmd.ProcessState.ExitCode()
-	want := "mxgate: config " + path + ": scanner.workers: must be at most 1024, got 100000000\n"
+	want := "mxgate: config " + path + ": scanner.workers: must be at most 1024, got 100000000 (line 4)\n"
 	if err == nil || code != 1 || string(out) != want {
 		t.Errorf("exit %d (%v), output:\n%s\nwant exit 1 and only:\n%s", code, err, out, want)
 	}
