@@ -74,7 +74,11 @@ func (s Settings) With(patches ...Patch) (Settings, error) {
 		if err := checkKey(p.Key); err != nil {
 			return Settings{}, err
 		}
-		doc := nest(strings.Split(p.Key, "."), p.Value)
+		path := strings.Split(p.Key, ".")
+		// yaml.v3 merges a mapping into a map that has entries: weights={}
+		// would change nothing. A map given whole replaces the old one.
+		clearMap(reflect.ValueOf(&out).Elem(), path)
+		doc := nest(path, p.Value)
 		b, err := yaml.Marshal(doc)
 		if err != nil {
 			return Settings{}, fmt.Errorf("%s: encode value: %w", p.Key, err)
@@ -90,6 +94,29 @@ func (s Settings) With(patches ...Patch) (Settings, error) {
 		return Settings{}, err
 	}
 	return out, nil
+}
+
+// clearMap empties the map that path names in v (a Settings), if it names
+// a map and not a struct or an entry of one.
+func clearMap(v reflect.Value, path []string) {
+	for _, seg := range path {
+		if v.Kind() != reflect.Struct {
+			return
+		}
+		found := false
+		for i := range v.NumField() {
+			if name, _, _ := strings.Cut(v.Type().Field(i).Tag.Get("yaml"), ","); name == seg {
+				v, found = v.Field(i), true
+				break
+			}
+		}
+		if !found {
+			return
+		}
+	}
+	if v.Kind() == reflect.Map && v.CanSet() {
+		v.Set(reflect.Zero(v.Type()))
+	}
 }
 
 // clone copies s deeply enough that decoding into the copy leaves s alone.

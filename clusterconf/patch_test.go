@@ -39,6 +39,10 @@ func TestWithKeepsOtherKeys(t *testing.T) {
 			func(s Settings) bool { return len(s.Scanner.Rules) == 0 }, []string{"scanner.rules: [LOTTERY header Subject =~ /lottery/i 4] -> []"}},
 		{"a weight added", []string{"weights.n3=50"},
 			func(s Settings) bool { return s.Weights["n3"] == 50 && s.Weights["n2"] == 0 }, []string{"weights.n3: (none) -> 50"}},
+		{"a map given whole replaces it", []string{"weights={n3: 5}"},
+			func(s Settings) bool { return len(s.Weights) == 1 && s.Weights["n3"] == 5 }, []string{"weights.n2: 0 -> (none)", "weights.n3: (none) -> 5"}},
+		{"an empty map empties it", []string{"weights={}"},
+			func(s Settings) bool { return len(s.Weights) == 0 }, []string{"weights.n2: 0 -> (none)"}},
 		{"a section as flow", []string{"scanner.thresholds={reject: 20}"},
 			func(s Settings) bool {
 				return s.Scanner.Thresholds.Reject == 20 && s.Scanner.Thresholds.Quarantine == 5
