@@ -42,6 +42,7 @@ fuzz:
 	$(call fuzz1,FuzzRulePrefilter,./scanner,40000)
 	$(call fuzz1,FuzzParse,./config,25000,-fuzzminimizetime 2s)
 	$(call fuzz1,FuzzParse,./clusterconf,25000)
+	$(call fuzz1,FuzzParsePatch,./clusterconf,25000)
 	$(call fuzz1,FuzzParseValue,./lists,3000)
 	$(call fuzz1,FuzzRelayPolicy,./smtpfront,40000)
 	$(call fuzz1,FuzzSession,./smtpfront,7000)

@@ -3,6 +3,8 @@ package clusterconf
 import (
 	"os"
 	"reflect"
+	"slices"
+	"strings"
 	"testing"
 
 	"gopkg.in/yaml.v3"
@@ -46,6 +48,56 @@ func FuzzParse(f *testing.F) {
 		back, err := Parse(shown)
 		if err != nil || !reflect.DeepEqual(back, s) {
 			t.Fatalf("what show prints does not parse back: %v\n%s", err, shown)
+		}
+	})
+}
+
+// Whatever KEY=VALUE `mxgate config set` takes leaves a valid revision
+// whose every other key is unchanged, and what the diff shows for it takes
+// the patched value back (flow form).
+func FuzzParsePatch(f *testing.F) {
+	for _, s := range []string{"scanner.thresholds.quarantine=7", "mode=active-passive", "scanner.engines.clamd.on_error=accept",
+		"scanner.rules=['A body /x/ 1']", "weights.n2=0", "scanner.thresholds={reject: 20}", "scanner.attachments.blocked_extensions=[ISO, exe]",
+		"scanner.engines.spamd.timeout=3s", "quarantine=7", "mode=[a", "=", "mode=&a x"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, arg string) {
+		p, err := ParsePatch(arg)
+		if err != nil {
+			return
+		}
+		if checkKey(p.Key) != nil {
+			t.Fatalf("ParsePatch took unknown key %q", p.Key)
+		}
+		s, err := Defaults().With(p)
+		if err != nil {
+			return
+		}
+		if err := s.Validate(); err != nil {
+			t.Fatalf("With(%q) gave invalid settings: %v", arg, err)
+		}
+		changes, err := Diff(Defaults(), s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, c := range changes {
+			if c.Key != p.Key && !strings.HasPrefix(c.Key, p.Key+".") {
+				t.Fatalf("With(%q) changed %s", arg, c)
+			}
+			if c.New == "" {
+				continue
+			}
+			q, err := ParsePatch(c.Key + "=" + c.New)
+			if err != nil {
+				t.Fatalf("the diff's %s does not parse back: %v", c, err)
+			}
+			back, err := Defaults().With(q)
+			if err != nil {
+				t.Fatalf("the diff's %s does not apply back: %v", c, err)
+			}
+			if again, _ := Diff(s, back); slices.ContainsFunc(again, func(d Change) bool { return d.Key == c.Key }) {
+				t.Fatalf("the diff's %s applies back as %v", c, again)
+			}
 		}
 	})
 }

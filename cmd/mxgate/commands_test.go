@@ -107,6 +107,7 @@ func TestEveryCommand(t *testing.T) {
 		"mxgate cluster status":        {nil, []jsonRun{{nil, false}}},
 		"mxgate config show":           {nil, []jsonRun{{nil, false}, {[]string{"--history"}, true}}},
 		"mxgate config set":            {[]string{"-f", settings}, nil},
+		"mxgate config diff":           {[]string{settings}, nil},
 		"mxgate config push":           {nil, nil},
 		"mxgate report":                {nil, []jsonRun{{nil, false}}},
 		"mxgate scan":                  {[]string{msg}, []jsonRun{{[]string{msg}, false}}},

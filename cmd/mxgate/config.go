@@ -1,9 +1,14 @@
 package main
 
 import (
+	"cmp"
+	"errors"
 	"fmt"
 	"io"
+	"net/http"
 	"os"
+	"slices"
+	"strings"
 
 	"github.com/spf13/cobra"
 	"gopkg.in/yaml.v3"
@@ -27,12 +32,14 @@ Commands reach the master's admin API given by --admin (env MXGATE_ADMIN,
 default ` + defaultAdminURL + `) with --token (env MXGATE_TOKEN).`,
 		Example: `  mxgate config show > cluster.yaml
   $EDITOR cluster.yaml
+  mxgate config diff cluster.yaml
   mxgate config set -f cluster.yaml --comment "raise the spam threshold"
+  mxgate config set scanner.thresholds.quarantine=7
   mxgate config show --history`,
 		RunE: groupRun,
 	}
 	adminFlags(cmd)
-	cmd.AddCommand(newConfigShowCmd(), newConfigSetCmd(), newConfigPushCmd())
+	cmd.AddCommand(newConfigShowCmd(), newConfigSetCmd(), newConfigDiffCmd(), newConfigPushCmd())
 	return cmd
 }
 
@@ -44,7 +51,8 @@ func newConfigShowCmd() *cobra.Command {
 		Short: "Print the current cluster configuration (YAML), or its history",
 		Long: `Print the current revision as YAML that ` + "`mxgate config set -f`" + ` takes back,
 headed by a comment naming the revision, when and by whom it was made. With
---history: one line per revision, newest first. --json prints the revision
+--history: one line per revision, newest first: when, by whom, the keys it
+changed against the revision before, and the comment. --json prints the revision
 (or the list of revisions) as JSON.`,
 		Example: `  mxgate config show > cluster.yaml
   mxgate config show --history --limit 5`,
@@ -54,18 +62,7 @@ headed by a comment naming the revision, when and by whom it was made. With
 	cmd.RunE = withAdmin(func(cmd *cobra.Command, _ []string, c *admin.Client) error {
 		out := cmd.OutOrStdout()
 		if history {
-			revs, err := c.ConfigHistory(cmd.Context(), limit)
-			if err != nil {
-				return err
-			}
-			if *asJSON {
-				return writeJSON(out, revs)
-			}
-			t := newTable(out, "REVISION", "TIME", "BY", "COMMENT")
-			for _, r := range revs {
-				t.row(fmt.Sprint(r.Number), when(r.Time), clean(r.By), clean(r.Comment))
-			}
-			return t.flush()
+			return configHistory(cmd, c, limit, *asJSON)
 		}
 		rev, err := c.Config(cmd.Context())
 		if err != nil {
@@ -91,49 +88,234 @@ headed by a comment naming the revision, when and by whom it was made. With
 	return cmd
 }
 
-func newConfigSetCmd() *cobra.Command {
-	var file, comment string
-	var expect int64
-	var settings clusterconf.Settings
-	cmd := &cobra.Command{
-		Use:   "set -f FILE [--comment C] [--expect REV]",
-		Short: "Store new cluster-wide settings as the next revision",
-		Long: `Read the settings from FILE (the YAML that ` + "`mxgate config show`" + ` prints; "-" reads
-standard input), check them here and on the master, and store them as the
-next revision. An unknown key or a bad value is refused with the key and its
-line. --expect REV refuses the change when the current revision is no
-longer REV (someone else changed it since you looked).`,
-		Example: `  mxgate config set -f cluster.yaml --comment "block .iso attachments"`,
-		Args:    noArgs,
-		// The file is checked before the client is made: its mistakes are
-		// reported the same way whether the master answers or not.
-		PreRunE: func(cmd *cobra.Command, _ []string) error {
-			s, err := readSettings(cmd.InOrStdin(), file)
-			settings = s
-			return err
-		},
-		RunE: withAdmin(func(cmd *cobra.Command, _ []string, c *admin.Client) error {
-			rev, err := c.SetConfig(cmd.Context(), admin.ConfigRequest{Settings: settings, Comment: comment, Expect: expect})
+// configHistory prints the audit trail: each revision with the keys it
+// changed, found by comparing it with the one before (one more is fetched
+// for the oldest shown).
+func configHistory(cmd *cobra.Command, c *admin.Client, limit int, asJSON bool) error {
+	if limit < 0 || limit > maxHistory {
+		return fmt.Errorf("--limit: want 1 to %d, got %d", maxHistory, limit)
+	}
+	out := cmd.OutOrStdout()
+	n := cmp.Or(limit, 20)
+	revs, err := c.ConfigHistory(cmd.Context(), min(n+1, maxHistory))
+	if err != nil {
+		return err
+	}
+	if asJSON {
+		return writeJSON(out, revs[:min(n, len(revs))])
+	}
+	t := newTable(out, "REVISION", "TIME", "BY", "CHANGED", "COMMENT")
+	for i, r := range revs[:min(n, len(revs))] {
+		changed := "(first revision)"
+		if i+1 < len(revs) {
+			changes, err := clusterconf.Diff(revs[i+1].Settings, r.Settings)
 			if err != nil {
 				return err
 			}
-			fmt.Fprintf(cmd.OutOrStdout(), "stored revision %d\n", rev.Number)
+			keys := make([]string, 0, len(changes))
+			for _, ch := range changes {
+				keys = append(keys, ch.Key)
+			}
+			changed = cmp.Or(strings.Join(keys, ","), "(nothing)")
+		} else if r.Number > 1 {
+			changed = "?"
+		}
+		t.row(fmt.Sprint(r.Number), when(r.Time), clean(r.By), clean(changed), clean(r.Comment))
+	}
+	return t.flush()
+}
+
+// maxHistory is the most revisions the admin API gives at once.
+const maxHistory = 1000
+
+func newConfigSetCmd() *cobra.Command {
+	var file, comment string
+	var expect int64
+	var replace bool
+	var settings clusterconf.Settings
+	var document []byte
+	var patches []clusterconf.Patch
+	cmd := &cobra.Command{
+		Use:   "set KEY=VALUE... | set -f FILE [--replace]",
+		Short: "Change cluster-wide settings: single keys, or the whole document",
+		Long: `With KEY=VALUE arguments (as ` + "`postconf -e`" + `), change those keys of the current
+revision and keep every other: keys are dotted as in the YAML that
+` + "`mxgate config show`" + ` prints, values are YAML (a number, a word, 'quoted text', a
+list [a, b]). An unknown key is refused with the keys closest to it, a bad
+value with its key.
+
+With -f FILE (the YAML that ` + "`mxgate config show`" + ` prints; "-" reads standard
+input), FILE is the whole configuration: a key it leaves out takes its
+default. When that would drop or change a key FILE does not mention, the
+change is refused with the difference; --replace stores it all the same.
+` + "`mxgate config diff FILE`" + ` previews it.
+
+Either way the difference is printed, and the change is stored against the
+revision it was made from: when someone else changed the settings meanwhile
+it is refused (HTTP 409), not lost. --expect REV demands that revision.
+Nothing is stored when nothing changes.`,
+		Example: `  mxgate config set scanner.thresholds.quarantine=7 --comment "more in quarantine"
+  mxgate config set mode=active-passive
+  mxgate config set scanner.engines.clamd.on_error=accept
+  mxgate config set "scanner.rules=['LOTTERY header Subject =~ /lottery/i 4']"
+  mxgate config set -f cluster.yaml --comment "block .iso attachments"
+  mxgate config set -f defaults-only.yaml --replace`,
+		// The keys or the file are checked before the client is made:
+		// their mistakes are reported the same way whether the master
+		// answers or not.
+		PreRunE: func(cmd *cobra.Command, args []string) error {
+			switch {
+			case file != "" && len(args) > 0:
+				return fmt.Errorf("mxgate config set takes KEY=VALUE arguments or -f FILE, not both")
+			case file == "" && len(args) == 0:
+				return fmt.Errorf("mxgate config set needs KEY=VALUE arguments, or -f FILE (-f - for standard input)")
+			case replace && file == "":
+				return fmt.Errorf("--replace is for -f FILE: KEY=VALUE changes only the keys given")
+			}
+			if file != "" {
+				var err error
+				settings, document, err = readDocument(cmd.InOrStdin(), file)
+				return err
+			}
+			for _, a := range args {
+				p, err := clusterconf.ParsePatch(a)
+				if err != nil {
+					return err
+				}
+				patches = append(patches, p)
+			}
+			return nil
+		},
+		RunE: withAdmin(func(cmd *cobra.Command, _ []string, c *admin.Client) error {
+			cur, err := currentConfig(cmd, c)
+			if err != nil {
+				return err
+			}
+			next := settings
+			if file == "" {
+				if next, err = cur.Settings.With(patches...); err != nil {
+					return err
+				}
+			}
+			changes, err := clusterconf.Diff(cur.Settings, next)
+			if err != nil {
+				return err
+			}
+			if file != "" && !replace && cur.Number > 0 {
+				mentioned, err := clusterconf.Mentioned(document)
+				if err != nil {
+					return fmt.Errorf("%s: %w", file, err)
+				}
+				if un := clusterconf.Unmentioned(changes, mentioned); len(un) > 0 {
+					return fmt.Errorf("%s would drop or change %d key(s) it does not mention (against revision %d):\n%s"+
+						"refused: add --replace to store %s as the whole configuration, or change single keys with `mxgate config set KEY=VALUE`",
+						file, len(un), cur.Number, changeLines(un), file)
+				}
+			}
+			out := cmd.OutOrStdout()
+			if len(changes) == 0 {
+				fmt.Fprintf(out, "no change; revision %d stays\n", cur.Number)
+				return nil
+			}
+			fmt.Fprint(out, changeLines(changes))
+			if expect == 0 {
+				expect = cur.Number
+			}
+			rev, err := c.SetConfig(cmd.Context(), admin.ConfigRequest{Settings: next, Comment: comment, Expect: expect})
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(out, "stored revision %d\n", rev.Number)
 			return nil
 		}),
 	}
 	f := cmd.Flags()
-	f.StringVarP(&file, "file", "f", "", "settings file (YAML or JSON; - = standard input)")
+	f.StringVarP(&file, "file", "f", "", "the whole configuration from a file (YAML or JSON; - = standard input)")
+	f.BoolVar(&replace, "replace", false, "with -f: store FILE even where it drops or changes keys it does not mention")
 	f.StringVar(&comment, "comment", "", "why, for the audit trail")
 	f.Int64Var(&expect, "expect", 0, "refuse unless the current revision is REV")
 	return cmd
 }
 
+func newConfigDiffCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "diff FILE",
+		Short: "Show what `config set -f FILE` would change",
+		Long: `Compare the settings of FILE ("-" = standard input) with the current revision
+and print, key by key, what storing FILE would change (old -> new), marking
+the keys FILE does not mention: those ` + "`config set -f`" + ` refuses to change
+without --replace. Nothing is stored.`,
+		Example: `  mxgate config show > cluster.yaml
+  $EDITOR cluster.yaml
+  mxgate config diff cluster.yaml`,
+		Args: exactArgs(1),
+		RunE: withAdmin(func(cmd *cobra.Command, args []string, c *admin.Client) error {
+			next, document, err := readDocument(cmd.InOrStdin(), args[0])
+			if err != nil {
+				return err
+			}
+			cur, err := currentConfig(cmd, c)
+			if err != nil {
+				return err
+			}
+			changes, err := clusterconf.Diff(cur.Settings, next)
+			if err != nil {
+				return err
+			}
+			out := cmd.OutOrStdout()
+			if len(changes) == 0 {
+				fmt.Fprintf(out, "no change against revision %d\n", cur.Number)
+				return nil
+			}
+			mentioned, err := clusterconf.Mentioned(document)
+			if err != nil {
+				return fmt.Errorf("%s: %w", args[0], err)
+			}
+			un := clusterconf.Unmentioned(changes, mentioned)
+			for _, ch := range changes {
+				mark := " "
+				if cur.Number > 0 && slices.Contains(un, ch) {
+					mark = "!"
+				}
+				fmt.Fprintf(out, "%s %s\n", mark, clean(ch.String()))
+			}
+			if cur.Number > 0 && len(un) > 0 {
+				fmt.Fprintf(out, "! = not in %s: `mxgate config set -f` needs --replace to change it\n", args[0])
+			}
+			return nil
+		}),
+	}
+}
+
+// currentConfig is the revision a change is made against; before the
+// first one, the defaults as revision 0.
+func currentConfig(cmd *cobra.Command, c *admin.Client) (clusterconf.Revision, error) {
+	cur, err := c.Config(cmd.Context())
+	var ae *admin.Error
+	if errors.As(err, &ae) && ae.Status == http.StatusNotFound && strings.Contains(ae.Message, "stored yet") {
+		return clusterconf.Revision{Settings: clusterconf.Defaults()}, nil
+	}
+	return cur, err
+}
+
+// changeLines writes one change a line, indented.
+func changeLines(changes []clusterconf.Change) string {
+	var b strings.Builder
+	for _, ch := range changes {
+		fmt.Fprintf(&b, "  %s\n", clean(ch.String()))
+	}
+	return b.String()
+}
+
 // readSettings reads and checks the settings of config set from file, or
 // from stdin when file is "-".
 func readSettings(stdin io.Reader, file string) (clusterconf.Settings, error) {
-	if file == "" {
-		return clusterconf.Settings{}, fmt.Errorf("mxgate config set needs -f FILE (or -f - for standard input)")
-	}
+	s, _, err := readDocument(stdin, file)
+	return s, err
+}
+
+// readDocument is readSettings that also returns the document read.
+func readDocument(stdin io.Reader, file string) (clusterconf.Settings, []byte, error) {
 	var data []byte
 	var err error
 	if file == "-" {
@@ -142,16 +324,16 @@ func readSettings(stdin io.Reader, file string) (clusterconf.Settings, error) {
 		data, err = os.ReadFile(file)
 	}
 	if err != nil {
-		return clusterconf.Settings{}, fmt.Errorf("read settings: %w", err)
+		return clusterconf.Settings{}, nil, fmt.Errorf("read settings: %w", err)
 	}
 	s, err := clusterconf.Parse(data)
 	if err != nil {
-		return clusterconf.Settings{}, fmt.Errorf("%s: %w", file, err)
+		return clusterconf.Settings{}, nil, fmt.Errorf("%s: %w", file, err)
 	}
 	if err := s.Validate(); err != nil {
-		return clusterconf.Settings{}, fmt.Errorf("%s: %w", file, err)
+		return clusterconf.Settings{}, nil, fmt.Errorf("%s: %w", file, err)
 	}
-	return s, nil
+	return s, data, nil
 }
 
 // maxInput bounds what a command reads from standard input.
