@@ -29,6 +29,12 @@ func SeedHash(s Settings) string {
 func DiffKeys(a, b Settings) []string {
 	a.normalize()
 	b.normalize()
+	return DiffJSONKeys(a, b)
+}
+
+// DiffJSONKeys names the dotted keys of a's and b's JSON forms whose values
+// differ, sorted; a value that does not encode counts as one empty object.
+func DiffJSONKeys(a, b any) []string {
 	fa, fb := flatten(a), flatten(b)
 	var out []string
 	for k, va := range fa {
@@ -45,14 +51,14 @@ func DiffKeys(a, b Settings) []string {
 	return out
 }
 
-// flatten maps each leaf of s's JSON form to its dotted key.
-func flatten(s Settings) map[string]any {
+// flatten maps each leaf of v's JSON form to its dotted key.
+func flatten(v any) map[string]any {
 	out := map[string]any{}
-	data, err := json.Marshal(s)
+	data, err := json.Marshal(v)
 	if err != nil {
 		return out
 	}
-	var tree map[string]any
+	var tree any
 	if err := json.Unmarshal(data, &tree); err != nil {
 		return out
 	}

@@ -36,7 +36,7 @@ func openStore(ctx context.Context, cfg config.Config, log *slog.Logger) (*store
 // disagrees. A node the store has no mark of (a new member, or a store from
 // before the marks) takes the stored revision and marks its file: its next
 // edit counts. The same rule holds on both backends and on SIGHUP.
-func seedConfig(ctx context.Context, st *store.Backend, cfg config.Config, log *slog.Logger) {
+func seedConfig(ctx context.Context, st *store.Backend, cfg config.Config, log *slog.Logger, when string) {
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
 	file := clusterconf.FromConfig(cfg)
@@ -46,7 +46,7 @@ func seedConfig(ctx context.Context, st *store.Backend, cfg config.Config, log *
 	switch {
 	case errors.Is(err, clusterconf.ErrNone):
 	case err != nil:
-		log.Warn("cluster configuration not read at start; using the node file's until the store answers", "err", err)
+		log.Warn("cluster configuration not read "+when+"; using the node file's until the store answers", "err", err)
 		return
 	default:
 		mark, err := st.Config.SeedMark(ctx, cfg.Node.ID)
@@ -65,12 +65,12 @@ func seedConfig(ctx context.Context, st *store.Backend, cfg config.Config, log *
 		}
 		expect = cur.Number
 	}
-	rev, err := st.Config.Put(ctx, file, "node file of "+cfg.Node.ID, "from the node file at start", expect)
+	rev, err := st.Config.Put(ctx, file, "node file of "+cfg.Node.ID, "from the node file "+when, expect)
 	switch {
 	case errors.Is(err, clusterconf.ErrConflict):
 		// Another node seeded the store at the same moment; its revision wins.
 	case err != nil:
-		log.Warn("cluster configuration not stored at start", "err", err)
+		log.Warn("cluster configuration not stored "+when, "err", err)
 	default:
 		log.Info("cluster configuration stored from the node file", "revision", rev.Number)
 		markSeed(ctx, st, cfg.Node.ID, "", hash, log)

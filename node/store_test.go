@@ -82,7 +82,7 @@ func TestSeedConfig(t *testing.T) {
 					step.before()
 				}
 				var buf bytes.Buffer
-				seedConfig(ctx, st, step.file, slog.New(slog.NewTextHandler(&buf, nil)))
+				seedConfig(ctx, st, step.file, slog.New(slog.NewTextHandler(&buf, nil)), "at start")
 				rev, err := st.Config.Current(ctx)
 				if err != nil {
 					t.Fatal(err)
