@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mxgate/mxgate/admin"
 	"github.com/mxgate/mxgate/clusterconf"
 	"github.com/mxgate/mxgate/testenv"
 )
@@ -180,4 +181,66 @@ func TestVersion(t *testing.T) {
 			}
 		}
 	}
+}
+
+// A restart keeps a change made through the admin API (the node file no
+// longer writes itself over it at every start), and a restart with the
+// file edited applies the file's change.
+func TestRestartKeepsAPIChange(t *testing.T) {
+	g := newGateway(t)
+	const down = "127.0.0.1:1"
+	path := filepath.Join(t.TempDir(), "mxgate.yaml")
+	write := func(q int) {
+		t.Helper()
+		data, err := os.ReadFile(g.writeConfig(t, down, map[string]string{"scanner": "  thresholds: {quarantine: " + strconv.Itoa(q) + ", reject: 15}"}))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(path, data, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	client := func() *admin.Client {
+		c, err := admin.NewClient("http://"+g.Admin, "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c
+	}
+	restart := func() {
+		t.Helper()
+		if g.Proc != nil {
+			g.Proc.Stop(syscall.SIGTERM, 60*time.Second)
+		}
+		g.serve(t, path)
+	}
+	threshold := func(what string, want float64) {
+		t.Helper()
+		rev, err := client().Config(t.Context())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := rev.Settings.Scanner.Thresholds.Quarantine; got != want {
+			t.Errorf("%s: quarantine threshold %g (revision %d by %q), want %g", what, got, rev.Number, rev.By, want)
+		}
+	}
+	write(6)
+	restart()
+	threshold("first start", 6)
+	rev, err := client().Config(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	rev.Settings.Scanner.Thresholds.Quarantine = 8
+	if _, err := client().SetConfig(t.Context(), admin.ConfigRequest{Settings: rev.Settings, Comment: "through the API", Expect: rev.Number}); err != nil {
+		t.Fatal(err)
+	}
+	restart()
+	threshold("restart with the same file after an API change", 8)
+	if !strings.Contains(g.Proc.Text(), "differs in scanner.thresholds.quarantine") {
+		t.Errorf("no warning naming the key where the file disagrees:\n%s", g.Proc.Text())
+	}
+	write(5)
+	restart()
+	threshold("restart with the file edited", 5)
 }
