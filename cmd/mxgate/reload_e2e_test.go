@@ -128,6 +128,52 @@ func TestReloadOnSIGHUP(t *testing.T) {
 	}
 }
 
+// sighupUntil sends SIGHUP to g's node and waits for a new line holding want.
+func sighupUntil(t *testing.T, g *gateway, want string) {
+	t.Helper()
+	n := strings.Count(g.Proc.Text(), want)
+	if err := g.Proc.Cmd.Process.Signal(syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(20 * time.Second); strings.Count(g.Proc.Text(), want) == n; time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) || g.Proc.Exited() {
+			t.Fatalf("no new %q in the log after SIGHUP:\n%s", want, g.Proc.Text())
+		}
+	}
+}
+
+// node.log_level changes live: after a reload to warn, the node's info
+// lines (its own "reloaded" among them) are gone, its warnings and errors
+// are not.
+func TestReloadLogLevel(t *testing.T) {
+	g := newGateway(t)
+	path := filepath.Join(t.TempDir(), "mxgate.yaml")
+	write := func(level string, extra map[string]string) {
+		t.Helper()
+		data, err := os.ReadFile(g.writeConfig(t, "127.0.0.1:1", extra))
+		if err != nil {
+			t.Fatal(err)
+		}
+		data = []byte(strings.Replace(string(data), "log_level: debug", "log_level: "+level, 1))
+		if err := os.WriteFile(path, data, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write("info", nil)
+	g.serve(t, path)
+	sighupUntil(t, g, "SIGHUP: node file reloaded")
+	infos := strings.Count(g.Proc.Text(), "level=INFO")
+	// A key that takes a restart is a warning: its line shows the reload
+	// to warn was done; the bad file after it is an error.
+	write("warn", map[string]string{"smtp": "  hard_error_limit: 7"})
+	sighupUntil(t, g, "take a restart")
+	write("warn", map[string]string{"smtp": "  hard_error_limit: 5000"})
+	sighupUntil(t, g, "node file refused")
+	if got := strings.Count(g.Proc.Text(), "level=INFO"); got != infos {
+		t.Errorf("%d info lines after the reload to log_level warn, want none:\n%s", got-infos, g.Proc.Text())
+	}
+}
+
 // serve --check validates a file and exits 0, or 1 with every problem
 // naming its key, like postfix check and keepalived -t; it serves nothing.
 func TestServeCheck(t *testing.T) {
