@@ -33,9 +33,10 @@ func openStore(ctx context.Context, cfg config.Config, log *slog.Logger) (*store
 // since it last seeded (its SeedHash differs from the node's seed mark in
 // the store). Otherwise the stored revision wins, so a change made through
 // the API survives a restart, and a warning names the keys where the file
-// disagrees. A node the store has no mark of (a new member, or a store from
-// before the marks) takes the stored revision and marks its file: its next
-// edit counts. The same rule holds on both backends and on SIGHUP.
+// disagrees. A node the store has no mark of takes the stored revision and
+// marks its file, so that its next edit counts; unless its own file seeded
+// the current revision (a store from before the marks): then that is the
+// mark. The same rule holds on both backends and on SIGHUP.
 func seedConfig(ctx context.Context, st *store.Backend, cfg config.Config, log *slog.Logger, when string) {
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
@@ -54,18 +55,25 @@ func seedConfig(ctx context.Context, st *store.Backend, cfg config.Config, log *
 			log.Warn("cluster configuration: node file's seed mark not read; the stored revision stays", "err", err)
 			return
 		}
+		stored := mark
+		if mark == "" && cur.By == seedBy(cfg.Node.ID) {
+			// The current revision is this node's file as it seeded it
+			// before the marks existed (or the mark was lost): that is
+			// what the file last held.
+			mark = clusterconf.SeedHash(cur.Settings)
+		}
 		diff := clusterconf.DiffKeys(cur.Settings, file)
 		if mark == hash || mark == "" || len(diff) == 0 {
 			if len(diff) > 0 {
 				log.Warn("cluster configuration: the stored revision wins over the node file, which differs in "+strings.Join(diff, ", ")+" (edit the file to seed it again, or use mxgate config set)",
 					"revision", cur.Number, "keys", diff)
 			}
-			markSeed(ctx, st, cfg.Node.ID, mark, hash, log)
+			markSeed(ctx, st, cfg.Node.ID, stored, hash, log)
 			return
 		}
 		expect = cur.Number
 	}
-	rev, err := st.Config.Put(ctx, file, "node file of "+cfg.Node.ID, "from the node file "+when, expect)
+	rev, err := st.Config.Put(ctx, file, seedBy(cfg.Node.ID), "from the node file "+when, expect)
 	switch {
 	case errors.Is(err, clusterconf.ErrConflict):
 		// Another node seeded the store at the same moment; its revision wins.
@@ -76,6 +84,9 @@ func seedConfig(ctx context.Context, st *store.Backend, cfg config.Config, log *
 		markSeed(ctx, st, cfg.Node.ID, "", hash, log)
 	}
 }
+
+// seedBy is the audit entry's "by" of a revision a node file seeded.
+func seedBy(node string) string { return "node file of " + node }
 
 // markSeed records hash as the node's seed mark unless it is one already.
 func markSeed(ctx context.Context, st *store.Backend, node, mark, hash string, log *slog.Logger) {

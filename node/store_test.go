@@ -3,10 +3,12 @@ package node
 import (
 	"bytes"
 	"context"
+	"io"
 	"log/slog"
 	"strings"
 	"testing"
 
+	"github.com/mxgate/mxgate/clusterconf"
 	"github.com/mxgate/mxgate/config"
 	"github.com/mxgate/mxgate/store"
 	"github.com/mxgate/mxgate/testenv"
@@ -95,6 +97,52 @@ func TestSeedConfig(t *testing.T) {
 				if step.wantLog == "" && warned || step.wantLog != "" && !strings.Contains(buf.String(), step.wantLog) {
 					t.Errorf("start %d (%s): log %q, want %q", i+1, step.what, buf.String(), step.wantLog)
 				}
+			}
+		})
+	}
+}
+
+// A store seeded by this node's file before the seed marks existed (an
+// upgrade) has no mark: the current revision, written by this node's file,
+// is what the file last held, so an edited file is applied and an unchanged
+// one changes nothing; a revision by anyone else wins.
+func TestSeedConfigWithoutMark(t *testing.T) {
+	ctx := context.Background()
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	cfg := config.Default()
+	cfg.Node.ID = "n1"
+	edited := cfg
+	edited.Scanner.Thresholds.Quarantine = 5
+	for _, tt := range []struct {
+		name    string
+		by      string
+		file    config.Config
+		wantRev int64
+		wantThr float64
+	}{
+		{"own seed, file unchanged", "node file of n1", cfg, 1, 6},
+		{"own seed, file edited", "node file of n1", edited, 2, 5},
+		{"someone else's revision, file edited", "admin@test", edited, 1, 6},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			st, err := store.OpenEmbedded(t.TempDir())
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer st.Close()
+			if _, err := st.Config.Put(ctx, clusterconf.FromConfig(cfg), tt.by, "before the marks", 0); err != nil {
+				t.Fatal(err)
+			}
+			seedConfig(ctx, st, tt.file, log, "at start")
+			rev, err := st.Config.Current(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if rev.Number != tt.wantRev || rev.Settings.Scanner.Thresholds.Quarantine != tt.wantThr {
+				t.Errorf("revision %d with quarantine threshold %g, want %d and %g", rev.Number, rev.Settings.Scanner.Thresholds.Quarantine, tt.wantRev, tt.wantThr)
+			}
+			if mark, err := st.Config.SeedMark(ctx, "n1"); err != nil || mark != clusterconf.SeedHash(clusterconf.FromConfig(tt.file)) {
+				t.Errorf("seed mark %q (%v), want the file's", mark, err)
 			}
 		})
 	}
