@@ -12,8 +12,12 @@ TEST_DEBS := postfix swaks keepalived iproute2 redis-server clamav-daemon rspamd
 
 all: build
 
+# The version `mxgate version` prints; the commit and Go version come from the build itself.
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+COMMIT  ?= $(shell git rev-parse HEAD 2>/dev/null)
+
 build:
-	$(GO) build -o $(BIN) ./cmd/mxgate
+	$(GO) build -ldflags "-X main.version=$(VERSION) -X main.commit=$(COMMIT)" -o $(BIN) ./cmd/mxgate
 
 # A single node on loopback with the embedded store (no Redis, no config).
 run: build

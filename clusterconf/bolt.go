@@ -136,3 +136,31 @@ func (b *boltStore) Announce(ctx context.Context, number int64) error {
 func (b *boltStore) Changes(ctx context.Context) <-chan struct{} {
 	return b.changes.Subscribe(ctx)
 }
+
+func (b *boltStore) SeedMark(ctx context.Context, node string) (string, error) {
+	if err := errors.Join(ctx.Err(), checkSeedNode(node)); err != nil {
+		return "", fmt.Errorf("read cluster config seed mark: %w", err)
+	}
+	var mark string
+	err := b.db.View(func(tx *bbolt.Tx) error {
+		mark = string(tx.Bucket([]byte(bucketConf)).Get([]byte(seedKey(node))))
+		return nil
+	})
+	if err != nil {
+		return "", fmt.Errorf("read cluster config seed mark: %w", err)
+	}
+	return mark, nil
+}
+
+func (b *boltStore) SetSeedMark(ctx context.Context, node, hash string) error {
+	if err := errors.Join(ctx.Err(), checkSeedNode(node)); err != nil {
+		return fmt.Errorf("store cluster config seed mark: %w", err)
+	}
+	err := b.db.Update(func(tx *bbolt.Tx) error {
+		return tx.Bucket([]byte(bucketConf)).Put([]byte(seedKey(node)), []byte(hash))
+	})
+	if err != nil {
+		return fmt.Errorf("store cluster config seed mark: %w", err)
+	}
+	return nil
+}

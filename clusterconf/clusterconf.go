@@ -145,6 +145,12 @@ type Store interface {
 	// nothing: reload Current. Signals can be lost while a shared store is
 	// unreachable; Follower also polls.
 	Changes(ctx context.Context) <-chan struct{}
+	// SeedMark returns the SeedHash of node's file as that node last read
+	// it at start ("" when it never did): a file differing from it was
+	// edited since and seeds a new revision (see node's seedConfig).
+	SeedMark(ctx context.Context, node string) (string, error)
+	// SetSeedMark records hash as node's seed mark.
+	SetSeedMark(ctx context.Context, node, hash string) error
 }
 
 // newRevision checks a Put's arguments and builds the revision it stores.

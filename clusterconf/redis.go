@@ -17,6 +17,7 @@ const (
 	keyRevision = kv.Prefix + "config:revision" // current revision number (integer string)
 	keyCurrent  = kv.Prefix + "config:current"  // current Revision JSON
 	keyHistory  = kv.Prefix + "config:history"  // LIST of Revision JSON, newest first (the audit trail)
+	keySeed     = kv.Prefix + "config:seed"     // HASH node id → SeedHash of its file as last read at start
 	// channelChanged carries announcements. The payload is the revision
 	// number in decimal: readers only take the signal, but nodes of older
 	// versions, which parse it, may share the store during an upgrade.
@@ -119,4 +120,28 @@ func (s *redisStore) Announce(ctx context.Context, number int64) error {
 // resubscription after a lost connection (see kv.Subscribe).
 func (s *redisStore) Changes(ctx context.Context) <-chan struct{} {
 	return kv.Subscribe(ctx, s.c, channelChanged)
+}
+
+func (s *redisStore) SeedMark(ctx context.Context, node string) (string, error) {
+	if err := checkSeedNode(node); err != nil {
+		return "", fmt.Errorf("read cluster config seed mark: %w", err)
+	}
+	v, err := s.c.HGet(ctx, keySeed, node).Result()
+	if errors.Is(err, redis.Nil) {
+		return "", nil
+	}
+	if err != nil {
+		return "", fmt.Errorf("read cluster config seed mark: %w", err)
+	}
+	return v, nil
+}
+
+func (s *redisStore) SetSeedMark(ctx context.Context, node, hash string) error {
+	if err := checkSeedNode(node); err != nil {
+		return fmt.Errorf("store cluster config seed mark: %w", err)
+	}
+	if err := s.c.HSet(ctx, keySeed, node, hash).Err(); err != nil {
+		return fmt.Errorf("store cluster config seed mark: %w", err)
+	}
+	return nil
 }

@@ -30,7 +30,10 @@ import (
 // dispatcher, the admin API and, in a cluster, the VRRP node, the peer API
 // and the membership, over one store. Make it with Build.
 type Node struct {
-	cfg   config.Config
+	cfg config.Config
+	// file is the node file as running: cfg with the live keys of the
+	// last Reload (only Reload uses it).
+	file  config.Config
 	log   *slog.Logger
 	store *store.Backend
 	pool  *scanner.Pool
@@ -80,7 +83,7 @@ func buildWith(ctx context.Context, cfg config.Config, log *slog.Logger, makers 
 	if err != nil {
 		return nil, err
 	}
-	n := &Node{cfg: cfg, log: log, store: st, failed: make(chan error, 1)}
+	n := &Node{cfg: cfg, file: cfg, log: log, store: st, failed: make(chan error, 1)}
 	if err := n.build(ctx, makers); err != nil {
 		n.release()
 		return nil, err
@@ -116,7 +119,7 @@ func (n *Node) build(ctx context.Context, makers map[string]engineMaker) error {
 	// them (and, on the embedded store, is their source).
 	shared := newSharedSettings(cfg)
 	n.shared = shared
-	seedConfig(ctx, st, cfg, log)
+	seedConfig(ctx, st, cfg, log, "at start")
 	if err := ctx.Err(); err != nil {
 		return fmt.Errorf("seeding the cluster configuration: %w", err)
 	}

@@ -4,7 +4,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
-	"reflect"
+	"strings"
 	"time"
 
 	"github.com/mxgate/mxgate/clusterconf"
@@ -28,35 +28,74 @@ func openStore(ctx context.Context, cfg config.Config, log *slog.Logger) (*store
 	return st, err
 }
 
-// seedConfig stores the node file's cluster-wide settings as the first
-// revision when the store has none. On the embedded store, which only this
-// node uses, the file stays the source: a changed file becomes a new
-// revision at start. On a shared store the stored revision wins; the file
-// only seeds an empty store, and changes go through `mxgate config set`.
-func seedConfig(ctx context.Context, st *store.Backend, cfg config.Config, log *slog.Logger) {
+// seedConfig lets the node file's cluster-wide settings become the current
+// revision when the store has none, or when this node's file changed them
+// since it last seeded (its SeedHash differs from the node's seed mark in
+// the store). Otherwise the stored revision wins, so a change made through
+// the API survives a restart, and a warning names the keys where the file
+// disagrees. A node the store has no mark of takes the stored revision and
+// marks its file, so that its next edit counts; unless its own file seeded
+// the current revision (a store from before the marks): then that is the
+// mark. The same rule holds on both backends and on SIGHUP.
+func seedConfig(ctx context.Context, st *store.Backend, cfg config.Config, log *slog.Logger, when string) {
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
 	file := clusterconf.FromConfig(cfg)
+	hash := clusterconf.SeedHash(file)
 	cur, err := st.Config.Current(ctx)
 	var expect int64
 	switch {
 	case errors.Is(err, clusterconf.ErrNone):
 	case err != nil:
-		log.Warn("cluster configuration not read at start; using the node file's until the store answers", "err", err)
-		return
-	case st.Shared || reflect.DeepEqual(cur.Settings, file):
+		log.Warn("cluster configuration not read "+when+"; using the node file's until the store answers", "err", err)
 		return
 	default:
+		mark, err := st.Config.SeedMark(ctx, cfg.Node.ID)
+		if err != nil {
+			log.Warn("cluster configuration: node file's seed mark not read; the stored revision stays", "err", err)
+			return
+		}
+		stored := mark
+		if mark == "" && cur.By == seedBy(cfg.Node.ID) {
+			// The current revision is this node's file as it seeded it
+			// before the marks existed (or the mark was lost): that is
+			// what the file last held.
+			mark = clusterconf.SeedHash(cur.Settings)
+		}
+		diff := clusterconf.DiffKeys(cur.Settings, file)
+		if mark == hash || mark == "" || len(diff) == 0 {
+			if len(diff) > 0 {
+				log.Warn("cluster configuration: the stored revision wins over the node file, which differs in "+strings.Join(diff, ", ")+" (edit the file to seed it again, or use mxgate config set)",
+					"revision", cur.Number, "keys", diff)
+			}
+			markSeed(ctx, st, cfg.Node.ID, stored, hash, log)
+			return
+		}
 		expect = cur.Number
 	}
-	rev, err := st.Config.Put(ctx, file, "node file of "+cfg.Node.ID, "from the node file at start", expect)
+	rev, err := st.Config.Put(ctx, file, seedBy(cfg.Node.ID), "from the node file "+when, expect)
 	switch {
 	case errors.Is(err, clusterconf.ErrConflict):
 		// Another node seeded the store at the same moment; its revision wins.
 	case err != nil:
-		log.Warn("cluster configuration not stored at start", "err", err)
+		log.Warn("cluster configuration not stored "+when, "err", err)
 	default:
 		log.Info("cluster configuration stored from the node file", "revision", rev.Number)
+		markSeed(ctx, st, cfg.Node.ID, "", hash, log)
+	}
+}
+
+// seedBy is the audit entry's "by" of a revision a node file seeded.
+func seedBy(node string) string { return "node file of " + node }
+
+// markSeed records hash as the node's seed mark unless it is one already.
+func markSeed(ctx context.Context, st *store.Backend, node, mark, hash string, log *slog.Logger) {
+	if mark == hash {
+		return
+	}
+	if err := st.Config.SetSeedMark(ctx, node, hash); err != nil {
+		// The next start then sees the file as unmarked: the store wins.
+		log.Warn("cluster configuration: node file's seed mark not stored", "err", err)
 	}
 }
 

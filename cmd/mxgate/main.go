@@ -51,7 +51,10 @@ func newRootCmd() *cobra.Command {
 		Short:         "Clustered SMTP security gateway",
 		SilenceUsage:  true,
 		SilenceErrors: true,
+		Version:       versionLine(),
 	}
+	root.SetVersionTemplate("{{.Version}}\n")
 	root.AddCommand(newServeCmd(), newQuarantineCmd(), newListsCmd(), newLogCmd(), newClusterCmd(), newConfigCmd(), newReportCmd(), newScanCmd())
+	root.AddCommand(newVersionCmd())
 	return root
 }

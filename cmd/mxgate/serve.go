@@ -5,7 +5,10 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"os/signal"
 	"runtime/debug"
+	"strings"
+	"syscall"
 
 	"github.com/spf13/cobra"
 
@@ -15,6 +18,7 @@ import (
 
 func newServeCmd() *cobra.Command {
 	var path string
+	var check bool
 	cmd := &cobra.Command{
 		Use:   "serve [-c FILE]",
 		Short: "Run a gateway node",
@@ -23,17 +27,28 @@ func newServeCmd() *cobra.Command {
 Without -c the node runs on loopback with the embedded store in ./mxgate-data,
 accepts mail from loopback clients for any domain and relays it to
 127.0.0.1:2526.`,
-		Example: "  mxgate serve -c /etc/mxgate/mxgate.yaml",
+		Example: "  mxgate serve -c /etc/mxgate/mxgate.yaml\n  mxgate serve --check -c /etc/mxgate/mxgate.yaml\n  kill -HUP $(pidof mxgate)    # reload the node file",
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			cfg, err := loadConfig(path)
 			if err != nil {
 				return err
 			}
-			return serve(cmd.Context(), cfg)
+			if check {
+				// Like postfix check and keepalived -t: the file's problems
+				// (every one, each naming its key) and exit 1, or a word and 0.
+				name := path
+				if name == "" {
+					name = "built-in defaults"
+				}
+				_, err := fmt.Fprintf(cmd.OutOrStdout(), "%s: configuration ok\n", name)
+				return err
+			}
+			return serve(cmd.Context(), path, cfg)
 		},
 	}
 	cmd.Flags().StringVarP(&path, "config", "c", "", "configuration file (YAML)")
+	cmd.Flags().BoolVar(&check, "check", false, "check the configuration file and exit: 0 when it is good, 1 with its problems")
 	return cmd
 }
 
@@ -56,22 +71,33 @@ func loadConfig(path string) (config.Config, error) {
 	return cfg, nil
 }
 
-func newLogger(cfg config.Node) *slog.Logger {
-	var level slog.Level
-	level.UnmarshalText([]byte(cfg.LogLevel))
+func newLogger(cfg config.Node) (*slog.Logger, *slog.LevelVar) {
+	level := new(slog.LevelVar)
+	setLevel(level, cfg.LogLevel)
 	opts := &slog.HandlerOptions{Level: level}
 	if cfg.LogFormat == "json" {
-		return slog.New(slog.NewJSONHandler(os.Stderr, opts))
+		return slog.New(slog.NewJSONHandler(os.Stderr, opts)), level
 	}
-	return slog.New(slog.NewTextHandler(os.Stderr, opts))
+	return slog.New(slog.NewTextHandler(os.Stderr, opts)), level
+}
+
+// setLevel sets node.log_level (validated; empty is info).
+func setLevel(v *slog.LevelVar, s string) {
+	var level slog.Level
+	level.UnmarshalText([]byte(s))
+	v.Set(level)
 }
 
 // serve runs one node until ctx ends or SIGTERM or SIGINT comes, or a part
 // of it fails, then stops it (node.Stop says in which order). A stop during
 // start-up ends the start where it is; a second signal ends the process at
-// once.
-func serve(ctx context.Context, cfg config.Config) error {
-	log := newLogger(cfg.Node)
+// once. SIGHUP reloads the node file at path (see reload) instead of
+// ending the process, as Go's default would.
+func serve(ctx context.Context, path string, cfg config.Config) error {
+	log, level := newLogger(cfg.Node)
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
 	guard := guardStop(ctx, log, cfg.SMTP.DrainTimeout.Duration+stopMargin)
 	defer guard.release()
 	ctx = guard.ctx
@@ -92,11 +118,39 @@ func serve(ctx context.Context, cfg config.Config) error {
 		return startEnded(ctx, log, err)
 	}
 	var runErr error
-	select {
-	case <-ctx.Done():
-	case runErr = <-n.Failed():
+	for running := true; running; {
+		select {
+		case <-ctx.Done():
+			running = false
+		case runErr = <-n.Failed():
+			running = false
+		case <-hup:
+			reload(ctx, n, path, level, log)
+		}
 	}
 	guard.stopping()
 	n.Stop(context.Background())
 	return runErr
+}
+
+// reload reads the node file again (SIGHUP) and applies what can change
+// live: node.log_level here, the cluster-wide settings through the node.
+// A file that does not load or validate is reported in one line and
+// changes nothing; keys that need a restart are named in one line and
+// keep their running value.
+func reload(ctx context.Context, n *node.Node, path string, level *slog.LevelVar, log *slog.Logger) {
+	if path == "" {
+		log.Warn("SIGHUP: no node file to reload (started without -c); nothing changed")
+		return
+	}
+	cfg, err := loadConfig(path)
+	if err != nil {
+		log.Error("SIGHUP: node file refused; the running configuration stays: "+errorLine(err), "file", path)
+		return
+	}
+	setLevel(level, cfg.Node.LogLevel)
+	if keys := n.Reload(ctx, cfg); len(keys) > 0 {
+		log.Warn("SIGHUP: these keys take a restart and keep their running value: "+strings.Join(keys, ", "), "file", path, "keys", keys)
+	}
+	log.Info("SIGHUP: node file reloaded", "file", path)
 }

@@ -136,6 +136,37 @@ func runConfig(t *testing.T, open func(t *testing.T) Env) {
 
 	// Of writers racing from the same revision exactly one wins; the
 	// others get ErrConflict and leave no audit entry.
+	t.Run("SeedMark", func(t *testing.T) {
+		ctx := t.Context()
+		s := open(t).Config
+		for _, step := range []struct {
+			node, set string // set "" = only read
+			want      map[string]string
+		}{
+			{"", "", map[string]string{"n1": "", "n2": ""}},
+			{"n1", "h1", map[string]string{"n1": "h1", "n2": ""}},
+			{"n2", "h2", map[string]string{"n1": "h1", "n2": "h2"}},
+			{"n1", "h3", map[string]string{"n1": "h3", "n2": "h2"}},
+		} {
+			if step.set != "" {
+				if err := s.SetSeedMark(ctx, step.node, step.set); err != nil {
+					t.Fatal(err)
+				}
+			}
+			for node, want := range step.want {
+				if got, err := s.SeedMark(ctx, node); err != nil || got != want {
+					t.Errorf("after setting %s to %q: SeedMark(%s) = %q, %v; want %q", step.node, step.set, node, got, err, want)
+				}
+			}
+		}
+		if err := s.SetSeedMark(ctx, "", "h"); err == nil {
+			t.Error("SetSeedMark with no node id succeeded")
+		}
+		if h, err := s.History(ctx, 0); err != nil || len(h) != 0 {
+			t.Errorf("seed marks made revisions: %v, %v", h, err)
+		}
+	})
+
 	t.Run("ConcurrentPut", func(t *testing.T) {
 		const writers = 16
 		ctx := t.Context()
