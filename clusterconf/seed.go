@@ -35,7 +35,7 @@ func DiffKeys(a, b Settings) []string {
 // DiffJSONKeys names the dotted keys of a's and b's JSON forms whose values
 // differ, sorted; a value that does not encode counts as one empty object.
 func DiffJSONKeys(a, b any) []string {
-	fa, fb := flatten(a), flatten(b)
+	fa, fb := jsonLeaves(a), jsonLeaves(b)
 	var out []string
 	for k, va := range fa {
 		if vb, ok := fb[k]; !ok || !reflect.DeepEqual(va, vb) {
@@ -51,8 +51,8 @@ func DiffJSONKeys(a, b any) []string {
 	return out
 }
 
-// flatten maps each leaf of v's JSON form to its dotted key.
-func flatten(v any) map[string]any {
+// jsonLeaves maps each leaf of v's JSON form to its dotted key.
+func jsonLeaves(v any) map[string]any {
 	out := map[string]any{}
 	data, err := json.Marshal(v)
 	if err != nil {
