@@ -67,7 +67,7 @@ fuzz:
 	$(call fuzz1,FuzzClassify,./dnsbl,50000)
 
 # Needs root (Postfix, smtp-sink -u, network namespaces) and
-# ../shared/bench/smtp-anchors.sh. Results: bench/results/*.md (the
+# bench/smtp-anchors.sh (the reference SMTP paths). Results: bench/results/*.md (the
 # engines against their own clients: engines.md).
 bench: deps build
 	@for p in haproxy clamdscan; do \

@@ -2,7 +2,7 @@
 # bench/run.sh - mxgate SMTP throughput, latency and memory benchmark.
 #
 # Runs mxgate (built-in checks on, embedded store) on loopback as target X of
-# ../shared/bench/smtp-anchors.sh, side by side with the direct
+# bench/smtp-anchors.sh, side by side with the direct
 # smtp-source -> smtp-sink path, HAProxy (TCP), Postfix's queueing relay and
 # Postfix's before-queue proxy; then reads mxgate's peak RSS, measures its
 # RSS with IDLE idle sessions open (bench/idle), and the CPU split between
@@ -37,9 +37,9 @@ log() { echo "## $*" >&2; }
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 TOP=$(git -C "$HERE" rev-parse --show-toplevel 2>/dev/null) \
     || die "cannot find the repository top (git rev-parse --show-toplevel in $HERE failed)"
-ANCHORS=${ANCHORS:-$TOP/../shared/bench/smtp-anchors.sh}
+ANCHORS=${ANCHORS:-$HERE/smtp-anchors.sh}
 [ -f "$ANCHORS" ] || die "anchors script not found: $ANCHORS
-  (expected the shared benchmark checkout next to the repository: \$(git rev-parse --show-toplevel)/../shared/bench/smtp-anchors.sh;
+  (expected bench/smtp-anchors.sh in the repository;
    set ANCHORS=/path/to/smtp-anchors.sh to use another copy)"
 GO=${GO:-$(command -v go || echo /usr/local/go/bin/go)}
 BIN=$TOP/bin/mxgate

@@ -1,7 +1,7 @@
 package testenv
 
 // The lab: a throwaway layer-2 segment of network namespaces for cluster
-// tests, the Go twin of ../shared/bench/netns-lab.sh.
+// tests.
 //
 //	mxl<N>-sw  switch: bridge mxlbr<N> (no STP, no IGMP snooping, so
 //	           224.0.0.18 floods like on a dumb switch), one port per host
