@@ -52,6 +52,9 @@ type Node struct {
 	// revision makes new ones: their settings are cluster-wide).
 	engines func(scanner.Policy) ([]scanner.Engine, error)
 
+	// version names the build in the status (SetVersion).
+	version string
+
 	// What Start has started, for Stop.
 	started   time.Time
 	ports     *boundPorts

@@ -1,8 +1,10 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"io"
+	"net/http"
 	"sort"
 	"strings"
 	"time"
@@ -48,7 +50,7 @@ node's own admin API to compare them.`,
 	cmd.RunE = withAdmin(func(cmd *cobra.Command, _ []string, c *admin.Client) error {
 		var st node.ClusterView
 		if err := c.ClusterStatus(cmd.Context(), &st); err != nil {
-			return err
+			return notClustered(err)
 		}
 		out := cmd.OutOrStdout()
 		if *asJSON {
@@ -136,4 +138,14 @@ func drops(m map[string]uint64) string {
 	}
 	sort.Strings(parts)
 	return fmt.Sprintf("%d (%s)", total, strings.Join(parts, " "))
+}
+
+// notClustered says what to use instead when the node is not clustered
+// (its 404), keeping the status.
+func notClustered(err error) error {
+	var ae *admin.Error
+	if errors.As(err, &ae) && ae.Status == http.StatusNotFound && strings.Contains(ae.Message, "clustering is not enabled") {
+		return &admin.Error{Status: ae.Status, Message: "not a cluster node (cluster.enabled: false): use mxgate status"}
+	}
+	return err
 }
