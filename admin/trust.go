@@ -7,16 +7,34 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"net/url"
 	"time"
 )
 
-// TrustPEM returns the TLS settings of a client that trusts the
-// certificates in pemData: as authorities of the server's chain, and each
-// as itself. The second is for a node serving its own self-signed
-// certificate: it is trusted by its bytes, whatever name or address (a
-// wildcard listen reached on loopback) the client used, as long as it is
-// within its validity period.
-func TrustPEM(pemData []byte) (*tls.Config, error) {
+// Trust makes c trust the certificates in pemData for its https URL (see
+// trustConfig); without it the system's authorities are trusted.
+func (c *Client) Trust(pemData []byte) error {
+	u, err := url.Parse(c.base)
+	if err != nil {
+		return fmt.Errorf("admin URL: %w", err)
+	}
+	cfg, err := trustConfig(pemData, u.Hostname())
+	if err != nil {
+		return err
+	}
+	t := http.DefaultTransport.(*http.Transport).Clone()
+	t.TLSClientConfig = cfg
+	c.hc.Transport = t
+	return nil
+}
+
+// trustConfig returns the TLS settings of a client of host that trusts
+// the certificates in pemData: as authorities of the server's chain
+// (checked for host), and each as itself. The second is for a node
+// serving its own self-signed certificate: it is trusted by its bytes,
+// whatever name or address (a wildcard listen reached on loopback) the
+// client used, as long as it is within its validity period.
+func trustConfig(pemData []byte, host string) (*tls.Config, error) {
 	var certs []*x509.Certificate
 	roots := x509.NewCertPool()
 	for rest := pemData; ; {
@@ -60,16 +78,10 @@ func TrustPEM(pemData []byte) (*tls.Config, error) {
 			for _, c := range cs.PeerCertificates[1:] {
 				inter.AddCert(c)
 			}
-			_, err := leaf.Verify(x509.VerifyOptions{Roots: roots, Intermediates: inter, DNSName: cs.ServerName})
+			// host, not cs.ServerName: a client sends no server name for
+			// an IP address, and an empty name would skip the check.
+			_, err := leaf.Verify(x509.VerifyOptions{Roots: roots, Intermediates: inter, DNSName: host})
 			return err
 		},
 	}, nil
-}
-
-// SetTLS makes c use cfg for an https admin URL (see TrustPEM); without
-// it the system's authorities are trusted.
-func (c *Client) SetTLS(cfg *tls.Config) {
-	t := http.DefaultTransport.(*http.Transport).Clone()
-	t.TLSClientConfig = cfg
-	c.hc.Transport = t
 }

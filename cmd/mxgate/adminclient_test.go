@@ -147,6 +147,9 @@ func TestAdminURL(t *testing.T) {
 		{"gw.example:65536", false, ""},
 		{"::1:8025", false, ""},
 		{"gw:8025/", false, ""},
+		{"[ ]:1", false, ""},
+		{"g/w:1", false, ""},
+		{"[fe80::1%eth0]:8025", false, ""},
 	} {
 		got, err := adminURL(tt.in, tt.tls)
 		if tt.want == "" {
@@ -322,4 +325,32 @@ func TestErrorLine(t *testing.T) {
 			t.Errorf("errorLine(%q) = %q, want %q", tt.err, got, tt.want)
 		}
 	}
+}
+
+func FuzzAdminURL(f *testing.F) {
+	for _, s := range []string{"127.0.0.1:8025", "[::1]:8025", "0.0.0.0:8025", "[::]:8025", ":8025", "gw.example:8025", "https://gw:8025", "gw", "[::ffff:0.0.0.0]:1"} {
+		f.Add(s, false)
+	}
+	f.Fuzz(func(t *testing.T, v string, tls bool) {
+		u, err := adminURL(v, tls)
+		if err != nil || strings.Contains(v, "://") {
+			return
+		}
+		// host:port made a URL: one the client takes, for the same port,
+		// never the wildcard address.
+		if _, err := admin.NewClient(u, ""); err != nil {
+			t.Fatalf("adminURL(%q) = %q, which NewClient refuses: %v", v, u, err)
+		}
+		p, err := url.Parse(u)
+		if err != nil {
+			t.Fatalf("adminURL(%q) = %q: %v", v, u, err)
+		}
+		_, port, _ := net.SplitHostPort(v)
+		if p.Port() != port || p.Hostname() == "" || p.Hostname() == "0.0.0.0" || p.Hostname() == "::" {
+			t.Fatalf("adminURL(%q) = %q", v, u)
+		}
+		if want := map[bool]string{false: "http", true: "https"}[tls]; p.Scheme != want {
+			t.Fatalf("adminURL(%q, %v) = %q", v, tls, u)
+		}
+	})
 }

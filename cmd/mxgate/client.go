@@ -89,11 +89,9 @@ func adminClient(t adminTarget) (*admin.Client, error) {
 		if err != nil {
 			return nil, t.cacert.fail(fmt.Errorf("read certificate: %w", err))
 		}
-		cfg, err := admin.TrustPEM(pem)
-		if err != nil {
+		if err := c.Trust(pem); err != nil {
 			return nil, t.cacert.fail(fmt.Errorf("%s: %w", t.cacert.value, err))
 		}
-		c.SetTLS(cfg)
 	}
 	c.Operator = operator()
 	return c, nil
@@ -267,6 +265,9 @@ func adminURL(v string, tls bool) (string, error) {
 			err = errors.New("port out of range")
 		}
 	}
+	if a, perr := netip.ParseAddr(host); err == nil && (perr == nil && a.Zone() != "" || perr != nil && !hostName(host)) {
+		err = errors.New("bad host")
+	}
 	if err != nil {
 		return "", fmt.Errorf("%q: want host:port (127.0.0.1:8025, [::1]:8025) or a URL (https://gw.example:8025)", v)
 	}
@@ -281,6 +282,14 @@ func adminURL(v string, tls bool) (string, error) {
 		scheme = "https"
 	}
 	return scheme + "://" + net.JoinHostPort(host, port), nil
+}
+
+// hostName: empty (a wildcard) or letters, digits, '-', '.' and '_', as
+// a host name in admin.listen may be.
+func hostName(s string) bool {
+	return !strings.ContainsFunc(s, func(r rune) bool {
+		return !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '.' || r == '_')
+	})
 }
 
 // explain adds what to do about a refused token: which one was sent, or

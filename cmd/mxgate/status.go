@@ -57,7 +57,9 @@ func printStatus(w io.Writer, st node.StatusView) error {
 	t.row("HEALTH", health)
 	t.row("SMTP", fmt.Sprintf("%d connection(s) open", st.SMTPConnections))
 	t.row("SCANNER", fmt.Sprintf("%d of %d scanning, %d of %d waiting", st.ScannerBusy, st.ScannerWorkers, st.ScannerQueued, st.ScannerQueue))
-	store := fmt.Sprintf("%s (%s): %s", clean(st.Store.Kind), clean(st.Store.Name), okOr(st.Store.OK, st.Store.Error))
+	// The embedded store's name says its kind already ("embedded PATH").
+	name := strings.TrimPrefix(st.Store.Name, st.Store.Kind+" ")
+	store := fmt.Sprintf("%s %s: %s", clean(st.Store.Kind), clean(name), okOr(st.Store.OK, st.Store.Error))
 	if st.Degraded {
 		store += "; DEGRADED: running on the last good lists and settings"
 	}
