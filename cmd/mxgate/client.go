@@ -36,6 +36,12 @@ const (
 	envConfig       = "MXGATE_CONFIG"
 )
 
+// adminHelp ends the help of a management command group: where its
+// commands find the admin API.
+const adminHelp = `Commands reach the admin API at --admin (host:port or URL; env ` + envAdmin + `)
+with --token (env ` + envToken + `), or take both from the node file: -c FILE, else
+` + envConfig + `, else ` + defaultNodeFile + ` when it exists. Default: ` + defaultAdminURL + `.`
+
 // configFlag registers the root's -c FILE, the node file a management
 // command takes its admin address, token and certificate from. serve has
 // its own -c (the file it runs), which shadows this one, so that

@@ -20,7 +20,10 @@ func newClusterCmd() *cobra.Command {
 		Use:   "cluster",
 		Short: "Show the node's VRRP cluster state",
 		Long: `Show a node's VRRP state through its admin API. Every node answers for
-itself: --admin names the node (env MXGATE_ADMIN, default ` + defaultAdminURL + `).`,
+itself: --admin names the node. A single node has no cluster state: use
+` + "`mxgate status`" + `.
+
+` + adminHelp,
 		Example: "  mxgate cluster status --json",
 		RunE:    groupRun,
 	}
@@ -43,7 +46,7 @@ revision this node applied, and the scanning members it dispatches to (id,
 peer address, weight, health, load, role, revision, last heartbeat). Ask each
 node's own admin API to compare them.`,
 		Example: `  mxgate cluster status
-  mxgate cluster status --admin http://198.18.0.12:8025 --json`,
+  mxgate cluster status --admin 198.18.0.12:8025 --json`,
 		Args: noArgs,
 	}
 	asJSON := jsonFlag(cmd, "the status as one JSON object")

@@ -28,8 +28,7 @@ restart; ` + "`mxgate cluster status`" + ` shows the revision each node applied.
 Node-local settings (listen addresses, interface, priority, weight) stay in
 each node's file.
 
-Commands reach the master's admin API given by --admin (env MXGATE_ADMIN,
-default ` + defaultAdminURL + `) with --token (env MXGATE_TOKEN).`,
+` + adminHelp,
 		Example: `  mxgate config show > cluster.yaml
   $EDITOR cluster.yaml
   mxgate config diff cluster.yaml

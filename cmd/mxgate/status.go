@@ -23,7 +23,9 @@ downstream server takes connections, each outside engine and whether it
 answers, the list entries and the cluster configuration revision applied,
 and on a cluster node the cluster in one line (` + "`mxgate cluster status`" + ` has
 the rest). The store and downstream are checked for this request. The
-status is 0 whenever the node answered, healthy or not: monitor /healthz.`,
+status is 0 whenever the node answered, healthy or not: monitor /healthz.
+
+` + adminHelp,
 		Example: `  mxgate status
   mxgate -c /etc/mxgate/mxgate.yaml status
   mxgate status --admin 198.18.0.12:8025 --json`,
