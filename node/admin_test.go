@@ -15,6 +15,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/emersion/go-smtp"
+
 	"github.com/mxgate/mxgate/config"
 	"github.com/mxgate/mxgate/testenv"
 )
@@ -244,4 +246,47 @@ func TestAdminTLSAndMetrics(t *testing.T) {
 			t.Errorf("Reload without admin.tls: restart %v, want admin.tls.cert and admin.tls.key", restart)
 		}
 	})
+}
+
+// SIGHUP renews the STARTTLS certificate too (smtp.tls), without a restart.
+func TestSMTPCertReload(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	cert, key, pool := testenv.CertFiles(t, dir, "127.0.0.1")
+	cfg := nodeConfig(t, "127.0.0.1:1", "")
+	cfg.SMTP.TLS = config.TLS{Cert: cert, Key: key}
+	n, err := Build(ctx, cfg, testLogger(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer n.Stop(ctx)
+	if err := n.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	addr := n.SMTPAddrs()[0].String()
+	starttls := func(pool *x509.CertPool) error {
+		c, err := smtp.DialStartTLS(addr, &tls.Config{RootCAs: pool, ServerName: "127.0.0.1"})
+		if err != nil {
+			return err
+		}
+		defer c.Close()
+		// The handshake runs with the first command after STARTTLS.
+		return c.Noop()
+	}
+	if err := starttls(pool); err != nil {
+		t.Fatalf("STARTTLS with the first certificate: %v", err)
+	}
+	// A renewal to new file names: the paths are live as well.
+	newCert, newKey, newPool := testenv.CertFiles(t, dir, "127.0.0.1")
+	renewed := cfg
+	renewed.SMTP.TLS.Cert, renewed.SMTP.TLS.Key = newCert, newKey
+	if restart := n.Reload(ctx, renewed); len(restart) != 0 {
+		t.Errorf("Reload to new certificate files wants a restart for %v", restart)
+	}
+	if err := starttls(newPool); err != nil {
+		t.Errorf("STARTTLS after SIGHUP with the new certificate: %v", err)
+	}
+	if err := starttls(pool); err == nil {
+		t.Error("the old certificate is still served after SIGHUP")
+	}
 }
