@@ -75,12 +75,7 @@ func TestServeCheckAdminTLS(t *testing.T) {
 // /metrics only with the token (admin.metrics_auth), /healthz to anyone,
 // and mxgate_build_info names the version and commit it was built with.
 func TestAdminTLSServe(t *testing.T) {
-	bin := filepath.Join(t.TempDir(), "mxgate")
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
-	defer cancel()
-	if out, err := testenv.Run(ctx, "go", "build", "-ldflags", "-X main.version=9.8.7-tls -X main.commit=feed123", "-o", bin, "."); err != nil {
-		t.Fatalf("build with -ldflags: %v\n%s", err, out)
-	}
+	bin := buildVersioned(t, "9.8.7-tls", "feed123")
 	g := newGateway(t)
 	sink := testenv.StartSink(t)
 	cert, key, pool := testenv.CertFiles(t, t.TempDir(), "127.0.0.1")
@@ -125,6 +120,19 @@ func TestAdminTLSServe(t *testing.T) {
 	if !strings.Contains(g.Proc.Text(), "node started") || strings.Contains(g.Proc.Text(), "plain HTTP") {
 		t.Errorf("start log (no plain-HTTP warning expected on loopback with TLS):\n%s", g.Proc.Text())
 	}
+}
+
+// buildVersioned builds the binary as make build does, with this version
+// and commit, and returns its path.
+func buildVersioned(t *testing.T, version, commit string) string {
+	t.Helper()
+	bin := filepath.Join(t.TempDir(), "mxgate")
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	if out, err := testenv.Run(ctx, "go", "build", "-ldflags", "-X main.version="+version+" -X main.commit="+commit, "-o", bin, "."); err != nil {
+		t.Fatalf("build with -ldflags: %v\n%s", err, out)
+	}
+	return bin
 }
 
 // goVersion is the Go version go build stamps into a binary.
