@@ -75,4 +75,3 @@ func backupToFile(cmd *cobra.Command, c *admin.Client, path string) (err error) 
 	fmt.Fprintf(cmd.ErrOrStderr(), "backup: %d bytes written to %s\n", n, path)
 	return nil
 }
-
