@@ -61,6 +61,7 @@ func (n *Node) newAdmin(reg *prometheus.Registry, nm *nodeMetrics) (*admin.Serve
 		Scan:         n.dispatcher.Scan,
 		MaxScanBytes: cfg.SMTP.MaxMessageBytes,
 		SpoolDir:     cfg.Node.DataDir,
+		Backup:       n.backup,
 		NodeID:       cfg.Node.ID,
 		Logger:       n.log,
 	})
