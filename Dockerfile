@@ -48,7 +48,7 @@ FROM debian:bookworm-slim AS mxgate
 RUN apt-get update -qq \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends ca-certificates libcap2-bin >/dev/null \
  && rm -rf /var/lib/apt/lists/* \
- && useradd --system --uid 10025 --user-group --home-dir /var/lib/mxgate --shell /usr/sbin/nologin mxgate \
+ && useradd --system --uid 10025 --user-group --no-log-init --home-dir /var/lib/mxgate --shell /usr/sbin/nologin mxgate \
  && install -d -o mxgate -g mxgate -m 0750 /var/lib/mxgate
 COPY --from=build /out/mxgate /usr/local/bin/mxgate
 RUN setcap cap_net_admin,cap_net_raw,cap_net_bind_service=ep /usr/local/bin/mxgate

@@ -127,7 +127,7 @@ install: build
 	install -m 0644 contrib/examples/cluster/*.yaml $(DESTDIR)$(DOCDIR)/examples/cluster/
 	@if [ -z "$(DESTDIR)" ] && ! getent passwd mxgate >/dev/null; then \
 		echo "creating the system user mxgate"; \
-		useradd --system --user-group --home-dir /var/lib/mxgate --shell /usr/sbin/nologin mxgate; \
+		useradd --system --user-group --no-log-init --home-dir /var/lib/mxgate --shell /usr/sbin/nologin mxgate; \
 	fi
 	install -d -m 0750 $(DESTDIR)$(SYSCONFDIR)/mxgate
 	@if [ -e $(DESTDIR)$(SYSCONFDIR)/mxgate/mxgate.yaml ]; then \

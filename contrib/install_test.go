@@ -7,8 +7,11 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"slices"
+	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -85,6 +88,76 @@ func TestMakeInstall(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestMakeInstallAsRoot runs a real `make install` (no DESTDIR), as root,
+// against a copy of /etc bound over /etc in a private mount namespace, so
+// the host is left alone: it creates the system user mxgate, gives the
+// node file its group, and a second run creates nothing twice.
+func TestMakeInstallAsRoot(t *testing.T) {
+	testenv.NeedRoot(t)
+	testenv.Need(t, "make", "go", "unshare", "useradd")
+	dir := t.TempDir()
+	etc := filepath.Join(dir, "etc")
+	if out, err := exec.Command("cp", "-a", "/etc", etc).CombinedOutput(); err != nil {
+		t.Fatalf("copy /etc: %v\n%s", err, out)
+	}
+	if users, _ := os.ReadFile(filepath.Join(etc, "passwd")); bytes.Contains(users, []byte("\nmxgate:")) {
+		t.Skip("this host has a user mxgate already: nothing to create")
+	}
+	prefix := filepath.Join(dir, "usr")
+	install := func() string {
+		script := `mount --bind "$1" /etc && shift && exec make "$@"`
+		cmd := exec.Command("unshare", "--mount", "--propagation", "private", "sh", "-c", script, "sh", etc,
+			"-C", repoRoot(t), "install", "PREFIX="+prefix, "UNITDIR="+filepath.Join(dir, "units"), "BIN="+filepath.Join(dir, "build", "mxgate"))
+		cmd.Env = append(os.Environ(), "MAKEFLAGS=", "MFLAGS=", "MAKELEVEL=")
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			t.Fatalf("make install: %v\n%s", err, out)
+		}
+		return string(out)
+	}
+	if out := install(); !strings.Contains(out, "creating the system user mxgate") {
+		t.Errorf("first install did not create the user:\n%s", out)
+	}
+	passwd, _ := os.ReadFile(filepath.Join(etc, "passwd"))
+	if !regexp.MustCompile(`(?m)^mxgate:x:\d+:\d+::/var/lib/mxgate:/usr/sbin/nologin$`).Match(passwd) {
+		t.Fatalf("no system user mxgate with home /var/lib/mxgate and nologin in the copied /etc/passwd")
+	}
+	gid := groupID(t, filepath.Join(etc, "group"), "mxgate")
+	for _, p := range []string{"mxgate", "mxgate/mxgate.yaml"} {
+		st, err := os.Stat(filepath.Join(etc, p))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if g := st.Sys().(*syscall.Stat_t).Gid; g != gid {
+			t.Errorf("/etc/%s: group %d, want mxgate (%d)", p, g, gid)
+		}
+	}
+	if out := install(); strings.Contains(out, "creating the system user") || !strings.Contains(out, "keeping /etc/mxgate/mxgate.yaml") {
+		t.Errorf("second install:\n%s", out)
+	}
+}
+
+// groupID is the id of group name in an /etc/group file.
+func groupID(t *testing.T, path, name string) uint32 {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for l := range strings.Lines(string(b)) {
+		f := strings.Split(strings.TrimSpace(l), ":")
+		if len(f) >= 3 && f[0] == name {
+			id, err := strconv.ParseUint(f[2], 10, 32)
+			if err != nil {
+				t.Fatalf("%s: group %s: %v", path, name, err)
+			}
+			return uint32(id)
+		}
+	}
+	t.Fatalf("%s: no group %s", path, name)
+	return 0
 }
 
 // TestSystemdUnit checks the unit with systemd-analyze verify (which
