@@ -31,20 +31,18 @@ import (
 
 // postfixLab is one recipe running in a lab.
 type postfixLab struct {
-	t         *testing.T
-	lab       *testenv.Lab
-	pf        *testenv.Postfix
-	front     string // the front Postfix's public smtpd
-	gwNS      string // mxgate's namespace
-	gwSMTP    string // mxgate's listener (from gwNS)
-	gwConf    string // mxgate's node file as the recipe gives it
-	gw        *testenv.Process
-	mailNS    string // the mail server's namespace, a client of your network
-	mailAddr  string
-	mailbox   *testenv.Sink // the organisation's mail server
-	internet  *testenv.Sink // the MX of outside.test
-	afterQ    bool          // the hand-over to mxgate is after Postfix's queue
-	recipeDir string
+	lab      *testenv.Lab
+	pf       *testenv.Postfix
+	front    string // the front Postfix's public smtpd
+	gwNS     string // mxgate's namespace
+	gwSMTP   string // mxgate's listener (from gwNS)
+	gwConf   string // mxgate's node file as the recipe gives it
+	gw       *testenv.Process
+	mailNS   string // the mail server's namespace, a client of your network
+	mailAddr string
+	mailbox  *testenv.Sink // the organisation's mail server
+	internet *testenv.Sink // the MX of outside.test
+	afterQ   bool          // the hand-over to mxgate is after Postfix's queue
 }
 
 // Test-only additions to the recipes: the outside world has no DNS here,
@@ -78,7 +76,7 @@ func startRecipe(t *testing.T, dir string, nodes, gwNode int, afterQ bool) *post
 	testenv.NeedRoot(t)
 	testenv.Need(t, "postfix", "smtp-sink", "swaks")
 	lab := testenv.NewLab(t, nodes)
-	l := &postfixLab{t: t, lab: lab, afterQ: afterQ, recipeDir: dir,
+	l := &postfixLab{lab: lab, afterQ: afterQ,
 		gwNS: lab.Node(gwNode), mailNS: lab.Node(nodes), mailAddr: lab.NodeAddr(nodes)}
 	data := filepath.Join(t.TempDir(), "mxgate")
 	// Longest first: 10.0.0.10 must not be read as 10.0.0.1 and a 0.
@@ -98,7 +96,7 @@ func startRecipe(t *testing.T, dir string, nodes, gwNode int, afterQ bool) *post
 		t.Fatalf("%s/mxgate.yaml: no smtp.listen", dir)
 	}
 	l.gwSMTP = m[1]
-	l.startGateway(l.gwConf)
+	l.startGateway(t, l.gwConf)
 
 	main := recipeFile(t, dir, "main.cf", r) + recipeInternet
 	master := recipeFile(t, dir, "master.cf", r)
@@ -114,44 +112,44 @@ func startRecipe(t *testing.T, dir string, nodes, gwNode int, afterQ bool) *post
 
 // startGateway (re)starts mxgate with the node file conf (plus the test's
 // rule) and waits for its SMTP listener.
-func (l *postfixLab) startGateway(conf string) {
-	l.t.Helper()
+func (l *postfixLab) startGateway(t *testing.T, conf string) {
+	t.Helper()
 	if l.gw != nil {
 		l.gw.Stop(syscall.SIGTERM, 20*time.Second)
 	}
-	path := filepath.Join(l.t.TempDir(), "mxgate.yaml")
+	path := filepath.Join(t.TempDir(), "mxgate.yaml")
 	if err := os.WriteFile(path, []byte(conf+recipeRule), 0o600); err != nil {
-		l.t.Fatal(err)
+		t.Fatal(err)
 	}
-	l.gw = l.lab.Start(l.t, l.gwNS, mxgateBin, "serve", "-c", path)
-	l.lab.WaitListen(l.t, l.gwNS, l.gwSMTP, 20*time.Second)
-	l.lab.WaitListen(l.t, l.gwNS, "127.0.0.1:8025", 20*time.Second)
+	l.gw = l.lab.Start(t, l.gwNS, mxgateBin, "serve", "-c", path)
+	l.lab.WaitListen(t, l.gwNS, l.gwSMTP, 20*time.Second)
+	l.lab.WaitListen(t, l.gwNS, "127.0.0.1:8025", 20*time.Second)
 }
 
 // send runs swaks from namespace ns to server.
-func (l *postfixLab) send(ns, server string, args ...string) (string, int) {
-	l.t.Helper()
-	return swaksVia(l.t, []string{"ip", "netns", "exec", ns}, server, args...)
+func (l *postfixLab) send(t *testing.T, ns, server string, args ...string) (string, int) {
+	t.Helper()
+	return swaksVia(t, []string{"ip", "netns", "exec", ns}, server, args...)
 }
 
 // cli runs a management command on mxgate's host.
-func (l *postfixLab) cli(args ...string) string {
-	l.t.Helper()
-	ctx := testenv.Context(l.t, 30*time.Second)
+func (l *postfixLab) cli(t *testing.T, args ...string) string {
+	t.Helper()
+	ctx := testenv.Context(t, 30*time.Second)
 	out, err := l.lab.Exec(ctx, l.gwNS, mxgateBin, append(args, "--admin", "http://127.0.0.1:8025")...)
 	if err != nil {
-		l.t.Fatalf("mxgate %s: %v\n%s", strings.Join(args, " "), err, out)
+		t.Fatalf("mxgate %s: %v\n%s", strings.Join(args, " "), err, out)
 	}
 	return out
 }
 
 // quarantined returns the quarantine's items by id.
-func (l *postfixLab) quarantined() map[string]map[string]any {
-	l.t.Helper()
+func (l *postfixLab) quarantined(t *testing.T) map[string]map[string]any {
+	t.Helper()
 	var items []map[string]any
-	out := l.cli("quarantine", "list", "--json")
+	out := l.cli(t, "quarantine", "list", "--json")
 	if err := json.Unmarshal([]byte(out), &items); err != nil {
-		l.t.Fatalf("quarantine list --json: %v\n%s", err, out)
+		t.Fatalf("quarantine list --json: %v\n%s", err, out)
 	}
 	byID := map[string]map[string]any{}
 	for _, it := range items {
@@ -194,55 +192,61 @@ var mxgateID = regexp.MustCompile(`by \S+ \(mxgate\) with ESMTP id (\w+)`)
 // to rcpt: before the queue in the client's own transcript, after it in
 // the front Postfix's log line for the hop to mxgate. It returns the id
 // mxgate's reply named.
-func (l *postfixLab) accepted(transcript, rcpt string) string {
-	l.t.Helper()
+func (l *postfixLab) accepted(t *testing.T, transcript, rcpt string) string {
+	t.Helper()
 	re := regexp.MustCompile(`<-  250 2\.0\.0 Ok: queued as (\w+)`)
 	where := transcript
 	if l.afterQ {
 		re = regexp.MustCompile(`to=<` + regexp.QuoteMeta(rcpt) + `>, relay=` + regexp.QuoteMeta(l.gwSMTP[:strings.LastIndexByte(l.gwSMTP, ':')]) +
 			`\[[^]]+\]:\d+, .*status=sent \(250 2\.0\.0 Ok: queued as (\w+)`)
-		where = l.pf.WaitLog(l.t, "to=<"+rcpt+">", 30*time.Second)
+		where = l.pf.WaitLog(t, "to=<"+rcpt+">", 30*time.Second)
 	}
 	m := re.FindStringSubmatch(where)
 	if m == nil {
-		l.t.Fatalf("no 250 of mxgate for <%s> (want %s):\n%s", rcpt, re, where)
+		t.Fatalf("no 250 of mxgate for <%s> (want %s):\n%s", rcpt, re, where)
 	}
 	return m[1]
+}
+
+// sendAccepted sends a message that Postfix must take, and returns the id
+// mxgate's 250 for it named.
+func (l *postfixLab) sendAccepted(t *testing.T, ns, from, rcpt, subject string) string {
+	t.Helper()
+	out, code := l.send(t, ns, l.front, "--from", from, "--to", rcpt, "--header", "Subject: "+subject, "--body", "body of "+subject)
+	if code != 0 {
+		t.Fatalf("swaks exit %d:\n%s", code, out)
+	}
+	return l.accepted(t, out, rcpt)
 }
 
 // refused checks that the sender learnt of mxgate's refusal want for the
 // message to rcpt: before the queue as the reply in its own session,
 // after it as the front Postfix's bounce, logged with mxgate's reply.
-func (l *postfixLab) refused(transcript string, code int, rcpt, want string) {
-	l.t.Helper()
+func (l *postfixLab) refused(t *testing.T, transcript string, code int, rcpt, want string) {
+	t.Helper()
 	if !l.afterQ {
 		if code == 0 || !strings.Contains(transcript, "<** "+want) {
-			l.t.Errorf("<%s>: swaks exit %d, want Postfix passing on mxgate's %q:\n%s", rcpt, code, want, transcript)
+			t.Errorf("<%s>: swaks exit %d, want Postfix passing on mxgate's %q:\n%s", rcpt, code, want, transcript)
 		}
 		return
 	}
 	if code != 0 {
-		l.t.Errorf("<%s>: Postfix refused what it should have queued: exit %d\n%s", rcpt, code, transcript)
+		t.Errorf("<%s>: Postfix refused what it should have queued: exit %d\n%s", rcpt, code, transcript)
 	}
-	log := l.pf.WaitLog(l.t, "to=<"+rcpt+">", 30*time.Second)
+	log := l.pf.WaitLog(t, "to=<"+rcpt+">", 30*time.Second)
 	re := regexp.MustCompile(`to=<` + regexp.QuoteMeta(rcpt) + `>, relay=.*status=bounced \(host \S+ said: ` + regexp.QuoteMeta(want))
 	if !re.MatchString(log) {
-		l.t.Errorf("<%s>: the front Postfix's log has no bounce with mxgate's %q:\n%s", rcpt, want, log)
+		t.Errorf("<%s>: the front Postfix's log has no bounce with mxgate's %q:\n%s", rcpt, want, log)
 	}
 }
 
 // checkRecipe runs the same story through a recipe: inbound and outbound,
 // with mxgate's verdicts reaching the sender, and the relay refusal an
 // administrator meets when mxgate does not trust the front Postfix.
-func checkRecipe(t *testing.T, l *postfixLab, frontAsSeen string, untrusted func() (string, int, string)) {
+func checkRecipe(t *testing.T, l *postfixLab, frontAsSeen string, untrusted func(t *testing.T) (string, int, string)) {
 	lab := l.lab
 	t.Run("inbound clean message reaches the mail server through mxgate", func(t *testing.T) {
-		out, code := l.send(lab.Client(), l.front, "--from", "alice@outside.test", "--to", "bob@example.org",
-			"--header", "Subject: inbound clean", "--body", "hello Bob")
-		if code != 0 {
-			t.Fatalf("swaks exit %d:\n%s", code, out)
-		}
-		id := l.accepted(out, "bob@example.org")
+		id := l.sendAccepted(t, lab.Client(), "alice@outside.test", "bob@example.org", "inbound clean")
 		m := waitSubject(t, l.mailbox, "inbound clean")
 		got := mxgateID.FindStringSubmatch(m)
 		if got == nil || got[1] != id {
@@ -253,13 +257,8 @@ func checkRecipe(t *testing.T, l *postfixLab, frontAsSeen string, untrusted func
 		}
 	})
 	t.Run("inbound spam is quarantined and the 250 names it", func(t *testing.T) {
-		out, code := l.send(lab.Client(), l.front, "--from", "lotto@outside.test", "--to", "carl@example.org",
-			"--header", "Subject: you have won", "--body", "claim it now")
-		if code != 0 {
-			t.Fatalf("swaks exit %d:\n%s", code, out)
-		}
-		id := l.accepted(out, "carl@example.org")
-		it, ok := l.quarantined()[strings.ToUpper(id)]
+		id := l.sendAccepted(t, lab.Client(), "lotto@outside.test", "carl@example.org", "you have won")
+		it, ok := l.quarantined(t)[strings.ToUpper(id)]
 		if !ok || it["subject"] != "you have won" {
 			t.Errorf("250 named %s, which the quarantine does not hold as the message: %v", id, it)
 		}
@@ -269,10 +268,10 @@ func checkRecipe(t *testing.T, l *postfixLab, frontAsSeen string, untrusted func
 		}
 	})
 	t.Run("inbound from a blocked sender is refused with mxgate's reply", func(t *testing.T) {
-		l.cli("lists", "add", "block", "spammer@bad.test")
-		out, code := l.send(lab.Client(), l.front, "--from", "spammer@bad.test", "--to", "dave@example.org",
+		l.cli(t, "lists", "add", "block", "spammer@bad.test")
+		out, code := l.send(t, lab.Client(), l.front, "--from", "spammer@bad.test", "--to", "dave@example.org",
 			"--header", "Subject: blocked sender", "--body", "buy")
-		l.refused(out, code, "dave@example.org", "550 5.7.1")
+		l.refused(t, out, code, "dave@example.org", "550 5.7.1")
 		if l.afterQ {
 			// The bounce goes back to the (outside) sender, mxgate's words in it.
 			if dsn := waitSubject(t, l.internet, "Undelivered Mail Returned to Sender"); !strings.Contains(dsn, "550 5.7.1") {
@@ -285,26 +284,21 @@ func checkRecipe(t *testing.T, l *postfixLab, frontAsSeen string, untrusted func
 		}
 	})
 	t.Run("outbound from your network leaves through mxgate", func(t *testing.T) {
-		out, code := l.send(l.mailNS, l.front, "--from", "bob@example.org", "--to", "carol@outside.test",
-			"--header", "Subject: outbound", "--body", "hello Carol")
-		if code != 0 {
-			t.Fatalf("swaks exit %d:\n%s", code, out)
-		}
-		id := l.accepted(out, "carol@outside.test")
+		id := l.sendAccepted(t, l.mailNS, "bob@example.org", "carol@outside.test", "outbound")
 		m := waitSubject(t, l.internet, "outbound")
 		if got := mxgateID.FindStringSubmatch(m); got == nil || got[1] != id {
 			t.Errorf("the outside MX's copy has no mxgate Received header with id %s:\n%s", id, m)
 		}
 	})
 	t.Run("outbound from outside is refused by Postfix", func(t *testing.T) {
-		out, code := l.send(lab.Client(), l.front, "--from", "eve@outside.test", "--to", "victim@elsewhere.test",
+		out, code := l.send(t, lab.Client(), l.front, "--from", "eve@outside.test", "--to", "victim@elsewhere.test",
 			"--header", "Subject: open relay test")
 		if code != 24 || !strings.Contains(out, "<** 554 5.7.1 <victim@elsewhere.test>: Relay access denied") {
 			t.Errorf("relay from outside: exit %d, want Postfix's 554 5.7.1 at RCPT:\n%s", code, out)
 		}
 	})
 	t.Run("an untrusted client relaying through mxgate is told why", func(t *testing.T) {
-		out, code, ip := untrusted()
+		out, code, ip := untrusted(t)
 		want := "<** 554 5.7.1 Relay access denied: client [" + ip + "] is not in smtp.trusted_networks"
 		if code != 24 || !strings.Contains(out, want) {
 			t.Errorf("relay from %s straight to mxgate: exit %d, want %q:\n%s", ip, code, want, out)
@@ -317,10 +311,10 @@ func checkRecipe(t *testing.T, l *postfixLab, frontAsSeen string, untrusted func
 		if !line.MatchString(l.gwConf) {
 			t.Fatalf("the recipe's mxgate.yaml has no trusted_networks line:\n%s", l.gwConf)
 		}
-		l.startGateway(line.ReplaceAllString(l.gwConf, ""))
-		out, code := l.send(l.mailNS, l.front, "--from", "bob@example.org", "--to", "frank@outside.test",
+		l.startGateway(t, line.ReplaceAllString(l.gwConf, ""))
+		out, code := l.send(t, l.mailNS, l.front, "--from", "bob@example.org", "--to", "frank@outside.test",
 			"--header", "Subject: outbound untrusted", "--body", "hello Frank")
-		l.refused(out, code, "frank@outside.test",
+		l.refused(t, out, code, "frank@outside.test",
 			"554 5.7.1 Relay access denied: client ["+frontAsSeen+"] is not in smtp.trusted_networks")
 	})
 }
@@ -330,9 +324,9 @@ func checkRecipe(t *testing.T, l *postfixLab, frontAsSeen string, untrusted func
 // re-injection smtpd on 127.0.0.1:10025.
 func TestPostfixOneHost(t *testing.T) {
 	l := startRecipe(t, "one-host", 2, 1, false)
-	checkRecipe(t, l, "127.0.0.1", func() (string, int, string) {
+	checkRecipe(t, l, "127.0.0.1", func(t *testing.T) (string, int, string) {
 		// Another process on the host, from an address not trusted.
-		out, code := l.send(l.gwNS, l.gwSMTP, "--local-interface", "127.0.0.2", "--from", "x@example.org",
+		out, code := l.send(t, l.gwNS, l.gwSMTP, "--local-interface", "127.0.0.2", "--from", "x@example.org",
 			"--to", "victim@elsewhere.test")
 		return out, code, "127.0.0.2"
 	})
@@ -343,9 +337,9 @@ func TestPostfixOneHost(t *testing.T) {
 // re-injection smtpd on port 10025.
 func TestPostfixTwoHost(t *testing.T) {
 	l := startRecipe(t, "two-host", 3, 2, true)
-	checkRecipe(t, l, l.lab.NodeAddr(1), func() (string, int, string) {
+	checkRecipe(t, l, l.lab.NodeAddr(1), func(t *testing.T) (string, int, string) {
 		// The mail server going straight to mxgate instead of through host A.
-		out, code := l.send(l.mailNS, l.gwSMTP, "--from", "x@example.org", "--to", "victim@elsewhere.test")
+		out, code := l.send(t, l.mailNS, l.gwSMTP, "--from", "x@example.org", "--to", "victim@elsewhere.test")
 		return out, code, l.mailAddr
 	})
 }
