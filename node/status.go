@@ -14,10 +14,13 @@ import (
 // one node at a glance, single or clustered. The checks of the store and
 // the downstream server are made for the request, as /healthz makes them.
 type StatusView struct {
-	Node    string    `json:"node"`
-	Version string    `json:"version,omitempty"`
-	Role    string    `json:"role"` // single, master, backup, init
-	Started time.Time `json:"started"`
+	Node string `json:"node"`
+	// Version, Commit and GoVersion name the binary (as mxgate_build_info).
+	Version   string    `json:"version"`
+	Commit    string    `json:"commit"`
+	GoVersion string    `json:"go_version"`
+	Role      string    `json:"role"` // single, master, backup, init
+	Started   time.Time `json:"started"`
 	// Uptime is rounded to the second, as "1h2m3s".
 	Uptime string `json:"uptime"`
 	// Healthy and Health are /healthz's verdict.
@@ -77,8 +80,10 @@ const statusChecks = 2 * time.Second
 func (n *Node) Status(ctx context.Context) StatusView {
 	busy, queued := n.pool.Stats()
 	workers, queue := n.pool.Size()
+	bin := n.binary()
 	v := StatusView{
-		Node: n.cfg.Node.ID, Version: n.version, Role: n.cluster.role(), Started: n.started.UTC(),
+		Node: n.cfg.Node.ID, Version: bin.Version, Commit: bin.Commit, GoVersion: bin.GoVersion,
+		Role: n.cluster.role(), Started: n.started.UTC(),
 		Uptime:      time.Since(n.started).Round(time.Second).String(),
 		Healthy:     true,
 		ScannerBusy: busy, ScannerQueued: queued, ScannerWorkers: workers, ScannerQueue: queue,
@@ -130,7 +135,3 @@ func (n *Node) Status(ctx context.Context) StatusView {
 	}
 	return v
 }
-
-// SetVersion names the build the node runs in its status; call it before
-// Start.
-func (n *Node) SetVersion(v string) { n.version = v }

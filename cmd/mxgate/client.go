@@ -250,10 +250,11 @@ func readNodeFile(path, from string) (nodeSettings, error) {
 	key := func(k string) string { return k + " of " + path }
 	n.addr = setting{value: cfg.Admin.Listen, from: key("admin.listen"), file: true}
 	n.token = setting{value: cfg.Admin.Token, from: key("admin.token"), file: true}
-	// Once admin.tls.cert exists (the admin API over TLS), it is the
-	// certificate to trust here:
-	//   n.cacert = setting{value: cfg.Admin.TLS.Cert, from: key("admin.tls.cert"), file: true}
-	// with "" (no TLS) leaving it unset.
+	if cfg.Admin.TLS.Enabled() {
+		// The node's own certificate (chain): trusted as itself, so a
+		// self-signed one works on loopback too.
+		n.cacert = setting{value: cfg.Admin.TLS.Cert, from: key("admin.tls.cert"), file: true}
+	}
 	return n, nil
 }
 

@@ -48,6 +48,7 @@ func walkAdmin(t *testing.T) string {
 		o.Scan = scanPool(t).Scan
 		o.Learn = func(context.Context, bool, []byte) error { return nil }
 		o.Status = func(context.Context) any { return node.StatusView{Node: "n1", Role: "master", Healthy: true} }
+		o.Backup = func() (io.ReadCloser, int64, error) { return io.NopCloser(strings.NewReader("snapshot")), 8, nil }
 	})
 	c, err := admin.NewClient(url, cliToken)
 	if err != nil {
@@ -113,6 +114,7 @@ func TestEveryCommand(t *testing.T) {
 		"mxgate report":                {nil, []jsonRun{{nil, false}}},
 		"mxgate scan":                  {[]string{msg}, []jsonRun{{[]string{msg}, false}}},
 		"mxgate status":                {nil, []jsonRun{{nil, false}}},
+		"mxgate backup":                {[]string{"-"}, nil},
 	}
 	down := downURL(t)
 	// Runs that change nothing on the server share one.

@@ -49,7 +49,7 @@ status is 0 whenever the node answered, healthy or not: monitor /healthz.
 func printStatus(w io.Writer, st node.StatusView) error {
 	t := newTable(w)
 	t.row("NODE", clean(st.Node))
-	t.row("VERSION", clean(st.Version))
+	t.row("VERSION", fmt.Sprintf("%s, commit %s, %s", clean(st.Version), clean(st.Commit), clean(st.GoVersion)))
 	t.row("ROLE", clean(st.Role))
 	t.row("UPTIME", fmt.Sprintf("%s (since %s)", clean(st.Uptime), when(st.Started)))
 	health := "ok"

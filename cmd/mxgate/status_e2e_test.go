@@ -145,3 +145,39 @@ func TestCLIWithNodeFile(t *testing.T) {
 		t.Errorf("status with the downstream down: %d\n%s", code, out)
 	}
 }
+
+// A node serving its admin API over TLS with a self-signed certificate for
+// a name the commands do not use: -c FILE takes https, the token and the
+// certificate (trusted as the node's own) from the node file; without the
+// file a plain host:port gets EX_PROTOCOL and what to do.
+func TestCLIWithTLSNodeFile(t *testing.T) {
+	const token = "tls-node-token-51c0"
+	sink := testenv.StartSink(t)
+	g := newGateway(t)
+	cert, key, _ := testenv.CertFiles(t, t.TempDir(), "gw1.mxgate.test")
+	path := g.writeConfig(t, sink.Addr, nil)
+	withAdminTLS(t, path, cert, key, "token: "+token)
+	g.serve(t, path)
+	clearAdminEnv(t)
+
+	for _, tt := range []struct {
+		args   []string
+		code   int
+		stdout string
+		stderr string
+	}{
+		{[]string{"-c", path, "status"}, 0, "ROLE        single\n", ""},
+		{[]string{"status", "--admin", g.Admin, "--token", token, "--cacert", cert}, 0, "ROLE        single\n", ""},
+		{[]string{"status", "--admin", g.Admin, "--token", token}, exitProtocol, "", "mxgate: Client sent an HTTP request to an HTTPS server. (HTTP 400); the admin API is served over TLS: use an https:// URL, or --cacert\n"},
+		{[]string{"status", "--admin", "https://" + g.Admin, "--token", token}, exitProtocol, "", "mxgate: cannot reach the admin API at https://" + g.Admin + ": tls: failed to verify certificate: x509: "},
+	} {
+		var out, errb bytes.Buffer
+		code := execute(t.Context(), tt.args, &out, &errb)
+		if code != tt.code || !strings.Contains(out.String(), tt.stdout) || !strings.HasPrefix(errb.String(), tt.stderr) || (tt.stderr == "") != (errb.Len() == 0) {
+			t.Errorf("mxgate %q: status %d, stderr %q; want %d, %q\n%s", tt.args, code, errb.String(), tt.code, tt.stderr, out.String())
+		}
+		if strings.Contains(out.String()+errb.String(), token) {
+			t.Errorf("mxgate %q printed the token", tt.args)
+		}
+	}
+}

@@ -16,7 +16,7 @@ import (
 // single node; TestClusterFailoverAndPreempt real cluster nodes.)
 func TestStatusTable(t *testing.T) {
 	st := node.StatusView{
-		Node: "n2", Version: "1.4.0, commit abc, go1.26.0", Role: "backup", Started: time.Now().Add(-time.Hour), Uptime: "1h0m0s",
+		Node: "n2", Version: "1.4.0", Commit: "abc", GoVersion: "go1.26.0", Role: "backup", Started: time.Now().Add(-time.Hour), Uptime: "1h0m0s",
 		Health: "engine down: clamd (timeout)", SMTPConnections: 7, ScannerBusy: 3, ScannerQueued: 1, ScannerWorkers: 8, ScannerQueue: 64,
 		Store:      node.StoreState{Kind: "redis", Name: "redis://198.18.0.250:6379/0", Error: "dial tcp 198.18.0.250:6379: connect: connection refused"},
 		Downstream: node.DownstreamState{Address: "198.18.0.250:2526", OK: true},
