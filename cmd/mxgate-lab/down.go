@@ -83,6 +83,10 @@ func status(o options, out io.Writer) error {
 		fmt.Fprintf(out, "no lab %s (make lab)\n", o.name)
 		return nil
 	}
+	if s.Bare {
+		fmt.Fprintf(out, "lab %s, bare: namespaces %v\n", o.name, nss)
+		return nil
+	}
 	l := lab.Open(o.name, nodes)
 	defer l.Close()
 	for _, p := range s.Procs {

@@ -3,7 +3,7 @@
 // of one Linux host, the same topology as the docker-compose lab. It is
 // what `make lab`, `make lab-status` and `make lab-down` run; it needs root.
 //
-//	mxgate-lab up     [-name mxlab] [-state /run/mxgate-lab] [-bin bin/mxgate]
+//	mxgate-lab up     [-name mxlab] [-state /run/mxgate-lab] [-bin bin/mxgate] [-bare]
 //	mxgate-lab status [-name mxlab] [-state /run/mxgate-lab]
 //	mxgate-lab down   [-name mxlab] [-state /run/mxgate-lab]
 //
@@ -24,9 +24,11 @@ import (
 	"syscall"
 )
 
-const usage = `usage: mxgate-lab up|status|down [-name NAME] [-state DIR] [-bin MXGATE]
+const usage = `usage: mxgate-lab up|status|down [-name NAME] [-state DIR] [-bin MXGATE] [-bare]
 
   up      build the lab and start its processes; prints how to reach each part
+          (-bare: only the switch, the three node namespaces and the client,
+          nothing started: for scripts that run their own processes)
   status  what runs, who holds the VIP, and how to reach each part
   down    stop the lab's processes and remove its namespaces and state (idempotent)
 `
@@ -36,6 +38,7 @@ type options struct {
 	name  string // namespace prefix
 	state string // parent of the lab's state directory
 	bin   string // the mxgate binary (up)
+	bare  bool   // up: the namespaces only
 }
 
 func (o options) dir() string { return o.state + "/" + o.name }
@@ -66,6 +69,7 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 	fs.StringVar(&o.name, "name", "mxlab", "the lab's name: prefix of its namespaces")
 	fs.StringVar(&o.state, "state", "/run/mxgate-lab", "where the lab's state directory is made")
 	fs.StringVar(&o.bin, "bin", "bin/mxgate", "the mxgate binary the nodes run")
+	fs.BoolVar(&o.bare, "bare", false, "up: build the namespaces only, start nothing")
 	if err := fs.Parse(args[1:]); err != nil {
 		return errUsage
 	}

@@ -38,7 +38,8 @@ type state struct {
 	Name  string     `json:"name"`
 	Dir   string     `json:"dir"`
 	Bin   string     `json:"bin"`
-	Token string     `json:"token"`
+	Token string     `json:"token,omitempty"`
+	Bare  bool       `json:"bare,omitempty"`
 	Procs []lab.Proc `json:"procs"`
 }
 
@@ -82,20 +83,25 @@ func (s *state) proc(name string) (lab.Proc, bool) {
 // up builds the lab and starts its processes; on any failure it removes
 // what it built, so a failed up leaves nothing behind either.
 func up(ctx context.Context, o options, out io.Writer) (err error) {
-	bin, err := filepath.Abs(o.bin)
-	if err != nil {
-		return err
-	}
-	if st, err := os.Stat(bin); err != nil || st.IsDir() || st.Mode()&0o111 == 0 {
-		return fmt.Errorf("no mxgate binary at %s (make build)", bin)
-	}
+	var bin string
 	tools := map[string]string{}
-	for _, t := range []struct{ name, pkg string }{{"ip", "iproute2"}, {"redis-server", "redis-server"}, {"smtp-sink", "postfix"}} {
-		p, err := lookPath(t.name)
-		if err != nil {
-			return fmt.Errorf("%s not found (apt-get install %s)", t.name, t.pkg)
+	if !o.bare {
+		if bin, err = filepath.Abs(o.bin); err != nil {
+			return err
 		}
-		tools[t.name] = p
+		if st, err := os.Stat(bin); err != nil || st.IsDir() || st.Mode()&0o111 == 0 {
+			return fmt.Errorf("no mxgate binary at %s (make build)", bin)
+		}
+		for _, t := range []struct{ name, pkg string }{{"redis-server", "redis-server"}, {"smtp-sink", "postfix"}} {
+			p, err := lookPath(t.name)
+			if err != nil {
+				return fmt.Errorf("%s not found (apt-get install %s)", t.name, t.pkg)
+			}
+			tools[t.name] = p
+		}
+	}
+	if _, err := lookPath("ip"); err != nil {
+		return errors.New("ip not found (apt-get install iproute2)")
 	}
 	if nss := lab.Namespaces(o.name); len(nss) > 0 {
 		return fmt.Errorf("lab %s exists (namespaces %s): make lab-down LAB=%s first", o.name, strings.Join(nss, " "), o.name)
@@ -106,7 +112,10 @@ func up(ctx context.Context, o options, out io.Writer) (err error) {
 	if err := os.MkdirAll(o.dir(), 0o755); err != nil {
 		return fmt.Errorf("state directory: %w", err)
 	}
-	s := &state{Name: o.name, Dir: o.dir(), Bin: bin, Token: random(12)}
+	s := &state{Name: o.name, Dir: o.dir(), Bin: bin, Bare: o.bare}
+	if !o.bare {
+		s.Token = random(12)
+	}
 	defer func() {
 		if err != nil {
 			fmt.Fprintf(out, "lab %s did not come up; removing what was built\n", o.name)
@@ -125,6 +134,10 @@ func up(ctx context.Context, o options, out io.Writer) (err error) {
 		return err
 	}
 	defer l.Close()
+	if o.bare {
+		fmt.Fprintf(out, "lab %s is up, bare: namespaces %s\n", o.name, strings.Join(l.Namespaces(), " "))
+		return nil
+	}
 	for _, h := range []struct{ name, addr string }{{redisHost, redisAddr}, {mailHost, mailAddr}} {
 		if err := l.AddHost(ctx, h.name, h.addr); err != nil {
 			return err
