@@ -34,6 +34,8 @@ type Proc struct {
 // Spawn starts argv inside namespace ns in a session of its own, so that
 // it outlives the caller and its terminal; stdout and stderr are appended
 // to logPath. `ip netns exec` execs the program: the PID is the program's.
+// It returns once the process is inside ns (or has ended), so that from
+// then on Destroy's sweep of the namespaces finds it.
 func Spawn(name, ns, logPath string, argv ...string) (Proc, error) {
 	if len(argv) == 0 {
 		return Proc{}, errors.New("spawn: no program")
@@ -56,7 +58,32 @@ func Spawn(name, ns, logPath string, argv ...string) (Proc, error) {
 	if err != nil {
 		return p, fmt.Errorf("spawn %s: %w", name, err)
 	}
+	if err := p.waitIn(ns); err != nil {
+		return p, fmt.Errorf("spawn %s: %w", name, err)
+	}
 	return p, nil
+}
+
+// waitIn waits until the process's network namespace is ns or it ended.
+func (p Proc) waitIn(ns string) error {
+	var want syscall.Stat_t
+	if err := syscall.Stat("/run/netns/"+ns, &want); err != nil {
+		return fmt.Errorf("namespace %s: %w", ns, err)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		var got syscall.Stat_t
+		if err := syscall.Stat(fmt.Sprintf("/proc/%d/ns/net", p.PID), &got); err != nil || !p.Running() {
+			return nil // ended: nothing for a sweep to find
+		}
+		if got.Ino == want.Ino && got.Dev == want.Dev {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("pid %d not in namespace %s after 5s", p.PID, ns)
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
 }
 
 // Settle records the command line the program runs with now (after ip's

@@ -228,8 +228,14 @@ func TestDownHalfBuilt(t *testing.T) {
 		if p.Start, err = startOf(p.PID); err != nil {
 			t.Fatal(err)
 		}
-		if err := p.Settle(); err != nil {
-			t.Fatal(err)
+		// Settle once sleep runs: between fork and exec the command line
+		// is not the program's yet.
+		deadline := time.Now().Add(5 * time.Second)
+		for p.Settle() != nil || p.Cmdline[0] != "sleep" {
+			if time.Now().After(deadline) {
+				t.Fatalf("pid %d never ran sleep: %q", p.PID, p.Cmdline)
+			}
+			time.Sleep(5 * time.Millisecond)
 		}
 		tc.change(&p)
 		s.Procs = append(s.Procs, p)
