@@ -26,6 +26,13 @@ const repo = "../.."
 func makeLab(t *testing.T, ctx context.Context, target, name string) string {
 	t.Helper()
 	cmd := exec.CommandContext(ctx, "make", "-s", "-C", repo, target, "LAB="+name)
+	// Under `make test` the outer make's flags (a jobserver this process
+	// does not pass on) would reach the inner one.
+	for _, kv := range os.Environ() {
+		if k, _, _ := strings.Cut(kv, "="); k != "MAKEFLAGS" && k != "MFLAGS" && k != "MAKELEVEL" {
+			cmd.Env = append(cmd.Env, kv)
+		}
+	}
 	out, err := cmd.CombinedOutput()
 	if err != nil {
 		t.Fatalf("make %s LAB=%s: %v\n%s", target, name, err, out)
