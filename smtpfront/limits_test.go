@@ -229,7 +229,7 @@ func TestHardErrorLimit(t *testing.T) {
 			[]string{"MAIL FROM:<a@sender.test>", relayDenied, relayDenied, relayDenied, "NOOP"},
 			[]string{"250", "554 5.7.1", "554 5.7.1", "421 4.7.0", "EOF"}},
 		{"blocked recipients", func(t *testing.T, f *front) {
-			if err := f.lists.Add(context.Background(), lists.Entry{Kind: lists.Block, Value: "127.0.0.1", Rcpt: "blocked@example.org"}); err != nil {
+			if _, _, err := f.lists.Add(context.Background(), lists.Entry{Kind: lists.Block, Value: "127.0.0.1", Rcpt: "blocked@example.org"}); err != nil {
 				t.Fatal(err)
 			}
 		}, []string{"MAIL FROM:<a@sender.test>", "RCPT TO:<blocked@example.org>", "RCPT TO:<blocked@example.org>", "RCPT TO:<blocked@example.org>"},
@@ -241,7 +241,7 @@ func TestHardErrorLimit(t *testing.T) {
 			[]string{"MAIL FROM:<a@sender.test>", relayDenied, "RSET", "MAIL FROM:<a@sender.test>", "RCPT TO:<b\x01@example.org>", "RSET", "MAIL FROM:<a@sender.test>", relayDenied},
 			[]string{"250", "554", "250", "250", "501 5.1.3", "250", "250", "421 4.7.0"}},
 		{"recipient split does not count", func(t *testing.T, f *front) {
-			if err := f.lists.Add(context.Background(), lists.Entry{Kind: lists.Allow, Value: "127.0.0.1", Rcpt: "vip@example.org"}); err != nil {
+			if _, _, err := f.lists.Add(context.Background(), lists.Entry{Kind: lists.Allow, Value: "127.0.0.1", Rcpt: "vip@example.org"}); err != nil {
 				t.Fatal(err)
 			}
 		}, []string{"MAIL FROM:<a@sender.test>", "RCPT TO:<vip@example.org>", "RCPT TO:<b@example.org>", "RCPT TO:<b@example.org>", "RCPT TO:<b@example.org>", "RCPT TO:<b@example.org>", "NOOP"},

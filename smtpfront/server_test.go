@@ -296,7 +296,7 @@ func TestListsAtRCPT(t *testing.T) {
 		{Kind: lists.Block, Value: "198.18.0.0/24"},
 		{Kind: lists.Block, Value: "127.0.0.1", Rcpt: "blocked@example.org"},
 	} {
-		if err := f.lists.Add(ctx, e); err != nil {
+		if _, _, err := f.lists.Add(ctx, e); err != nil {
 			t.Fatal(err)
 		}
 	}
