@@ -399,7 +399,7 @@ func (ss *session) record() msglog.Record {
 		ClientIP:   ss.ip.String(),
 		Helo:       truncateUTF8(ss.conn.Hostname(), maxHeloOctets), // a second EHLO is not checked before this
 		Sender:     ss.from,
-		Recipients: append([]string(nil), ss.rcpts...),
+		Recipients: append([]string{}, ss.rcpts...), // [] in JSON, also when all were refused
 		Refused:    ss.refused.refusals(),
 		List:       ss.allowedBy,
 		Node:       ss.s.o.NodeID,
