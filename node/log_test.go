@@ -347,4 +347,3 @@ func attrKey(e ast.Expr) (key string, pair bool) {
 	}
 	return "", true
 }
-
