@@ -14,7 +14,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -24,24 +23,6 @@ import (
 	"github.com/mxgate/mxgate/lists"
 	"github.com/mxgate/mxgate/testenv"
 )
-
-// syncBuffer is a log destination many goroutines write to.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 // uniqueKeys decodes one JSON value from d and fails on an object that
 // has a key twice, at any depth. encoding/json keeps the last of
@@ -141,7 +122,7 @@ func checkLogLines(t *testing.T, logs string) {
 // file when the node has none.
 func TestJSONLogLines(t *testing.T) {
 	ctx := context.Background()
-	logs := &syncBuffer{}
+	logs := &testenv.SyncBuffer{}
 	sink := testenv.StartSink(t)
 	cfg := nodeConfig(t, sink.Addr, "")
 	n, err := Build(ctx, cfg, NewLogger(logs, "json", slog.LevelDebug))

@@ -52,17 +52,7 @@ func TestSeedConfig(t *testing.T) {
 			other := cfg
 			other.Node.ID = "n2"
 			other.Scanner.Thresholds.Quarantine = 7
-			apiChange := func() {
-				cur, err := st.Config.Current(ctx)
-				if err != nil {
-					t.Fatal(err)
-				}
-				s := cur.Settings
-				s.Scanner.Thresholds.Quarantine = 8
-				if _, err := st.Config.Put(ctx, s, "admin@test", "through the API", cur.Number); err != nil {
-					t.Fatal(err)
-				}
-			}
+			apiChange := func() { apiChange(t, st) }
 			for i, step := range []struct {
 				what    string
 				before  func()
@@ -168,15 +158,7 @@ func TestSeedConfigWithoutNodeFile(t *testing.T) {
 		{"restart after an API change", "", true},
 	} {
 		if step.change {
-			cur, err := st.Config.Current(ctx)
-			if err != nil {
-				t.Fatal(err)
-			}
-			s := cur.Settings
-			s.Scanner.Thresholds.Quarantine = 8
-			if _, err := st.Config.Put(ctx, s, "admin@test", "through the API", cur.Number); err != nil {
-				t.Fatal(err)
-			}
+			apiChange(t, st)
 		}
 		var buf bytes.Buffer
 		seedConfig(ctx, st, cfg, slog.New(slog.NewTextHandler(&buf, nil)), "at start")
@@ -188,5 +170,21 @@ func TestSeedConfigWithoutNodeFile(t *testing.T) {
 	h, err := st.Config.History(ctx, 10)
 	if err != nil || len(h) != 2 || h[len(h)-1].Comment != "from the built-in defaults at start" {
 		t.Errorf("history %+v, %v; want the first revision from the built-in defaults", h, err)
+	}
+}
+
+// apiChange sets the quarantine threshold to 8 in a new revision, as an
+// administrator would through the admin API.
+func apiChange(t *testing.T, st *store.Backend) {
+	t.Helper()
+	ctx := context.Background()
+	cur, err := st.Config.Current(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := cur.Settings
+	s.Scanner.Thresholds.Quarantine = 8
+	if _, err := st.Config.Put(ctx, s, "admin@test", "through the API", cur.Number); err != nil {
+		t.Fatal(err)
 	}
 }

@@ -6,7 +6,6 @@ package smtpfront
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"crypto/tls"
 	"errors"
@@ -26,24 +25,6 @@ import (
 	"github.com/mxgate/mxgate/scanner"
 	"github.com/mxgate/mxgate/testenv"
 )
-
-// lockedBuffer collects log output written from the server's goroutines.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.Write(p)
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.String()
-}
 
 func heapAlloc() uint64 {
 	runtime.GC()
@@ -86,7 +67,7 @@ func (c *client) code() int {
 }
 
 func TestRefusedRecipientsStayBounded(t *testing.T) {
-	logs := &lockedBuffer{}
+	logs := &testenv.SyncBuffer{}
 	f := startFront(t, nil, func(o *Options) {
 		o.Logger = slog.New(slog.NewTextHandler(logs, nil))
 		o.ReadTimeout = time.Minute

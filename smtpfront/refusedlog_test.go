@@ -10,6 +10,7 @@ import (
 
 	"github.com/mxgate/mxgate/lists"
 	"github.com/mxgate/mxgate/msglog"
+	"github.com/mxgate/mxgate/testenv"
 )
 
 // Refused transactions are findable by recipient: the record and the log
@@ -17,7 +18,7 @@ import (
 // the entry; a block reply names the entry; an allowed message's record
 // names the allow entry.
 func TestRefusedTransactionsAreLogged(t *testing.T) {
-	logs := &lockedBuffer{}
+	logs := &testenv.SyncBuffer{}
 	f := startFront(t, nil, func(o *Options) {
 		o.Logger = slog.New(slog.NewJSONHandler(logs, nil))
 		o.MaxMessageBytes = 64 << 10
