@@ -52,7 +52,7 @@ func TestSeedConfig(t *testing.T) {
 			other := cfg
 			other.Node.ID = "n2"
 			other.Scanner.Thresholds.Quarantine = 7
-			apiChange := func() { apiChange(t, st) }
+			change := func() { apiChange(t, st) }
 			for i, step := range []struct {
 				what    string
 				before  func()
@@ -63,7 +63,7 @@ func TestSeedConfig(t *testing.T) {
 			}{
 				{"first start seeds the empty store", nil, cfg, 1, 6, ""},
 				{"restart, same file", nil, cfg, 1, 6, ""},
-				{"restart after an API change keeps it", apiChange, cfg, 2, 8, "differs in scanner.thresholds.quarantine"},
+				{"restart after an API change keeps it", change, cfg, 2, 8, "differs in scanner.thresholds.quarantine"},
 				{"again", nil, cfg, 2, 8, "differs in scanner.thresholds.quarantine"},
 				{"restart with the file edited applies it", nil, edited, 3, 5, ""},
 				{"restart with the same edited file", nil, edited, 3, 5, ""},
