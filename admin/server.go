@@ -17,6 +17,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -79,6 +80,11 @@ type Options struct {
 	Scan         func(ctx context.Context, m *scanner.Message) (scanner.Verdict, error)
 	MaxScanBytes int64
 	SpoolDir     string
+	// Backup takes a consistent copy of the node's embedded store (GET
+	// /api/v1/backup) and returns it to read, with its size; the server
+	// closes it. An error wrapping ErrBackupElsewhere is a 409 saying how
+	// to back this store up instead; nil = 404.
+	Backup func() (io.ReadCloser, int64, error)
 	// NodeID names the node on the status page.
 	NodeID string
 	// Logger receives errors the client is not shown; nil = discard.
@@ -148,6 +154,7 @@ func New(o Options) (*Server, error) {
 	mux.HandleFunc("GET /api/v1/config/history", s.configHistory)
 	mux.HandleFunc("GET /api/v1/report", s.reportGet)
 	mux.HandleFunc("POST /api/v1/scan", s.scan)
+	mux.HandleFunc("GET /api/v1/backup", s.backup)
 	mux.HandleFunc("/api/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, fmt.Sprintf("no API route %s %s", r.Method, r.URL.Path))
 	})

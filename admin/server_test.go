@@ -180,6 +180,8 @@ func TestAuth(t *testing.T) {
 		{"loopback needs token too", "127.0.0.1:1", "", "/api/v1/lists", 401, "Bearer"},
 		{"status page", "192.0.2.1:1", "", "/", 401, "Basic"},
 		{"unknown route protected", "192.0.2.1:1", "", "/nothing", 401, "Basic"},
+		{"backup needs the token", "192.0.2.1:1", "", "/api/v1/backup", 401, "Bearer"},
+		{"backup needs the token from loopback too", "127.0.0.1:1", "Bearer nope", "/api/v1/backup", 401, "Bearer"},
 		{"metrics open", "192.0.2.1:1", "", "/metrics", 200, ""},
 		{"healthz open", "192.0.2.1:1", "", "/healthz", 200, ""},
 	}

@@ -48,6 +48,7 @@ func (n *Node) newAdmin(reg *prometheus.Registry) (*admin.Server, error) {
 		Scan:         n.dispatcher.Scan,
 		MaxScanBytes: cfg.SMTP.MaxMessageBytes,
 		SpoolDir:     cfg.Node.DataDir,
+		Backup:       n.backup,
 		NodeID:       cfg.Node.ID,
 		Logger:       n.log,
 	})

@@ -53,7 +53,7 @@ func TestRefusedListIsBounded(t *testing.T) {
 		t.Fatal("a new list is not empty")
 	}
 	for i := range 1000 {
-		l.add(strings.Repeat("r", 200+i)+"@example.org", errRelayDenied, nil)
+		l.add(strings.Repeat("r", 200+i)+"@example.org", errBlocked, nil)
 	}
 	s := l.String()
 	if len(s) > refusedMaxBytes+200 || !strings.HasSuffix(s, "more") {
@@ -63,7 +63,7 @@ func TestRefusedListIsBounded(t *testing.T) {
 		t.Errorf("refusals for the record: %d, last %+v", len(fs), fs[len(fs)-1])
 	}
 	l = refusedList{}
-	l.add("a@example.org", reply(554, errRelayDenied.EnhancedCode, strings.Repeat("é", 600)), nil)
+	l.add("a@example.org", reply(554, errBlocked.EnhancedCode, strings.Repeat("é", 600)), nil)
 	fs := l.refusals()
 	if len(fs) != 1 || fs[0].Rcpt != "a@example.org" || len(fs[0].Reply) > refusedMaxEntry || !strings.HasSuffix(fs[0].Reply, "é…") || !strings.HasPrefix(fs[0].Reply, "554 5.7.1 é") {
 		t.Errorf("long entry kept as %+v", fs)

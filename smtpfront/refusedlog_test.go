@@ -35,7 +35,7 @@ func TestRefusedTransactionsAreLogged(t *testing.T) {
 	}
 	blockText := "550 5.7.1 Sender blocked by list entry block @spam.example (rcpt-specific for @example.org)"
 	blockEntry := &msglog.ListEntry{Kind: "block", Value: "@spam.example", Rcpt: "@example.org", Comment: "ticket 42"}
-	relayText := "554 5.7.1 Relay access denied"
+	relayText := "554 5.7.1 Relay access denied: client [127.0.0.1] is not in smtp.trusted_networks and the recipient's domain is not in smtp.accept_domains"
 	type refusal struct{ rcpt, reply string }
 	tests := []struct {
 		name    string

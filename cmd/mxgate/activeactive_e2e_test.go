@@ -116,20 +116,7 @@ func newAALab(t *testing.T, n int) *aaLab {
 // waitListen waits until addr accepts connections from namespace ns.
 func (l *aaLab) waitListen(ns, addr string, within time.Duration) {
 	l.t.Helper()
-	deadline := time.Now().Add(within)
-	for {
-		ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
-		c, err := l.lab.Dial(ctx, ns, addr)
-		cancel()
-		if err == nil {
-			c.Close()
-			return
-		}
-		if time.Now().After(deadline) {
-			l.t.Fatalf("nothing listens on %s (from %s) after %s: %v", addr, ns, within, err)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	l.lab.WaitListen(l.t, ns, addr, within)
 }
 
 // writeConfig writes node i's file: SMTP on the VIP and its own address,
