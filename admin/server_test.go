@@ -201,6 +201,39 @@ func TestAuth(t *testing.T) {
 	}
 }
 
+// TestMetricsAuth: with MetricsAuth, /metrics needs the token like the
+// API (401 and a Bearer challenge without it); /healthz stays open.
+func TestMetricsAuth(t *testing.T) {
+	f := newFixture(t, func(o *Options) { o.MetricsAuth = true })
+	tests := []struct {
+		name, auth, path string
+		code             int
+	}{
+		{"metrics without token", "", "/metrics", 401},
+		{"metrics wrong token", "Bearer nope", "/metrics", 401},
+		{"metrics with token", "Bearer " + testToken, "/metrics", 200},
+		{"healthz still open", "", "/healthz", 200},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			a := f.reqFrom("192.0.2.1:1", tt.auth, "GET", tt.path, "")
+			if a.code != tt.code {
+				t.Fatalf("code %d, want %d: %s", a.code, tt.code, a.body)
+			}
+			switch tt.code {
+			case 401:
+				if !strings.HasPrefix(a.hdr.Get("WWW-Authenticate"), "Basic") || strings.Contains(a.body, "mxgate_test_total") {
+					t.Errorf("401 leaks or lacks a challenge: %v %q", a.hdr, a.body)
+				}
+			case 200:
+				if tt.path == "/metrics" && !strings.Contains(a.body, "mxgate_test_total 1") {
+					t.Errorf("metrics body %.200q", a.body)
+				}
+			}
+		})
+	}
+}
+
 func TestNoTokenLoopbackOnly(t *testing.T) {
 	f := newFixture(t, func(o *Options) { o.Token = "" })
 	tests := []struct {

@@ -418,7 +418,7 @@ func (ss *session) allowedByText() string {
 // message, or of a transaction whose every recipient was refused: the
 // refused recipients are in both, each with its reply.
 func (ss *session) finish(rec msglog.Record, cause error) {
-	ss.s.metrics.messages.WithLabelValues(rec.Action).Inc()
+	ss.s.metrics.message(rec.Action, rec.Verdict, rec.Size)
 	attrs := []any{"id", rec.ID, "client", rec.ClientIP, "from", rec.Sender, "to", rec.Recipients,
 		"size", rec.Size, "action", rec.Action, "verdict", rec.Verdict, "score", rec.Score,
 		"symbols", rec.Symbols, "node", rec.Node, "reply", rec.Reply, "duration", rec.Duration}

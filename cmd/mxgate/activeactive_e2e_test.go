@@ -1249,8 +1249,8 @@ func TestActiveActiveRedisOutage(t *testing.T) {
 		n.waitStatus("degraded", 5*time.Second, func(st aaStatus) bool { return st.Degraded })
 	}
 	for _, n := range l.nodes {
-		if m := l.metrics(n.i); !strings.Contains(m, "\nmxgate_degraded 1\n") || !strings.Contains(m, "\nmxgate_store_degraded 1\n") {
-			t.Errorf("%s's metrics during the outage lack mxgate_degraded 1 and mxgate_store_degraded 1", n.id)
+		if m := l.metrics(n.i); !strings.Contains(m, "\nmxgate_degraded 1\n") || strings.Contains(m, "mxgate_store_degraded") {
+			t.Errorf("%s's metrics during the outage lack mxgate_degraded 1 (or still have mxgate_store_degraded)", n.id)
 		}
 	}
 	// While it is down, the master still dispatches to the static peers.
@@ -1264,8 +1264,8 @@ func TestActiveActiveRedisOutage(t *testing.T) {
 	}
 	t.Logf("Redis back: all nodes recovered after %s", time.Since(up).Round(time.Millisecond))
 	for _, n := range l.nodes {
-		if m := l.metrics(n.i); !strings.Contains(m, "\nmxgate_degraded 0\n") || !strings.Contains(m, "\nmxgate_store_degraded 0\n") {
-			t.Errorf("%s's metrics after the outage lack mxgate_degraded 0 and mxgate_store_degraded 0", n.id)
+		if m := l.metrics(n.i); !strings.Contains(m, "\nmxgate_degraded 0\n") {
+			t.Errorf("%s's metrics after the outage lack mxgate_degraded 0", n.id)
 		}
 	}
 	<-loaded
