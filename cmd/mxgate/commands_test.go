@@ -48,7 +48,10 @@ func walkAdmin(t *testing.T) string {
 		o.Scan = scanPool(t).Scan
 		o.Learn = func(context.Context, bool, []byte) error { return nil }
 		o.Status = func(context.Context) any { return node.StatusView{Node: "n1", Role: "master", Healthy: true} }
-		o.Backup = func() (io.ReadCloser, int64, error) { return io.NopCloser(strings.NewReader("snapshot")), 8, nil }
+		o.Backup = func() (io.ReadCloser, int64, error) {
+			snap := "bbolt snapshot stand-in"
+			return io.NopCloser(strings.NewReader(snap)), int64(len(snap)), nil
+		}
 	})
 	c, err := admin.NewClient(url, cliToken)
 	if err != nil {

@@ -36,7 +36,7 @@ TO ACTION VERDICT SCORE NODE) or with --json as one JSON array of records.
 		}
 		t := newTable(out, "TIME", "ID", "FROM", "TO", "ACTION", "VERDICT", "SCORE", "NODE")
 		for _, r := range recs {
-			t.row(when(r.Time), clean(r.ID), sender(r.Sender), rcpts(r.Recipients), clean(r.Action), clean(r.Verdict), fmt.Sprintf("%.2f", r.Score), clean(r.Node))
+			t.row(when(r.Time), clean(r.ID), sender(r.Sender), rcpts(r.AllRecipients()), clean(r.Action), clean(r.Verdict), fmt.Sprintf("%.2f", r.Score), clean(r.Node))
 		}
 		return t.flush()
 	})
