@@ -281,6 +281,8 @@ func TestExecute(t *testing.T) {
 		{[]string{"log", "--limit", "many"}, exitUsage, "mxgate: invalid argument \"many\" for \"--limit\""},
 		{[]string{"quarantine", "show", "Q1", "--raw", "--json", "--admin", url}, exitUsage, "mxgate: if any flags in the group"},
 		{[]string{"config", "set"}, exitUsage, "mxgate: mxgate config set needs KEY=VALUE arguments"},
+		{[]string{"lists", "add", "deny", "@x.example"}, exitUsage, "mxgate: invalid list kind \"deny\""},
+		{[]string{"lists", "add", "block", "@x.example", "--skip-attachments"}, exitUsage, "mxgate: --skip-attachments is for allow entries only\n"},
 		{[]string{"config", "set", "no.such.key=1"}, exitUsage, "mxgate: "},
 		{[]string{"report", "--day", "2026-13-45", "--admin", url, "--token", cliToken}, exitUsage, "mxgate: day: want YYYY-MM-DD, got \"2026-13-45\" (HTTP 400)\n"},
 		{[]string{"status", "--admin", "gw.example"}, exitUsage, "mxgate: --admin: \"gw.example\": want host:port"},
