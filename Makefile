@@ -72,6 +72,8 @@ fuzz:
 	$(call fuzz1,FuzzReadEntries,./msglog/journal,25000)
 	$(call fuzz1,FuzzDial,./kv,25000,-fuzzminimizetime 2s)
 	$(call fuzz1,FuzzEscapeInvisible,./cmd/mxgate,7000)
+	$(call fuzz1,FuzzAdminURL,./cmd/mxgate,20000)
+	$(call fuzz1,FuzzTrustConfig,./admin,10000)
 	$(call fuzz1,FuzzReply,./engines/clamd,80000)
 	$(call fuzz1,FuzzReply,./engines/spamd,20000)
 	$(call fuzz1,FuzzReply,./engines/rspamd,20000)

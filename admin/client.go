@@ -211,6 +211,11 @@ func (c *Client) Log(ctx context.Context, q LogQuery) ([]msglog.Record, error) {
 	return out, err
 }
 
+// Status decodes the node's status (GET /api/v1/status) into out.
+func (c *Client) Status(ctx context.Context, out any) error {
+	return c.call(ctx, http.MethodGet, "/api/v1/status", nil, nil, out)
+}
+
 // ClusterStatus decodes the node's VRRP status into out.
 func (c *Client) ClusterStatus(ctx context.Context, out any) error {
 	return c.call(ctx, http.MethodGet, "/api/v1/cluster", nil, nil, out)

@@ -64,9 +64,11 @@ type Options struct {
 	// Health reports the node's health for /healthz and the status page;
 	// nil = always healthy.
 	Health func() error
-	// Status is shown on the status page as indented JSON (cluster role,
-	// members, load ...); nil = nothing shown.
-	Status func() any
+	// Status reports the node (role, uptime, load, store, downstream,
+	// engines) for GET /api/v1/status (`mxgate status`) and the status
+	// page, which shows it as indented JSON; ctx bounds the checks it
+	// makes. nil = 404 and nothing shown.
+	Status func(ctx context.Context) any
 	// Config is the cluster-wide configuration (GET/PUT /api/v1/config,
 	// push, history); nil = 404.
 	Config clusterconf.Store
@@ -153,6 +155,7 @@ func New(o Options) (*Server, error) {
 	mux.HandleFunc("POST /api/v1/lists", s.listsAdd)
 	mux.HandleFunc("DELETE /api/v1/lists", s.listsRemove)
 	mux.HandleFunc("GET /api/v1/log", s.logSearch)
+	mux.HandleFunc("GET /api/v1/status", s.nodeStatus)
 	mux.HandleFunc("GET /api/v1/cluster", s.clusterStatus)
 	mux.HandleFunc("GET /api/v1/config", s.configGet)
 	mux.HandleFunc("PUT /api/v1/config", s.configPut)

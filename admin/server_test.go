@@ -66,7 +66,7 @@ func newFixture(t *testing.T, mod func(*Options)) *fixture {
 		},
 		Gatherer: reg,
 		NodeID:   "n1",
-		Status:   func() any { return map[string]string{"role": "master"} },
+		Status:   func(context.Context) any { return map[string]string{"role": "master"} },
 	}
 	if mod != nil {
 		mod(&o)

@@ -81,7 +81,7 @@ func (s *Server) statusPage(w http.ResponseWriter, r *http.Request) {
 		d.LogError = "message log unavailable"
 	}
 	if s.o.Status != nil {
-		b, err := json.MarshalIndent(s.o.Status(), "", "  ")
+		b, err := json.MarshalIndent(s.o.Status(ctx), "", "  ")
 		if err != nil {
 			b = []byte("status unavailable")
 		}
@@ -95,4 +95,13 @@ func (s *Server) statusPage(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
 	w.Header().Set("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'")
 	_, _ = buf.WriteTo(w)
+}
+
+// nodeStatus answers the node's status as JSON.
+func (s *Server) nodeStatus(w http.ResponseWriter, r *http.Request) {
+	if s.o.Status == nil {
+		writeError(w, http.StatusNotFound, "no status on this node")
+		return
+	}
+	writeJSON(w, http.StatusOK, s.o.Status(r.Context()))
 }

@@ -57,7 +57,7 @@ func (n *Node) newAdmin(reg *prometheus.Registry, nm *nodeMetrics) (*admin.Serve
 		Gatherer:     reg,
 		Health:       enginesHealth(n.pool, healthCheck(n.store, down)),
 		Cluster:      n.cluster.statusFunc(),
-		Status:       n.status,
+		Status:       func(ctx context.Context) any { return n.Status(ctx) },
 		Scan:         n.dispatcher.Scan,
 		MaxScanBytes: cfg.SMTP.MaxMessageBytes,
 		SpoolDir:     cfg.Node.DataDir,
@@ -65,17 +65,6 @@ func (n *Node) newAdmin(reg *prometheus.Registry, nm *nodeMetrics) (*admin.Serve
 		NodeID:       cfg.Node.ID,
 		Logger:       n.log,
 	})
-}
-
-// status is what the status page shows of the node.
-func (n *Node) status() any {
-	busy, queued := n.pool.Stats()
-	return map[string]any{
-		"node": n.cfg.Node.ID, "role": n.cluster.role(), "started": n.started.UTC(),
-		"uptime":       time.Since(n.started).Round(time.Second).String(),
-		"scanner_busy": busy, "scanner_queued": queued, "lists": n.lists.Set().Len(),
-		"config_revision": n.follower.Applied(), "degraded": n.cluster.degraded(),
-	}
 }
 
 // releaser delivers a quarantined message to its original recipients

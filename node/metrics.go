@@ -45,7 +45,8 @@ type nodeMetrics struct {
 	releases *prometheus.CounterVec
 }
 
-func (n *Node) registerMetrics(reg prometheus.Registerer) *nodeMetrics {
+// binary is the version WithVersion gave, with the defaults it says.
+func (n *Node) binary() Version {
 	v := n.version
 	if v.Version == "" {
 		v.Version = "dev"
@@ -56,6 +57,11 @@ func (n *Node) registerMetrics(reg prometheus.Registerer) *nodeMetrics {
 	if v.GoVersion == "" {
 		v.GoVersion = runtime.Version()
 	}
+	return v
+}
+
+func (n *Node) registerMetrics(reg prometheus.Registerer) *nodeMetrics {
+	v := n.binary()
 	m := &nodeMetrics{releases: prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "mxgate_quarantine_releases_total",
 		Help: "Quarantine releases tried on this node, by outcome (delivered, partial, failed, unknown).",

@@ -127,6 +127,30 @@ func (p *Pool) PingEngines(ctx context.Context) {
 	wg.Wait()
 }
 
+// EngineState is how one outside engine of the current configuration
+// fares, for the node's status (`mxgate status`).
+type EngineState struct {
+	Name string `json:"name"`
+	// Down is the kind of the last failed call or ping ("timeout",
+	// "refused" ...); "" = it answered.
+	Down string `json:"down,omitempty"`
+	// OnError is what a message gets while the engine fails; an engine
+	// with accept does not make the node unhealthy.
+	OnError string `json:"on_error"`
+}
+
+// Engines reports every outside engine of the current configuration, in
+// the configuration's order.
+func (p *Pool) Engines() []EngineState {
+	eng := p.eng.Load()
+	out := make([]EngineState, 0, len(eng.opts.Engines))
+	for _, e := range eng.opts.Engines {
+		kind, _ := p.health.isDown(e.Name())
+		out = append(out, EngineState{Name: e.Name(), Down: kind, OnError: string(eng.opts.Policy.Engines.Settings(e.Name()).OnError)})
+	}
+	return out
+}
+
 // EnginesDown names the engines of the current configuration whose last
 // call or ping failed and whose on_error is not accept, each as "clamd
 // (timeout)", sorted: while there is one, this node cannot scan as the

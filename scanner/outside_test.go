@@ -395,6 +395,13 @@ func TestEngineHealth(t *testing.T) {
 	if down := p.EnginesDown(); !slices.Equal(down, []string{"clamd (connect)"}) {
 		t.Errorf("after a failed ping: %q", down)
 	}
+	// The status lists every engine, the one with on_error accept too.
+	if got, want := p.Engines(), []EngineState{{Name: "clamd", Down: "connect", OnError: "tempfail"}, {Name: "spamd", Down: "connect", OnError: "accept"}}; !slices.Equal(got, want) {
+		t.Errorf("Engines() = %+v, want %+v", got, want)
+	}
+	if w, q := p.Size(); w != 2 || q != DefaultLocal().Queue { // enginePool's workers
+		t.Errorf("Size() = %d, %d", w, q)
+	}
 	clamd.pingErr = nil
 	p.PingEngines(context.Background())
 	if down := p.EnginesDown(); len(down) != 0 {

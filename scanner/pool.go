@@ -181,6 +181,10 @@ func (p *Pool) Stats() (busy, queued int) {
 	return int(p.busy.Load()), int(p.waiting.Load())
 }
 
+// Size is how many scans may run at once and how many may wait, fixed
+// when the pool was made.
+func (p *Pool) Size() (workers, queue int) { return cap(p.turns), p.queue }
+
 // Close cancels running and waiting scans, refuses later ones and waits
 // until every Scan has returned. It is safe to call more than once.
 func (p *Pool) Close() {

@@ -335,15 +335,18 @@ func (s *Server) Orphan(addr netip.Addr, grace time.Duration) int {
 	return n
 }
 
-func (s *Server) openConnections() float64 {
+// OpenConnections is how many SMTP connections are open now.
+func (s *Server) OpenConnections() int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	n := 0
 	for _, l := range s.listeners {
 		n += l.open()
 	}
-	return float64(n)
+	return n
 }
+
+func (s *Server) openConnections() float64 { return float64(s.OpenConnections()) }
 
 // slogErrorLog routes go-smtp's own complaints into the structured log.
 type slogErrorLog struct{ l *slog.Logger }

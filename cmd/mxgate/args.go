@@ -1,7 +1,7 @@
 package main
 
 // Argument checks of the commands. main prints only the error, so each
-// names the command and its usage line.
+// names the command and its usage line; each is a usage error (exit 64).
 
 import (
 	"fmt"
@@ -13,7 +13,7 @@ import (
 func exactArgs(n int) cobra.PositionalArgs {
 	return func(cmd *cobra.Command, args []string) error {
 		if len(args) != n {
-			return fmt.Errorf("%s takes %d argument(s), got %d; usage: %s", cmd.CommandPath(), n, len(args), cmd.UseLine())
+			return usageError(fmt.Errorf("%s takes %d argument(s), got %d; usage: %s", cmd.CommandPath(), n, len(args), cmd.UseLine()))
 		}
 		return nil
 	}
@@ -22,7 +22,7 @@ func exactArgs(n int) cobra.PositionalArgs {
 // noArgs refuses stray arguments (a forgotten flag name, usually).
 func noArgs(cmd *cobra.Command, args []string) error {
 	if len(args) > 0 {
-		return fmt.Errorf("%s takes no arguments, got %q; usage: %s", cmd.CommandPath(), args, cmd.UseLine())
+		return usageError(fmt.Errorf("%s takes no arguments, got %q; usage: %s", cmd.CommandPath(), args, cmd.UseLine()))
 	}
 	return nil
 }
@@ -33,5 +33,5 @@ func groupRun(cmd *cobra.Command, args []string) error {
 	if len(args) == 0 {
 		return cmd.Help()
 	}
-	return fmt.Errorf("unknown command %q for %s; see %s --help", args[0], cmd.CommandPath(), cmd.CommandPath())
+	return usageError(fmt.Errorf("unknown command %q for %s; see %s --help", args[0], cmd.CommandPath(), cmd.CommandPath()))
 }

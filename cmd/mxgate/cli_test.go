@@ -319,7 +319,7 @@ func TestCommandErrors(t *testing.T) {
 		{[]string{"log", "extra"}, "takes no arguments"},
 		{[]string{"quarantine", "purge"}, `unknown command "purge" for mxgate quarantine`},
 		{[]string{"lists", "clear"}, `unknown command "clear" for mxgate lists`},
-		{[]string{"quarantine", "list", "--admin", "127.0.0.1:8025"}, "want http://host:port"},
+		{[]string{"quarantine", "list", "--admin", "gw.example"}, `--admin: "gw.example": want host:port`},
 		{[]string{"quarantine", "show", "Q1", "--raw", "--json"}, "none of the others can be"},
 		{[]string{"log", "--limit", "many"}, "invalid argument"},
 	}

@@ -1,8 +1,10 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"io"
+	"net/http"
 	"sort"
 	"strings"
 	"time"
@@ -18,7 +20,10 @@ func newClusterCmd() *cobra.Command {
 		Use:   "cluster",
 		Short: "Show the node's VRRP cluster state",
 		Long: `Show a node's VRRP state through its admin API. Every node answers for
-itself: --admin names the node (env MXGATE_ADMIN, default ` + defaultAdminURL + `).`,
+itself: --admin names the node. A single node has no cluster state: use
+` + "`mxgate status`" + `.
+
+` + adminHelp,
 		Example: "  mxgate cluster status --json",
 		RunE:    groupRun,
 	}
@@ -41,14 +46,14 @@ revision this node applied, and the scanning members it dispatches to (id,
 peer address, weight, health, load, role, revision, last heartbeat). Ask each
 node's own admin API to compare them.`,
 		Example: `  mxgate cluster status
-  mxgate cluster status --admin http://198.18.0.12:8025 --json`,
+  mxgate cluster status --admin 198.18.0.12:8025 --json`,
 		Args: noArgs,
 	}
 	asJSON := jsonFlag(cmd, "the status as one JSON object")
 	cmd.RunE = withAdmin(func(cmd *cobra.Command, _ []string, c *admin.Client) error {
 		var st node.ClusterView
 		if err := c.ClusterStatus(cmd.Context(), &st); err != nil {
-			return err
+			return notClustered(err)
 		}
 		out := cmd.OutOrStdout()
 		if *asJSON {
@@ -136,4 +141,14 @@ func drops(m map[string]uint64) string {
 	}
 	sort.Strings(parts)
 	return fmt.Sprintf("%d (%s)", total, strings.Join(parts, " "))
+}
+
+// notClustered says what to use instead when the node is not clustered
+// (its 404), keeping the status.
+func notClustered(err error) error {
+	var ae *admin.Error
+	if errors.As(err, &ae) && ae.Status == http.StatusNotFound && strings.Contains(ae.Message, "clustering is not enabled") {
+		return &admin.Error{Status: ae.Status, Message: "not a cluster node (cluster.enabled: false): use mxgate status"}
+	}
+	return err
 }

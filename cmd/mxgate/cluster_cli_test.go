@@ -82,7 +82,7 @@ func TestClusterStatusCommand(t *testing.T) {
 
 	single := clusterAdmin(t, nil)
 	_, _, err := run(t, "cluster", "status", "--admin", single, "--token", cliToken)
-	if err == nil || !strings.Contains(err.Error(), "clustering is not enabled on this node") {
+	if err == nil || err.Error() != "not a cluster node (cluster.enabled: false): use mxgate status (HTTP 404)" {
 		t.Errorf("single node: %v", err)
 	}
 	if _, _, err := run(t, "cluster", "status", "extra"); err == nil || !strings.Contains(err.Error(), "takes no arguments") {

@@ -391,6 +391,24 @@ func TestClusterFailoverAndPreempt(t *testing.T) {
 			}
 		}
 	}
+	// mxgate status on a cluster node: its role, and the cluster in one
+	// line (host:port, as admin.listen is written).
+	for _, c := range []struct {
+		n    *mxNode
+		want []string
+	}{
+		{n1, []string{"ROLE        master\n", "CLUSTER     ", "VIP " + testenv.LabVIP, " held, "}},
+		{n3, []string{"ROLE        backup\n", "CLUSTER     ", " not held, master " + lab.NodeAddr(1) + ", "}},
+	} {
+		ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
+		out, err := lab.Exec(ctx, lab.Node(c.n.i), mxgateBin, "status", "--admin", "127.0.0.1:8025")
+		cancel()
+		for _, want := range c.want {
+			if err != nil || !strings.Contains(out, want) {
+				t.Errorf("node %d: mxgate status: %v, lacks %q:\n%s", c.n.i, err, want, out)
+			}
+		}
+	}
 
 	// kill -9 of the master: no goodbye, the VIP stays on its interface.
 	t0 := n1.kill9(t)

@@ -47,6 +47,7 @@ func walkAdmin(t *testing.T) string {
 		o.Cluster = func() any { return st }
 		o.Scan = scanPool(t).Scan
 		o.Learn = func(context.Context, bool, []byte) error { return nil }
+		o.Status = func(context.Context) any { return node.StatusView{Node: "n1", Role: "master", Healthy: true} }
 		o.Backup = func() (io.ReadCloser, int64, error) {
 			snap := "bbolt snapshot stand-in"
 			return io.NopCloser(strings.NewReader(snap)), int64(len(snap)), nil
@@ -115,6 +116,7 @@ func TestEveryCommand(t *testing.T) {
 		"mxgate config push":           {nil, nil},
 		"mxgate report":                {nil, []jsonRun{{nil, false}}},
 		"mxgate scan":                  {[]string{msg}, []jsonRun{{[]string{msg}, false}}},
+		"mxgate status":                {nil, []jsonRun{{nil, false}}},
 		"mxgate backup":                {[]string{"-"}, nil},
 	}
 	down := downURL(t)
@@ -256,24 +258,46 @@ func TestOneJSONDocument(t *testing.T) {
 }
 
 // Every failure reaches the user as one line "mxgate: …" on stderr and
-// status 1; a success as status 0 and nothing on stderr.
+// its exit status (sysexits.h); a success as status 0 and nothing on
+// stderr.
 func TestExecute(t *testing.T) {
-	t.Setenv(envAdmin, "")
-	t.Setenv(envToken, "")
+	clearAdminEnv(t)
 	down := downURL(t)
+	url := walkAdmin(t)
 	twoProblems := writeTemp(t, "mode: both\nscanner:\n  max_mime_depth: -1\n")
 	for _, tt := range []struct {
 		args   []string
 		code   int
-		stderr string // the whole of it; "" = empty
+		stderr string // its start; "" = empty
 	}{
 		{[]string{"lists", "--help"}, 0, ""},
-		{[]string{"bogus"}, 1, "mxgate: unknown command \"bogus\" for \"mxgate\"\n"},
-		{[]string{"log", "--admin", down}, 1, "mxgate: cannot reach the admin API at " + down + ": "},
+		{[]string{}, 0, ""},
+		{[]string{"status", "--admin", url, "--token", cliToken}, 0, ""},
+		{[]string{"bogus"}, exitUsage, "mxgate: unknown command \"bogus\" for mxgate; see mxgate --help\n"},
+		{[]string{"quarantine", "bogus"}, exitUsage, "mxgate: unknown command \"bogus\" for mxgate quarantine"},
+		{[]string{"status", "extra"}, exitUsage, "mxgate: mxgate status takes no arguments"},
+		{[]string{"status", "--bogus"}, exitUsage, "mxgate: unknown flag: --bogus\n"},
+		{[]string{"--bogus", "status"}, exitUsage, "mxgate: unknown flag: --bogus\n"},
+		{[]string{"log", "--limit", "many"}, exitUsage, "mxgate: invalid argument \"many\" for \"--limit\""},
+		{[]string{"quarantine", "show", "Q1", "--raw", "--json", "--admin", url}, exitUsage, "mxgate: if any flags in the group"},
+		{[]string{"config", "set"}, exitUsage, "mxgate: mxgate config set needs KEY=VALUE arguments"},
+		{[]string{"lists", "add", "deny", "@x.example"}, exitUsage, "mxgate: invalid list kind \"deny\""},
+		{[]string{"lists", "add", "block", "@x.example", "--skip-attachments"}, exitUsage, "mxgate: --skip-attachments is for allow entries only\n"},
+		{[]string{"config", "set", "no.such.key=1"}, exitUsage, "mxgate: "},
+		{[]string{"report", "--day", "2026-13-45", "--admin", url, "--token", cliToken}, exitUsage, "mxgate: day: want YYYY-MM-DD, got \"2026-13-45\" (HTTP 400)\n"},
+		{[]string{"status", "--admin", "gw.example"}, exitUsage, "mxgate: --admin: \"gw.example\": want host:port"},
+		{[]string{"log", "--token", "a\nb"}, exitUsage, "mxgate: --token: holds a control character at byte 1 (the newline of a token file?)\n"},
 		// clusterconf reports every problem of a file, one per line: the
 		// user gets them all, on one line.
-		{[]string{"config", "set", "-f", twoProblems}, 1, "mxgate: " + twoProblems + ": cluster config: scanner.max_mime_depth: must be positive, got -1; mode: \"both\" is not one of active-active, active-passive\n"},
-		{[]string{"log", "--token", "a\nb"}, 1, "mxgate: --token holds a control character at byte 1 (the newline of a token file?)\n"},
+		{[]string{"config", "set", "-f", twoProblems}, exitDataErr, "mxgate: " + twoProblems + ": cluster config: scanner.max_mime_depth: must be positive, got -1; mode: \"both\" is not one of active-active, active-passive\n"},
+		{[]string{"config", "set", "-f", "/nonexistent/settings.yaml"}, exitNoInput, "mxgate: read settings: open /nonexistent/settings.yaml: no such file or directory\n"},
+		{[]string{"quarantine", "show", "NOPE", "--admin", url, "--token", cliToken}, exitNoInput, "mxgate: no quarantined message with id \"NOPE\" (HTTP 404)\n"},
+		{[]string{"log", "--admin", down}, exitUnavailable, "mxgate: cannot reach the admin API at " + down + ": "},
+		{[]string{"status", "--admin", url}, exitNoPerm, "mxgate: missing or wrong token (Authorization: Bearer TOKEN) (HTTP 401); pass --token or set MXGATE_TOKEN, or name the node file with -c\n"},
+		{[]string{"status", "--admin", url, "--token", "wrong"}, exitNoPerm, "mxgate: missing or wrong token (Authorization: Bearer TOKEN) (HTTP 401); pass --token or set MXGATE_TOKEN (the token sent came from --token)\n"},
+		{[]string{"quarantine", "release", "Q1", "--admin", url, "--token", cliToken}, exitOK, ""},
+		{[]string{"quarantine", "release", "Q1", "--admin", url, "--token", cliToken}, exitFailure, "mxgate: release of Q1 refused: it was released already"},
+		{[]string{"-c", "/nonexistent/mxgate.yaml", "status"}, exitConfig, "mxgate: -c: read config: open /nonexistent/mxgate.yaml: no such file or directory\n"},
 	} {
 		var out, errb bytes.Buffer
 		code := execute(t.Context(), tt.args, &out, &errb)

@@ -28,8 +28,7 @@ restart; ` + "`mxgate cluster status`" + ` shows the revision each node applied.
 Node-local settings (listen addresses, interface, priority, weight) stay in
 each node's file.
 
-Commands reach the master's admin API given by --admin (env MXGATE_ADMIN,
-default ` + defaultAdminURL + `) with --token (env MXGATE_TOKEN).`,
+` + adminHelp,
 		Example: `  mxgate config show > cluster.yaml
   $EDITOR cluster.yaml
   mxgate config diff cluster.yaml
@@ -166,11 +165,11 @@ Nothing is stored when nothing changes.`,
 		PreRunE: func(cmd *cobra.Command, args []string) error {
 			switch {
 			case file != "" && len(args) > 0:
-				return fmt.Errorf("mxgate config set takes KEY=VALUE arguments or -f FILE, not both")
+				return usageError(fmt.Errorf("mxgate config set takes KEY=VALUE arguments or -f FILE, not both"))
 			case file == "" && len(args) == 0:
-				return fmt.Errorf("mxgate config set needs KEY=VALUE arguments, or -f FILE (-f - for standard input)")
+				return usageError(fmt.Errorf("mxgate config set needs KEY=VALUE arguments, or -f FILE (-f - for standard input)"))
 			case replace && file == "":
-				return fmt.Errorf("--replace is for -f FILE: KEY=VALUE changes only the keys given")
+				return usageError(fmt.Errorf("--replace is for -f FILE: KEY=VALUE changes only the keys given"))
 			}
 			if file != "" {
 				var err error
@@ -180,7 +179,7 @@ Nothing is stored when nothing changes.`,
 			for _, a := range args {
 				p, err := clusterconf.ParsePatch(a)
 				if err != nil {
-					return err
+					return usageError(err)
 				}
 				patches = append(patches, p)
 			}
@@ -324,14 +323,14 @@ func readDocument(stdin io.Reader, file string) (clusterconf.Settings, []byte, e
 		data, err = os.ReadFile(file)
 	}
 	if err != nil {
-		return clusterconf.Settings{}, nil, fmt.Errorf("read settings: %w", err)
+		return clusterconf.Settings{}, nil, withCode(exitNoInput, fmt.Errorf("read settings: %w", err))
 	}
 	s, err := clusterconf.Parse(data)
 	if err != nil {
-		return clusterconf.Settings{}, nil, fmt.Errorf("%s: %w", file, err)
+		return clusterconf.Settings{}, nil, withCode(exitDataErr, fmt.Errorf("%s: %w", file, err))
 	}
 	if err := s.Validate(); err != nil {
-		return clusterconf.Settings{}, nil, fmt.Errorf("%s: %w", file, err)
+		return clusterconf.Settings{}, nil, withCode(exitDataErr, fmt.Errorf("%s: %w", file, err))
 	}
 	return s, data, nil
 }

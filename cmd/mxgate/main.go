@@ -18,17 +18,38 @@ func main() {
 
 // execute runs the command tree with args and returns the exit status. A
 // failure of any command ends the same way: one line "mxgate: …" on
-// stderr and status 1.
+// stderr and a status as sysexits.h names them (see exitStatus).
 func execute(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	root := newRootCmd()
+	ran := markRuns(root)
 	root.SetArgs(args)
 	root.SetOut(stdout)
 	root.SetErr(stderr)
 	if err := root.ExecuteContext(ctx); err != nil {
 		fmt.Fprintln(stderr, "mxgate:", errorLine(err))
-		return 1
+		return exitStatus(err, *ran)
 	}
-	return 0
+	return exitOK
+}
+
+// markRuns makes every command of the tree under c record that its own
+// work (RunE) began: what fails before is a usage error.
+func markRuns(c *cobra.Command) *bool {
+	ran := new(bool)
+	var walk func(c *cobra.Command)
+	walk = func(c *cobra.Command) {
+		if run := c.RunE; run != nil {
+			c.RunE = func(cmd *cobra.Command, args []string) error {
+				*ran = true
+				return run(cmd, args)
+			}
+		}
+		for _, sub := range c.Commands() {
+			walk(sub)
+		}
+	}
+	walk(c)
+	return ran
 }
 
 // errorLine makes err one line a terminal shows as it is: the problems of
@@ -52,9 +73,15 @@ func newRootCmd() *cobra.Command {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 		Version:       versionLine(),
+		// groupRun refuses an unknown command as a usage error; cobra's
+		// own refusal is an untyped error.
+		Args: cobra.ArbitraryArgs,
+		RunE: groupRun,
 	}
 	root.SetVersionTemplate("{{.Version}}\n")
-	root.AddCommand(newServeCmd(), newQuarantineCmd(), newListsCmd(), newLogCmd(), newClusterCmd(), newConfigCmd(), newReportCmd(), newScanCmd(), newBackupCmd())
+	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError(err) })
+	configFlag(root)
+	root.AddCommand(newServeCmd(), newQuarantineCmd(), newListsCmd(), newLogCmd(), newClusterCmd(), newConfigCmd(), newReportCmd(), newScanCmd(), newBackupCmd(), newStatusCmd())
 	root.AddCommand(newVersionCmd())
 	return root
 }

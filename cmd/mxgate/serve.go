@@ -28,7 +28,7 @@ Without -c the node runs on loopback with the embedded store in ./mxgate-data,
 accepts mail from loopback clients for any domain and relays it to
 127.0.0.1:2526.`,
 		Example: "  mxgate serve -c /etc/mxgate/mxgate.yaml\n  mxgate serve --check -c /etc/mxgate/mxgate.yaml\n  kill -HUP $(pidof mxgate)    # reload the node file",
-		Args:    cobra.NoArgs,
+		Args:    noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			cfg, err := loadConfig(path)
 			if err != nil {
