@@ -4,9 +4,10 @@ package msglog
 
 import (
 	"context"
-	"strings"
+	"fmt"
 	"time"
 
+	"github.com/mxgate/mxgate/addrmatch"
 	"github.com/mxgate/mxgate/kv"
 )
 
@@ -29,11 +30,30 @@ type Record struct {
 	Downstream   string        `json:"downstream"` // the downstream's reply or error
 	QuarantineID string        `json:"quarantine_id,omitempty"`
 	Duration     time.Duration `json:"duration_ns"`
+	// By is who did an operator's action (ActionRelease, ActionDelete),
+	// as the admin API names the actor; "" for an SMTP transaction.
+	By string `json:"by,omitempty"`
+}
+
+// The actions of an operator on a quarantined message, recorded next to
+// the SMTP transactions (deliver, quarantine, reject, tempfail) under the
+// message's id; they are not messages, and the daily report skips them.
+const (
+	ActionRelease = "release"
+	ActionDelete  = "delete"
+)
+
+// IsOperatorAction reports whether action is one of an operator's, not
+// an SMTP transaction's.
+func IsOperatorAction(action string) bool {
+	return action == ActionRelease || action == ActionDelete
 }
 
 // Query selects records for Search. Empty fields do not filter. ID and
-// Action match exactly; Sender and Rcpt are case-insensitive substrings
-// (Rcpt of any recipient). The time range is half-open: Since <= Time < Until.
+// Action match exactly; Sender and Rcpt are address filters in addrmatch's
+// forms (an address, @domain or .domain; Rcpt matches when any recipient
+// does). The time range is half-open: Since <= Time < Until. Search
+// refuses a filter addrmatch.Parse does.
 type Query struct {
 	ID, Sender, Rcpt, Action string
 	Since, Until             time.Time
@@ -74,20 +94,27 @@ func (q Query) EffectiveLimit() int {
 	return q.Limit
 }
 
-// Matcher is a Query with its needles folded once, not per record; every
-// backend filters with it, so they agree to the letter.
-type Matcher struct {
+// matcher is a Query with its address filters parsed once, not per
+// record; every backend filters with it, so they agree to the letter.
+type matcher struct {
 	q            Query
-	sender, rcpt string
+	sender, rcpt addrmatch.Pattern
 }
 
-// NewMatcher prepares q for matching many records.
-func NewMatcher(q Query) Matcher {
-	return Matcher{q: q, sender: strings.ToLower(q.Sender), rcpt: strings.ToLower(q.Rcpt)}
+func newMatcher(q Query) (matcher, error) {
+	sender, err := addrmatch.Parse(q.Sender)
+	if err != nil {
+		return matcher{}, fmt.Errorf("sender: %w", err)
+	}
+	rcpt, err := addrmatch.Parse(q.Rcpt)
+	if err != nil {
+		return matcher{}, fmt.Errorf("recipient: %w", err)
+	}
+	return matcher{q: q, sender: sender, rcpt: rcpt}, nil
 }
 
-// Match reports whether r passes the query (the limit aside).
-func (m Matcher) Match(r Record) bool {
+// match reports whether r passes the query (the limit aside).
+func (m matcher) match(r Record) bool {
 	q := m.q
 	if q.ID != "" && r.ID != q.ID {
 		return false
@@ -95,20 +122,11 @@ func (m Matcher) Match(r Record) bool {
 	if q.Action != "" && r.Action != q.Action {
 		return false
 	}
-	if m.sender != "" && !strings.Contains(strings.ToLower(r.Sender), m.sender) {
+	if !m.sender.IsZero() && !m.sender.Match(r.Sender) {
 		return false
 	}
-	if m.rcpt != "" {
-		found := false
-		for _, rc := range r.Recipients {
-			if strings.Contains(strings.ToLower(rc), m.rcpt) {
-				found = true
-				break
-			}
-		}
-		if !found {
-			return false
-		}
+	if !m.rcpt.MatchAny(r.Recipients) {
+		return false
 	}
 	return kv.InRange(r.Time, q.Since, q.Until)
 }
