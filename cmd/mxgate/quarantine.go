@@ -222,13 +222,24 @@ func printItem(w io.Writer, it quarantine.Item) error {
 		if r.Forced {
 			what = "Released (forced)"
 		}
-		row(what, when(r.Done)+" by "+clean(r.By))
+		to := ""
+		if len(r.Rcpts) > 0 {
+			to = " to " + cleanList(r.Rcpts)
+		}
+		row(what, when(r.Done)+to+" by "+clean(r.By))
 	}
 	if !it.Released.IsZero() && len(it.Releases) == 0 {
 		row("Released", when(it.Released))
 	}
+	if rest := it.Unreleased(); it.WasReleased() && len(rest) > 0 {
+		row("Not released to", cleanList(rest))
+	}
 	if c := it.Claim; c != nil {
-		row("Release", "claimed "+when(c.At)+" by "+clean(c.By)+", not finished")
+		to := ""
+		if len(c.Rcpts) > 0 {
+			to = " to " + cleanList(c.Rcpts)
+		}
+		row("Release", "claimed "+when(c.At)+to+" by "+clean(c.By)+", not finished")
 	}
 	row("Expires", when(it.Expires))
 	return t.flush()
