@@ -17,7 +17,7 @@ func newLogCmd() *cobra.Command {
 TO ACTION VERDICT SCORE NODE BY) or with --json as one JSON array of records.
 
 The log holds every SMTP transaction (actions deliver, quarantine, reject,
-tempfail) and what operators did to quarantined messages (release, delete),
+tempfail, refused) and what operators did to quarantined messages (release, delete),
 under the message's queue id, with who did it (BY).
 
 ` + filterHelp + ` --id (in any case) and --action match exactly.
@@ -55,7 +55,7 @@ under the message's queue id, with who did it (BY).
 	f.StringVar(&q.ID, "id", "", "only this message id")
 	f.StringVar(&q.Sender, "sender", "", "only messages from A: user@example.org, @example.org or .example.org")
 	f.StringVar(&q.Rcpt, "rcpt", "", "only messages to A: user@example.org, @example.org or .example.org")
-	f.StringVar(&q.Action, "action", "", "only this action: deliver, quarantine, reject, tempfail, release or delete")
+	f.StringVar(&q.Action, "action", "", "only this action: deliver, quarantine, reject, tempfail, refused, release or delete")
 	rangeFlags(cmd, &q.Since, &q.Until, &q.Day)
 	f.IntVar(&q.Limit, "limit", 0, "at most N records (default 1000, at most 10000)")
 	return cmd
