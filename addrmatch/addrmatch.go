@@ -139,3 +139,29 @@ func (p Pattern) String() string {
 	}
 	return p.value
 }
+
+// Envelope is a sender and a recipient filter, as both the quarantine and
+// the message log take them.
+type Envelope struct {
+	Sender, Rcpt Pattern
+}
+
+// ParseEnvelope parses both filters, naming the one that is wrong.
+func ParseEnvelope(sender, rcpt string) (Envelope, error) {
+	s, err := Parse(sender)
+	if err != nil {
+		return Envelope{}, fmt.Errorf("sender: %w", err)
+	}
+	r, err := Parse(rcpt)
+	if err != nil {
+		return Envelope{}, fmt.Errorf("recipient: %w", err)
+	}
+	return Envelope{Sender: s, Rcpt: r}, nil
+}
+
+// Match reports whether an envelope passes both filters: its sender the
+// sender filter (the null sender only the zero one), and any of its
+// recipients the recipient filter.
+func (e Envelope) Match(sender string, rcpts []string) bool {
+	return e.Sender.Match(sender) && e.Rcpt.MatchAny(rcpts)
+}

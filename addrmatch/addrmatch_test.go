@@ -124,3 +124,35 @@ func FuzzParse(f *testing.F) {
 		}
 	})
 }
+
+func TestEnvelope(t *testing.T) {
+	if _, err := ParseEnvelope("bad", ""); err == nil || !strings.HasPrefix(err.Error(), "sender: ") {
+		t.Errorf("bad sender: %v", err)
+	}
+	if _, err := ParseEnvelope("", "bad"); err == nil || !strings.HasPrefix(err.Error(), "recipient: ") {
+		t.Errorf("bad recipient: %v", err)
+	}
+	tests := []struct {
+		sender, rcpt string
+		env          []string // sender, recipients...
+		want         bool
+	}{
+		{"", "", []string{""}, true},
+		{"", "", []string{"a@x.example", "b@y.example"}, true},
+		{"@x.example", "", []string{"A@X.example"}, true},
+		{"@x.example", "", []string{""}, false}, // the null sender
+		{"", "@y.example", []string{"a@x.example", "b@x.example", "c@Y.example"}, true},
+		{"", "@y.example", []string{"a@x.example"}, false},
+		{".example", ".example", []string{"a@x.example", "b@y.example"}, true},
+		{"@x.example", "b@y.example", []string{"a@x.example", "c@y.example"}, false},
+	}
+	for _, tt := range tests {
+		e, err := ParseEnvelope(tt.sender, tt.rcpt)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := e.Match(tt.env[0], tt.env[1:]); got != tt.want {
+			t.Errorf("(%q, %q).Match(%q) = %v, want %v", tt.sender, tt.rcpt, tt.env, got, tt.want)
+		}
+	}
+}

@@ -4,7 +4,6 @@ package msglog
 
 import (
 	"context"
-	"fmt"
 	"time"
 
 	"github.com/mxgate/mxgate/addrmatch"
@@ -97,20 +96,16 @@ func (q Query) EffectiveLimit() int {
 // matcher is a Query with its address filters parsed once, not per
 // record; every backend filters with it, so they agree to the letter.
 type matcher struct {
-	q            Query
-	sender, rcpt addrmatch.Pattern
+	q   Query
+	env addrmatch.Envelope
 }
 
 func newMatcher(q Query) (matcher, error) {
-	sender, err := addrmatch.Parse(q.Sender)
+	env, err := addrmatch.ParseEnvelope(q.Sender, q.Rcpt)
 	if err != nil {
-		return matcher{}, fmt.Errorf("sender: %w", err)
+		return matcher{}, err
 	}
-	rcpt, err := addrmatch.Parse(q.Rcpt)
-	if err != nil {
-		return matcher{}, fmt.Errorf("recipient: %w", err)
-	}
-	return matcher{q: q, sender: sender, rcpt: rcpt}, nil
+	return matcher{q: q, env: env}, nil
 }
 
 // match reports whether r passes the query (the limit aside).
@@ -122,10 +117,7 @@ func (m matcher) match(r Record) bool {
 	if q.Action != "" && r.Action != q.Action {
 		return false
 	}
-	if !m.sender.IsZero() && !m.sender.Match(r.Sender) {
-		return false
-	}
-	if !m.rcpt.MatchAny(r.Recipients) {
+	if !m.env.Match(r.Sender, r.Recipients) {
 		return false
 	}
 	return kv.InRange(r.Time, q.Since, q.Until)

@@ -129,28 +129,21 @@ func fold(s string) string { return strings.ToLower(s) }
 // matcher is a Filter with its address filters parsed once, not per item;
 // every backend filters with it, so they agree to the letter.
 type matcher struct {
-	f            Filter
-	rcpt, sender addrmatch.Pattern
+	f   Filter
+	env addrmatch.Envelope
 }
 
 func (f Filter) matcher() (matcher, error) {
-	rcpt, err := addrmatch.Parse(f.Rcpt)
+	env, err := addrmatch.ParseEnvelope(f.Sender, f.Rcpt)
 	if err != nil {
-		return matcher{}, fmt.Errorf("recipient: %w", err)
+		return matcher{}, err
 	}
-	sender, err := addrmatch.Parse(f.Sender)
-	if err != nil {
-		return matcher{}, fmt.Errorf("sender: %w", err)
-	}
-	return matcher{f: f, rcpt: rcpt, sender: sender}, nil
+	return matcher{f: f, env: env}, nil
 }
 
 // match reports whether it passes the filter (the limit aside).
 func (m matcher) match(it Item) bool {
-	if !m.rcpt.MatchAny(it.Recipients) {
-		return false
-	}
-	if !m.sender.IsZero() && !m.sender.Match(it.Sender) {
+	if !m.env.Match(it.Sender, it.Recipients) {
 		return false
 	}
 	if m.f.Verdict != "" && fold(it.Verdict) != fold(m.f.Verdict) {
@@ -218,10 +211,10 @@ func indexEntries(it Item) []indexEntry {
 // Both backends walk it from Until down to Since and apply the whole
 // filter (match) to each item they find there.
 func (m matcher) walk() (index, []byte) {
-	if a, ok := m.rcpt.Address(); ok {
+	if a, ok := m.env.Rcpt.Address(); ok {
 		return byRcpt, kv.LenPrefix(fold(a))
 	}
-	if a, ok := m.sender.Address(); ok {
+	if a, ok := m.env.Sender.Address(); ok {
 		return bySender, kv.LenPrefix(fold(a))
 	}
 	if m.f.Verdict != "" {

@@ -19,16 +19,7 @@ import (
 func TestQuarantineReleasePerRecipientE2E(t *testing.T) {
 	sink := testenv.StartSink(t)
 	g := startGateway(t, sink.Addr, nil)
-	out, code := swaks(t, g.SMTP, "--from", "spammer@sender.test", "--to", "carol@example.org,dave@example.org",
-		"--header", "Subject: cheap stuff", "--body", "Buy now\n"+gtube+"\n")
-	if code != 0 || !strings.Contains(out, "<-  250 ") {
-		t.Fatalf("GTUBE message not accepted (exit %d):\n%s", code, out)
-	}
-	items := g.quarantine(t)
-	if len(items) != 1 {
-		t.Fatalf("quarantine has %d items, want 1", len(items))
-	}
-	id := items[0]["id"].(string)
+	id := quarantineGTUBETo(t, g, "carol@example.org,dave@example.org")
 	lower := strings.ToLower(id)
 	if lower == id {
 		t.Fatalf("id %q has no letters to change the case of", id)
