@@ -6,9 +6,10 @@ PKGS    := ./...
 # a duration (FUZZTIME=5m) runs each that long instead.
 FUZZTIME ?=
 # Debian packages the tests drive as real peers.
-TEST_DEBS := postfix swaks keepalived iproute2 redis-server clamav-daemon rspamd spamassassin spamd spamc
+TEST_DEBS := postfix swaks keepalived iproute2 redis-server clamav-daemon rspamd spamassassin spamd spamc \
+	docker-compose systemd
 
-.PHONY: all build run test unit fuzz bench chaos check deps clean
+.PHONY: all build run test unit fuzz bench chaos check deps clean install
 
 all: build
 
@@ -102,6 +103,43 @@ deps:
 	if [ -n "$$missing" ]; then \
 		echo "installing:$$missing"; \
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
+	fi
+
+# Where `make install` puts things; DESTDIR is prepended to each (packaging).
+PREFIX     ?= /usr/local
+SBINDIR    ?= $(PREFIX)/sbin
+DOCDIR     ?= $(PREFIX)/share/doc/mxgate
+SYSCONFDIR ?= /etc
+# Local units; a package would use /lib/systemd/system.
+UNITDIR    ?= /etc/systemd/system
+DESTDIR    ?=
+
+# The binary, the systemd unit (ExecStart pointing at SBINDIR), the example
+# node files and the README; /etc/mxgate/mxgate.yaml from the single-node
+# example unless one exists. Without DESTDIR (a real install, as root), the
+# system user mxgate is created when missing and owns the node file's group.
+install: build
+	install -d $(DESTDIR)$(SBINDIR) $(DESTDIR)$(UNITDIR) $(DESTDIR)$(DOCDIR)/examples/cluster
+	install -m 0755 $(BIN) $(DESTDIR)$(SBINDIR)/mxgate
+	sed -e 's|/usr/local/sbin/mxgate|$(SBINDIR)/mxgate|g' -e 's|/usr/local/share/doc/mxgate|$(DOCDIR)|g' \
+		contrib/systemd/mxgate.service >$(DESTDIR)$(UNITDIR)/mxgate.service
+	chmod 0644 $(DESTDIR)$(UNITDIR)/mxgate.service
+	install -m 0644 README.md config/example.yaml $(DESTDIR)$(DOCDIR)/
+	install -m 0644 contrib/examples/single.yaml $(DESTDIR)$(DOCDIR)/examples/
+	install -m 0644 contrib/examples/cluster/*.yaml $(DESTDIR)$(DOCDIR)/examples/cluster/
+	@if [ -z "$(DESTDIR)" ] && ! getent passwd mxgate >/dev/null; then \
+		echo "creating the system user mxgate"; \
+		useradd --system --user-group --no-log-init --home-dir /var/lib/mxgate --shell /usr/sbin/nologin mxgate; \
+	fi
+	install -d -m 0750 $(DESTDIR)$(SYSCONFDIR)/mxgate
+	@if [ -e $(DESTDIR)$(SYSCONFDIR)/mxgate/mxgate.yaml ]; then \
+		echo "keeping $(DESTDIR)$(SYSCONFDIR)/mxgate/mxgate.yaml (the example is $(DOCDIR)/examples/single.yaml)"; \
+	else \
+		install -m 0640 contrib/examples/single.yaml $(DESTDIR)$(SYSCONFDIR)/mxgate/mxgate.yaml; \
+	fi
+	@if [ -z "$(DESTDIR)" ]; then \
+		chgrp mxgate $(SYSCONFDIR)/mxgate $(SYSCONFDIR)/mxgate/mxgate.yaml; \
+		echo "next: edit $(SYSCONFDIR)/mxgate/mxgate.yaml, then systemctl daemon-reload && systemctl enable --now mxgate"; \
 	fi
 
 clean:

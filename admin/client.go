@@ -85,7 +85,7 @@ func NewClient(baseURL, token string) (*Client, error) {
 		base:  strings.TrimRight(u.String(), "/"),
 		shown: strings.TrimRight(u.Redacted(), "/"),
 		token: token,
-		hc:    &http.Client{Timeout: clientTimeout},
+		hc:    &http.Client{},
 	}, nil
 }
 
@@ -276,50 +276,11 @@ func set(v url.Values, k, s string) {
 // call does one request. out may be nil (no body expected), *[]byte (the
 // raw body) or a pointer to decode JSON into.
 func (c *Client) call(ctx context.Context, method, path string, q url.Values, in, out any) error {
-	u := c.base + path
-	if len(q) > 0 {
-		u += "?" + q.Encode()
-	}
-	var body io.Reader
-	raw, isRaw := in.(rawBody)
-	if isRaw {
-		body = raw.Reader
-	} else if in != nil {
-		b, err := json.Marshal(in)
-		if err != nil {
-			return fmt.Errorf("encode request: %w", err)
-		}
-		body = bytes.NewReader(b)
-	}
-	req, err := http.NewRequestWithContext(ctx, method, u, body)
+	resp, err := c.send(ctx, method, path, q, in, clientTimeout)
 	if err != nil {
-		return fmt.Errorf("admin request: %w", err)
-	}
-	switch {
-	case isRaw:
-		req.Header.Set("Content-Type", "message/rfc822")
-	case in != nil:
-		req.Header.Set("Content-Type", "application/json")
-	}
-	if c.token != "" {
-		req.Header.Set("Authorization", "Bearer "+c.token)
-	}
-	if c.Operator != "" {
-		req.Header.Set(OperatorHeader, c.Operator)
-	}
-	resp, err := c.hc.Do(req)
-	if err != nil {
-		// *url.Error repeats the method and URL; say it once, our way.
-		var ue *url.Error
-		if errors.As(err, &ue) {
-			err = ue.Err
-		}
-		return fmt.Errorf("cannot reach the admin API at %s: %w", c.shown, err)
+		return err
 	}
 	defer resp.Body.Close()
-	if resp.StatusCode >= 300 {
-		return readError(resp)
-	}
 	switch o := out.(type) {
 	case nil:
 		return nil
@@ -354,4 +315,58 @@ func readError(resp *http.Response) error {
 		e.Message = http.StatusText(resp.StatusCode)
 	}
 	return e
+}
+
+// send does one request and returns a successful answer, whose body the
+// caller closes; an error answer is *Error. in is nil, a rawBody or a
+// value to send as JSON. timeout bounds the whole exchange, the body's
+// reading included (0 = only ctx does).
+func (c *Client) send(ctx context.Context, method, path string, q url.Values, in any, timeout time.Duration) (*http.Response, error) {
+	u := c.base + path
+	if len(q) > 0 {
+		u += "?" + q.Encode()
+	}
+	var body io.Reader
+	raw, isRaw := in.(rawBody)
+	if isRaw {
+		body = raw.Reader
+	} else if in != nil {
+		b, err := json.Marshal(in)
+		if err != nil {
+			return nil, fmt.Errorf("encode request: %w", err)
+		}
+		body = bytes.NewReader(b)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, u, body)
+	if err != nil {
+		return nil, fmt.Errorf("admin request: %w", err)
+	}
+	switch {
+	case isRaw:
+		req.Header.Set("Content-Type", "message/rfc822")
+	case in != nil:
+		req.Header.Set("Content-Type", "application/json")
+	}
+	if c.token != "" {
+		req.Header.Set("Authorization", "Bearer "+c.token)
+	}
+	if c.Operator != "" {
+		req.Header.Set(OperatorHeader, c.Operator)
+	}
+	hc := *c.hc
+	hc.Timeout = timeout
+	resp, err := hc.Do(req)
+	if err != nil {
+		// *url.Error repeats the method and URL; say it once, our way.
+		var ue *url.Error
+		if errors.As(err, &ue) {
+			err = ue.Err
+		}
+		return nil, fmt.Errorf("cannot reach the admin API at %s: %w", c.shown, err)
+	}
+	if resp.StatusCode >= 300 {
+		defer resp.Body.Close()
+		return nil, readError(resp)
+	}
+	return resp, nil
 }

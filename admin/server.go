@@ -3,20 +3,23 @@
 // endpoint and a small status page, plus Client, the Go client the mxgate
 // management commands use.
 //
-// Authentication: with a token, every route but /metrics and /healthz needs
-// "Authorization: Bearer TOKEN" (or HTTP Basic with the token as password,
-// so that a browser can open the status page). Without a token only
-// loopback clients are served at all; config validation refuses a
-// non-loopback admin.listen without a token.
+// Authentication: with a token, every route but /healthz (and /metrics
+// unless MetricsAuth) needs "Authorization: Bearer TOKEN" (or HTTP Basic
+// with the token as password, so that a browser can open the status page).
+// Without a token only loopback clients are served at all; config
+// validation refuses a non-loopback admin.listen without a token. With TLS
+// the server speaks HTTPS only.
 package admin
 
 import (
 	"context"
 	"crypto/sha256"
 	"crypto/subtle"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -44,6 +47,10 @@ type Options struct {
 	Listen string
 	// Token is the bearer token; "" = serve loopback clients only.
 	Token string
+	// MetricsAuth makes /metrics need the token as well (with a Token).
+	MetricsAuth bool
+	// TLS serves HTTPS with this configuration; nil = plain HTTP.
+	TLS *tls.Config
 	// Quarantine, Lists and Log are the stores the API works on (required).
 	Quarantine quarantine.Store
 	Lists      lists.Store
@@ -79,6 +86,11 @@ type Options struct {
 	Scan         func(ctx context.Context, m *scanner.Message) (scanner.Verdict, error)
 	MaxScanBytes int64
 	SpoolDir     string
+	// Backup takes a consistent copy of the node's embedded store (GET
+	// /api/v1/backup) and returns it to read, with its size; the server
+	// closes it. An error wrapping ErrBackupElsewhere is a 409 saying how
+	// to back this store up instead; nil = 404.
+	Backup func() (io.ReadCloser, int64, error)
 	// NodeID names the node on the status page.
 	NodeID string
 	// Logger receives errors the client is not shown; nil = discard.
@@ -148,6 +160,7 @@ func New(o Options) (*Server, error) {
 	mux.HandleFunc("GET /api/v1/config/history", s.configHistory)
 	mux.HandleFunc("GET /api/v1/report", s.reportGet)
 	mux.HandleFunc("POST /api/v1/scan", s.scan)
+	mux.HandleFunc("GET /api/v1/backup", s.backup)
 	mux.HandleFunc("/api/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, fmt.Sprintf("no API route %s %s", r.Method, r.URL.Path))
 	})
@@ -195,6 +208,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		IdleTimeout:    2 * time.Minute,
 		MaxHeaderBytes: 64 << 10,
 		ErrorLog:       slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
+		TLSConfig:      s.o.TLS,
 	}
 	if err := httpserve.Serve(ctx, hs, ln, shutdownGrace); err != nil {
 		return fmt.Errorf("admin: %w", err)
@@ -222,7 +236,7 @@ func (s *Server) guard(next http.Handler) http.Handler {
 			next.ServeHTTP(w, r)
 			return
 		}
-		if openPaths[r.URL.Path] || s.authorized(r) {
+		if s.open(r.URL.Path) || s.authorized(r) {
 			next.ServeHTTP(w, r)
 			return
 		}
@@ -233,6 +247,14 @@ func (s *Server) guard(next http.Handler) http.Handler {
 		}
 		writeError(w, http.StatusUnauthorized, "missing or wrong token (Authorization: Bearer TOKEN)")
 	})
+}
+
+// open reports whether path is served without the token.
+func (s *Server) open(path string) bool {
+	if path == "/metrics" && s.o.MetricsAuth {
+		return false
+	}
+	return openPaths[path]
 }
 
 func (s *Server) authorized(r *http.Request) bool {

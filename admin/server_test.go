@@ -182,6 +182,8 @@ func TestAuth(t *testing.T) {
 		{"loopback needs token too", "127.0.0.1:1", "", "/api/v1/lists", 401, "Bearer"},
 		{"status page", "192.0.2.1:1", "", "/", 401, "Basic"},
 		{"unknown route protected", "192.0.2.1:1", "", "/nothing", 401, "Basic"},
+		{"backup needs the token", "192.0.2.1:1", "", "/api/v1/backup", 401, "Bearer"},
+		{"backup needs the token from loopback too", "127.0.0.1:1", "Bearer nope", "/api/v1/backup", 401, "Bearer"},
 		{"metrics open", "192.0.2.1:1", "", "/metrics", 200, ""},
 		{"healthz open", "192.0.2.1:1", "", "/healthz", 200, ""},
 	}
@@ -196,6 +198,39 @@ func TestAuth(t *testing.T) {
 			}
 			if tt.code == 401 && !strings.Contains(a.errMsg(t), "token") {
 				t.Errorf("401 body %q", a.body)
+			}
+		})
+	}
+}
+
+// TestMetricsAuth: with MetricsAuth, /metrics needs the token like the
+// API (401 and a Bearer challenge without it); /healthz stays open.
+func TestMetricsAuth(t *testing.T) {
+	f := newFixture(t, func(o *Options) { o.MetricsAuth = true })
+	tests := []struct {
+		name, auth, path string
+		code             int
+	}{
+		{"metrics without token", "", "/metrics", 401},
+		{"metrics wrong token", "Bearer nope", "/metrics", 401},
+		{"metrics with token", "Bearer " + testToken, "/metrics", 200},
+		{"healthz still open", "", "/healthz", 200},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			a := f.reqFrom("192.0.2.1:1", tt.auth, "GET", tt.path, "")
+			if a.code != tt.code {
+				t.Fatalf("code %d, want %d: %s", a.code, tt.code, a.body)
+			}
+			switch tt.code {
+			case 401:
+				if !strings.HasPrefix(a.hdr.Get("WWW-Authenticate"), "Basic") || strings.Contains(a.body, "mxgate_test_total") {
+					t.Errorf("401 leaks or lacks a challenge: %v %q", a.hdr, a.body)
+				}
+			case 200:
+				if tt.path == "/metrics" && !strings.Contains(a.body, "mxgate_test_total 1") {
+					t.Errorf("metrics body %.200q", a.body)
+				}
 			}
 		})
 	}

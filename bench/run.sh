@@ -126,7 +126,7 @@ status_kb() { awk -v k="$2:" '$1 == k { print $2 }' "/proc/$1/status"; }
 cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }   # utime + stime
 CLK_TCK=$(getconf CLK_TCK)
 metrics() { curl -fsS --max-time 5 "http://127.0.0.1:$ADMIN_PORT/metrics" 2>/dev/null || echo "# metrics unavailable"; }
-delivered() { metrics | awk '/^mxgate_smtp_messages_total\{action="deliver"\}/ { print $2; f=1 } END { if (!f) print 0 }'; }
+delivered() { metrics | awk '/^mxgate_smtp_messages_total\{action="deliver",/ { n += $2 } END { print n + 0 }'; }
 gw_alive() { kill -0 "$GW_PID" 2>/dev/null; }
 
 # ------------------------------------------------------------------ anchors

@@ -155,7 +155,24 @@ type Admin struct {
 	// Token is the bearer token of the admin API; required when Listen is
 	// not a loopback address.
 	Token string `yaml:"token" json:"token"`
+	// TLS serves the admin API over HTTPS (TLS 1.2 or later) when a
+	// certificate is configured; SIGHUP reads the files again.
+	TLS AdminTLS `yaml:"tls" json:"tls"`
+	// MetricsAuth makes /metrics need the token as the API does; /healthz
+	// stays open for load balancers.
+	MetricsAuth bool `yaml:"metrics_auth" json:"metrics_auth"`
 }
+
+// AdminTLS is the admin listener's certificate.
+type AdminTLS struct {
+	// Cert is the PEM certificate chain file; set together with Key.
+	Cert string `yaml:"cert" json:"cert"`
+	// Key is the PEM private key file; set together with Cert.
+	Key string `yaml:"key" json:"key"`
+}
+
+// Enabled reports whether the admin API is served over TLS.
+func (t AdminTLS) Enabled() bool { return t.Cert != "" }
 
 // Cluster is the VRRP cluster membership; validated only when Enabled.
 type Cluster struct {

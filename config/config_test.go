@@ -13,6 +13,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/mxgate/mxgate/scanner"
+	"github.com/mxgate/mxgate/testenv"
 )
 
 func TestDefaultIsValid(t *testing.T) {
@@ -350,18 +351,16 @@ func TestValidateReportsEverything(t *testing.T) {
 }
 
 func TestValidateAccepts(t *testing.T) {
-	dir := t.TempDir()
-	cert, key := filepath.Join(dir, "c.pem"), filepath.Join(dir, "k.pem")
-	for _, p := range []string{cert, key} {
-		if err := os.WriteFile(p, []byte("x"), 0o600); err != nil {
-			t.Fatal(err)
-		}
-	}
+	cert, key, _ := testenv.CertFiles(t, t.TempDir(), "mx.test")
 	tests := []struct {
 		name string
 		mod  func(*Config)
 	}{
 		{"tls pair", func(c *Config) { c.SMTP.TLS = TLS{Cert: cert, Key: key, Require: true} }},
+		{"admin tls", func(c *Config) {
+			c.Admin = Admin{Listen: "0.0.0.0:8025", Token: "t", TLS: AdminTLS{Cert: cert, Key: key}, MetricsAuth: true}
+		}},
+		{"admin tls on loopback without token", func(c *Config) { c.Admin = Admin{Listen: "127.0.0.1:8025", TLS: AdminTLS{Cert: cert, Key: key}} }},
 		{"owner priority", func(c *Config) {
 			c.Cluster = Cluster{Enabled: true, Interface: "eth0", VRID: 255, VIP: "198.18.0.1/32", Priority: 255,
 				AdvertInterval: Duration{Duration: 40950 * time.Millisecond}, Mode: "active-active", PeerListen: ":8026",

@@ -1,8 +1,12 @@
 package config
 
 import (
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/pem"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/netip"
 	"os"
@@ -114,19 +118,94 @@ func (p *problems) dialAddr(key, a string) {
 	}
 }
 
-func (p *problems) readable(key, path string) {
+func (p *problems) readable(key, path string) bool {
 	// Stat first: opening a FIFO or device would block or read forever.
 	st, err := os.Stat(path)
 	if err == nil && !st.Mode().IsRegular() {
 		p.add(key, "%s is not a regular file", path)
-		return
+		return false
 	}
 	f, err := os.Open(path)
 	if err != nil {
 		p.add(key, "cannot read %s: %v", path, unwrapPath(err))
-		return
+		return false
 	}
 	f.Close()
+	return true
+}
+
+// maxPEMFile bounds what certPair reads of a certificate or key file: a
+// chain of a few certificates is a few KiB.
+const maxPEMFile = 1 << 20
+
+// certPair checks a certificate and key set together (section.cert and
+// section.key): both readable, the first a PEM certificate, the second its
+// private key, so that a wrong file fails the check and not the first
+// handshake.
+func (p *problems) certPair(section, cert, key string) {
+	certKey, keyKey := section+".cert", section+".key"
+	switch {
+	case cert == "" && key == "":
+		return
+	case cert == "":
+		p.add(certKey, "required when %s is set", keyKey)
+		return
+	case key == "":
+		p.add(keyKey, "required when %s is set", certKey)
+		return
+	}
+	certOK, keyOK := p.readable(certKey, cert), p.readable(keyKey, key)
+	if !certOK || !keyOK {
+		return
+	}
+	certPEM, err := readPEM(cert)
+	if err != nil {
+		p.add(certKey, "cannot read %s: %v", cert, err)
+		return
+	}
+	keyPEM, err := readPEM(key)
+	if err != nil {
+		p.add(keyKey, "cannot read %s: %v", key, err)
+		return
+	}
+	if err := checkCertificate(certPEM); err != nil {
+		p.add(certKey, "%s: %v", cert, err)
+		return
+	}
+	if _, err := tls.X509KeyPair(certPEM, keyPEM); err != nil {
+		p.add(keyKey, "%s is not the private key of %s: %v", key, cert, err)
+	}
+}
+
+func readPEM(path string) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, unwrapPath(err)
+	}
+	defer f.Close()
+	data, err := io.ReadAll(io.LimitReader(f, maxPEMFile+1))
+	if err == nil && len(data) > maxPEMFile {
+		err = fmt.Errorf("larger than %d bytes, not a certificate or key", maxPEMFile)
+	}
+	return data, err
+}
+
+// checkCertificate finds the first certificate of a PEM chain and parses it.
+func checkCertificate(data []byte) error {
+	for {
+		var b *pem.Block
+		b, data = pem.Decode(data)
+		switch {
+		case b == nil:
+			return errors.New("no PEM certificate in it (want -----BEGIN CERTIFICATE-----)")
+		case b.Type != "CERTIFICATE":
+			continue
+		}
+		if _, err := x509.ParseCertificate(b.Bytes); err != nil {
+			return fmt.Errorf("not a valid certificate: %w", err)
+		}
+		return nil
+	}
 }
 
 // unwrapPath drops the *PathError's repetition of the path.

@@ -63,17 +63,8 @@ func (s SMTP) validateLimits(p *problems) {
 }
 
 func (t TLS) validate(p *problems) {
-	switch {
-	case t.Cert == "" && t.Key == "":
-		if t.Require {
-			p.add("smtp.tls.require", "needs smtp.tls.cert and smtp.tls.key")
-		}
-	case t.Cert == "":
-		p.add("smtp.tls.cert", "required when smtp.tls.key is set")
-	case t.Key == "":
-		p.add("smtp.tls.key", "required when smtp.tls.cert is set")
-	default:
-		p.readable("smtp.tls.cert", t.Cert)
-		p.readable("smtp.tls.key", t.Key)
+	if t.Cert == "" && t.Key == "" && t.Require {
+		p.add("smtp.tls.require", "needs smtp.tls.cert and smtp.tls.key")
 	}
+	p.certPair("smtp.tls", t.Cert, t.Key)
 }

@@ -13,7 +13,8 @@ import (
 
 // Serve serves hs on ln (which it closes) until ctx is done, then shuts
 // down, giving requests under way grace to finish before the connections
-// are closed. Requests keep ctx's values but not its cancellation, so a
+// are closed. With hs.TLSConfig it serves HTTPS only (its certificate
+// from the config). Requests keep ctx's values but not its cancellation, so a
 // release or a scan running when the node stops is not cut short. An error
 // of the server itself ends Serve at once.
 func Serve(ctx context.Context, hs *http.Server, ln net.Listener, grace time.Duration) error {
@@ -21,7 +22,13 @@ func Serve(ctx context.Context, hs *http.Server, ln net.Listener, grace time.Dur
 	defer cancelBase()
 	hs.BaseContext = func(net.Listener) context.Context { return base }
 	served := make(chan error, 1)
-	go func() { served <- hs.Serve(ln) }()
+	go func() {
+		if hs.TLSConfig != nil {
+			served <- hs.ServeTLS(ln, "", "")
+			return
+		}
+		served <- hs.Serve(ln)
+	}()
 	select {
 	case err := <-served:
 		return fmt.Errorf("serve: %w", err)

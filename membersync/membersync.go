@@ -191,7 +191,7 @@ func (r *Runner) Refresh(ctx context.Context) {
 	}
 	set, states := r.dispatchSet(self, view, mode, weights)
 	r.o.Dispatcher.SetMembers(set)
-	r.met.set(states, err != nil)
+	r.met.set(states)
 
 	r.mu.Lock()
 	old, wasDegraded := r.view, r.degraded

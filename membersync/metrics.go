@@ -17,9 +17,10 @@ const (
 
 var states = []string{stateDispatching, stateDraining, stateUnhealthy, stateStandby}
 
+// The node's mxgate_degraded gauge covers a membership store that cannot
+// be read (Runner.Degraded), with the configuration store's.
 type metrics struct {
 	members     *prometheus.GaugeVec
-	degraded    prometheus.Gauge
 	storeErrors prometheus.Counter
 }
 
@@ -30,9 +31,6 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		members: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "mxgate_cluster_members", Help: "Cluster members in this node's last view, by state (dispatching, draining, unhealthy, standby).",
 		}, []string{"state"}),
-		degraded: prometheus.NewGauge(prometheus.GaugeOpts{
-			Name: "mxgate_store_degraded", Help: "1 while the membership store cannot be read and the static peers are used.",
-		}),
 		storeErrors: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "mxgate_membership_store_errors_total", Help: "Membership heartbeats or reads that failed.",
 		}),
@@ -43,7 +41,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	if reg == nil {
 		return m, nil
 	}
-	for _, c := range []prometheus.Collector{m.members, m.degraded, m.storeErrors} {
+	for _, c := range []prometheus.Collector{m.members, m.storeErrors} {
 		if err := reg.Register(c); err != nil {
 			return nil, fmt.Errorf("register membership metrics: %w", err)
 		}
@@ -51,13 +49,8 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	return m, nil
 }
 
-func (m *metrics) set(counts map[string]int, degraded bool) {
+func (m *metrics) set(counts map[string]int) {
 	for _, s := range states {
 		m.members.WithLabelValues(s).Set(float64(counts[s]))
 	}
-	v := 0.0
-	if degraded {
-		v = 1
-	}
-	m.degraded.Set(v)
 }

@@ -3,6 +3,7 @@ package node
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"fmt"
 	"net"
 	"strings"
@@ -21,10 +22,20 @@ import (
 
 // newAdmin prepares the admin API over the node's stores, metrics and
 // status; nil without admin.listen.
-func (n *Node) newAdmin(reg *prometheus.Registry) (*admin.Server, error) {
+func (n *Node) newAdmin(reg *prometheus.Registry, nm *nodeMetrics) (*admin.Server, error) {
 	cfg := n.cfg
 	if cfg.Admin.Listen == "" {
 		return nil, nil
+	}
+	var tlsConf *tls.Config
+	if n.adminCert != nil {
+		tlsConf = n.adminCert.ServerConfig()
+	}
+	if cfg.Admin.PlainRemote() {
+		// Allowed (a token is required), for setups that predate
+		// admin.tls or sit on a trusted network, but said at every start.
+		n.log.Warn("the admin API listens beyond loopback over plain HTTP: the token and quarantined mail cross the network in clear; set admin.tls.cert and admin.tls.key",
+			"admin", cfg.Admin.Listen)
 	}
 	down := downstream(cfg)
 	learner, err := newLearner(cfg.Scanner.Local, cfg.Scanner.Policy.Engines.Rspamd)
@@ -34,12 +45,14 @@ func (n *Node) newAdmin(reg *prometheus.Registry) (*admin.Server, error) {
 	return admin.New(admin.Options{
 		Listen:       cfg.Admin.Listen,
 		Token:        cfg.Admin.Token,
+		MetricsAuth:  cfg.Admin.MetricsAuth,
+		TLS:          tlsConf,
 		Quarantine:   n.store.Quarantine,
 		Lists:        n.lists,
 		Log:          n.store.Log,
 		Config:       n.store.Config,
 		Reports:      n.store.Reports,
-		Release:      releaser(down, cfg.Node.ID, n.authservID),
+		Release:      nm.release(releaser(down, cfg.Node.ID, n.authservID)),
 		Learn:        learner,
 		Gatherer:     reg,
 		Health:       enginesHealth(n.pool, healthCheck(n.store, down)),
@@ -48,6 +61,7 @@ func (n *Node) newAdmin(reg *prometheus.Registry) (*admin.Server, error) {
 		Scan:         n.dispatcher.Scan,
 		MaxScanBytes: cfg.SMTP.MaxMessageBytes,
 		SpoolDir:     cfg.Node.DataDir,
+		Backup:       n.backup,
 		NodeID:       cfg.Node.ID,
 		Logger:       n.log,
 	})

@@ -73,15 +73,6 @@ type clusterParts struct {
 func newClusterParts(cfg config.Config, st *store.Backend, pool *scanner.Pool, d *scanner.Dispatcher, shared *sharedSettings,
 	follower *clusterconf.Follower, log *slog.Logger, reg prometheus.Registerer) (*clusterParts, error) {
 	cp := &clusterParts{follower: follower, shared: shared}
-	reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
-		Name: "mxgate_degraded",
-		Help: "1 while the node works without its shared store (last good lists and settings, static peers).",
-	}, func() float64 {
-		if cp.degraded() {
-			return 1
-		}
-		return 0
-	}))
 	if !cfg.Cluster.Enabled {
 		return cp, nil
 	}

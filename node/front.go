@@ -9,6 +9,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/mxgate/mxgate/certfile"
 	"github.com/mxgate/mxgate/config"
 	"github.com/mxgate/mxgate/deliver"
 	"github.com/mxgate/mxgate/dnsbl"
@@ -22,10 +23,10 @@ import (
 // newFront prepares the SMTP front end: its limits and policy from cfg, its
 // scans through d, its lists from the cache, its quarantine and message log
 // in st.
-func newFront(cfg config.Config, d *scanner.Dispatcher, lc *lists.Cache, st *store.Backend, authservID func() string, log *slog.Logger, reg prometheus.Registerer) (*smtpfront.Server, error) {
-	tlsConf, err := tlsConfig(cfg.SMTP.TLS)
-	if err != nil {
-		return nil, err
+func newFront(cfg config.Config, cert *certfile.Pair, d *scanner.Dispatcher, lc *lists.Cache, st *store.Backend, authservID func() string, log *slog.Logger, reg prometheus.Registerer) (*smtpfront.Server, error) {
+	var tlsConf *tls.Config
+	if cert != nil {
+		tlsConf = cert.ServerConfig()
 	}
 	bl, err := newDNSBL(cfg, log, reg)
 	if err != nil {
@@ -85,17 +86,6 @@ func newDNSBL(cfg config.Config, log *slog.Logger, reg prometheus.Registerer) (*
 // downstream is the mail server that gets clean and released mail.
 func downstream(cfg config.Config) deliver.Options {
 	return deliver.Options{Addr: cfg.Downstream.Address, Helo: cfg.Downstream.Helo, Timeout: cfg.Downstream.Timeout.Duration}
-}
-
-func tlsConfig(c config.TLS) (*tls.Config, error) {
-	if c.Cert == "" {
-		return nil, nil
-	}
-	cert, err := tls.LoadX509KeyPair(c.Cert, c.Key)
-	if err != nil {
-		return nil, fmt.Errorf("smtp.tls: load certificate: %w", err)
-	}
-	return &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}, nil
 }
 
 // prefixes converts validated CIDRs (a bare address counts as a /32 or /128).

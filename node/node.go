@@ -17,6 +17,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
 	"github.com/mxgate/mxgate/admin"
+	"github.com/mxgate/mxgate/certfile"
 	"github.com/mxgate/mxgate/clusterconf"
 	"github.com/mxgate/mxgate/config"
 	"github.com/mxgate/mxgate/engines"
@@ -51,6 +52,11 @@ type Node struct {
 	// engines makes the outside engines' clients under a policy (each
 	// revision makes new ones: their settings are cluster-wide).
 	engines func(scanner.Policy) ([]scanner.Engine, error)
+	// version names the binary (WithVersion).
+	version Version
+	// smtpCert and adminCert are the certificates served (nil: none),
+	// read again on SIGHUP.
+	smtpCert, adminCert *certfile.Pair
 
 	// What Start has started, for Stop.
 	started   time.Time
@@ -68,12 +74,12 @@ type Node struct {
 // configuration and the lists; a ctx that ends meanwhile ends the build with
 // an error that wraps ctx.Err(). On an error nothing is left open; otherwise
 // Stop releases what Build opened, whether Start ran or not.
-func Build(ctx context.Context, cfg config.Config, log *slog.Logger) (*Node, error) {
-	return buildWith(ctx, cfg, log, engineMakers(cfg.Scanner.Local))
+func Build(ctx context.Context, cfg config.Config, log *slog.Logger, opts ...Option) (*Node, error) {
+	return buildWith(ctx, cfg, log, engineMakers(cfg.Scanner.Local), opts...)
 }
 
 // buildWith is Build with the engine clients makers gives.
-func buildWith(ctx context.Context, cfg config.Config, log *slog.Logger, makers map[string]engineMaker) (*Node, error) {
+func buildWith(ctx context.Context, cfg config.Config, log *slog.Logger, makers map[string]engineMaker, opts ...Option) (*Node, error) {
 	// Before the store opens: a configured engine this build has no client
 	// for fails the build at once.
 	if _, err := buildEngines(cfg, cfg.Scanner.Policy, makers, nil, log); err != nil {
@@ -84,6 +90,9 @@ func buildWith(ctx context.Context, cfg config.Config, log *slog.Logger, makers 
 		return nil, err
 	}
 	n := &Node{cfg: cfg, file: cfg, log: log, store: st, failed: make(chan error, 1)}
+	for _, o := range opts {
+		o(n)
+	}
 	if err := n.build(ctx, makers); err != nil {
 		n.release()
 		return nil, err
@@ -139,13 +148,17 @@ func (n *Node) build(ctx context.Context, makers map[string]engineMaker) error {
 	if err := n.loadLists(ctx); err != nil {
 		return err
 	}
-	if n.front, err = newFront(cfg, dispatcher, n.lists, st, n.authservID, log, reg); err != nil {
+	if err := n.loadCerts(); err != nil {
+		return err
+	}
+	if n.front, err = newFront(cfg, n.smtpCert, dispatcher, n.lists, st, n.authservID, log, reg); err != nil {
 		return err
 	}
 	if n.cluster, err = newClusterParts(cfg, st, n.pool, dispatcher, shared, n.follower, log, reg); err != nil {
 		return err
 	}
-	n.admin, err = n.newAdmin(reg)
+	nm := n.registerMetrics(reg)
+	n.admin, err = n.newAdmin(reg, nm)
 	return err
 }
 

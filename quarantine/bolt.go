@@ -207,6 +207,22 @@ func (b *boltStore) List(ctx context.Context, f Filter) ([]Item, error) {
 	return out, nil
 }
 
+// Count reads the key count of the time index's pages; no item is decoded.
+func (b *boltStore) Count(ctx context.Context) (int, error) {
+	if err := ctx.Err(); err != nil {
+		return 0, fmt.Errorf("count quarantine: %w", err)
+	}
+	var n int
+	err := b.db.View(func(tx *bbolt.Tx) error {
+		n = indexBucket(tx, byTime).Stats().KeyN
+		return nil
+	})
+	if err != nil {
+		return 0, fmt.Errorf("count quarantine: %w", err)
+	}
+	return n, nil
+}
+
 // deleteItem removes an item, its raw message and all its index entries.
 func deleteItem(tx *bbolt.Tx, id []byte) error {
 	items := tx.Bucket([]byte(bucketItems))

@@ -109,6 +109,9 @@ type Store interface {
 	// Expire deletes every item with a non-zero Expires <= now and returns
 	// how many it deleted.
 	Expire(ctx context.Context, now time.Time) (int, error)
+	// Count is how many items are held, cheaply (the size of the time
+	// index): an item past its Expires counts until Expire deletes it.
+	Count(ctx context.Context) (int, error)
 }
 
 // EffectiveLimit is Limit with its default and cap applied.

@@ -277,6 +277,16 @@ func (q *redisStore) List(ctx context.Context, f Filter) ([]Item, error) {
 	return out, nil
 }
 
+// Count is the time index's ZCARD: one O(1) command. Items Redis expired
+// by their TTL count until Expire removes their index members.
+func (q *redisStore) Count(ctx context.Context) (int, error) {
+	n, err := q.c.ZCard(ctx, qIndexKeys[byTime]).Result()
+	if err != nil {
+		return 0, fmt.Errorf("count quarantine: %w", err)
+	}
+	return int(n), nil
+}
+
 // removeCmds queues, in a MULTI/EXEC pipeline, the removal of item id
 // with the index members recorded for it. The returned command is the
 // DEL of its index record: 1 when this call removed the item, 0 when

@@ -87,6 +87,12 @@ const (
 	classPolicy = "policy"
 )
 
+// Classes are the classes this scanner's verdicts have, a fixed set for
+// metric labels; a verdict from an engine or a peer may name another.
+func Classes() []string {
+	return []string{classClean, classSpam, classVirus, classBanned, classUnscannable, classEngineFailed, classPolicy}
+}
+
 // Worker scans messages. *Pool and *Dispatcher implement it.
 type Worker interface {
 	Scan(ctx context.Context, m *Message) (Verdict, error)

@@ -1,6 +1,10 @@
 package smtpfront
 
-import "github.com/emersion/go-smtp"
+import (
+	"net/netip"
+
+	"github.com/emersion/go-smtp"
+)
 
 // Every reply the front end makes itself, with the RFC that defines its code.
 // Texts are generic on purpose: causes go to the log, never to the client.
@@ -12,8 +16,6 @@ var (
 	// RFC 3207 §4: 530 5.7.0 Must issue a STARTTLS command first.
 	errNeedTLS = &smtp.SMTPError{Code: 530, EnhancedCode: smtp.EnhancedCode{5, 7, 0}, Message: "Must issue a STARTTLS command first"}
 
-	// RFC 5321 §3.6.2 / RFC 3463 X.7.1: relaying denied.
-	errRelayDenied = &smtp.SMTPError{Code: 554, EnhancedCode: smtp.EnhancedCode{5, 7, 1}, Message: "Relay access denied"}
 	// RFC 3463 X.1.3: bad destination mailbox address syntax.
 	errBadRcptSyntax   = &smtp.SMTPError{Code: 501, EnhancedCode: smtp.EnhancedCode{5, 1, 3}, Message: "Bad recipient address syntax"}
 	errBadSenderSyntax = &smtp.SMTPError{Code: 501, EnhancedCode: smtp.EnhancedCode{5, 1, 7}, Message: "Bad sender address syntax"}
@@ -51,6 +53,17 @@ var (
 	// RFC 3463 X.6.0: a line longer than we read is a media error.
 	errLineTooLong = &smtp.SMTPError{Code: 552, EnhancedCode: smtp.EnhancedCode{5, 6, 0}, Message: "Message has a line too long"}
 )
+
+// relayDenied is RFC 5321 §3.6.2 / RFC 3463 X.7.1, relaying denied. Unlike
+// the other texts it names its cause, the client's address and the keys
+// that would allow it: the usual client is a Postfix in front, whose log
+// and bounce then say what to fix (its address missing from
+// smtp.trusted_networks) instead of a bare "Relay access denied". The
+// recipient is not echoed, so the line stays short whatever it was.
+func relayDenied(ip netip.Addr, why string) *smtp.SMTPError {
+	return &smtp.SMTPError{Code: 554, EnhancedCode: smtp.EnhancedCode{5, 7, 1},
+		Message: "Relay access denied: client [" + ip.Unmap().String() + "] is not in smtp.trusted_networks and " + why}
+}
 
 // reply builds a one-off answer, e.g. the downstream's 250 text.
 func reply(code int, enh smtp.EnhancedCode, text string) *smtp.SMTPError {

@@ -56,7 +56,7 @@ func (p relayPolicy) checkRcpt(ip netip.Addr, rcpt string) *smtp.SMTPError {
 	}
 	local, domain := rcpt[:at], strings.TrimSuffix(strings.ToLower(rcpt[at+1:]), ".")
 	if !deliver.IsDotAtom(local) || strings.ContainsAny(local, "%!@") {
-		return errRelayDenied
+		return relayDenied(ip, "the recipient's local part is not a plain one (no %, !, @ or quotes)")
 	}
 	if p.domains[domain] {
 		return nil
@@ -66,5 +66,5 @@ func (p relayPolicy) checkRcpt(ip netip.Addr, rcpt string) *smtp.SMTPError {
 			return nil
 		}
 	}
-	return errRelayDenied
+	return relayDenied(ip, "the recipient's domain is not in smtp.accept_domains")
 }

@@ -47,6 +47,26 @@ func TestRelayPolicy(t *testing.T) {
 	}
 }
 
+// A refused relay names the client and the keys that would let it through:
+// behind a Postfix, that text is what its log and bounce show the admin.
+func TestRelayDeniedSaysWhy(t *testing.T) {
+	p := newRelayPolicy([]string{"example.org"}, []netip.Prefix{netip.MustParsePrefix("10.1.0.0/16")})
+	cases := []struct {
+		client, rcpt, want string
+	}{
+		{"127.0.0.1", "bob@outside.test", "Relay access denied: client [127.0.0.1] is not in smtp.trusted_networks and the recipient's domain is not in smtp.accept_domains"},
+		{"::ffff:198.18.0.11", "bob@outside.test", "Relay access denied: client [198.18.0.11] is not in smtp.trusted_networks and the recipient's domain is not in smtp.accept_domains"},
+		{"2001:db8::25", "bob@outside.test", "Relay access denied: client [2001:db8::25] is not in smtp.trusted_networks and the recipient's domain is not in smtp.accept_domains"},
+		{"127.0.0.1", "bob%outside.test@example.org", "Relay access denied: client [127.0.0.1] is not in smtp.trusted_networks and the recipient's local part is not a plain one (no %, !, @ or quotes)"},
+	}
+	for _, c := range cases {
+		err := p.checkRcpt(netip.MustParseAddr(c.client), c.rcpt)
+		if err == nil || err.Code != 554 || err.EnhancedCode != [3]int{5, 7, 1} || err.Message != c.want {
+			t.Errorf("checkRcpt(%s, %q) = %v, want 554 5.7.1 %s", c.client, c.rcpt, err, c.want)
+		}
+	}
+}
+
 // FuzzRelayPolicy: whatever the address, an untrusted client is only ever
 // accepted for a plain local part at an accepted domain.
 func FuzzRelayPolicy(f *testing.F) {
@@ -56,7 +76,11 @@ func FuzzRelayPolicy(f *testing.F) {
 	p := newRelayPolicy([]string{"example.org"}, nil)
 	ip := netip.MustParseAddr("198.18.0.9")
 	f.Fuzz(func(t *testing.T, rcpt string) {
-		if p.checkRcpt(ip, rcpt) != nil {
+		if err := p.checkRcpt(ip, rcpt); err != nil {
+			// "554 5.7.1 " + text + CRLF within RFC 5321's 512 octets.
+			if n := len(err.Message) + 12; n > 512 {
+				t.Fatalf("reply to %q is %d octets", rcpt, n)
+			}
 			return
 		}
 		at := strings.LastIndexByte(rcpt, '@')

@@ -1,8 +1,6 @@
 package smtpfront
 
 import (
-	"os"
-	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
@@ -50,7 +48,7 @@ func TestDeliveredReplyNamesQueueIDs(t *testing.T) {
 			}
 			if pf != nil {
 				down := m[re.SubexpIndex("down")]
-				waitMaillog(t, pf, down+": ")
+				pf.WaitLog(t, down+": ", 30*time.Second)
 			}
 		})
 	}
@@ -69,23 +67,7 @@ func TestFrontPostfixLogsTheQueueID(t *testing.T) {
 	if m == nil {
 		t.Fatalf("no mxgate Received header in:\n%s", msgs[0])
 	}
-	waitMaillog(t, pf, "status=sent (250 2.0.0 Ok: queued as "+m[1]+")")
-}
-
-// waitMaillog waits until Postfix's log holds want.
-func waitMaillog(t *testing.T, pf *testenv.Postfix, want string) {
-	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		b, _ := os.ReadFile(filepath.Join(pf.Dir, "maillog"))
-		if strings.Contains(string(b), want) {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("Postfix's log has no %q:\n%s", want, b)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+	pf.WaitLog(t, "status=sent (250 2.0.0 Ok: queued as "+m[1]+")", 30*time.Second)
 }
 
 // The README gives the texts of the MAIL and RCPT successes: go-smtp's

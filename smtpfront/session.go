@@ -402,7 +402,7 @@ func (ss *session) record() msglog.Record {
 
 // finish writes the one log line and the one message-log record of a message.
 func (ss *session) finish(rec msglog.Record, cause error) {
-	ss.s.metrics.messages.WithLabelValues(rec.Action).Inc()
+	ss.s.metrics.message(rec.Action, rec.Verdict, rec.Size)
 	attrs := []any{"id", rec.ID, "client", rec.ClientIP, "from", rec.Sender, "to", rec.Recipients,
 		"size", rec.Size, "action", rec.Action, "verdict", rec.Verdict, "score", rec.Score,
 		"symbols", rec.Symbols, "node", rec.Node, "reply", rec.Reply, "duration_ms", rec.Duration.Milliseconds()}

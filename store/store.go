@@ -46,7 +46,33 @@ type Backend struct {
 	// password).
 	Name string
 
+	db     *bbolt.DB // the embedded file; nil on Redis
 	closer io.Closer
+}
+
+// ErrNoSnapshot is Snapshot's answer on a Redis store: Redis is backed up
+// with its own tools.
+var ErrNoSnapshot = errors.New("this node's store is Redis, shared by the cluster: back up Redis itself (redis-cli BGSAVE, then copy its RDB file)")
+
+// Snapshot writes a consistent copy of the embedded database file to w, as
+// of one read transaction: writers go on meanwhile. Give it a fast w (a
+// local file), not a network peer: while the transaction is open the file
+// cannot grow its memory map, so a writer that needs to waits for it. On
+// Redis it returns ErrNoSnapshot.
+func (b *Backend) Snapshot(w io.Writer) (int64, error) {
+	if b.db == nil {
+		return 0, ErrNoSnapshot
+	}
+	var n int64
+	err := b.db.View(func(tx *bbolt.Tx) error {
+		var err error
+		n, err = tx.WriteTo(w)
+		return err
+	})
+	if err != nil {
+		return n, fmt.Errorf("snapshot of %s: %w", b.db.Path(), err)
+	}
+	return n, nil
 }
 
 // ErrUnreachable comes with a usable Backend from OpenRedis when Redis did
@@ -141,7 +167,7 @@ func newEmbedded(db *bbolt.DB) (*Backend, error) {
 		return nil, err
 	}
 	return &Backend{Quarantine: q, Lists: l, Log: m, Members: members.NewMemory(), Config: cc, Reports: r,
-		Name: "embedded " + db.Path(), closer: db}, nil
+		Name: "embedded " + db.Path(), db: db, closer: db}, nil
 }
 
 // Close releases the backend (for the embedded one: the file and its lock).

@@ -12,17 +12,48 @@ import (
 )
 
 // Postfix is a private Postfix instance (own configuration, queue and data
-// directories; loopback only; no DNS) relaying everything it accepts to a
-// next hop. The system's Postfix configuration is neither read nor touched.
+// directories; no DNS) relaying what it accepts. The system's Postfix
+// configuration is neither read nor touched.
 type Postfix struct {
-	Addr string
-	Dir  string
+	Addr string // the smtpd of StartPostfix; empty for a recipe's instance
+	Dir  string // conf/ (main.cf, master.cf), queue/, data/, maillog
 }
 
 // StartPostfix runs Postfix's smtpd on a free loopback port, accepting mail
 // for relayDomain from anyone and relaying it to nextHop (host:port).
 // mainExtra are more main.cf lines, e.g. a check_recipient_access map.
 func StartPostfix(t testing.TB, relayDomain, nextHop string, mainExtra ...string) *Postfix {
+	t.Helper()
+	addr := FreeAddr(t)
+	host, port, _ := strings.Cut(nextHop, ":")
+	main := fmt.Sprintf(`myhostname = downstream.test
+mydomain = downstream.test
+relay_domains = %s
+inet_interfaces = loopback-only
+mynetworks = 127.0.0.0/8
+relayhost = [%s]:%s
+`, relayDomain, host, port) + strings.Join(mainExtra, "\n") + "\n"
+	p := startPostfix(t, nil, main, addr+" inet n - n - - smtpd\n")
+	WaitPort(t, addr, 20*time.Second)
+	p.Addr = addr
+	return p
+}
+
+// StartPostfix runs a private Postfix instance inside namespace ns with a
+// configuration of one's own, e.g. a recipe's files: main is appended to
+// the instance's own main.cf (paths, logging, no DNS, quick retries;
+// the last setting of a name wins, so main may override them) and master
+// to the internal services of master.cf (pickup, cleanup, qmgr, smtp and
+// the like), so master holds only the inet services and filters. It
+// returns once `postfix start` did; wait for its ports with WaitListen.
+func (l *Lab) StartPostfix(t testing.TB, ns, main, master string) *Postfix {
+	t.Helper()
+	return startPostfix(t, []string{"ip", "netns", "exec", ns}, main, master)
+}
+
+// startPostfix writes an instance's files and starts it, with the postfix
+// command run through wrap (e.g. ip netns exec NS) when it is not empty.
+func startPostfix(t testing.TB, wrap []string, main, master string) *Postfix {
 	t.Helper()
 	NeedRoot(t)
 	bin := Need(t, "postfix")[0]
@@ -39,24 +70,60 @@ func StartPostfix(t testing.TB, relayDomain, nextHop string, mainExtra ...string
 	if out, err := exec.Command("chown", "postfix", filepath.Join(dir, "data")).CombinedOutput(); err != nil {
 		t.Fatalf("chown postfix data dir: %v: %s", err, out)
 	}
-	addr := FreeAddr(t)
-	host, port, _ := strings.Cut(addr, ":")
-	main := fmt.Sprintf(`compatibility_level = 3.6
+	conf := filepath.Join(dir, "conf")
+	if err := os.WriteFile(filepath.Join(conf, "main.cf"), []byte(postfixMain(dir)+main), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(conf, "master.cf"), []byte(master+postfixInternal), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	run := func(ctx context.Context, args ...string) (string, error) {
+		cmd := append(append(append([]string{}, wrap...), bin, "-c", conf), args...)
+		return Run(ctx, cmd[0], cmd[1:]...)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if out, err := run(ctx, "check"); err != nil {
+		t.Fatalf("postfix check: %v\n%s", err, out)
+	}
+	p := &Postfix{Dir: dir}
+	// Registered before start, so a half-started instance is stopped too.
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		if out, err := run(ctx, "status"); err == nil {
+			if out, err := run(ctx, "stop"); err != nil {
+				t.Logf("postfix stop: %v\n%s", err, out)
+			}
+		} else if !strings.Contains(out, "not running") {
+			t.Logf("postfix status: %v\n%s", err, out)
+		}
+		if t.Failed() {
+			t.Logf("postfix maillog (%s):\n%s", conf, p.Log())
+		}
+		os.RemoveAll(dir)
+	})
+	if out, err := run(ctx, "start"); err != nil {
+		t.Fatalf("postfix start: %v\n%s", err, out)
+	}
+	return p
+}
+
+// postfixMain is what makes an instance private and quick: its own
+// directories and log file, no DNS, no TLS, no local delivery, retries
+// within seconds.
+func postfixMain(dir string) string {
+	return fmt.Sprintf(`compatibility_level = 3.6
 queue_directory = %[1]s/queue
 data_directory = %[1]s/data
-myhostname = downstream.test
-mydomain = downstream.test
-myorigin = $myhostname
+myhostname = postfix.test
+mydomain = postfix.test
 mydestination =
-relay_domains = %[2]s
 local_recipient_maps =
 local_transport = error:local delivery disabled
 alias_maps =
 alias_database =
-inet_interfaces = loopback-only
 inet_protocols = ipv4
-mynetworks = 127.0.0.0/8
-relayhost = [%[3]s]:%[4]s
 disable_dns_lookups = yes
 smtp_host_lookup = native
 smtpd_peername_lookup = no
@@ -68,10 +135,12 @@ maillog_file_prefixes = %[1]s
 queue_run_delay = 1s
 minimal_backoff_time = 1s
 maximal_backoff_time = 10s
-`, dir, relayDomain, strings.Split(nextHop, ":")[0], strings.Split(nextHop, ":")[1])
-	main += strings.Join(mainExtra, "\n") + "\n"
-	master := fmt.Sprintf(`%s:%s inet n - n - - smtpd
-pickup    unix  n       -       n       60      1       pickup
+`, dir)
+}
+
+// postfixInternal are master.cf's internal services, chroot off (the
+// queue directory holds no chroot tree).
+const postfixInternal = `pickup    unix  n       -       n       60      1       pickup
 cleanup   unix  n       -       n       -       0       cleanup
 qmgr      unix  n       -       n       300     1       qmgr
 rewrite   unix  -       -       n       -       -       trivial-rewrite
@@ -91,35 +160,26 @@ discard   unix  -       -       n       -       -       discard
 anvil     unix  -       -       n       -       1       anvil
 scache    unix  -       -       n       -       1       scache
 postlog   unix-dgram n  -       n       -       1       postlogd
-`, host, port)
-	conf := filepath.Join(dir, "conf")
-	if err := os.WriteFile(filepath.Join(conf, "main.cf"), []byte(main), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(filepath.Join(conf, "master.cf"), []byte(master), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	if out, err := Run(ctx, bin, "-c", conf, "check"); err != nil {
-		t.Fatalf("postfix check: %v\n%s", err, out)
-	}
-	if out, err := Run(ctx, bin, "-c", conf, "start"); err != nil {
-		t.Fatalf("postfix start: %v\n%s", err, out)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-		defer cancel()
-		if out, err := Run(ctx, bin, "-c", conf, "stop"); err != nil {
-			t.Logf("postfix stop: %v\n%s", err, out)
+`
+
+// Log is the instance's maillog so far.
+func (p *Postfix) Log() string {
+	b, _ := os.ReadFile(filepath.Join(p.Dir, "maillog"))
+	return string(b)
+}
+
+// WaitLog waits until the maillog holds want and returns the log.
+func (p *Postfix) WaitLog(t testing.TB, want string, within time.Duration) string {
+	t.Helper()
+	deadline := time.Now().Add(within)
+	for {
+		log := p.Log()
+		if strings.Contains(log, want) {
+			return log
 		}
-		if t.Failed() {
-			if b, err := os.ReadFile(filepath.Join(dir, "maillog")); err == nil {
-				t.Logf("postfix maillog:\n%s", b)
-			}
+		if time.Now().After(deadline) {
+			t.Fatalf("Postfix's log has no %q after %s:\n%s", want, within, log)
 		}
-		os.RemoveAll(dir)
-	})
-	WaitPort(t, addr, 20*time.Second)
-	return &Postfix{Addr: addr, Dir: dir}
+		time.Sleep(100 * time.Millisecond)
+	}
 }

@@ -185,6 +185,16 @@ func Context(t testing.TB, within time.Duration) context.Context {
 // smtp-sink options (e.g. "-f", "RCPT" to refuse every recipient).
 func StartSink(t testing.TB, extra ...string) *Sink {
 	t.Helper()
+	addr := FreeAddr(t)
+	s := startSink(t, addr, extra, func(name string, args ...string) *Process { return Start(t, name, args...) })
+	WaitPort(t, addr, 5*time.Second)
+	return s
+}
+
+// startSink runs smtp-sink on addr through start, dumping into a new
+// directory.
+func startSink(t testing.TB, addr string, extra []string, start func(name string, args ...string) *Process) *Sink {
+	t.Helper()
 	bin := Need(t, "smtp-sink")[0]
 	dir, err := os.MkdirTemp("", "mxgate-sink-")
 	if err != nil {
@@ -193,15 +203,12 @@ func StartSink(t testing.TB, extra ...string) *Sink {
 	t.Cleanup(func() { os.RemoveAll(dir) })
 	// smtp-sink must drop root (-u), and then still write its dumps.
 	os.Chmod(dir, 0o777)
-	addr := FreeAddr(t)
 	args := append([]string{"-c", "-d", dir + "/msg."}, extra...)
 	if os.Geteuid() == 0 {
 		args = append([]string{"-u", "nobody"}, args...)
 	}
 	args = append(args, addr, "256")
-	s := &Sink{Addr: addr, Dir: dir, Proc: Start(t, bin, args...)}
-	WaitPort(t, addr, 5*time.Second)
-	return s
+	return &Sink{Addr: addr, Dir: dir, Proc: start(bin, args...)}
 }
 
 // Messages returns the messages received completely (smtp-sink's own X-

@@ -173,12 +173,18 @@ func (g *gateway) quarantine(t *testing.T) []map[string]any {
 // swaks sends one message; it returns swaks' transcript and exit code.
 func swaks(t *testing.T, server string, args ...string) (string, int) {
 	t.Helper()
+	return swaksVia(t, nil, server, args...)
+}
+
+// swaksVia runs swaks through wrap (e.g. ip netns exec NS; none: directly).
+func swaksVia(t *testing.T, wrap []string, server string, args ...string) (string, int) {
+	t.Helper()
 	bin := testenv.Need(t, "swaks")[0]
 	host, port, _ := strings.Cut(server, ":")
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	all := append([]string{"--server", host, "--port", port, "--helo", "client.test", "--timeout", "30"}, args...)
-	out, err := exec.CommandContext(ctx, bin, all...).CombinedOutput()
+	all := append(append(append([]string{}, wrap...), bin, "--server", host, "--port", port, "--helo", "client.test", "--timeout", "30"), args...)
+	out, err := exec.CommandContext(ctx, all[0], all[1:]...).CombinedOutput()
 	code := 0
 	if ee, ok := err.(*exec.ExitError); ok {
 		code = ee.ExitCode()

@@ -54,7 +54,7 @@ func newRootCmd() *cobra.Command {
 		Version:       versionLine(),
 	}
 	root.SetVersionTemplate("{{.Version}}\n")
-	root.AddCommand(newServeCmd(), newQuarantineCmd(), newListsCmd(), newLogCmd(), newClusterCmd(), newConfigCmd(), newReportCmd(), newScanCmd())
+	root.AddCommand(newServeCmd(), newQuarantineCmd(), newListsCmd(), newLogCmd(), newClusterCmd(), newConfigCmd(), newReportCmd(), newScanCmd(), newBackupCmd())
 	root.AddCommand(newVersionCmd())
 	return root
 }

@@ -210,12 +210,9 @@ func TestServeCheck(t *testing.T) {
 // mxgate version and --version print the version, the commit and the Go
 // version; make build sets the version and commit with -ldflags -X.
 func TestVersion(t *testing.T) {
-	bin := filepath.Join(t.TempDir(), "mxgate")
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	bin := buildVersioned(t, "9.8.7", "0123abc")
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	if out, err := testenv.Run(ctx, "go", "build", "-ldflags", "-X main.version=9.8.7 -X main.commit=0123abc", "-o", bin, "."); err != nil {
-		t.Fatalf("build with -ldflags: %v\n%s", err, out)
-	}
 	for _, args := range [][]string{{"version"}, {"--version"}} {
 		out, err := testenv.Run(ctx, bin, args...)
 		if err != nil {

@@ -108,7 +108,8 @@ func serve(ctx context.Context, path string, cfg config.Config) error {
 		// message. 400 keeps the peak RSS under load near 40 MB.
 		debug.SetGCPercent(400)
 	}
-	n, err := node.Build(ctx, cfg, log)
+	v, _ := buildVersion()
+	n, err := node.Build(ctx, cfg, log, node.WithVersion(v))
 	if err != nil {
 		return startEnded(ctx, log, err)
 	}

@@ -6,6 +6,8 @@ import (
 	"runtime/debug"
 
 	"github.com/spf13/cobra"
+
+	"github.com/mxgate/mxgate/node"
 )
 
 // version is set by `make build` (-ldflags "-X main.version=…", from git
@@ -21,28 +23,36 @@ var commit = ""
 // `keepalived --version` do: version, the commit it was built from (and
 // whether the tree had changes) and the Go that built it.
 func versionLine() string {
-	rev := commit
-	modified := ""
-	goVersion := runtime.Version()
+	v, modified := buildVersion()
+	mod := ""
+	if modified {
+		mod = " (modified)"
+	}
+	return fmt.Sprintf("mxgate %s, commit %s%s, %s", v.Version, v.Commit, mod, v.GoVersion)
+}
+
+// buildVersion is this binary's version, commit and Go version (what
+// versionLine prints and mxgate_build_info labels), and whether the tree
+// it was built from had changes.
+func buildVersion() (v node.Version, modified bool) {
+	v = node.Version{Version: version, Commit: commit, GoVersion: runtime.Version()}
 	if info, ok := debug.ReadBuildInfo(); ok {
-		goVersion = info.GoVersion
+		v.GoVersion = info.GoVersion
 		for _, s := range info.Settings {
 			switch s.Key {
 			case "vcs.revision":
-				if rev == "" {
-					rev = s.Value
+				if v.Commit == "" {
+					v.Commit = s.Value
 				}
 			case "vcs.modified":
-				if s.Value == "true" {
-					modified = " (modified)"
-				}
+				modified = s.Value == "true"
 			}
 		}
 	}
-	if rev == "" {
-		rev = "unknown"
+	if v.Commit == "" {
+		v.Commit = "unknown"
 	}
-	return fmt.Sprintf("mxgate %s, commit %s%s, %s", version, rev, modified, goVersion)
+	return v, modified
 }
 
 func newVersionCmd() *cobra.Command {

@@ -334,6 +334,25 @@ func runQuarantine(t *testing.T, open func(t *testing.T) Env) {
 		}
 	})
 
+	t.Run("Count", func(t *testing.T) {
+		q := open(t).Quarantine
+		count := func(want int) {
+			t.Helper()
+			if n, err := q.Count(ctx); err != nil || n != want {
+				t.Errorf("Count = %d, %v; want %d", n, err, want)
+			}
+		}
+		count(0)
+		mustPut(t, q, qItem("c1", 1, "a@x.example", []string{"r@example.org", "s@example.org"}, "spam"), []byte("one"))
+		mustPut(t, q, qItem("c2", 2, "a@x.example", []string{"r@example.org"}, "virus"), []byte("two"))
+		mustPut(t, q, qItem("c2", 2, "a@x.example", []string{"r@example.org"}, "virus"), []byte("two")) // idempotent
+		count(2)
+		if err := q.Delete(ctx, "c1"); err != nil {
+			t.Fatal(err)
+		}
+		count(1)
+	})
+
 	t.Run("Expire", func(t *testing.T) {
 		q := open(t).Quarantine
 		put := func(id string, minute int, expires time.Time) {
