@@ -81,7 +81,7 @@ func checkDomain(d string) (string, error) {
 		return "", errors.New("empty domain")
 	case strings.Contains(d, "@"):
 		return "", errors.New("more than one @")
-	case strings.HasPrefix(d, ".") || strings.Contains(d, ".."):
+	case strings.HasPrefix(d, ".") || strings.HasSuffix(d, ".") || strings.Contains(d, ".."):
 		return "", errors.New("empty domain label")
 	}
 	return d, nil

@@ -24,6 +24,8 @@ func TestParse(t *testing.T) {
 		{"@a@b.example", "", "more than one @"},
 		{"@a..example", "", "empty domain label"},
 		{"..example", "", "empty domain label"},
+		{".0..", "", "empty domain label"},
+		{"a@example.org..", "", "empty domain label"},
 		{"a b@example.org", "", "whitespace"},
 		{"a@example.org\x00", "", "control characters"},
 		{"\xff@example.org", "", "invalid UTF-8"},
