@@ -17,8 +17,8 @@ func newLogCmd() *cobra.Command {
 TO ACTION VERDICT SCORE NODE BY) or with --json as one JSON array of records.
 
 The log holds every SMTP transaction (actions deliver, quarantine, reject,
-tempfail, refused) and what operators did to quarantined messages (release, delete),
-under the message's queue id, with who did it (BY).
+tempfail, refused) and what operators did to quarantined messages
+(release, delete), under the message's queue id, with who did it (BY).
 
 ` + filterHelp + ` --id (in any case) and --action match exactly.
 
