@@ -9,7 +9,7 @@ FUZZTIME ?=
 TEST_DEBS := postfix swaks keepalived iproute2 redis-server clamav-daemon rspamd spamassassin spamd spamc \
 	docker-compose systemd
 
-.PHONY: all build run test unit fuzz bench chaos check deps clean install
+.PHONY: all build run test unit fuzz bench chaos check deps clean install lab lab-down lab-status
 
 all: build
 
@@ -23,6 +23,19 @@ build:
 # A single node on loopback with the embedded store (no Redis, no config).
 run: build
 	./$(BIN) serve
+
+# The lab (root): three nodes with a VIP, Redis, a mail server and a
+# client, each in a network namespace of this host (README: "The lab").
+# LAB names it (the prefix of its namespaces; state in /run/mxgate-lab/LAB).
+LAB ?= mxlab
+lab: build
+	$(GO) run ./cmd/mxgate-lab up -name $(LAB) -bin $(BIN)
+
+lab-status:
+	$(GO) run ./cmd/mxgate-lab status -name $(LAB)
+
+lab-down:
+	$(GO) run ./cmd/mxgate-lab down -name $(LAB)
 
 # Installs what the tests need when it is missing, then runs everything.
 test: deps unit fuzz

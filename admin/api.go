@@ -59,6 +59,15 @@ type ListRequest struct {
 	SkipAttachments bool `json:"skip_attachments,omitempty"`
 }
 
+// ListAddResult is the answer to POST /api/v1/lists: the entry as stored,
+// with status 201, or, when an equal entry (same kind, value and
+// recipient, in any case) was there already, that entry unchanged with
+// Existing set and status 200.
+type ListAddResult struct {
+	lists.Entry
+	Existing bool `json:"existing"`
+}
+
 // maxComment bounds a list entry's comment.
 const maxComment = 500
 
@@ -511,12 +520,19 @@ func (s *Server) listsAdd(w http.ResponseWriter, r *http.Request) {
 	}
 	e.Comment = req.Comment
 	e.Added = s.now().UTC()
-	if err := s.o.Lists.Add(r.Context(), e); err != nil {
+	stored, added, err := s.o.Lists.Add(r.Context(), e)
+	if err != nil {
 		s.internal(w, r, "add list entry", err)
 		return
 	}
-	s.log.Info("list entry added", "kind", e.Kind, "value", e.Value, "rcpt", e.Rcpt, "skip_attachments", e.SkipAttachments)
-	writeJSON(w, http.StatusCreated, e)
+	if !added {
+		// Like postconf -e with the value it already has: not an error,
+		// nothing changed, and the answer says so and shows what stays.
+		writeJSON(w, http.StatusOK, ListAddResult{Entry: stored, Existing: true})
+		return
+	}
+	s.log.Info("list entry added", "kind", stored.Kind, "value", stored.Value, "rcpt", stored.Rcpt, "skip_attachments", stored.SkipAttachments)
+	writeJSON(w, http.StatusCreated, ListAddResult{Entry: stored})
 }
 
 func (s *Server) listsRemove(w http.ResponseWriter, r *http.Request) {

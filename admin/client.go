@@ -189,11 +189,12 @@ func (c *Client) Lists(ctx context.Context) ([]lists.Entry, error) {
 	return out, err
 }
 
-// ListAdd adds an entry and returns it as stored (normalised).
-func (c *Client) ListAdd(ctx context.Context, req ListRequest) (lists.Entry, error) {
-	var e lists.Entry
-	err := c.call(ctx, http.MethodPost, "/api/v1/lists", nil, req, &e)
-	return e, err
+// ListAdd adds an entry and returns it as stored (normalised), or the
+// entry that was there already, unchanged, with Existing set.
+func (c *Client) ListAdd(ctx context.Context, req ListRequest) (ListAddResult, error) {
+	var res ListAddResult
+	err := c.call(ctx, http.MethodPost, "/api/v1/lists", nil, req, &res)
+	return res, err
 }
 
 // ListRemove removes an entry; rcpt "" is the global entry.

@@ -64,6 +64,10 @@ func TestClient(t *testing.T) {
 	if err != nil || e.Value != "@spam.example" || e.Rcpt != "@example.org" {
 		t.Fatalf("ListAdd = %+v, %v", e, err)
 	}
+	again, err := c.ListAdd(ctx, ListRequest{Kind: lists.Block, Value: "@spam.EXAMPLE", Rcpt: "@Example.org", Comment: "other"})
+	if err != nil || !again.Existing || again.Comment != "c" || e.Existing {
+		t.Fatalf("ListAdd of an existing entry = %+v, %v; want it unchanged, existing (first: %+v)", again, err, e)
+	}
 	_, err = c.ListAdd(ctx, ListRequest{Kind: "nope", Value: "@x.example"})
 	if !errors.As(err, &ae) || ae.Status != 400 || err.Error() != `kind: "nope" is not block or allow (HTTP 400)` {
 		t.Fatalf("ListAdd bad kind: %v", err)

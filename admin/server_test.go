@@ -354,6 +354,7 @@ func TestBadInput(t *testing.T) {
 		{"POST", "/api/v1/lists", `{"kind":"block","value":"@x.example","comment":"a\u001bb"}`, 400, "comment: contains control"},
 		{"DELETE", "/api/v1/lists?kind=x&value=@a.example", "", 400, "kind:"},
 		{"DELETE", "/api/v1/lists?kind=block&value=a.example", "", 400, "bare domain"},
+		{"POST", "/api/v1/lists", `{"kind":"block","value":"*@x.example"}`, 400, "wildcards are not supported: use @x.example"},
 		{"DELETE", "/api/v1/lists?kind=block&value=@none.example", "", 404, "no block entry @none.example (global)"},
 		{"DELETE", "/api/v1/lists?kind=allow&value=@none.example&rcpt=bob@example.org", "", 404, "no allow entry @none.example (for bob@example.org)"},
 		{"GET", "/api/v2/whatever", "", 404, "no API route GET /api/v2/whatever"},
@@ -641,8 +642,14 @@ func TestLists(t *testing.T) {
 	if e.Kind != lists.Block || e.Value != "Bad@spam.example" || e.Rcpt != "" || e.Comment != "ticket 42" || e.Added.IsZero() {
 		t.Errorf("created = %+v", e)
 	}
-	if a := f.req("POST", "/api/v1/lists", `{"kind":"allow","value":"192.0.2.0/24","rcpt":"Bob@Example.org"}`); a.code != 201 {
+	if a := f.req("POST", "/api/v1/lists", `{"kind":"allow","value":"192.0.2.0/24","rcpt":"Bob@Example.org"}`); a.code != 201 || !strings.Contains(a.body, `"existing": false`) {
 		t.Fatalf("%d %s", a.code, a.body)
+	}
+	// The same entry again: 200, the first one unchanged, and "existing".
+	a = f.req("POST", "/api/v1/lists", `{"kind":"block","value":"bad@spam.example","comment":"again"}`)
+	var again ListAddResult
+	if err := json.Unmarshal([]byte(a.body), &again); err != nil || a.code != 200 || !again.Existing || again.Comment != "ticket 42" || !again.Added.Equal(e.Added) {
+		t.Errorf("adding an existing entry: %d %s (%v)", a.code, a.body, err)
 	}
 	a = f.req("GET", "/api/v1/lists", "")
 	got := ids(t, a.body, func(e lists.Entry) string { return string(e.Kind) + " " + e.Value + " " + e.Rcpt })

@@ -3,8 +3,9 @@
 # keepalived side by side in the same namespace lab. Writes
 # bench/results/failover.md. See bench/README.md ("Failover").
 #
-# Lab (all names mxb<pid>-*, nothing outside these namespaces is touched):
-#   mxb<pid>-sw  switch namespace, bridge mxbbr<pid> (no STP, no IGMP snooping)
+# Lab: `mxgate-lab up -bare` (the namespaces of `make lab`, package lab; all
+# names mxb<pid>-*, nothing outside these namespaces is touched):
+#   mxb<pid>-sw  switch namespace, bridge br0 (no STP, no IGMP snooping)
 #   mxb<pid>-hI  node I=1..3 at 198.18.0.(10+I)/24 on eth0, priorities 200/100/50
 #   mxb<pid>-c   client 198.18.0.250/24; VIP 198.18.0.100/24, VRID 51, VRRPv3
 # The client dials VIP:25 every 10 ms (200 ms timeout, dials overlap) and logs
@@ -55,7 +56,7 @@ for c in ip awk sort; do command -v "$c" >/dev/null || die "$c not found"; done
 case " $IMPLS " in *" keepalived "*) command -v keepalived >/dev/null || die "keepalived not found (apt-get install keepalived, or IMPLS=mxgate)" ;; esac
 
 P=mxb$$
-SW=$P-sw C=$P-c BR=mxbbr$$
+C=$P-c
 VIP=198.18.0.100
 W=$(mktemp -d "${TMPDIR:-/tmp}/mxgate-failover.XXXXXX")
 declare -A PID=() VPID=()   # node -> pid we started (mxgate / keepalived parent); keepalived VRRP child
@@ -69,18 +70,16 @@ cleanup() {
 	for n in "${!PID[@]}"; do kill -TERM "${PID[$n]}" 2>/dev/null; done
 	for p in "${SRV_PIDS[@]}"; do kill -TERM "$p" 2>/dev/null; done
 	wait 2>/dev/null
-	for ns in $SW $C $P-h1 $P-h2 $P-h3; do
-		[ -e "/run/netns/$ns" ] || continue
-		# whatever still runs in our namespaces is ours (keepalived children)
-		for p in $(ip netns pids "$ns" 2>/dev/null); do kill -KILL "$p" 2>/dev/null; done
-		ip netns del "$ns"
-	done
+	# whatever still runs in our namespaces is ours (keepalived children):
+	# down stops it and deletes the namespaces
+	[ -x "$W/mxgate-lab" ] && "$W/mxgate-lab" down -name "$P" -state "$W" >/dev/null
 	if [ "$KEEP" = 1 ]; then echo "work dir: $W" >&2; else rm -rf "$W"; fi
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
 # ---------------------------------------------------------------- tools
+(cd "$TOP" && "$GO" build -o "$W/mxgate-lab" ./cmd/mxgate-lab) || die "go build of the lab command failed"
 if [ -z "$BIN" ]; then
 	log "building mxgate"
 	(cd "$TOP" && "$GO" build -o "$W/mxgate" ./cmd/mxgate) || die "go build failed"
@@ -293,35 +292,8 @@ PROBE=$W/failprobe
 # (processes put in the background are started with "ip netns exec" itself,
 # never through a function: $! must be the program's pid, ip execs it)
 in_ns() { local ns=$1; shift; ip netns exec "$ns" "$@"; }
-attach() { # ns port ip mac
-	local ns=$1 port=$2 addr=$3 mac=$4
-	ip netns add "$ns"
-	ip -n "$ns" link set lo up
-	ip -n "$SW" link add "$port" type veth peer name eth0 netns "$ns"
-	ip -n "$SW" link set "$port" master "$BR" up
-	ip -n "$ns" link set eth0 address "$mac"
-	ip -n "$ns" addr add "$addr/24" dev eth0
-	in_ns "$ns" sysctl -qw net.ipv4.conf.all.rp_filter=0 net.ipv4.conf.default.rp_filter=0 \
-		net.ipv4.conf.eth0.rp_filter=0 net.ipv4.conf.all.arp_ignore=0 net.ipv4.conf.all.arp_announce=0
-	ip -n "$ns" link set eth0 up
-}
-wait_up() { # ns dev: "link set up" returns before a veth carries frames
-	local i
-	for i in $(seq 500); do
-		ip -n "$1" -o link show "$2" | grep -q 'state UP' && return 0
-		sleep 0.01
-	done
-	die "$1/$2 never came up"
-}
 log "lab $P"
-ip netns add "$SW"
-ip -n "$SW" link set lo up
-ip -n "$SW" link add "$BR" type bridge stp_state 0 forward_delay 0 mcast_snooping 0
-ip -n "$SW" link set "$BR" up
-for i in 1 2 3; do attach "$P-h$i" "v-h$i" "198.18.0.$((10 + i))" "02:6d:62:00:00:0$i"; done
-attach "$C" v-c 198.18.0.250 02:6d:62:00:00:fa
-for i in 1 2 3; do wait_up "$P-h$i" eth0; done
-wait_up "$C" eth0
+"$W/mxgate-lab" up -bare -name "$P" -state "$W" >&2 || die "the lab did not come up"
 
 # ---------------------------------------------------------------- nodes
 prio() { case $1 in 1) echo 200 ;; 2) echo 100 ;; *) echo 50 ;; esac; }

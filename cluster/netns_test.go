@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/binary"
-	"fmt"
 	"log/slog"
 	"net"
 	"net/netip"
@@ -13,7 +12,6 @@ import (
 	"runtime"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -26,11 +24,8 @@ import (
 	"github.com/mxgate/mxgate/testenv"
 )
 
-// Test topology helpers. Namespaces are named "mxt<pid>-<n>..." so parallel
-// test binaries (and helper C's "mxl" lab) never clash; every one is deleted
-// in t.Cleanup.
-
-var nsSeq atomic.Int32
+// Test topology: two nodes of the namespace lab (testenv.NewLab, package
+// lab), deleted in t.Cleanup.
 
 func ipCmd(t *testing.T, args ...string) {
 	t.Helper()
@@ -39,22 +34,8 @@ func ipCmd(t *testing.T, args ...string) {
 	}
 }
 
-// newNS creates a namespace with lo up.
-func newNS(t *testing.T, tag string) string {
-	t.Helper()
-	name := fmt.Sprintf("mxt%d-%d%s", os.Getpid()%100000, nsSeq.Add(1), tag)
-	ipCmd(t, "netns", "add", name)
-	t.Cleanup(func() {
-		if out, err := exec.Command("ip", "netns", "del", name).CombinedOutput(); err != nil {
-			t.Logf("ip netns del %s: %v: %s", name, err, out)
-		}
-	})
-	ipCmd(t, "-n", name, "link", "set", "lo", "up")
-	return name
-}
-
-// pair is two namespaces joined by a veth pair, eth0 on both sides,
-// 198.18.0.11/24 in A and 198.18.0.12/24 in B.
+// pair is two namespaces on one segment, eth0 on both sides, 198.18.0.11/24
+// in A and 198.18.0.12/24 in B.
 type pair struct{ a, b string }
 
 var (
@@ -66,25 +47,8 @@ var (
 func newPair(t *testing.T) pair {
 	t.Helper()
 	testenv.NeedRoot(t)
-	if _, err := exec.LookPath("ip"); err != nil {
-		testenv.Missing(t, "iproute2 (ip) not installed")
-	}
-	p := pair{a: newNS(t, "a"), b: newNS(t, "b")}
-	ipCmd(t, "-n", p.a, "link", "add", "eth0", "type", "veth", "peer", "name", "eth0", "netns", p.b)
-	for ns, a := range map[string]netip.Addr{p.a: addrA, p.b: addrB} {
-		ipCmd(t, "-n", ns, "addr", "add", a.String()+"/24", "dev", "eth0")
-		ipCmd(t, "-n", ns, "link", "set", "eth0", "up")
-	}
-	// LinkSetUp returns before the veth carries packets: wait for oper UP.
-	for _, ns := range []string{p.a, p.b} {
-		waitFor(t, 5*time.Second, "eth0 oper-state UP in "+ns, func() bool {
-			h := nsHandle(t, ns)
-			defer h.Close()
-			l, err := h.LinkByName("eth0")
-			return err == nil && l.Attrs().OperState == netlink.OperUp
-		})
-	}
-	return p
+	l := testenv.NewLab(t, 2)
+	return pair{a: l.Node(1), b: l.Node(2)}
 }
 
 func nsHandle(t *testing.T, ns string) *netlink.Handle {

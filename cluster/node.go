@@ -276,7 +276,7 @@ func (n *Node) Run(ctx context.Context) error {
 	linkUp := make(chan struct{}, 1)
 	wg.Go(func() { n.watchLink(updates, linkUp) })
 
-	n.log.Info("vrrp starting", "vrid", n.opt.VRID, "interface", n.ifi.Name, "source", n.src, "vip", n.opt.VIP,
+	n.log.Info("vrrp starting", "vrid", n.opt.VRID, "interface", n.ifi.Name, "src_addr", n.src, "vip", n.opt.VIP,
 		"priority", n.opt.Priority, "interval", n.opt.Interval, "transport", n.Status().Mode)
 	l := loop{n: n, tr: tr, g: g, nt: nt, linkUp: linkUp}
 	l.run(ctx, rx)

@@ -94,7 +94,7 @@ func (f *Follower) sync(ctx context.Context, retry bool) {
 	f.cur, f.ok, f.failed, f.applyErr = rev, true, 0, nil
 	f.mu.Unlock()
 	f.log.Info("cluster config revision applied", "revision", rev.Number, "previous", applied,
-		"by", rev.By, "time", rev.Time, "comment", rev.Comment)
+		"by", rev.By, "written", rev.Time, "comment", rev.Comment)
 }
 
 // Applied is the number of the last applied revision (0 = none yet).

@@ -42,6 +42,10 @@ type Node struct {
 	LogLevel string `yaml:"log_level" json:"log_level"`
 	// LogFormat is text (logfmt-like, for people) or json (for collectors).
 	LogFormat string `yaml:"log_format" json:"log_format"`
+	// File is the node file this configuration was read from: set by
+	// Load, never read from a file; "" = the built-in defaults (serve
+	// without -c), which the log then names instead of a file.
+	File string `yaml:"-" json:"-"`
 }
 
 // SMTP is the front end that accepts the clients' sessions.

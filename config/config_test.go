@@ -94,6 +94,9 @@ func keys(t reflect.Type, prefix string) []string {
 			continue
 		}
 		tag, _, _ := strings.Cut(f.Tag.Get("yaml"), ",")
+		if tag == "-" {
+			continue // not read from a file (Node.File)
+		}
 		name := prefix + tag
 		if f.Type.Kind() == reflect.Struct && f.Type != reflect.TypeFor[Duration]() {
 			out = append(out, keys(f.Type, name+".")...)

@@ -30,6 +30,7 @@ func Load(path string) (Config, error) {
 	if err != nil {
 		return Config{}, fmt.Errorf("config %s: %w", path, err)
 	}
+	c.Node.File = path
 	return c, nil
 }
 

@@ -1,6 +1,7 @@
 package lists
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -34,31 +35,40 @@ func NewBolt(db *bbolt.DB) (Store, error) {
 	return &boltStore{db: db}, nil
 }
 
-func (b *boltStore) Add(ctx context.Context, e Entry) error {
+func (b *boltStore) Add(ctx context.Context, e Entry) (Entry, bool, error) {
 	if err := ctx.Err(); err != nil {
-		return fmt.Errorf("add list entry: %w", err)
+		return Entry{}, false, fmt.Errorf("add list entry: %w", err)
 	}
 	e, err := Normalize(e)
 	if err != nil {
-		return fmt.Errorf("add list entry: %w", err)
+		return Entry{}, false, fmt.Errorf("add list entry: %w", err)
 	}
 	data, err := json.Marshal(e)
 	if err != nil {
-		return fmt.Errorf("add list entry: %w", err)
+		return Entry{}, false, fmt.Errorf("add list entry: %w", err)
 	}
 	key := []byte(EntryKey(e.Kind, e.Value, e.Rcpt))
+	var old []byte
 	err = b.db.Update(func(tx *bbolt.Tx) error {
 		bk := tx.Bucket([]byte(bucketEntries))
-		if bk.Get(key) != nil {
+		if v := bk.Get(key); v != nil {
+			old = bytes.Clone(v)
 			return nil
 		}
 		return bk.Put(key, data)
 	})
 	if err != nil {
-		return fmt.Errorf("add list entry %s %s: %w", e.Kind, e.Value, err)
+		return Entry{}, false, fmt.Errorf("add list entry %s %s: %w", e.Kind, e.Value, err)
+	}
+	if old != nil {
+		var stored Entry
+		if err := json.Unmarshal(old, &stored); err != nil {
+			return Entry{}, false, fmt.Errorf("add list entry %s %s: decode the stored one: %w", e.Kind, e.Value, err)
+		}
+		return stored, false, nil
 	}
 	b.changes.Send()
-	return nil
+	return e, true, nil
 }
 
 func (b *boltStore) Remove(ctx context.Context, kind Kind, value, rcpt string) error {

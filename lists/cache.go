@@ -74,12 +74,15 @@ func (c *Cache) Run(ctx context.Context, every time.Duration) {
 // Add writes through to the store and reloads. A failed reload after a
 // successful write is only logged: the entry is stored, and the next
 // periodic reload picks it up.
-func (c *Cache) Add(ctx context.Context, e Entry) error {
-	if err := c.store.Add(ctx, e); err != nil {
-		return err
+func (c *Cache) Add(ctx context.Context, e Entry) (Entry, bool, error) {
+	stored, added, err := c.store.Add(ctx, e)
+	if err != nil {
+		return Entry{}, false, err
 	}
-	c.reloadAfterWrite(ctx)
-	return nil
+	if added {
+		c.reloadAfterWrite(ctx)
+	}
+	return stored, added, nil
 }
 
 // Remove writes through to the store and reloads, as Add does.

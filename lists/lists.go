@@ -44,9 +44,10 @@ type Entry struct {
 // Store is the list storage as every backend implements it. Entries are
 // identified by kind, recipient and value, compared case-insensitively.
 type Store interface {
-	// Add validates e (ParseValue, ParseRcpt) and stores it; adding an
-	// entry that exists already is not an error and keeps the first one.
-	Add(ctx context.Context, e Entry) error
+	// Add validates e (ParseValue, ParseRcpt) and stores it, and returns
+	// it as stored and true. Adding an entry that exists already is not an
+	// error and changes nothing: it returns the stored entry and false.
+	Add(ctx context.Context, e Entry) (Entry, bool, error)
 	// Remove deletes an entry; ErrNotFound when absent.
 	Remove(ctx context.Context, kind Kind, value, rcpt string) error
 	All(ctx context.Context) ([]Entry, error)
@@ -74,6 +75,9 @@ func ParseValue(v string) (string, error) {
 	}
 	if err := checkChars(v); err != nil {
 		return "", fmt.Errorf("list value %q %v; %s", v, err, valueForms)
+	}
+	if hint := neverMatches(v); hint != "" {
+		return "", fmt.Errorf("list value %q can never match: %s", v, hint)
 	}
 	switch {
 	case strings.HasPrefix(v, "@"):
@@ -134,6 +138,12 @@ func ParseRcpt(r string) (string, error) {
 		}
 		return "@" + d, nil
 	}
+	if strings.Contains(r, "*") {
+		if local, d, ok := strings.Cut(r, "@"); ok && strings.Trim(local, "*") == "" && !strings.Contains(d, "*") {
+			return "", fmt.Errorf("recipient %q: wildcards are not supported: use @%s for every recipient in the domain", r, d)
+		}
+		return "", fmt.Errorf("recipient %q: wildcards are not supported; %s", r, rcptForms)
+	}
 	if !strings.Contains(r, "@") {
 		return "", fmt.Errorf("recipient %q is not an address; %s", r, rcptForms)
 	}
@@ -142,6 +152,69 @@ func ParseRcpt(r string) (string, error) {
 		return "", fmt.Errorf("recipient %q: %v; %s", r, err, rcptForms)
 	}
 	return a, nil
+}
+
+// neverMatches returns a hint for the shapes administrators write from
+// habit (glob patterns, Postfix-style angle brackets) that would be stored
+// as an address no sender ever has, or "" when v is not one of them.
+// RFC 5322 allows "*" in a local part, but no real mailbox is "*@" or
+// "x*@": an entry like that is a wildcard that silently never matches.
+func neverMatches(v string) string {
+	switch {
+	case v == "<>":
+		return "the null sender cannot be listed: list the client's address or network instead"
+	case strings.HasPrefix(v, "<") && strings.HasSuffix(v, ">"):
+		return fmt.Sprintf("write it without angle brackets: %s", v[1:len(v)-1])
+	case !strings.Contains(v, "*"):
+		return ""
+	}
+	const wild = "wildcards are not supported"
+	domainHint := func(d string) string {
+		return fmt.Sprintf("%s: use @%s for the domain or .%s for it and its subdomains", wild, d, d)
+	}
+	// The domain meant, when the pattern is one of *@x.com, @*.x.com or
+	// *.x.com and x.com is a domain name.
+	meant := ""
+	local, d, hasAt := strings.Cut(v, "@")
+	switch {
+	case hasAt && local == "" && strings.HasPrefix(d, "*."):
+		meant = d[2:]
+	case hasAt && strings.Trim(local, "*") == "":
+		meant = d
+	case !hasAt && strings.HasPrefix(v, "*."):
+		meant = v[2:]
+	}
+	if d, err := parseDomain(meant); err == nil {
+		return domainHint(d)
+	}
+	if p, ok := globNetwork(v); ok {
+		return fmt.Sprintf("%s: use the network %s", wild, p)
+	}
+	return wild + "; " + valueForms
+}
+
+// globNetwork turns an IPv4 glob with trailing "*" octets (192.0.2.*) into
+// the network it means.
+func globNetwork(v string) (netip.Prefix, bool) {
+	parts := strings.Split(v, ".")
+	if len(parts) != 4 || parts[0] == "*" {
+		return netip.Prefix{}, false
+	}
+	fixed := 0
+	for fixed < 4 && parts[fixed] != "*" {
+		fixed++
+	}
+	for i := fixed; i < 4; i++ {
+		if parts[i] != "*" {
+			return netip.Prefix{}, false
+		}
+		parts[i] = "0"
+	}
+	a, err := netip.ParseAddr(strings.Join(parts, "."))
+	if err != nil {
+		return netip.Prefix{}, false
+	}
+	return netip.PrefixFrom(a, fixed*8), true
 }
 
 func checkChars(s string) error {

@@ -47,7 +47,20 @@ func TestParseValue(t *testing.T) {
 		{in: "user@", errHas: "empty domain"},
 		{in: "@user@example.org", errHas: "invalid character"},
 		{in: "a@b@example.org", errHas: "more than one @"},
-		{in: "<a@example.org>", errHas: "local part"},
+		{in: "<a@example.org>", errHas: "without angle brackets: a@example.org"},
+		{in: "<>", errHas: "null sender"},
+		{in: "*@x.com", errHas: "wildcards are not supported: use @x.com for the domain or .x.com for it and its subdomains"},
+		{in: "**@x.com", errHas: "use @x.com for the domain"},
+		{in: "*.x.com", errHas: "use @x.com for the domain or .x.com"},
+		{in: "@*.x.com", errHas: "use @x.com for the domain or .x.com"},
+		{in: "user*@x.com", errHas: "wildcards are not supported; accepted forms"},
+		{in: "user@*.x.com", errHas: "wildcards are not supported; accepted forms"},
+		{in: "*", errHas: "wildcards are not supported; accepted forms"},
+		{in: "*@", errHas: "wildcards are not supported; accepted forms"},
+		{in: "192.0.2.*", errHas: "use the network 192.0.2.0/24"},
+		{in: "10.*.*.*", errHas: "use the network 10.0.0.0/8"},
+		{in: "10.*.2.*", errHas: "wildcards are not supported; accepted forms"},
+		{in: "*.0.2.1", errHas: "wildcards are not supported; accepted forms"},
 		{in: "a@exa mple.org", errHas: "whitespace"},
 		{in: "a@-example.org", errHas: "starting or ending"},
 		{in: "a@example..org", errHas: "empty label"},
@@ -80,6 +93,13 @@ func TestParseValue(t *testing.T) {
 	}
 }
 
+func TestParseRcptWildcardHint(t *testing.T) {
+	_, err := ParseRcpt("*@example.org")
+	if err == nil || !strings.Contains(err.Error(), "wildcards are not supported: use @example.org for every recipient in the domain") {
+		t.Errorf("ParseRcpt(*@example.org) = %v, want the @example.org hint", err)
+	}
+}
+
 func TestParseValueErrorNamesForms(t *testing.T) {
 	_, err := ParseValue("@")
 	if err == nil || !strings.Contains(err.Error(), "accepted forms") || !strings.Contains(err.Error(), ".example.org") {
@@ -100,6 +120,7 @@ func TestParseRcpt(t *testing.T) {
 		{"192.0.2.1", "", false},
 		{"@", "", false},
 		{"a b@example.org", "", false},
+		{"*@example.org", "", false},
 	}
 	for _, tc := range tests {
 		got, err := ParseRcpt(tc.in)
@@ -113,7 +134,7 @@ func FuzzParseValue(f *testing.F) {
 	for _, s := range []string{
 		"user@example.org", "@Example.org", ".example.org.", "192.0.2.1", "::ffff:10.0.0.1",
 		"10.1.2.3/8", "2001:db8::/32", "::ffff:1.2.3.4/120", "example.org", "@", "a@b@c", "fe80::1%eth0",
-		"ü@x.org", "\xff", "",
+		"ü@x.org", "\xff", "", "*@x.com", "*.x.com", "@*.x.com", "192.0.2.*", "<a@x.org>", "<>", "user@", "*",
 	} {
 		f.Add(s)
 	}
@@ -212,6 +233,45 @@ func TestMatch(t *testing.T) {
 	}
 }
 
+// The entry Policy names is the most specific one of the deciding level
+// and kind, so that a reply and the log point at the line to edit.
+func TestPolicyNamesTheEntry(t *testing.T) {
+	set := Compile([]Entry{
+		{Kind: Block, Value: ".example", Comment: "tld"},
+		{Kind: Block, Value: ".spam.example"},
+		{Kind: Block, Value: "@mail.spam.example", Comment: "ticket 42"},
+		{Kind: Block, Value: "bad@mail.spam.example"},
+		{Kind: Block, Value: "198.18.0.0/16"},
+		{Kind: Block, Value: "198.18.0.0/24"},
+		{Kind: Block, Value: "198.18.0.9"},
+		{Kind: Allow, Value: "@spam.example", Rcpt: "@example.org", Comment: "they want it"},
+		{Kind: Block, Value: "@spam.example", Rcpt: "@example.org"},
+	})
+	v4 := netip.MustParseAddr
+	none := netip.Addr{}
+	tests := []struct {
+		name, sender string
+		client       netip.Addr
+		rcpt         string
+		want         Entry
+	}{
+		{"address before domain", "bad@mail.spam.example", none, "r@other.test", Entry{Kind: Block, Value: "bad@mail.spam.example"}},
+		{"domain before parent", "x@mail.spam.example", none, "r@other.test", Entry{Kind: Block, Value: "@mail.spam.example", Comment: "ticket 42"}},
+		{"nearest parent domain", "x@a.spam.example", none, "r@other.test", Entry{Kind: Block, Value: ".spam.example"}},
+		{"farther parent", "x@other.example", none, "r@other.test", Entry{Kind: Block, Value: ".example", Comment: "tld"}},
+		{"address before IP", "x@clean.test", v4("198.18.0.9"), "r@other.test", Entry{Kind: Block, Value: "198.18.0.9"}},
+		{"narrowest network", "x@clean.test", v4("198.18.0.10"), "r@other.test", Entry{Kind: Block, Value: "198.18.0.0/24"}},
+		{"wider network", "x@clean.test", v4("198.18.1.10"), "r@other.test", Entry{Kind: Block, Value: "198.18.0.0/16"}},
+		{"allow of the recipient's level", "x@spam.example", none, "r@example.org", Entry{Kind: Allow, Value: "@spam.example", Rcpt: "@example.org", Comment: "they want it"}},
+		{"nothing", "x@clean.test", none, "r@other.test", Entry{}},
+	}
+	for _, tc := range tests {
+		if got := set.Policy(tc.sender, tc.client, tc.rcpt).Entry; got != tc.want {
+			t.Errorf("%s: Policy(%q, %v, %q).Entry = %+v, want %+v", tc.name, tc.sender, tc.client, tc.rcpt, got, tc.want)
+		}
+	}
+}
+
 // An allow entry waives the attachment policy only when it says so, and
 // the entry that decides at the most specific level is the one that says.
 func TestPolicySkipAttachments(t *testing.T) {
@@ -230,23 +290,30 @@ func TestPolicySkipAttachments(t *testing.T) {
 		sender string
 		client netip.Addr
 		rcpt   string
-		want   Policy
+		want   Kind
+		skip   bool
+		entry  string // the deciding entry's value and recipient
 	}{
-		{"allow with skip", "billing@partner.example", none, "r@example.org", Policy{Allow, true}},
-		{"allow without skip", "sales@partner.example", none, "r@example.org", Policy{Allow, false}},
-		{"any matching allow entry of the level waives", "sales@partner.example", internal, "r@example.org", Policy{Allow, true}},
-		{"network allow with skip", "", internal, "r@example.org", Policy{Allow, true}},
-		{"recipient block decides", "billing@partner.example", none, "strict@example.org", Policy{Block, false}},
-		{"recipient-domain allow without skip decides", "billing@partner.example", none, "r@example.net", Policy{Allow, false}},
-		{"no entry", "x@else.example", none, "r@example.org", Policy{}},
-		{"block entry with skip is not compiled", "evil@partner.example", none, "r@example.org", Policy{Allow, false}},
+		{"allow with skip", "billing@partner.example", none, "r@example.org", Allow, true, "billing@partner.example"},
+		{"allow without skip", "sales@partner.example", none, "r@example.org", Allow, false, "@partner.example"},
+		{"any matching allow entry of the level waives", "sales@partner.example", internal, "r@example.org", Allow, true, "10.1.0.0/16"},
+		{"network allow with skip", "", internal, "r@example.org", Allow, true, "10.1.0.0/16"},
+		{"recipient block decides", "billing@partner.example", none, "strict@example.org", Block, false, "@partner.example for strict@example.org"},
+		{"recipient-domain allow without skip decides", "billing@partner.example", none, "r@example.net", Allow, false, "billing@partner.example for @example.net"},
+		{"no entry", "x@else.example", none, "r@example.org", "", false, ""},
+		{"block entry with skip is not compiled", "evil@partner.example", none, "r@example.org", Allow, false, "@partner.example"},
 	}
 	for _, tc := range tests {
-		if got := set.Policy(tc.sender, tc.client, tc.rcpt); got != tc.want {
-			t.Errorf("%s: Policy = %+v, want %+v", tc.name, got, tc.want)
+		got := set.Policy(tc.sender, tc.client, tc.rcpt)
+		entry := got.Entry.Value
+		if got.Entry.Rcpt != "" {
+			entry += " for " + got.Entry.Rcpt
 		}
-		if got := set.Match(tc.sender, tc.client, tc.rcpt); got != tc.want.Kind {
-			t.Errorf("%s: Match = %q, want %q", tc.name, got, tc.want.Kind)
+		if got.Kind != tc.want || got.SkipAttachments != tc.skip || entry != tc.entry || got.Entry.Kind != tc.want {
+			t.Errorf("%s: Policy = %+v, want %q skip %v by entry %q", tc.name, got, tc.want, tc.skip, tc.entry)
+		}
+		if got := set.Match(tc.sender, tc.client, tc.rcpt); got != tc.want {
+			t.Errorf("%s: Match = %q, want %q", tc.name, got, tc.want)
 		}
 	}
 	if _, err := Normalize(Entry{Kind: Block, Value: "a@b.example", SkipAttachments: true}); err == nil || !strings.Contains(err.Error(), "allow entries only") {
@@ -288,9 +355,9 @@ func (s *flakyStore) set(es []Entry) {
 	s.entries = es
 }
 
-func (s *flakyStore) Add(_ context.Context, e Entry) error {
+func (s *flakyStore) Add(_ context.Context, e Entry) (Entry, bool, error) {
 	s.entries = append(s.entries, e)
-	return nil
+	return e, true, nil
 }
 func (s *flakyStore) Remove(context.Context, Kind, string, string) error { return ErrNotFound }
 func (s *flakyStore) Changes(context.Context) <-chan struct{}            { return s.changes }
@@ -319,7 +386,7 @@ func TestCacheKeepsLastGoodSnapshot(t *testing.T) {
 		t.Error("failed reload dropped the last good snapshot")
 	}
 	// A write that succeeds while reloads fail is not reported as failed.
-	if err := c.Add(ctx, Entry{Kind: Allow, Value: "x@evil.example"}); err != nil {
+	if _, _, err := c.Add(ctx, Entry{Kind: Allow, Value: "x@evil.example"}); err != nil {
 		t.Errorf("Add with reload failing: %v", err)
 	}
 	if err := c.Remove(ctx, Block, "a@b.example", ""); !errors.Is(err, ErrNotFound) {

@@ -29,28 +29,39 @@ type redisStore struct {
 func NewRedis(c redis.UniversalClient) Store { return &redisStore{c: c} }
 
 // Add stores e unless an equal entry exists (HSETNX) and publishes a
-// change, in one MULTI/EXEC.
-func (l *redisStore) Add(ctx context.Context, e Entry) error {
+// change, in one MULTI/EXEC; the HGET in it reads what is stored then.
+func (l *redisStore) Add(ctx context.Context, e Entry) (Entry, bool, error) {
 	if err := ctx.Err(); err != nil {
-		return fmt.Errorf("add list entry: %w", err)
+		return Entry{}, false, fmt.Errorf("add list entry: %w", err)
 	}
 	e, err := Normalize(e)
 	if err != nil {
-		return fmt.Errorf("add list entry: %w", err)
+		return Entry{}, false, fmt.Errorf("add list entry: %w", err)
 	}
 	data, err := json.Marshal(e)
 	if err != nil {
-		return fmt.Errorf("add list entry: %w", err)
+		return Entry{}, false, fmt.Errorf("add list entry: %w", err)
 	}
+	key := EntryKey(e.Kind, e.Value, e.Rcpt)
+	var set *redis.BoolCmd
+	var get *redis.StringCmd
 	_, err = l.c.TxPipelined(ctx, func(p redis.Pipeliner) error {
-		p.HSetNX(ctx, listsEntries, EntryKey(e.Kind, e.Value, e.Rcpt), data)
+		set = p.HSetNX(ctx, listsEntries, key, data)
+		get = p.HGet(ctx, listsEntries, key)
 		p.Publish(ctx, listsChanged, "add")
 		return nil
 	})
 	if err != nil {
-		return fmt.Errorf("add list entry %s %s: %w", e.Kind, e.Value, err)
+		return Entry{}, false, fmt.Errorf("add list entry %s %s: %w", e.Kind, e.Value, err)
 	}
-	return nil
+	if set.Val() {
+		return e, true, nil
+	}
+	var stored Entry
+	if err := json.Unmarshal([]byte(get.Val()), &stored); err != nil {
+		return Entry{}, false, fmt.Errorf("add list entry %s %s: decode the stored one: %w", e.Kind, e.Value, err)
+	}
+	return stored, false, nil
 }
 
 // Remove deletes the entry and publishes a change, in one MULTI/EXEC.

@@ -1,20 +1,16 @@
 package lists
 
 import (
+	"cmp"
 	"net/netip"
+	"slices"
 	"strings"
 )
 
-const (
-	bitAllow uint8 = 1 << iota
-	bitBlock
-	bitSkipAttachments // an allow entry with SkipAttachments
-)
-
-// Set is a compiled, immutable snapshot of the lists, built for Match, which
-// runs on every RCPT: addresses and domains are map lookups (one per label
-// of the sender domain for ".domain" entries), networks a short linear scan.
-// A nil *Set matches nothing.
+// Set is a compiled, immutable snapshot of the lists, built for Policy,
+// which runs on every RCPT: addresses and domains are map lookups (one per
+// label of the sender domain for ".domain" entries), networks a short
+// linear scan. A nil *Set matches nothing.
 //
 // Sender addresses match case-insensitively as a whole, local part
 // included: RFC 5321 lets the local part be case-sensitive, but no real
@@ -27,18 +23,21 @@ type Set struct {
 }
 
 // level holds the entries of one precedence level (one recipient, one
-// recipient domain, or global), each value mapped to its kind bits.
+// recipient domain, or global). A value has at most one allow and one
+// block entry per level (EntryKey), so a slot holds both.
 type level struct {
-	addrs    map[string]uint8 // "user@example.org"
-	domains  map[string]uint8 // "example.org" from "@example.org"
-	subs     map[string]uint8 // "example.org" from ".example.org"
-	ips      map[netip.Addr]uint8
-	prefixes []prefixBits
+	addrs    map[string]*slot // "user@example.org"
+	domains  map[string]*slot // "example.org" from "@example.org"
+	subs     map[string]*slot // "example.org" from ".example.org"
+	ips      map[netip.Addr]*slot
+	prefixes []prefixSlot // longest first, so the narrowest network is named
 }
 
-type prefixBits struct {
-	p    netip.Prefix
-	bits uint8
+type slot struct{ allow, block *Entry }
+
+type prefixSlot struct {
+	p netip.Prefix
+	s *slot
 }
 
 // Compile builds a Set. Entries that are not valid are skipped, entries
@@ -65,32 +64,40 @@ func Compile(entries []Entry) *Set {
 				s.rcpt[r] = l
 			}
 		}
-		bit := bitBlock
-		if e.Kind == Allow {
-			bit = bitAllow
-			if e.SkipAttachments {
-				bit |= bitSkipAttachments
-			}
-		}
-		l.add(strings.ToLower(e.Value), bit)
+		l.add(strings.ToLower(e.Value), &e)
+	}
+	for _, l := range s.levels() {
+		slices.SortStableFunc(l.prefixes, func(a, b prefixSlot) int { return cmp.Compare(b.p.Bits(), a.p.Bits()) })
 	}
 	return s
 }
 
-func (l *level) add(v string, bit uint8) {
-	set := func(m *map[string]uint8, k string) {
-		if *m == nil {
-			*m = map[string]uint8{}
-		}
-		(*m)[k] |= bit
+func (s *Set) levels() []*level {
+	out := []*level{&s.global}
+	for _, l := range s.rcpt {
+		out = append(out, l)
 	}
+	return out
+}
+
+func (l *level) add(v string, e *Entry) {
+	get := func(m *map[string]*slot, k string) *slot {
+		if *m == nil {
+			*m = map[string]*slot{}
+		}
+		if (*m)[k] == nil {
+			(*m)[k] = &slot{}
+		}
+		return (*m)[k]
+	}
+	var sl *slot
 	switch {
 	case strings.HasPrefix(v, "@"):
-		set(&l.domains, v[1:])
+		sl = get(&l.domains, v[1:])
 	case strings.HasPrefix(v, "."):
-		set(&l.subs, v[1:])
+		sl = get(&l.subs, v[1:])
 	case strings.Contains(v, "@"):
-		set(&l.addrs, v)
+		sl = get(&l.addrs, v)
 	case strings.Contains(v, "/"):
 		p, err := netip.ParsePrefix(v)
 		if err != nil {
@@ -98,20 +105,30 @@ func (l *level) add(v string, bit uint8) {
 		}
 		for i := range l.prefixes {
 			if l.prefixes[i].p == p {
-				l.prefixes[i].bits |= bit
-				return
+				sl = l.prefixes[i].s
 			}
 		}
-		l.prefixes = append(l.prefixes, prefixBits{p, bit})
+		if sl == nil {
+			sl = &slot{}
+			l.prefixes = append(l.prefixes, prefixSlot{p, sl})
+		}
 	default:
 		a, err := netip.ParseAddr(v)
 		if err != nil {
 			return
 		}
 		if l.ips == nil {
-			l.ips = map[netip.Addr]uint8{}
+			l.ips = map[netip.Addr]*slot{}
 		}
-		l.ips[a] |= bit
+		if sl = l.ips[a]; sl == nil {
+			sl = &slot{}
+			l.ips[a] = sl
+		}
+	}
+	if e.Kind == Allow {
+		sl.allow = e
+	} else {
+		sl.block = e
 	}
 }
 
@@ -129,6 +146,9 @@ type Policy struct {
 	// SkipAttachments: an allow entry that decided also waives the
 	// attachment policy.
 	SkipAttachments bool
+	// Entry is the entry that decided (zero when none did): for the
+	// reply, which names it, and for the message log.
+	Entry Entry
 }
 
 // Match is Policy's Kind.
@@ -142,7 +162,9 @@ func (s *Set) Match(sender string, client netip.Addr, rcpt string) Kind {
 // ("@domain"), then global. Within a level allow beats block, so an allow
 // entry can carve an exception out of a block on a wider pattern; the
 // attachment policy is waived when any allow entry that matches at that
-// level says so.
+// level says so. The entry reported is the most specific that decided
+// (address, domain, nearest parent domain, IP address, narrowest network),
+// or the one that waives the attachment policy.
 func (s *Set) Policy(sender string, client netip.Addr, rcpt string) Policy {
 	if s == nil {
 		return Policy{}
@@ -171,40 +193,66 @@ func (s *Set) Policy(sender string, client netip.Addr, rcpt string) Policy {
 	return s.global.match(sender, sdom, client)
 }
 
+// decision gathers the matching slots of one level, most specific first.
+type decision struct{ allow, skip, block *Entry }
+
+func (d *decision) see(sl *slot) {
+	if sl == nil {
+		return
+	}
+	if a := sl.allow; a != nil {
+		if d.allow == nil {
+			d.allow = a
+		}
+		if a.SkipAttachments && d.skip == nil {
+			d.skip = a
+		}
+	}
+	if sl.block != nil && d.block == nil {
+		d.block = sl.block
+	}
+}
+
 func (l *level) match(sender, sdom string, client netip.Addr) Policy {
-	var bits uint8
-	if sender != "" {
-		bits |= l.addrs[sender]
+	var d decision
+	if sender != "" && l.addrs != nil {
+		d.see(l.addrs[sender])
 	}
 	if sdom != "" {
-		bits |= l.domains[sdom]
+		if l.domains != nil {
+			d.see(l.domains[sdom])
+		}
 		if len(l.subs) > 0 {
-			for d := sdom; ; {
-				bits |= l.subs[d]
-				i := strings.IndexByte(d, '.')
+			for dom := sdom; ; {
+				d.see(l.subs[dom])
+				i := strings.IndexByte(dom, '.')
 				if i < 0 {
 					break
 				}
-				d = d[i+1:]
+				dom = dom[i+1:]
 			}
 		}
 	}
 	if client.IsValid() {
-		bits |= l.ips[client]
+		if l.ips != nil {
+			d.see(l.ips[client])
+		}
 		for _, p := range l.prefixes {
-			if bits&bitSkipAttachments != 0 {
-				break // nothing can add to that
+			if d.skip != nil {
+				break // nothing can change the decision
 			}
 			if p.p.Contains(client) {
-				bits |= p.bits
+				d.see(p.s)
 			}
 		}
 	}
 	switch {
-	case bits&bitAllow != 0:
-		return Policy{Kind: Allow, SkipAttachments: bits&bitSkipAttachments != 0}
-	case bits&bitBlock != 0:
-		return Policy{Kind: Block}
+	case d.skip != nil:
+		return Policy{Kind: Allow, SkipAttachments: true, Entry: *d.skip}
+	case d.allow != nil:
+		return Policy{Kind: Allow, Entry: *d.allow}
+	case d.block != nil:
+		return Policy{Kind: Block, Entry: *d.block}
 	}
 	return Policy{}
 }

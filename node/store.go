@@ -42,21 +42,27 @@ func seedConfig(ctx context.Context, st *store.Backend, cfg config.Config, log *
 	defer cancel()
 	file := clusterconf.FromConfig(cfg)
 	hash := clusterconf.SeedHash(file)
+	// Without -c the settings are the built-in defaults, and the log says
+	// so rather than name a file there is none of.
+	source, fileAttrs := "the built-in defaults", []any{}
+	if cfg.Node.File != "" {
+		source, fileAttrs = "the node file", []any{"file", cfg.Node.File}
+	}
 	cur, err := st.Config.Current(ctx)
 	var expect int64
 	switch {
 	case errors.Is(err, clusterconf.ErrNone):
 	case err != nil:
-		log.Warn("cluster configuration not read "+when+"; using the node file's until the store answers", "err", err)
+		log.Warn("cluster configuration not read "+when+"; using "+source+" until the store answers", append(fileAttrs, "err", err)...)
 		return
 	default:
 		mark, err := st.Config.SeedMark(ctx, cfg.Node.ID)
 		if err != nil {
-			log.Warn("cluster configuration: node file's seed mark not read; the stored revision stays", "err", err)
+			log.Warn("cluster configuration: seed mark of "+source+" not read; the stored revision stays", "err", err)
 			return
 		}
 		stored := mark
-		if mark == "" && cur.By == seedBy(cfg.Node.ID) {
+		if mark == "" && cur.By == seedBy(cfg.Node) {
 			// The current revision is this node's file as it seeded it
 			// before the marks existed (or the mark was lost): that is
 			// what the file last held.
@@ -64,29 +70,41 @@ func seedConfig(ctx context.Context, st *store.Backend, cfg config.Config, log *
 		}
 		diff := clusterconf.DiffKeys(cur.Settings, file)
 		if mark == hash || mark == "" || len(diff) == 0 {
-			if len(diff) > 0 {
+			switch {
+			case len(diff) == 0:
+			case cfg.Node.File == "":
+				// Nobody wrote the defaults: that the store differs from
+				// them is how it should be.
+				log.Debug("cluster configuration: the stored revision differs from the built-in defaults", "revision", cur.Number, "keys", diff)
+			default:
 				log.Warn("cluster configuration: the stored revision wins over the node file, which differs in "+strings.Join(diff, ", ")+" (edit the file to seed it again, or use mxgate config set)",
-					"revision", cur.Number, "keys", diff)
+					"revision", cur.Number, "keys", diff, "file", cfg.Node.File)
 			}
 			markSeed(ctx, st, cfg.Node.ID, stored, hash, log)
 			return
 		}
 		expect = cur.Number
 	}
-	rev, err := st.Config.Put(ctx, file, seedBy(cfg.Node.ID), "from the node file "+when, expect)
+	rev, err := st.Config.Put(ctx, file, seedBy(cfg.Node), "from "+source+" "+when, expect)
 	switch {
 	case errors.Is(err, clusterconf.ErrConflict):
 		// Another node seeded the store at the same moment; its revision wins.
 	case err != nil:
 		log.Warn("cluster configuration not stored "+when, "err", err)
 	default:
-		log.Info("cluster configuration stored from the node file", "revision", rev.Number)
+		log.Info("cluster configuration stored from "+source, append(fileAttrs, "revision", rev.Number)...)
 		markSeed(ctx, st, cfg.Node.ID, "", hash, log)
 	}
 }
 
-// seedBy is the audit entry's "by" of a revision a node file seeded.
-func seedBy(node string) string { return "node file of " + node }
+// seedBy is the audit entry's "by" of a revision a node file (or, without
+// one, the built-in defaults) seeded.
+func seedBy(n config.Node) string {
+	if n.File == "" {
+		return "built-in defaults of " + n.ID
+	}
+	return "node file of " + n.ID
+}
 
 // markSeed records hash as the node's seed mark unless it is one already.
 func markSeed(ctx context.Context, st *store.Backend, node, mark, hash string, log *slog.Logger) {
@@ -95,7 +113,7 @@ func markSeed(ctx context.Context, st *store.Backend, node, mark, hash string, l
 	}
 	if err := st.Config.SetSeedMark(ctx, node, hash); err != nil {
 		// The next start then sees the file as unmarked: the store wins.
-		log.Warn("cluster configuration: node file's seed mark not stored", "err", err)
+		log.Warn("cluster configuration: seed mark not stored", "err", err)
 	}
 }
 

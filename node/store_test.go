@@ -46,23 +46,13 @@ func TestSeedConfig(t *testing.T) {
 			st := tt.open(t)
 			defer st.Close()
 			cfg := config.Default()
-			cfg.Node.ID = "n1"
+			cfg.Node.ID, cfg.Node.File = "n1", "/etc/mxgate/mxgate.yaml"
 			edited := cfg
 			edited.Scanner.Thresholds.Quarantine = 5
 			other := cfg
 			other.Node.ID = "n2"
 			other.Scanner.Thresholds.Quarantine = 7
-			apiChange := func() {
-				cur, err := st.Config.Current(ctx)
-				if err != nil {
-					t.Fatal(err)
-				}
-				s := cur.Settings
-				s.Scanner.Thresholds.Quarantine = 8
-				if _, err := st.Config.Put(ctx, s, "admin@test", "through the API", cur.Number); err != nil {
-					t.Fatal(err)
-				}
-			}
+			change := func() { apiChange(t, st) }
 			for i, step := range []struct {
 				what    string
 				before  func()
@@ -73,7 +63,7 @@ func TestSeedConfig(t *testing.T) {
 			}{
 				{"first start seeds the empty store", nil, cfg, 1, 6, ""},
 				{"restart, same file", nil, cfg, 1, 6, ""},
-				{"restart after an API change keeps it", apiChange, cfg, 2, 8, "differs in scanner.thresholds.quarantine"},
+				{"restart after an API change keeps it", change, cfg, 2, 8, "differs in scanner.thresholds.quarantine"},
 				{"again", nil, cfg, 2, 8, "differs in scanner.thresholds.quarantine"},
 				{"restart with the file edited applies it", nil, edited, 3, 5, ""},
 				{"restart with the same edited file", nil, edited, 3, 5, ""},
@@ -110,7 +100,7 @@ func TestSeedConfigWithoutMark(t *testing.T) {
 	ctx := context.Background()
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	cfg := config.Default()
-	cfg.Node.ID = "n1"
+	cfg.Node.ID, cfg.Node.File = "n1", "/etc/mxgate/mxgate.yaml"
 	edited := cfg
 	edited.Scanner.Thresholds.Quarantine = 5
 	for _, tt := range []struct {
@@ -145,5 +135,56 @@ func TestSeedConfigWithoutMark(t *testing.T) {
 				t.Errorf("seed mark %q (%v), want the file's", mark, err)
 			}
 		})
+	}
+}
+
+// A node started without a node file (serve without -c) seeds the built-in
+// defaults and says so: no line speaks of a node file there is none of,
+// and a stored revision that differs from the defaults is no warning.
+func TestSeedConfigWithoutNodeFile(t *testing.T) {
+	ctx := context.Background()
+	st, err := store.OpenEmbedded(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	cfg := config.Default()
+	cfg.Node.ID = "n1"
+	for i, step := range []struct {
+		what, wantLog string
+		change        bool // an API change before this start
+	}{
+		{"first start", `msg="cluster configuration stored from the built-in defaults" revision=1`, false},
+		{"restart after an API change", "", true},
+	} {
+		if step.change {
+			apiChange(t, st)
+		}
+		var buf bytes.Buffer
+		seedConfig(ctx, st, cfg, slog.New(slog.NewTextHandler(&buf, nil)), "at start")
+		got := buf.String()
+		if strings.Contains(got, "node file") || strings.Contains(got, "level=WARN") || !strings.Contains(got, step.wantLog) || step.wantLog == "" && got != "" {
+			t.Errorf("start %d (%s): log %q, want %q and no node file", i+1, step.what, got, step.wantLog)
+		}
+	}
+	h, err := st.Config.History(ctx, 10)
+	if err != nil || len(h) != 2 || h[len(h)-1].Comment != "from the built-in defaults at start" {
+		t.Errorf("history %+v, %v; want the first revision from the built-in defaults", h, err)
+	}
+}
+
+// apiChange sets the quarantine threshold to 8 in a new revision, as an
+// administrator would through the admin API.
+func apiChange(t *testing.T, st *store.Backend) {
+	t.Helper()
+	ctx := context.Background()
+	cur, err := st.Config.Current(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := cur.Settings
+	s.Scanner.Thresholds.Quarantine = 8
+	if _, err := st.Config.Put(ctx, s, "admin@test", "through the API", cur.Number); err != nil {
+		t.Fatal(err)
 	}
 }

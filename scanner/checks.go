@@ -393,13 +393,20 @@ func (allowCheck) Check(_ context.Context, p *parsed) (result, error) {
 	var r result
 	switch {
 	case p.msg.Allowlisted && p.msg.SkipAttachments:
-		r.add(symAllowlist, 0, "envelope allowlisted, attachment policy waived")
+		r.add(symAllowlist, 0, "envelope allowlisted"+byEntry(p.msg.AllowedBy)+", attachment policy waived")
 		r.allow, r.skipAtt = true, true
 	case p.msg.Allowlisted:
-		r.add(symAllowlist, 0, "envelope allowlisted")
+		r.add(symAllowlist, 0, "envelope allowlisted"+byEntry(p.msg.AllowedBy))
 		r.allow = true
 	}
 	return r, nil
+}
+
+func byEntry(entry string) string {
+	if entry == "" {
+		return ""
+	}
+	return " by " + entry
 }
 
 // ruleCheck runs the configured regex rules.

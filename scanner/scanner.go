@@ -31,6 +31,7 @@ type Message struct {
 	Env         Envelope
 	Body        *spool.Buffer // raw RFC 5322 message as received (CRLF line ends)
 	Allowlisted bool          // lists said "allow" for this envelope (set by smtpfront)
+	AllowedBy   string        // the allow entry that said so, for the symbol's detail
 	// SkipAttachments: the allow entry also waives the attachment policy
 	// (skip_attachments). Without it an allowlisted message still has its
 	// banned attachments quarantined; viruses and content past a scan

@@ -7,7 +7,8 @@ import (
 )
 
 // Every reply the front end makes itself, with the RFC that defines its code.
-// Texts are generic on purpose: causes go to the log, never to the client.
+// Texts are generic on purpose: causes go to the log, never to the client
+// (a block names its list entry: see blockedReply).
 var (
 	// RFC 5321 §4.2.3 421: service not available, closing channel.
 	errTooManyConns  = &smtp.SMTPError{Code: 421, EnhancedCode: smtp.EnhancedCode{4, 3, 2}, Message: "Too many connections, try again later"}
@@ -32,7 +33,8 @@ var (
 	// went quiet mid-command.
 	errTooManyErrors = &smtp.SMTPError{Code: 421, EnhancedCode: smtp.EnhancedCode{4, 7, 0}, Message: "Too many errors, closing connection"}
 	errTimeout       = &smtp.SMTPError{Code: 421, EnhancedCode: smtp.EnhancedCode{4, 4, 2}, Message: "Timeout exceeded, closing connection"}
-	// Policy block from the lists, RFC 3463 X.7.1.
+	// Policy block from the lists, RFC 3463 X.7.1; the text sent names the
+	// entry (blockedReply).
 	errBlocked = &smtp.SMTPError{Code: 550, EnhancedCode: smtp.EnhancedCode{5, 7, 1}, Message: "Message refused by policy"}
 	// RFC 5321 §3.3 and RFC 3463 X.5.3: one DATA answer covers all
 	// recipients, so a recipient with another policy waits for its own

@@ -6,7 +6,6 @@ package smtpfront
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"crypto/tls"
 	"errors"
@@ -26,24 +25,6 @@ import (
 	"github.com/mxgate/mxgate/scanner"
 	"github.com/mxgate/mxgate/testenv"
 )
-
-// lockedBuffer collects log output written from the server's goroutines.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.Write(p)
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.String()
-}
 
 func heapAlloc() uint64 {
 	runtime.GC()
@@ -86,7 +67,7 @@ func (c *client) code() int {
 }
 
 func TestRefusedRecipientsStayBounded(t *testing.T) {
-	logs := &lockedBuffer{}
+	logs := &testenv.SyncBuffer{}
 	f := startFront(t, nil, func(o *Options) {
 		o.Logger = slog.New(slog.NewTextHandler(logs, nil))
 		o.ReadTimeout = time.Minute
@@ -229,7 +210,7 @@ func TestHardErrorLimit(t *testing.T) {
 			[]string{"MAIL FROM:<a@sender.test>", relayDenied, relayDenied, relayDenied, "NOOP"},
 			[]string{"250", "554 5.7.1", "554 5.7.1", "421 4.7.0", "EOF"}},
 		{"blocked recipients", func(t *testing.T, f *front) {
-			if err := f.lists.Add(context.Background(), lists.Entry{Kind: lists.Block, Value: "127.0.0.1", Rcpt: "blocked@example.org"}); err != nil {
+			if _, _, err := f.lists.Add(context.Background(), lists.Entry{Kind: lists.Block, Value: "127.0.0.1", Rcpt: "blocked@example.org"}); err != nil {
 				t.Fatal(err)
 			}
 		}, []string{"MAIL FROM:<a@sender.test>", "RCPT TO:<blocked@example.org>", "RCPT TO:<blocked@example.org>", "RCPT TO:<blocked@example.org>"},
@@ -241,7 +222,7 @@ func TestHardErrorLimit(t *testing.T) {
 			[]string{"MAIL FROM:<a@sender.test>", relayDenied, "RSET", "MAIL FROM:<a@sender.test>", "RCPT TO:<b\x01@example.org>", "RSET", "MAIL FROM:<a@sender.test>", relayDenied},
 			[]string{"250", "554", "250", "250", "501 5.1.3", "250", "250", "421 4.7.0"}},
 		{"recipient split does not count", func(t *testing.T, f *front) {
-			if err := f.lists.Add(context.Background(), lists.Entry{Kind: lists.Allow, Value: "127.0.0.1", Rcpt: "vip@example.org"}); err != nil {
+			if _, _, err := f.lists.Add(context.Background(), lists.Entry{Kind: lists.Allow, Value: "127.0.0.1", Rcpt: "vip@example.org"}); err != nil {
 				t.Fatal(err)
 			}
 		}, []string{"MAIL FROM:<a@sender.test>", "RCPT TO:<vip@example.org>", "RCPT TO:<b@example.org>", "RCPT TO:<b@example.org>", "RCPT TO:<b@example.org>", "RCPT TO:<b@example.org>", "NOOP"},

@@ -49,19 +49,23 @@ func bareCRToCRLF(p []byte) string {
 
 func TestRefusedListIsBounded(t *testing.T) {
 	var l refusedList
-	if !l.empty() || l.String() != "" {
+	if !l.empty() || l.String() != "" || l.refusals() != nil {
 		t.Fatal("a new list is not empty")
 	}
 	for i := range 1000 {
-		l.add(strings.Repeat("r", 200+i))
+		l.add(strings.Repeat("r", 200+i)+"@example.org", errBlocked, nil)
 	}
 	s := l.String()
 	if len(s) > refusedMaxBytes+200 || !strings.HasSuffix(s, "more") {
 		t.Errorf("1000 entries kept as %d bytes ending %q", len(s), s[max(0, len(s)-20):])
 	}
+	if fs := l.refusals(); len(fs) > refusedKeep+1 || fs[len(fs)-1].Rcpt != "" || !strings.HasSuffix(fs[len(fs)-1].Reply, "more") {
+		t.Errorf("refusals for the record: %d, last %+v", len(fs), fs[len(fs)-1])
+	}
 	l = refusedList{}
-	l.add("<a@example.org> 554 " + strings.Repeat("é", 600))
-	if s := l.String(); len(s) > refusedMaxEntry+len("…") || !strings.HasSuffix(s, "é…") {
-		t.Errorf("long entry kept as %d bytes: %q", len(s), s[len(s)-10:])
+	l.add("a@example.org", reply(554, errBlocked.EnhancedCode, strings.Repeat("é", 600)), nil)
+	fs := l.refusals()
+	if len(fs) != 1 || fs[0].Rcpt != "a@example.org" || len(fs[0].Reply) > refusedMaxEntry || !strings.HasSuffix(fs[0].Reply, "é…") || !strings.HasPrefix(fs[0].Reply, "554 5.7.1 é") {
+		t.Errorf("long entry kept as %+v", fs)
 	}
 }

@@ -128,7 +128,7 @@ func TestAllowlistKeepsAttachmentPolicy(t *testing.T) {
 	ctx := context.Background()
 	f := startFront(t, poolWith(t, ""), nil)
 	allow := lists.Entry{Kind: lists.Allow, Value: "a@sender.test"}
-	if err := f.lists.Add(ctx, allow); err != nil {
+	if _, _, err := f.lists.Add(ctx, allow); err != nil {
 		t.Fatal(err)
 	}
 	if got := dial(t, f.addr).send(exeBody); !strings.HasPrefix(got, "250 2.0.0 Ok: queued as ") {
@@ -144,7 +144,7 @@ func TestAllowlistKeepsAttachmentPolicy(t *testing.T) {
 		t.Fatal(err)
 	}
 	allow.SkipAttachments = true
-	if err := f.lists.Add(ctx, allow); err != nil {
+	if _, _, err := f.lists.Add(ctx, allow); err != nil {
 		t.Fatal(err)
 	}
 	// Delivered and quarantined mail both get "250 … queued as ID": the
@@ -159,7 +159,7 @@ func TestAllowlistKeepsAttachmentPolicy(t *testing.T) {
 
 	// Recipients whose entries differ in the option get their own
 	// transaction.
-	if err := f.lists.Add(ctx, lists.Entry{Kind: lists.Allow, Value: "a@sender.test", Rcpt: "c@example.org"}); err != nil {
+	if _, _, err := f.lists.Add(ctx, lists.Entry{Kind: lists.Allow, Value: "a@sender.test", Rcpt: "c@example.org"}); err != nil {
 		t.Fatal(err)
 	}
 	c := dial(t, f.addr)

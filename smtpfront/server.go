@@ -349,6 +349,6 @@ func (s *Server) openConnections() float64 {
 type slogErrorLog struct{ l *slog.Logger }
 
 func (e slogErrorLog) Printf(format string, v ...any) {
-	e.l.Warn("smtp server", "msg", fmt.Sprintf(format, v...))
+	e.l.Warn("smtp server", "detail", fmt.Sprintf(format, v...))
 }
-func (e slogErrorLog) Println(v ...any) { e.l.Warn("smtp server", "msg", fmt.Sprint(v...)) }
+func (e slogErrorLog) Println(v ...any) { e.l.Warn("smtp server", "detail", fmt.Sprint(v...)) }

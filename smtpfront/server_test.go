@@ -296,14 +296,14 @@ func TestListsAtRCPT(t *testing.T) {
 		{Kind: lists.Block, Value: "198.18.0.0/24"},
 		{Kind: lists.Block, Value: "127.0.0.1", Rcpt: "blocked@example.org"},
 	} {
-		if err := f.lists.Add(ctx, e); err != nil {
+		if _, _, err := f.lists.Add(ctx, e); err != nil {
 			t.Fatal(err)
 		}
 	}
 	c := dial(t, f.addr)
 	c.ehlo()
 	c.do("MAIL FROM:<a@sender.test>")
-	if got := c.do("RCPT TO:<blocked@example.org>"); got != "550 5.7.1 Message refused by policy" {
+	if got := c.do("RCPT TO:<blocked@example.org>"); got != "550 5.7.1 Client blocked by list entry block 127.0.0.1 (rcpt-specific for blocked@example.org)" {
 		t.Errorf("per-recipient block = %q", got)
 	}
 	if got := c.do("RCPT TO:<open@example.org>"); !strings.HasPrefix(got, "250") {

@@ -46,9 +46,10 @@ type session struct {
 	hasFrom   bool
 	utf8      bool // MAIL carried SMTPUTF8
 	rcpts     []string
-	policy    lists.Kind  // of the first accepted recipient
-	skipAtt   bool        // ... whose allow entry waives the attachment policy
-	refused   refusedList // "rcpt: reply" for the message log
+	policy    lists.Kind        // of the first accepted recipient
+	skipAtt   bool              // ... whose allow entry waives the attachment policy
+	allowedBy *msglog.ListEntry // ... the allow entry that decided, for the log
+	refused   refusedList       // the refused recipients, for the message log
 	downInTx  bool
 	dataTried bool
 	dnsbl     dnsblState
@@ -137,24 +138,24 @@ func (ss *session) Rcpt(to string, opts *smtp.RcptOptions) error {
 		return err
 	}
 	if err := checkRecipient(to, ss.utf8); err != nil {
-		return ss.refuse(to, "address", err)
+		return ss.refuse(to, "address", err, nil)
 	}
 	if err := ss.s.policy.checkRcpt(ss.ip, to); err != nil {
-		return ss.refuse(to, "relay", err)
+		return ss.refuse(to, "relay", err, nil)
 	}
 	pol := ss.s.o.Lists.Set().Policy(ss.from, ss.ip, to)
 	kind := pol.Kind
 	if kind == lists.Block {
-		return ss.refuse(to, "blocked", errBlocked)
+		return ss.refuse(to, "blocked", blockedReply(pol.Entry), listEntry(pol.Entry))
 	}
 	if err := ss.checkDNSBL(kind); err != nil {
-		return ss.refuse(to, "dnsbl", err)
+		return ss.refuse(to, "dnsbl", err, nil)
 	}
 	if len(ss.rcpts) > 0 && (kind != ss.policy || pol.SkipAttachments != ss.skipAtt) {
-		return ss.refuse(to, "split", errSplitRcpt)
+		return ss.refuse(to, "split", errSplitRcpt, listEntry(pol.Entry))
 	}
 	if ss.down == nil || !ss.downInTx {
-		return ss.refuse(to, "downstream", errDownstreamDown)
+		return ss.refuse(to, "downstream", errDownstreamDown, nil)
 	}
 	ctx, cancel := context.WithTimeout(ss.s.ctx, ss.s.o.Downstream.Timeout+time.Second)
 	defer cancel()
@@ -162,21 +163,23 @@ func (ss *session) Rcpt(to string, opts *smtp.RcptOptions) error {
 		if !deliver.IsRefusal(err) || isClosing(err) {
 			ss.dropDownstream()
 		}
-		return ss.refuse(to, "downstream", ss.downstreamError(err))
+		return ss.refuse(to, "downstream", ss.downstreamError(err), nil)
 	}
 	if len(ss.rcpts) == 0 {
-		ss.policy, ss.skipAtt = kind, pol.SkipAttachments
+		ss.policy, ss.skipAtt, ss.allowedBy = kind, pol.SkipAttachments, listEntry(pol.Entry)
 	}
 	ss.rcpts = append(ss.rcpts, to)
 	return nil
 }
 
-func (ss *session) refuse(rcpt, reason string, err *smtp.SMTPError) error {
+// refuse answers a RCPT with err and keeps it for the transaction's record;
+// entry is the list entry that decided, if one did.
+func (ss *session) refuse(rcpt, reason string, err *smtp.SMTPError, entry *msglog.ListEntry) error {
 	ss.s.metrics.rcptRefused.WithLabelValues(reason).Inc()
 	if reason != "split" {
 		err = ss.failed(err)
 	}
-	ss.refused.add(fmt.Sprintf("<%s> %d %s", rcpt, err.Code, err.Message))
+	ss.refused.add(rcpt, err, entry)
 	return err
 }
 
@@ -237,6 +240,7 @@ func (ss *session) data(r io.Reader, rec *msglog.Record) (*smtp.SMTPError, error
 		Env:         scanner.Envelope{ClientIP: ss.ip, Helo: ss.conn.Hostname(), Sender: ss.from, Recipients: ss.rcpts},
 		Body:        body,
 		Allowlisted: ss.policy == lists.Allow,
+		AllowedBy:   ss.allowedByText(),
 		// Set with policy at the first recipient, so never stale.
 		SkipAttachments: ss.policy == lists.Allow && ss.skipAtt,
 		Symbols:         ss.dnsbl.symbols(),
@@ -369,7 +373,7 @@ func (ss *session) reset() {
 	ss.resetDownstream()
 	ss.id, ss.from, ss.hasFrom, ss.utf8 = "", "", false, false
 	ss.rcpts, ss.refused, ss.policy, ss.dataTried = nil, refusedList{}, "", false
-	ss.skipAtt = false
+	ss.skipAtt, ss.allowedBy = false, nil
 	ss.dnsbl.resetTx()
 }
 
@@ -395,17 +399,35 @@ func (ss *session) record() msglog.Record {
 		ClientIP:   ss.ip.String(),
 		Helo:       truncateUTF8(ss.conn.Hostname(), maxHeloOctets), // a second EHLO is not checked before this
 		Sender:     ss.from,
-		Recipients: append([]string(nil), ss.rcpts...),
+		Recipients: append([]string{}, ss.rcpts...), // [] in JSON, also when all were refused
+		Refused:    ss.refused.refusals(),
+		List:       ss.allowedBy,
 		Node:       ss.s.o.NodeID,
 	}
 }
 
-// finish writes the one log line and the one message-log record of a message.
+// allowedByText names the allow entry for the scanner's ALLOWLIST symbol.
+func (ss *session) allowedByText() string {
+	if ss.policy != lists.Allow || ss.allowedBy == nil {
+		return ""
+	}
+	return ss.allowedBy.String()
+}
+
+// finish writes the one log line and the one message-log record of a
+// message, or of a transaction whose every recipient was refused: the
+// refused recipients are in both, each with its reply.
 func (ss *session) finish(rec msglog.Record, cause error) {
 	ss.s.metrics.message(rec.Action, rec.Verdict, rec.Size)
 	attrs := []any{"id", rec.ID, "client", rec.ClientIP, "from", rec.Sender, "to", rec.Recipients,
 		"size", rec.Size, "action", rec.Action, "verdict", rec.Verdict, "score", rec.Score,
-		"symbols", rec.Symbols, "node", rec.Node, "reply", rec.Reply, "duration_ms", rec.Duration.Milliseconds()}
+		"symbols", rec.Symbols, "node", rec.Node, "reply", rec.Reply, "duration", rec.Duration}
+	if !ss.refused.empty() {
+		attrs = append(attrs, "refused", ss.refused.lines())
+	}
+	if rec.List != nil {
+		attrs = append(attrs, "list", rec.List.String())
+	}
 	if rec.Downstream != "" {
 		attrs = append(attrs, "downstream", rec.Downstream)
 	}

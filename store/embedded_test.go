@@ -53,7 +53,7 @@ func TestEmbeddedSurvivesReopen(t *testing.T) {
 	if err := b.Quarantine.Put(ctx, it, raw); err != nil {
 		t.Fatal(err)
 	}
-	if err := b.Lists.Add(ctx, lists.Entry{Kind: lists.Block, Value: "@evil.example"}); err != nil {
+	if _, _, err := b.Lists.Add(ctx, lists.Entry{Kind: lists.Block, Value: "@evil.example"}); err != nil {
 		t.Fatal(err)
 	}
 	if err := b.Log.Append(ctx, msglog.Record{ID: "Q1", Time: now, Action: "quarantine"}); err != nil {

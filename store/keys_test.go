@@ -52,7 +52,7 @@ func TestRedisKeys(t *testing.T) {
 	if err := b.Quarantine.Put(ctx, it, []byte("raw")); err != nil {
 		t.Fatal(err)
 	}
-	if err := b.Lists.Add(ctx, lists.Entry{Kind: lists.Block, Value: "@evil.example", Rcpt: "R@example.org"}); err != nil {
+	if _, _, err := b.Lists.Add(ctx, lists.Entry{Kind: lists.Block, Value: "@evil.example", Rcpt: "R@example.org"}); err != nil {
 		t.Fatal(err)
 	}
 	if err := b.Log.Append(ctx, msglog.Record{ID: "L1", Time: when, Action: "deliver"}); err != nil {

@@ -171,7 +171,10 @@ func TestRedisRoundTrips(t *testing.T) {
 	}{
 		{"quarantine put", func() error { return q.Put(ctx, item("Q1"), make([]byte, 100<<10)) }, 1},
 		{"log append of 100", func() error { return lg.Append(ctx, batch...) }, 1},
-		{"lists add", func() error { return l.Add(ctx, lists.Entry{Kind: lists.Block, Value: "@evil.example"}) }, 1},
+		{"lists add", func() error {
+			_, _, err := l.Add(ctx, lists.Entry{Kind: lists.Block, Value: "@evil.example"})
+			return err
+		}, 1},
 		{"lists remove", func() error { return l.Remove(ctx, lists.Block, "@evil.example", "") }, 1},
 		{"lists all", func() error { _, err := l.All(ctx); return err }, 1},
 	} {

@@ -10,6 +10,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/mxgate/mxgate/lab"
 )
 
 // serveName listens on 0.0.0.0:port inside ns and greets every connection
@@ -53,8 +55,14 @@ func TestLab(t *testing.T) {
 			t.Fatalf("lab has %d namespaces, want 4 (sw, h1, h2, c): %v", got, l.Namespaces())
 		}
 		// Nothing of the lab in the root namespace.
-		if _, err := net.InterfaceByName("mxlbr" + strings.TrimPrefix(id, "mxl")); err == nil {
-			t.Error("the lab's bridge is in the root namespace")
+		ifs, err := net.Interfaces()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, ifi := range ifs {
+			if strings.HasPrefix(ifi.Name, "v-h") || ifi.Name == "v-c" {
+				t.Errorf("the lab's link %s is in the root namespace", ifi.Name)
+			}
 		}
 		for i := 1; i <= 2; i++ {
 			ok, err := l.HasAddr(i, l.NodeAddr(i))
@@ -146,7 +154,7 @@ func TestLab(t *testing.T) {
 	if id == "" {
 		t.Fatal("lab was not built")
 	}
-	if left := labNamespaces(id); len(left) != 0 {
+	if left := lab.Namespaces(id); len(left) != 0 {
 		t.Errorf("namespaces left after cleanup: %v", left)
 	}
 	if sleeper != nil {

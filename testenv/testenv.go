@@ -275,6 +275,25 @@ func Header(msg, name string) string {
 	return ""
 }
 
+// SyncBuffer collects what many goroutines write, a server's log say, for
+// a test to read.
+type SyncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *SyncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *SyncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
 type lockedWriter struct {
 	mu sync.Mutex
 	b  *bytes.Buffer

@@ -47,6 +47,10 @@ func walkAdmin(t *testing.T) string {
 		o.Cluster = func() any { return st }
 		o.Scan = scanPool(t).Scan
 		o.Learn = func(context.Context, bool, []byte) error { return nil }
+		o.Backup = func() (io.ReadCloser, int64, error) {
+			snap := "bbolt snapshot stand-in"
+			return io.NopCloser(strings.NewReader(snap)), int64(len(snap)), nil
+		}
 	})
 	c, err := admin.NewClient(url, cliToken)
 	if err != nil {
@@ -111,6 +115,7 @@ func TestEveryCommand(t *testing.T) {
 		"mxgate config push":           {nil, nil},
 		"mxgate report":                {nil, []jsonRun{{nil, false}}},
 		"mxgate scan":                  {[]string{msg}, []jsonRun{{[]string{msg}, false}}},
+		"mxgate backup":                {[]string{"-"}, nil},
 	}
 	down := downURL(t)
 	// Runs that change nothing on the server share one.

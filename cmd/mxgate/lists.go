@@ -11,6 +11,7 @@ import (
 
 const valueHelp = `VALUE is an address (user@example.org), @domain (that domain), .domain (the
 domain and all its subdomains), an IP address or a CIDR (192.0.2.0/24).
+There are no wildcards: *@example.org is refused (use @example.org).
 --rcpt makes the entry apply to one recipient (user@example.org) or one
 recipient domain (@example.org) only; without it the entry is global.`
 
@@ -86,6 +87,18 @@ func attachments(e lists.Entry) string {
 	return "policy"
 }
 
+// addedNote says when and why an existing entry was added.
+func addedNote(e lists.Entry) string {
+	var s string
+	if !e.Added.IsZero() {
+		s = ", added " + when(e.Added)
+	}
+	if e.Comment != "" {
+		s += fmt.Sprintf(", comment %q", clean(e.Comment))
+	}
+	return s
+}
+
 func describe(e lists.Entry) string {
 	where := "global"
 	if e.Rcpt != "" {
@@ -122,8 +135,9 @@ func newListsAddCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "add block|allow VALUE [--rcpt A] [--comment C] [--skip-attachments]",
 		Short: "Add a block or allow entry",
-		Long: "Add a block or allow entry. Adding an entry that exists already changes nothing\n" +
-			"(remove it first to change it).\n\n" + valueHelp + "\n\n" + allowHelp,
+		Long: "Add a block or allow entry. Adding an entry that exists already (same kind,\n" +
+			"value and --rcpt) says \"already listed\", changes nothing and exits 0; remove\n" +
+			"it first to change its comment or --skip-attachments.\n\n" + valueHelp + "\n\n" + allowHelp,
 		Example: `  mxgate lists add block spammer@bad.example
   mxgate lists add block .bad.example --comment "whole domain tree"
   mxgate lists add allow 2001:db8::/32 --rcpt @example.org
@@ -136,12 +150,18 @@ func newListsAddCmd() *cobra.Command {
 			return nil
 		},
 		RunE: withAdmin(func(cmd *cobra.Command, args []string, c *admin.Client) error {
-			e, err := c.ListAdd(cmd.Context(), admin.ListRequest{Kind: lists.Kind(args[0]), Value: args[1], Rcpt: rcpt, Comment: comment, SkipAttachments: skipAttachments})
+			res, err := c.ListAdd(cmd.Context(), admin.ListRequest{Kind: lists.Kind(args[0]), Value: args[1], Rcpt: rcpt, Comment: comment, SkipAttachments: skipAttachments})
 			if err != nil {
 				return err
 			}
-			fmt.Fprintf(cmd.OutOrStdout(), "added %s\n", describe(e))
-			return nil
+			if res.Existing {
+				// Exit 0, like postconf -e with the value already set:
+				// what was asked for holds.
+				_, err = fmt.Fprintf(cmd.OutOrStdout(), "already listed: %s%s; nothing changed\n", describe(res.Entry), addedNote(res.Entry))
+				return err
+			}
+			_, err = fmt.Fprintf(cmd.OutOrStdout(), "added %s\n", describe(res.Entry))
+			return err
 		}),
 	}
 	cmd.Flags().StringVar(&rcpt, "rcpt", "", "only for this recipient (address or @domain)")

@@ -20,7 +20,8 @@ The log holds every SMTP transaction (actions deliver, quarantine, reject,
 tempfail, refused) and what operators did to quarantined messages
 (release, delete), under the message's queue id, with who did it (BY).
 
-` + filterHelp + ` --id (in any case) and --action match exactly.
+` + filterHelp + ` The recipients refused at RCPT count too. --id (in any
+case) and --action match exactly.
 
 ` + timeHelp,
 		Example: `  mxgate log --since 1h
@@ -46,7 +47,7 @@ tempfail, refused) and what operators did to quarantined messages
 		}
 		t := newTable(out, "TIME", "ID", "FROM", "TO", "ACTION", "VERDICT", "SCORE", "NODE", "BY")
 		for _, r := range recs {
-			t.row(when(r.Time), clean(r.ID), sender(r.Sender), rcpts(r.Recipients), clean(r.Action), clean(r.Verdict), fmt.Sprintf("%.2f", r.Score), clean(r.Node), clean(r.By))
+			t.row(when(r.Time), clean(r.ID), sender(r.Sender), rcpts(r.AllRecipients()), clean(r.Action), clean(r.Verdict), fmt.Sprintf("%.2f", r.Score), clean(r.Node), clean(r.By))
 		}
 		return t.flush()
 	})

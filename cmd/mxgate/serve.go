@@ -74,11 +74,7 @@ func loadConfig(path string) (config.Config, error) {
 func newLogger(cfg config.Node) (*slog.Logger, *slog.LevelVar) {
 	level := new(slog.LevelVar)
 	setLevel(level, cfg.LogLevel)
-	opts := &slog.HandlerOptions{Level: level}
-	if cfg.LogFormat == "json" {
-		return slog.New(slog.NewJSONHandler(os.Stderr, opts)), level
-	}
-	return slog.New(slog.NewTextHandler(os.Stderr, opts)), level
+	return node.NewLogger(os.Stderr, cfg.LogFormat, level), level
 }
 
 // setLevel sets node.log_level (validated; empty is info).

@@ -496,6 +496,10 @@ func TestInvalidAndOversizeRecords(t *testing.T) {
 		huge.Recipients = append(huge.Recipients, fmt.Sprintf("rcpt%d-%s@example.org", i, strings.Repeat("x", 60)))
 	}
 	huge.Reply = strings.Repeat("\x01", 300<<10) // escapes to 6 bytes each
+	for i := range 2000 {
+		huge.Refused = append(huge.Refused, msglog.Refusal{Rcpt: fmt.Sprintf("refused%d@example.org", i), Reply: strings.Repeat("\x02", 200),
+			List: &msglog.ListEntry{Kind: "block", Value: "@x.example", Comment: strings.Repeat("\x03", 500)}})
+	}
 	tests := []struct {
 		name   string
 		r      msglog.Record
@@ -527,6 +531,9 @@ func TestInvalidAndOversizeRecords(t *testing.T) {
 	}
 	if n := len(rs[0].Recipients); n != trimSteps[0].items || !strings.HasPrefix(rs[0].Recipients[n-1], "… ") {
 		t.Errorf("trimmed recipients: %d, last %q", n, rs[0].Recipients[n-1])
+	}
+	if n := len(rs[0].Refused); n != trimSteps[0].items || rs[0].Refused[n-1].Reply != fmt.Sprintf("… %d more", 2000-n+1) || rs[0].Refused[0].Rcpt != "refused0@example.org" {
+		t.Errorf("trimmed refusals: %d, first %+v, last %+v", n, rs[0].Refused[0], rs[0].Refused[n-1])
 	}
 	if n := o.metric(t, "mxgate_msglog_trimmed_total", ""); n != 1 {
 		t.Errorf("trimmed_total = %v", n)

@@ -62,6 +62,22 @@ func trimRecord(r msglog.Record, maxStr, maxItems int) msglog.Record {
 	r.Action, r.Verdict, r.Node = cut(r.Action), cut(r.Verdict), cut(r.Node)
 	r.Reply, r.Downstream, r.QuarantineID = cut(r.Reply), cut(r.Downstream), cut(r.QuarantineID)
 	r.Recipients, r.Symbols, r.Viruses = list(r.Recipients), list(r.Symbols), list(r.Viruses)
+	entry := func(e *msglog.ListEntry) *msglog.ListEntry {
+		if e == nil {
+			return nil
+		}
+		return &msglog.ListEntry{Kind: cut(e.Kind), Value: cut(e.Value), Rcpt: cut(e.Rcpt), Comment: cut(e.Comment)}
+	}
+	r.List = entry(r.List)
+	var refused []msglog.Refusal
+	for i, f := range r.Refused {
+		if i == maxItems-1 && len(r.Refused) > maxItems {
+			refused = append(refused, msglog.Refusal{Reply: fmt.Sprintf("… %d more", len(r.Refused)-i)})
+			break
+		}
+		refused = append(refused, msglog.Refusal{Rcpt: cut(f.Rcpt), Reply: cut(f.Reply), List: entry(f.List)})
+	}
+	r.Refused = refused
 	return r
 }
 

@@ -52,7 +52,7 @@ func runLists(t *testing.T, open func(t *testing.T) Env) {
 			{Kind: lists.Allow, Value: "Invoices@Partner.Example", SkipAttachments: true},
 		}
 		for _, e := range add {
-			if err := l.Add(ctx, e); err != nil {
+			if _, _, err := l.Add(ctx, e); err != nil {
 				t.Fatalf("Add %+v: %v", e, err)
 			}
 		}
@@ -72,17 +72,25 @@ func runLists(t *testing.T, open func(t *testing.T) Env) {
 
 	t.Run("Duplicates", func(t *testing.T) {
 		l := open(t).Lists
-		for _, e := range []lists.Entry{
-			{Kind: lists.Block, Value: "a@b.example", Comment: "first"},
-			{Kind: lists.Block, Value: "a@b.example", Comment: "second"},
-			{Kind: lists.Block, Value: "A@B.EXAMPLE"},
+		for _, tc := range []struct {
+			e       lists.Entry
+			added   bool
+			comment string // of the entry Add returns
+		}{
+			{lists.Entry{Kind: lists.Block, Value: "a@b.example", Comment: "first"}, true, "first"},
+			{lists.Entry{Kind: lists.Block, Value: "a@b.example", Comment: "second"}, false, "first"},
+			{lists.Entry{Kind: lists.Block, Value: "A@B.EXAMPLE"}, false, "first"},
 			// Same value, other kind or recipient: distinct entries.
-			{Kind: lists.Allow, Value: "a@b.example"},
-			{Kind: lists.Block, Value: "a@b.example", Rcpt: "r@example.org"},
-			{Kind: lists.Block, Value: "a@b.example", Rcpt: "R@Example.org"},
+			{lists.Entry{Kind: lists.Allow, Value: "a@b.example"}, true, ""},
+			{lists.Entry{Kind: lists.Block, Value: "a@b.example", Rcpt: "r@example.org", Comment: "r"}, true, "r"},
+			{lists.Entry{Kind: lists.Block, Value: "a@b.example", Rcpt: "R@Example.org"}, false, "r"},
 		} {
-			if err := l.Add(ctx, e); err != nil {
-				t.Fatalf("Add %+v: %v", e, err)
+			got, added, err := l.Add(ctx, tc.e)
+			if err != nil {
+				t.Fatalf("Add %+v: %v", tc.e, err)
+			}
+			if added != tc.added || got.Comment != tc.comment || !strings.EqualFold(got.Value, tc.e.Value) || got.Kind != tc.e.Kind {
+				t.Errorf("Add %+v = %+v, added %v; want added %v, comment %q", tc.e, got, added, tc.added, tc.comment)
 			}
 		}
 		all := mustAll(t, l)
@@ -110,7 +118,7 @@ func runLists(t *testing.T, open func(t *testing.T) Env) {
 			{Kind: lists.Block, Value: "a@b.example", Rcpt: ".example.org"},
 			{Kind: lists.Block, Value: "a@b.example", SkipAttachments: true},
 		} {
-			if err := l.Add(ctx, e); err == nil {
+			if _, _, err := l.Add(ctx, e); err == nil {
 				t.Errorf("Add %+v succeeded", e)
 			}
 		}
@@ -126,7 +134,7 @@ func runLists(t *testing.T, open func(t *testing.T) Env) {
 			{Kind: lists.Block, Value: "@evil.example", Rcpt: "bob@example.org"},
 			{Kind: lists.Allow, Value: "192.0.2.0/24"},
 		} {
-			if err := l.Add(ctx, e); err != nil {
+			if _, _, err := l.Add(ctx, e); err != nil {
 				t.Fatal(err)
 			}
 		}
@@ -162,14 +170,14 @@ func runLists(t *testing.T, open func(t *testing.T) Env) {
 			t.Fatalf("new cache: Set %v, want empty non-nil", c.Set())
 		}
 		client := netip.MustParseAddr("203.0.113.9")
-		if err := c.Add(ctx, lists.Entry{Kind: lists.Block, Value: "@evil.example"}); err != nil {
+		if _, _, err := c.Add(ctx, lists.Entry{Kind: lists.Block, Value: "@evil.example"}); err != nil {
 			t.Fatal(err)
 		}
 		if k := c.Set().Match("x@evil.example", client, "bob@example.org"); k != lists.Block {
 			t.Errorf("after Cache.Add: Match = %q, want block", k)
 		}
 		// A write straight to the store shows after Reload.
-		if err := l.Add(ctx, lists.Entry{Kind: lists.Allow, Value: "x@evil.example"}); err != nil {
+		if _, _, err := l.Add(ctx, lists.Entry{Kind: lists.Allow, Value: "x@evil.example"}); err != nil {
 			t.Fatal(err)
 		}
 		if err := c.Reload(ctx); err != nil {
@@ -194,7 +202,10 @@ func runLists(t *testing.T, open func(t *testing.T) Env) {
 		cctx, cancel := context.WithCancel(ctx)
 		cancel()
 		calls := map[string]func() error{
-			"Add":    func() error { return l.Add(cctx, lists.Entry{Kind: lists.Block, Value: "a@b.example"}) },
+			"Add": func() error {
+				_, _, err := l.Add(cctx, lists.Entry{Kind: lists.Block, Value: "a@b.example"})
+				return err
+			},
 			"Remove": func() error { return l.Remove(cctx, lists.Block, "a@b.example", "") },
 			"All":    func() error { _, err := l.All(cctx); return err },
 		}
@@ -217,7 +228,7 @@ func runLists(t *testing.T, open func(t *testing.T) Env) {
 		noSignal(t, changes, "after subscribing")
 
 		start := time.Now()
-		if err := writer.Add(ctx, lists.Entry{Kind: lists.Block, Value: "@evil.example"}); err != nil {
+		if _, _, err := writer.Add(ctx, lists.Entry{Kind: lists.Block, Value: "@evil.example"}); err != nil {
 			t.Fatal(err)
 		}
 		waitSignal(t, changes, time.Second, "Add")
@@ -242,7 +253,7 @@ func runLists(t *testing.T, open func(t *testing.T) Env) {
 				t.Fatal("Cache.Run did not load at start within 5s")
 			}
 		}
-		if err := writer.Add(ctx, lists.Entry{Kind: lists.Block, Value: "@spam.example"}); err != nil {
+		if _, _, err := writer.Add(ctx, lists.Entry{Kind: lists.Block, Value: "@spam.example"}); err != nil {
 			t.Fatal(err)
 		}
 		deadline := time.Now().Add(time.Second)
@@ -283,7 +294,7 @@ func runLists(t *testing.T, open func(t *testing.T) Env) {
 		case <-changes:
 		case <-time.After(200 * time.Millisecond):
 		}
-		if err := writer.Add(ctx, lists.Entry{Kind: lists.Allow, Value: "192.0.2.1"}); err != nil {
+		if _, _, err := writer.Add(ctx, lists.Entry{Kind: lists.Allow, Value: "192.0.2.1"}); err != nil {
 			t.Fatal(err)
 		}
 		waitSignal(t, changes, time.Second, "Add after restart")
