@@ -62,6 +62,8 @@ fuzz:
 	$(call fuzz1,FuzzParse,./clusterconf,25000)
 	$(call fuzz1,FuzzParsePatch,./clusterconf,25000)
 	$(call fuzz1,FuzzParseValue,./lists,3000)
+	$(call fuzz1,FuzzParse,./addrmatch,150000)
+	$(call fuzz1,FuzzParseWhen,./admin,20000)
 	$(call fuzz1,FuzzRelayPolicy,./smtpfront,40000)
 	$(call fuzz1,FuzzSession,./smtpfront,7000)
 	$(call fuzz1,FuzzEnvelopeAddress,./smtpfront,40000)

@@ -17,6 +17,7 @@ import (
 	"unicode"
 	"unicode/utf8"
 
+	"github.com/mxgate/mxgate/addrmatch"
 	"github.com/mxgate/mxgate/deliver"
 	"github.com/mxgate/mxgate/lists"
 	"github.com/mxgate/mxgate/msglog"
@@ -43,6 +44,8 @@ type ReleaseResult struct {
 	// Overridden is that release, or the claim of one that never finished.
 	Forced     bool                `json:"forced,omitempty"`
 	Overridden *quarantine.Release `json:"overridden,omitempty"`
+	// Rcpts are the recipients it was released to; empty = all.
+	Rcpts []string `json:"rcpts,omitempty"`
 }
 
 // ListRequest is the body of POST /api/v1/lists.
@@ -88,11 +91,10 @@ func (s *Server) quarantineList(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
 	f := quarantine.Filter{}
 	err := errors.Join(
-		textParam(q, "rcpt", &f.Rcpt),
-		textParam(q, "sender", &f.Sender),
+		addrParam(q, "rcpt", &f.Rcpt),
+		addrParam(q, "sender", &f.Sender),
 		textParam(q, "verdict", &f.Verdict),
-		s.timeParam(q, "since", &f.Since),
-		s.timeParam(q, "until", &f.Until),
+		s.rangeParams(q, &f.Since, &f.Until),
 		limitParam(q, quarantine.MaxLimit, &f.Limit),
 	)
 	if err == nil && f.Verdict != "" && !slices.Contains(verdicts, strings.ToLower(f.Verdict)) {
@@ -114,7 +116,9 @@ func (s *Server) quarantineList(w http.ResponseWriter, r *http.Request) {
 }
 
 // item fetches the {id} of the request, answering 400 or 404 itself when
-// it returns false.
+// it returns false. The id is looked up as given, then in upper case:
+// queue ids are upper-case hex, and an operator types or pastes them in
+// any case.
 func (s *Server) item(w http.ResponseWriter, r *http.Request) (quarantine.Item, bool) {
 	id := r.PathValue("id")
 	if err := checkID(id); err != nil {
@@ -122,6 +126,9 @@ func (s *Server) item(w http.ResponseWriter, r *http.Request) (quarantine.Item, 
 		return quarantine.Item{}, false
 	}
 	it, err := s.o.Quarantine.Get(r.Context(), id)
+	if up := strings.ToUpper(id); errors.Is(err, quarantine.ErrNotFound) && up != id {
+		it, err = s.o.Quarantine.Get(r.Context(), up)
+	}
 	if errors.Is(err, quarantine.ErrNotFound) {
 		writeError(w, http.StatusNotFound, fmt.Sprintf("no quarantined message with id %q", id))
 		return quarantine.Item{}, false
@@ -140,11 +147,11 @@ func (s *Server) quarantineGet(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) quarantineRaw(w http.ResponseWriter, r *http.Request) {
-	id := r.PathValue("id")
-	if err := checkID(id); err != nil {
-		writeError(w, http.StatusBadRequest, err.Error())
+	it, ok := s.item(w, r)
+	if !ok {
 		return
 	}
+	id := it.ID
 	raw, err := s.o.Quarantine.Raw(r.Context(), id)
 	if errors.Is(err, quarantine.ErrNotFound) {
 		writeError(w, http.StatusNotFound, fmt.Sprintf("no quarantined message with id %q", id))
@@ -166,29 +173,27 @@ func (s *Server) quarantineRaw(w http.ResponseWriter, r *http.Request) {
 	_, _ = w.Write(raw)
 }
 
-// quarantineRelease delivers a held message once: the release is claimed
-// in the store before the delivery, so concurrent releases get 409 naming
-// the first, and a second copy needs force=true. Every way out of the
-// delivery ends the claim: recorded when the downstream took the message,
-// given back when it certainly did not, kept when nobody can tell (see
+// quarantineRelease delivers a held message once to each recipient: the
+// release is claimed in the store before the delivery, so concurrent
+// releases get 409 naming the first, and a second copy needs force=true.
+// rcpt (repeatable) releases to some of the recipients only; each
+// recipient is released once. Every way out of the delivery ends the
+// claim: recorded when the downstream took the message, given back when
+// it certainly did not, kept when nobody can tell (see
 // deliver.ErrUnconfirmed), so that no second copy goes out unasked.
 func (s *Server) quarantineRelease(w http.ResponseWriter, r *http.Request) {
 	if s.o.Release == nil {
 		writeError(w, http.StatusNotImplemented, "releasing is not available on this node")
 		return
 	}
-	id := r.PathValue("id")
-	if err := checkID(id); err != nil {
-		writeError(w, http.StatusBadRequest, err.Error())
-		return
-	}
-	force, err := boolParam(r.URL.Query(), "force")
+	q := r.URL.Query()
+	force, err := boolParam(q, "force")
 	if err != nil {
 		writeError(w, http.StatusBadRequest, err.Error())
 		return
 	}
 	learnHam := false
-	switch v := r.URL.Query().Get("learn"); v {
+	switch v := q.Get("learn"); v {
 	case "":
 	case "ham":
 		if s.o.Learn == nil {
@@ -200,25 +205,36 @@ func (s *Server) quarantineRelease(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, "learn: want ham, got "+strconv.Quote(v))
 		return
 	}
+	found, ok := s.item(w, r)
+	if !ok {
+		return
+	}
+	id := found.ID
+	rcpts, err := found.CheckRcpts(q["rcpt"])
+	if err != nil {
+		writeError(w, http.StatusBadRequest, "rcpt: "+oneLine(err))
+		return
+	}
 	ctx := r.Context()
-	claim := quarantine.Release{Token: rand.Text(), By: s.who(r), Node: s.o.NodeID, At: s.now().UTC(), Forced: force}
+	claim := quarantine.Release{Token: rand.Text(), By: s.who(r), Node: s.o.NodeID, At: s.now().UTC(), Forced: force, Rcpts: rcpts}
 	it, err := s.o.Quarantine.ClaimRelease(ctx, id, claim)
 	switch {
 	case errors.Is(err, quarantine.ErrNotFound):
 		writeError(w, http.StatusNotFound, fmt.Sprintf("no quarantined message with id %q", id))
 		return
 	case errors.Is(err, quarantine.ErrReleaseConflict):
-		s.log.Info("quarantine release refused: released or being released already", "id", id, "by", claim.By)
-		writeError(w, http.StatusConflict, releaseConflict(id, it, s.now()))
+		s.log.Info("quarantine release refused: released or being released already", "id", id, "by", claim.By, "rcpts", rcpts)
+		writeError(w, http.StatusConflict, releaseConflict(id, it, claim, s.now()))
 		return
 	case err != nil:
 		s.internal(w, r, "claim quarantine release", err)
 		return
 	}
-	overridden := previousRelease(it)
+	targets := it.Targets(claim)
+	overridden := previousRelease(it, targets)
 	claim.Forced = overridden != nil
 	if claim.Forced {
-		s.log.Warn("quarantine release forced: a second copy", "id", id, "by", claim.By,
+		s.log.Warn("quarantine release forced: a second copy", "id", id, "by", claim.By, "rcpts", rcpts,
 			"overrides", overridden.By, "overridden_at", overridden.At, "overridden_done", overridden.Done)
 	}
 	raw, err := s.o.Quarantine.Raw(ctx, id)
@@ -232,7 +248,9 @@ func (s *Server) quarantineRelease(w http.ResponseWriter, r *http.Request) {
 		s.internal(w, r, "read quarantined message", err)
 		return
 	}
-	reply, err := s.o.Release(ctx, it, raw)
+	send := it
+	send.Recipients = targets
+	reply, err := s.o.Release(ctx, send, raw)
 	if err != nil && reply == "" {
 		// The downstream's answer is what the operator needs to act on, so
 		// unlike store errors it is shown.
@@ -249,7 +267,12 @@ func (s *Server) quarantineRelease(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadGateway, msg)
 		return
 	}
-	res := ReleaseResult{ID: id, Reply: reply, ReleasedAt: s.now().UTC(), PreviousRelease: it.Released, By: claim.By, Forced: claim.Forced, Overridden: overridden}
+	res := ReleaseResult{ID: id, Reply: reply, ReleasedAt: s.now().UTC(), By: claim.By, Forced: claim.Forced, Overridden: overridden, Rcpts: rcpts}
+	done := it
+	done.Claim = nil // a completed release only
+	if p := previousRelease(done, targets); p != nil {
+		res.PreviousRelease = p.Done
+	}
 	if err != nil {
 		// Delivered to some recipients: it counts as released, so that a
 		// second release does not send those a second copy.
@@ -270,6 +293,7 @@ func (s *Server) quarantineRelease(w http.ResponseWriter, r *http.Request) {
 			res.Warning += "; " + note
 		}
 	}
+	s.record(mctx, it, msglog.ActionRelease, targets, claim.By, reply)
 	if learnHam {
 		// Delivered already: a failed lesson is a warning to act on, not
 		// a failed release.
@@ -285,8 +309,26 @@ func (s *Server) quarantineRelease(w http.ResponseWriter, r *http.Request) {
 			res.Learned = "ham"
 		}
 	}
-	s.log.Info("quarantine released", "id", id, "by", claim.By, "forced", claim.Forced, "reply", reply, "previous_release", it.Released, "learned", res.Learned)
+	s.log.Info("quarantine released", "id", id, "by", claim.By, "rcpts", targets, "forced", claim.Forced, "reply", reply, "previous_release", res.PreviousRelease, "learned", res.Learned)
 	writeJSON(w, http.StatusOK, res)
+}
+
+// record writes an operator's action on a quarantined message to the
+// message log, under the message's id, so that `mxgate log --id` tells
+// its whole story. The action is done: a log that cannot be written is
+// the node's problem to report, not the operator's.
+func (s *Server) record(ctx context.Context, it quarantine.Item, action string, rcpts []string, by, reply string) {
+	rec := msglog.Record{
+		ID: it.ID, Time: s.now().UTC(), ClientIP: it.ClientIP, Helo: it.Helo,
+		Sender: it.Sender, Recipients: rcpts, Size: it.Size, Action: action,
+		Verdict: it.Verdict, Score: it.Score, Node: s.o.NodeID, Downstream: reply,
+		QuarantineID: it.ID, By: by,
+	}
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), storeGrace)
+	defer cancel()
+	if err := s.o.Log.Append(ctx, rec); err != nil {
+		s.log.Error("quarantine action not written to the message log", "id", it.ID, "action", action, "by", by, "err", err)
+	}
 }
 
 // errNoLearning answers a lesson asked of a node without a learning engine.
@@ -306,16 +348,16 @@ func (s *Server) quarantineLearn(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotImplemented, errNoLearning)
 		return
 	}
-	id := r.PathValue("id")
-	if err := checkID(id); err != nil {
-		writeError(w, http.StatusBadRequest, err.Error())
-		return
-	}
 	as := r.URL.Query().Get("as")
 	if as != "spam" && as != "ham" {
 		writeError(w, http.StatusBadRequest, "as: want spam or ham, got "+strconv.Quote(as))
 		return
 	}
+	it, ok := s.item(w, r)
+	if !ok {
+		return
+	}
+	id := it.ID
 	raw, err := s.o.Quarantine.Raw(r.Context(), id)
 	switch {
 	case errors.Is(err, quarantine.ErrNotFound):
@@ -353,35 +395,63 @@ func (s *Server) giveBack(ctx context.Context, id string, claim quarantine.Relea
 	return true
 }
 
-// previousRelease is what a claim on it overrides: its open claim, else
-// its last release; nil when there is neither.
-func previousRelease(it quarantine.Item) *quarantine.Release {
+// previousRelease is what a claim on it for targets overrides: its open
+// claim, else the last release to any of targets; nil when there is
+// neither.
+func previousRelease(it quarantine.Item, targets []string) *quarantine.Release {
 	if it.Claim != nil {
 		c := *it.Claim
 		return &c
 	}
-	if last, ok := it.LastRelease(); ok {
+	if last, ok := it.LastReleaseTo(targets); ok {
 		return &last
 	}
-	if !it.Released.IsZero() {
+	if slices.ContainsFunc(targets, it.IsReleasedTo) {
 		return &quarantine.Release{By: "an earlier release", Done: it.Released}
 	}
 	return nil
 }
 
-// releaseConflict says why a release was refused, naming the first one.
-func releaseConflict(id string, cur quarantine.Item, now time.Time) string {
+// releaseConflict says why the release want was refused, naming the
+// release in the way.
+func releaseConflict(id string, cur quarantine.Item, want quarantine.Release, now time.Time) string {
 	const again = "use --force (API: force=true) to deliver a second copy"
+	targets := cur.Targets(want)
 	if c := cur.Claim; c != nil {
-		return fmt.Sprintf("release of %s refused: %s claimed it for release at %s (%s ago) and that release has not finished: "+
+		to := ""
+		if len(c.Rcpts) > 0 {
+			to = " to " + strings.Join(c.Rcpts, ", ")
+		}
+		if want.Forced {
+			// Forced, yet refused: the open claim delivers to someone
+			// the new release leaves out.
+			return fmt.Sprintf("release of %s refused: %s claimed it for release%s at %s and that release has not finished, "+
+				"so a forced release must deliver to those recipients too: force the release of all of them (without --rcpt, or with --rcpt for each)",
+				id, c.By, to, stamp(c.At))
+		}
+		return fmt.Sprintf("release of %s refused: %s claimed it for release%s at %s (%s ago) and that release has not finished: "+
 			"it is under way, or it was interrupted (its node stopped, or lost the store or the downstream's answer) and the message may have been delivered; "+
 			"wait for it, or check the downstream and %s",
-			id, c.By, stamp(c.At), now.Sub(c.At).Round(time.Second), again)
+			id, c.By, to, stamp(c.At), now.Sub(c.At).Round(time.Second), again)
 	}
-	if last, ok := cur.LastRelease(); ok {
-		return fmt.Sprintf("release of %s refused: it was released already, by %s at %s; %s", id, last.By, stamp(last.Done), again)
+	var done []string
+	for _, t := range targets {
+		if cur.IsReleasedTo(t) {
+			done = append(done, t)
+		}
 	}
-	return fmt.Sprintf("release of %s refused: it was released already, at %s; %s", id, stamp(cur.Released), again)
+	whom := ""
+	if len(done) < len(cur.Recipients) {
+		whom = " to " + strings.Join(done, ", ")
+	}
+	hint := again
+	if rest := cur.Unreleased(); len(rest) > 0 {
+		hint = "release the others with --rcpt (API: rcpt=) " + strings.Join(rest, ", ") + ", or " + again
+	}
+	if last, ok := cur.LastReleaseTo(done); ok {
+		return fmt.Sprintf("release of %s refused: it was released%s already, by %s at %s; %s", id, whom, last.By, stamp(last.Done), hint)
+	}
+	return fmt.Sprintf("release of %s refused: it was released%s already, at %s; %s", id, whom, stamp(cur.Released), hint)
 }
 
 func stamp(t time.Time) string { return t.UTC().Format(time.RFC3339) }
@@ -412,7 +482,9 @@ func (s *Server) quarantineDelete(w http.ResponseWriter, r *http.Request) {
 		s.internal(w, r, "delete quarantined message", err)
 		return
 	}
-	s.log.Info("quarantine deleted", "id", it.ID)
+	by := s.who(r)
+	s.log.Info("quarantine deleted", "id", it.ID, "by", by)
+	s.record(r.Context(), it, msglog.ActionDelete, it.Recipients, by, "")
 	w.WriteHeader(http.StatusNoContent)
 }
 
@@ -521,11 +593,10 @@ func (s *Server) logSearch(w http.ResponseWriter, r *http.Request) {
 	var mq msglog.Query
 	err := errors.Join(
 		textParam(q, "id", &mq.ID),
-		textParam(q, "sender", &mq.Sender),
-		textParam(q, "rcpt", &mq.Rcpt),
+		addrParam(q, "sender", &mq.Sender),
+		addrParam(q, "rcpt", &mq.Rcpt),
 		textParam(q, "action", &mq.Action),
-		s.timeParam(q, "since", &mq.Since),
-		s.timeParam(q, "until", &mq.Until),
+		s.rangeParams(q, &mq.Since, &mq.Until),
 		limitParam(q, msglog.MaxLimit, &mq.Limit),
 	)
 	if err != nil {
@@ -533,6 +604,11 @@ func (s *Server) logSearch(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	recs, err := s.o.Log.Search(r.Context(), mq)
+	if err == nil && len(recs) == 0 && mq.ID != strings.ToUpper(mq.ID) {
+		// Queue ids are upper-case hex, typed in any case.
+		mq.ID = strings.ToUpper(mq.ID)
+		recs, err = s.o.Log.Search(r.Context(), mq)
+	}
 	if err != nil {
 		s.internal(w, r, "search message log", err)
 		return
@@ -577,25 +653,49 @@ func textParam(q url.Values, name string, dst *string) error {
 	return nil
 }
 
-// timeParam reads a time as a duration before now ("24h") or an RFC 3339
-// time, so scripts can say "the last day" without computing a date.
+// timeParam reads a time in parseWhen's forms, so that scripts and
+// operators can say "the last day" or "since Monday" without computing a
+// timestamp.
 func (s *Server) timeParam(q url.Values, name string, dst *time.Time) error {
 	v := q.Get(name)
 	if v == "" {
 		return nil
 	}
-	if d, err := time.ParseDuration(v); err == nil {
-		if d <= 0 {
-			return badf("%s: the duration must be positive (how long ago), got %q", name, v)
-		}
-		*dst = s.now().Add(-d)
-		return nil
-	}
-	t, err := time.Parse(time.RFC3339, v)
+	t, err := parseWhen(v, s.now())
 	if err != nil {
-		return badf("%s: want a duration like 24h (that long ago) or an RFC 3339 time like 2026-01-02T15:04:05Z, got %q", name, v)
+		return badf("%s: %v, got %q", name, err, v)
 	}
 	*dst = t
+	return nil
+}
+
+// rangeParams reads since and until, or day (a whole UTC day) instead of
+// both.
+func (s *Server) rangeParams(q url.Values, since, until *time.Time) error {
+	v := q.Get("day")
+	if v == "" {
+		return errors.Join(s.timeParam(q, "since", since), s.timeParam(q, "until", until))
+	}
+	if q.Get("since") != "" || q.Get("until") != "" {
+		return badf("day: a whole day, so neither since nor until with it")
+	}
+	from, to, err := parseDay(v, s.now())
+	if err != nil {
+		return badf("day: %v, got %q", err, v)
+	}
+	*since, *until = from, to
+	return nil
+}
+
+// addrParam reads an address filter (addrmatch's forms), refusing what
+// the stores would.
+func addrParam(q url.Values, name string, dst *string) error {
+	if err := textParam(q, name, dst); err != nil {
+		return err
+	}
+	if _, err := addrmatch.Parse(*dst); err != nil {
+		return badf("%s: %v", name, err)
+	}
 	return nil
 }
 

@@ -41,18 +41,21 @@ type Error struct {
 
 func (e *Error) Error() string { return fmt.Sprintf("%s (HTTP %d)", e.Message, e.Status) }
 
-// QuarantineQuery filters Client.QuarantineList. Since and Until are a
-// duration before now on the server ("24h") or an RFC 3339 time.
+// QuarantineQuery filters Client.QuarantineList. Rcpt and Sender are an
+// address, @domain or .domain (the domain and its subdomains). Since and
+// Until are a duration before now on the server ("24h", "7d"), a date
+// ("2026-12-02", 00:00 UTC), today, yesterday or an RFC 3339 time; Day
+// (today, yesterday or a date) is that whole UTC day instead.
 type QuarantineQuery struct {
 	Rcpt, Sender, Verdict string
-	Since, Until          string
+	Since, Until, Day     string
 	Limit                 int // 0 = the server's default (1000)
 }
 
-// LogQuery filters Client.Log; Since and Until as in QuarantineQuery.
+// LogQuery filters Client.Log, its fields as in QuarantineQuery.
 type LogQuery struct {
 	ID, Sender, Rcpt, Action string
-	Since, Until             string
+	Since, Until, Day        string
 	Limit                    int
 }
 
@@ -108,6 +111,7 @@ func (c *Client) QuarantineList(ctx context.Context, q QuarantineQuery) ([]quara
 	set(v, "verdict", q.Verdict)
 	set(v, "since", q.Since)
 	set(v, "until", q.Until)
+	set(v, "day", q.Day)
 	if q.Limit != 0 {
 		v.Set("limit", strconv.Itoa(q.Limit))
 	}
@@ -137,6 +141,9 @@ type ReleaseOptions struct {
 	// LearnHam teaches the spam engine (Rspamd's controller) the message
 	// as ham once it is delivered.
 	LearnHam bool
+	// Rcpts releases to these of the message's recipients only; empty =
+	// to all. Each recipient is released once (Force aside).
+	Rcpts []string
 }
 
 // QuarantineRelease delivers a quarantined message to its recipients.
@@ -149,6 +156,9 @@ func (c *Client) QuarantineRelease(ctx context.Context, id string, o ReleaseOpti
 	}
 	if o.LearnHam {
 		q.Set("learn", "ham")
+	}
+	for _, r := range o.Rcpts {
+		q.Add("rcpt", r)
 	}
 	var res ReleaseResult
 	err := c.call(ctx, http.MethodPost, "/api/v1/quarantine/"+url.PathEscape(id)+"/release", q, nil, &res)
@@ -203,6 +213,7 @@ func (c *Client) Log(ctx context.Context, q LogQuery) ([]msglog.Record, error) {
 	set(v, "action", q.Action)
 	set(v, "since", q.Since)
 	set(v, "until", q.Until)
+	set(v, "day", q.Day)
 	if q.Limit != 0 {
 		v.Set("limit", strconv.Itoa(q.Limit))
 	}

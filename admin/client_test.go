@@ -83,7 +83,7 @@ func TestClient(t *testing.T) {
 		t.Fatalf("ListRemove: %v", err)
 	}
 
-	recs, err := c.Log(ctx, LogQuery{Sender: "evil", Action: "reject", Since: "24h", Limit: 5})
+	recs, err := c.Log(ctx, LogQuery{Sender: ".evil.example", Action: "reject", Since: "24h", Limit: 5})
 	if err != nil || len(recs) != 1 || recs[0].ID != "L2" {
 		t.Fatalf("Log = %+v, %v", recs, err)
 	}

@@ -38,6 +38,7 @@ type fixture struct {
 	be       *store.Backend
 	now      time.Time
 	released []string
+	sentTo   [][]string // the recipients of each release
 }
 
 func newFixture(t *testing.T, mod func(*Options)) *fixture {
@@ -62,6 +63,7 @@ func newFixture(t *testing.T, mod func(*Options)) *fixture {
 				return "", errors.New("raw message not passed on")
 			}
 			f.released = append(f.released, it.ID)
+			f.sentTo = append(f.sentTo, it.Recipients)
 			return "250 2.0.0 Ok: queued as X1", nil
 		},
 		Gatherer: reg,
@@ -314,7 +316,14 @@ func TestBadInput(t *testing.T) {
 		code               int
 		want               string
 	}{
-		{"GET", "/api/v1/quarantine?since=yesterday", "", 400, "since: want a duration like 24h"},
+		{"GET", "/api/v1/quarantine?since=later", "", 400, "since: want a duration like 90m, 24h or 7d"},
+		{"GET", "/api/v1/quarantine?since=1x", "", 400, "a date like 2026-12-02"},
+		{"GET", "/api/v1/quarantine?day=tomorrow", "", 400, "day: want today, yesterday or a date"},
+		{"GET", "/api/v1/quarantine?day=today&since=1h", "", 400, "day: a whole day, so neither since nor until"},
+		{"GET", "/api/v1/log?day=2026-13-01", "", 400, "day: want today"},
+		{"GET", "/api/v1/quarantine?rcpt=bob", "", 400, "rcpt: address filter \"bob\" is neither an address nor a domain"},
+		{"GET", "/api/v1/log?sender=example.org", "", 400, "sender: address filter \"example.org\" is a bare domain: write @example.org"},
+		{"POST", "/api/v1/quarantine/Q1/release?rcpt=eve@example.org", "", 400, `rcpt: "eve@example.org": not a recipient of the quarantined message (recipients: alice@example.org)`},
 		{"GET", "/api/v1/quarantine?since=-5h", "", 400, "since: the duration must be positive"},
 		{"GET", "/api/v1/quarantine?until=2026-13-01", "", 400, "until:"},
 		{"GET", "/api/v1/quarantine?limit=x", "", 400, "limit: want a whole number"},
@@ -680,13 +689,24 @@ func TestLog(t *testing.T) {
 	tests := []struct{ query, want string }{
 		{"", "Q1,L2,L1"},
 		{"?id=L1", "L1"},
-		{"?sender=ONE.example", "L1"},
-		{"?rcpt=bob", "L2"},
+		{"?id=q1", "Q1"},
+		{"?sender=A@ONE.example", "L1"},
+		{"?sender=@one.example", "L1"},
+		{"?sender=.example", "Q1,L2,L1"},
+		{"?sender=@example", ""},
+		{"?rcpt=bob@example.org", "L2"},
+		{"?rcpt=@example.org", "Q1,L2,L1"},
+		{"?rcpt=.org", "Q1,L2,L1"},
+		{"?rcpt=@org", ""},
+		{"?since=1d", "Q1,L2,L1"},
+		{"?since=" + f.now.Add(24*time.Hour).Format(time.DateOnly), ""},
+		{"?day=" + f.now.Add(24*time.Hour).Format(time.DateOnly), ""},
+		{"?day=" + f.now.Add(-48*time.Hour).Format(time.DateOnly), ""},
 		{"?action=quarantine", "Q1"},
 		{"?since=150m", "Q1,L2"},
 		{"?until=" + f.now.Add(-90*time.Minute).Format(time.RFC3339), "L2,L1"},
 		{"?limit=2", "Q1,L2"},
-		{"?action=deliver&rcpt=bob", ""},
+		{"?action=deliver&rcpt=bob@example.org", ""},
 	}
 	for _, tt := range tests {
 		a := f.req("GET", "/api/v1/log"+tt.query, "")

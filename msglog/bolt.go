@@ -87,9 +87,12 @@ func (b *boltStore) Search(ctx context.Context, q Query) ([]Record, error) {
 		return nil, nil // nothing is stored before 1970
 	}
 	limit := q.EffectiveLimit()
-	m := NewMatcher(q)
+	m, err := newMatcher(q)
+	if err != nil {
+		return nil, fmt.Errorf("search message log: %w", err)
+	}
 	var out []Record
-	err := b.db.View(func(tx *bbolt.Tx) error {
+	err = b.db.View(func(tx *bbolt.Tx) error {
 		records := tx.Bucket([]byte(bucketRecords))
 		var prefix []byte
 		bucket := records
@@ -107,7 +110,7 @@ func (b *boltStore) Search(ctx context.Context, q Query) ([]Record, error) {
 			if err := json.Unmarshal(v, &r); err != nil {
 				return false, fmt.Errorf("decode record %x: %w", tk, err)
 			}
-			if m.Match(r) {
+			if m.match(r) {
 				out = append(out, r)
 			}
 			return len(out) < limit, nil

@@ -6,9 +6,9 @@ import (
 	"context"
 	"encoding/json"
 	"math"
-	"strings"
 	"time"
 
+	"github.com/mxgate/mxgate/addrmatch"
 	"github.com/mxgate/mxgate/kv"
 )
 
@@ -41,6 +41,24 @@ type Record struct {
 	// Duration is kept in JSON as seconds (duration_s); records written
 	// before that carry nanoseconds (duration_ns), which are still read.
 	Duration time.Duration `json:"-"`
+	// By is who did an operator's action (ActionRelease, ActionDelete),
+	// as the admin API names the actor; "" for an SMTP transaction.
+	By string `json:"by,omitempty"`
+}
+
+// The actions of an operator on a quarantined message, recorded next to
+// the SMTP transactions (deliver, quarantine, reject, tempfail, refused)
+// under the message's id; they are not messages, and the daily report
+// skips them.
+const (
+	ActionRelease = "release"
+	ActionDelete  = "delete"
+)
+
+// IsOperatorAction reports whether action is one of an operator's, not
+// an SMTP transaction's.
+func IsOperatorAction(action string) bool {
+	return action == ActionRelease || action == ActionDelete
 }
 
 // Refusal is one recipient refused at RCPT.
@@ -114,8 +132,10 @@ func (r *Record) UnmarshalJSON(b []byte) error {
 }
 
 // Query selects records for Search. Empty fields do not filter. ID and
-// Action match exactly; Sender and Rcpt are case-insensitive substrings
-// (Rcpt of any recipient, accepted or refused). The time range is half-open: Since <= Time < Until.
+// Action match exactly; Sender and Rcpt are address filters in addrmatch's
+// forms (an address, @domain or .domain; Rcpt matches when any recipient,
+// accepted or refused, does). The time range is half-open: Since <= Time
+// < Until. Search refuses a filter addrmatch.Parse does.
 type Query struct {
 	ID, Sender, Rcpt, Action string
 	Since, Until             time.Time
@@ -156,20 +176,23 @@ func (q Query) EffectiveLimit() int {
 	return q.Limit
 }
 
-// Matcher is a Query with its needles folded once, not per record; every
-// backend filters with it, so they agree to the letter.
-type Matcher struct {
-	q            Query
-	sender, rcpt string
+// matcher is a Query with its address filters parsed once, not per
+// record; every backend filters with it, so they agree to the letter.
+type matcher struct {
+	q   Query
+	env addrmatch.Envelope
 }
 
-// NewMatcher prepares q for matching many records.
-func NewMatcher(q Query) Matcher {
-	return Matcher{q: q, sender: strings.ToLower(q.Sender), rcpt: strings.ToLower(q.Rcpt)}
+func newMatcher(q Query) (matcher, error) {
+	env, err := addrmatch.ParseEnvelope(q.Sender, q.Rcpt)
+	if err != nil {
+		return matcher{}, err
+	}
+	return matcher{q: q, env: env}, nil
 }
 
-// Match reports whether r passes the query (the limit aside).
-func (m Matcher) Match(r Record) bool {
+// match reports whether r passes the query (the limit aside).
+func (m matcher) match(r Record) bool {
 	q := m.q
 	if q.ID != "" && r.ID != q.ID {
 		return false
@@ -177,20 +200,8 @@ func (m Matcher) Match(r Record) bool {
 	if q.Action != "" && r.Action != q.Action {
 		return false
 	}
-	if m.sender != "" && !strings.Contains(strings.ToLower(r.Sender), m.sender) {
+	if !m.env.Match(r.Sender, r.AllRecipients()) {
 		return false
-	}
-	if m.rcpt != "" {
-		found := false
-		for _, rc := range r.AllRecipients() {
-			if strings.Contains(strings.ToLower(rc), m.rcpt) {
-				found = true
-				break
-			}
-		}
-		if !found {
-			return false
-		}
 	}
 	return kv.InRange(r.Time, q.Since, q.Until)
 }

@@ -100,19 +100,22 @@ func (l *redisStore) Search(ctx context.Context, q Query) ([]Record, error) {
 		return nil, fmt.Errorf("search message log: %w", err)
 	}
 	limit := q.EffectiveLimit()
-	m := NewMatcher(q)
+	m, err := newMatcher(q)
+	if err != nil {
+		return nil, fmt.Errorf("search message log: %w", err)
+	}
 	key, prefix := logRecords, []byte(nil)
 	if q.ID != "" {
 		key, prefix = logByID, kv.LenPrefix(q.ID)
 	}
 	var out []Record
-	err := kv.LexRange(ctx, l.c, key, prefix, q.Since, q.Until, true, logPage, func(tks []string) (bool, error) {
+	err = kv.LexRange(ctx, l.c, key, prefix, q.Since, q.Until, true, logPage, func(tks []string) (bool, error) {
 		rs, err := l.records(ctx, tks)
 		if err != nil {
 			return false, err
 		}
 		for _, r := range rs {
-			if m.Match(r) {
+			if m.match(r) {
 				if out = append(out, r); len(out) == limit {
 					return false, nil
 				}

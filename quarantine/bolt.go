@@ -178,10 +178,14 @@ func (b *boltStore) List(ctx context.Context, f Filter) ([]Item, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, fmt.Errorf("list quarantine: %w", err)
 	}
+	m, err := f.matcher()
+	if err != nil {
+		return nil, fmt.Errorf("list quarantine: %w", err)
+	}
 	limit := f.EffectiveLimit()
 	var out []Item
-	err := b.db.View(func(tx *bbolt.Tx) error {
-		idx, prefix := f.walk()
+	err = b.db.View(func(tx *bbolt.Tx) error {
+		idx, prefix := m.walk()
 		c := indexBucket(tx, idx).Cursor()
 		return kv.WalkBack(ctx, c, prefix, f.Since, f.Until, func(tk, _ []byte) (bool, error) {
 			it, err := getItem(tx, tk[8:])
@@ -191,7 +195,7 @@ func (b *boltStore) List(ctx context.Context, f Filter) ([]Item, error) {
 			if err != nil {
 				return false, fmt.Errorf("item %q: %w", tk[8:], err)
 			}
-			if f.Match(it) {
+			if m.match(it) {
 				out = append(out, it)
 			}
 			return len(out) < limit, nil

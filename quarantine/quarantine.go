@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/mxgate/mxgate/addrmatch"
 	"github.com/mxgate/mxgate/kv"
 )
 
@@ -52,11 +53,19 @@ type Item struct {
 	// Releases are the completed releases, oldest first, at most
 	// MaxReleaseHistory (the latest ones).
 	Releases []Release `json:"releases,omitempty"`
+	// ReleasedRcpts are the recipients a completed release delivered to,
+	// as Recipients spells them: unlike Releases it is never cut short,
+	// so a recipient released once stays released. Empty on an item
+	// released before recipients were tracked: then WasReleased means
+	// every recipient.
+	ReleasedRcpts []string `json:"released_rcpts,omitempty"`
 }
 
-// Filter selects items for List. Empty fields do not filter. Rcpt, Sender
-// and Verdict compare case-insensitively and exactly (Rcpt matches any of
-// the item's recipients). The time range is half-open: Since <= Time < Until.
+// Filter selects items for List. Empty fields do not filter. Rcpt and
+// Sender are address filters in addrmatch's forms (an address, @domain or
+// .domain; Rcpt matches when any of the item's recipients does); Verdict
+// compares case-insensitively. The time range is half-open: Since <= Time
+// < Until. List refuses a filter addrmatch.Parse does.
 type Filter struct {
 	Rcpt, Sender, Verdict string
 	Since, Until          time.Time
@@ -120,19 +129,30 @@ func (f Filter) EffectiveLimit() int {
 // that an index lookup and a scan always agree.
 func fold(s string) string { return strings.ToLower(s) }
 
-// Match reports whether it passes the filter (the limit aside): every
-// backend filters with this, so they agree to the letter.
-func (f Filter) Match(it Item) bool {
-	if f.Rcpt != "" && !slices.ContainsFunc(it.Recipients, func(r string) bool { return fold(r) == fold(f.Rcpt) }) {
+// matcher is a Filter with its address filters parsed once, not per item;
+// every backend filters with it, so they agree to the letter.
+type matcher struct {
+	f   Filter
+	env addrmatch.Envelope
+}
+
+func (f Filter) matcher() (matcher, error) {
+	env, err := addrmatch.ParseEnvelope(f.Sender, f.Rcpt)
+	if err != nil {
+		return matcher{}, err
+	}
+	return matcher{f: f, env: env}, nil
+}
+
+// match reports whether it passes the filter (the limit aside).
+func (m matcher) match(it Item) bool {
+	if !m.env.Match(it.Sender, it.Recipients) {
 		return false
 	}
-	if f.Sender != "" && fold(it.Sender) != fold(f.Sender) {
+	if m.f.Verdict != "" && fold(it.Verdict) != fold(m.f.Verdict) {
 		return false
 	}
-	if f.Verdict != "" && fold(it.Verdict) != fold(f.Verdict) {
-		return false
-	}
-	return kv.InRange(it.Time, f.Since, f.Until)
+	return kv.InRange(it.Time, m.f.Since, m.f.Until)
 }
 
 // index names one of the quarantine's indexes; each backend maps it onto
@@ -188,18 +208,20 @@ func indexEntries(it Item) []indexEntry {
 	return e
 }
 
-// walk is the index List walks for f, the most selective one it names
-// (recipient, then sender, then verdict, else time), and the key prefix
-// of f's value in it. Both backends walk it from f.Until down to f.Since
-// and apply the whole filter (Match) to each item they find there.
-func (f Filter) walk() (index, []byte) {
-	switch {
-	case f.Rcpt != "":
-		return byRcpt, kv.LenPrefix(fold(f.Rcpt))
-	case f.Sender != "":
-		return bySender, kv.LenPrefix(fold(f.Sender))
-	case f.Verdict != "":
-		return byVerdict, kv.LenPrefix(fold(f.Verdict))
+// walk is the index List walks for m, the most selective one it names
+// (an exact recipient, then an exact sender, then verdict, else time; a
+// domain filter has no index), and the key prefix of m's value in it.
+// Both backends walk it from Until down to Since and apply the whole
+// filter (match) to each item they find there.
+func (m matcher) walk() (index, []byte) {
+	if a, ok := m.env.Rcpt.Address(); ok {
+		return byRcpt, kv.LenPrefix(fold(a))
+	}
+	if a, ok := m.env.Sender.Address(); ok {
+		return bySender, kv.LenPrefix(fold(a))
+	}
+	if m.f.Verdict != "" {
+		return byVerdict, kv.LenPrefix(fold(m.f.Verdict))
 	}
 	return byTime, nil
 }

@@ -238,10 +238,14 @@ func (q *redisStore) List(ctx context.Context, f Filter) ([]Item, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, fmt.Errorf("list quarantine: %w", err)
 	}
+	m, err := f.matcher()
+	if err != nil {
+		return nil, fmt.Errorf("list quarantine: %w", err)
+	}
 	limit := f.EffectiveLimit()
-	idx, prefix := f.walk()
+	idx, prefix := m.walk()
 	var out []Item
-	err := kv.LexRange(ctx, q.c, qIndexKeys[idx], prefix, f.Since, f.Until, true, qPage, func(tks []string) (bool, error) {
+	err = kv.LexRange(ctx, q.c, qIndexKeys[idx], prefix, f.Since, f.Until, true, qPage, func(tks []string) (bool, error) {
 		keys := make([]string, len(tks))
 		for i, tk := range tks {
 			keys[i] = qMeta + tk[8:]
@@ -259,7 +263,7 @@ func (q *redisStore) List(ctx context.Context, f Filter) ([]Item, error) {
 			if err != nil {
 				return false, fmt.Errorf("item %q: %w", tks[i][8:], err)
 			}
-			if f.Match(it) {
+			if m.match(it) {
 				if out = append(out, it); len(out) == limit {
 					return false, nil
 				}

@@ -7,12 +7,21 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"time"
 )
 
 // ErrReleaseConflict is returned (wrapped) by ClaimRelease when the item is
-// being released or was released before and the claim is not forced.
+// being released, or one of the recipients the claim names was released
+// to before, and the claim is not forced; also, forced or not, when the
+// open claim delivers to a recipient the new one does not (overriding it
+// would lose that recipient's unfinished release).
 var ErrReleaseConflict = errors.New("quarantine item is being released or was released already")
+
+// ErrNotRecipient is returned (wrapped) by ClaimRelease and CheckRcpts
+// when a release names an address that is not one of the item's
+// recipients.
+var ErrNotRecipient = errors.New("not a recipient of the quarantined message")
 
 // ErrDuplicate is what a *DuplicateError is (errors.Is).
 var ErrDuplicate = errors.New("the same message is quarantined already")
@@ -50,6 +59,9 @@ type Release struct {
 	// Done is when the downstream accepted the message; zero while the
 	// claim is open.
 	Done time.Time `json:"done,omitzero"`
+	// Rcpts are the recipients this release delivers to, as the item
+	// spells them (see CheckRcpts); empty = all of the item's recipients.
+	Rcpts []string `json:"rcpts,omitempty"`
 }
 
 const (
@@ -84,20 +96,114 @@ func (it Item) LastRelease() (Release, bool) {
 	return it.Releases[len(it.Releases)-1], true
 }
 
+// CheckRcpts turns the recipients a release asks for into the item's own
+// spelling (compared case-insensitively), without repeats. Asking for
+// every recipient, or for none, is a release to all: nil. An address that
+// is not a recipient is ErrNotRecipient.
+func (it Item) CheckRcpts(rcpts []string) ([]string, error) {
+	var out []string
+	for _, want := range rcpts {
+		i := slices.IndexFunc(it.Recipients, func(r string) bool { return fold(r) == fold(want) })
+		if i < 0 {
+			return nil, fmt.Errorf("%q: %w (recipients: %s)", want, ErrNotRecipient, strings.Join(it.Recipients, ", "))
+		}
+		if !slices.ContainsFunc(out, func(r string) bool { return fold(r) == fold(want) }) {
+			out = append(out, it.Recipients[i])
+		}
+	}
+	if len(out) == len(foldSet(it.Recipients)) {
+		return nil, nil
+	}
+	return out, nil
+}
+
+// foldSet is rs folded, without repeats.
+func foldSet(rs []string) []string {
+	var out []string
+	for _, r := range rs {
+		if r = fold(r); !slices.Contains(out, r) {
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
+// Targets are the recipients r delivers to: its Rcpts, or all.
+func (it Item) Targets(r Release) []string {
+	if len(r.Rcpts) > 0 {
+		return r.Rcpts
+	}
+	return it.Recipients
+}
+
+// IsReleasedTo reports whether a completed release delivered the item to
+// rcpt.
+func (it Item) IsReleasedTo(rcpt string) bool {
+	if len(it.ReleasedRcpts) == 0 {
+		return it.WasReleased()
+	}
+	return slices.ContainsFunc(it.ReleasedRcpts, func(r string) bool { return fold(r) == fold(rcpt) })
+}
+
+// Unreleased are the recipients no completed release delivered to yet.
+func (it Item) Unreleased() []string {
+	var out []string
+	for _, r := range it.Recipients {
+		if !it.IsReleasedTo(r) {
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
+// LastReleaseTo is the latest completed release in the history that
+// delivered to any of rcpts.
+func (it Item) LastReleaseTo(rcpts []string) (Release, bool) {
+	for i := len(it.Releases) - 1; i >= 0; i-- {
+		r := it.Releases[i]
+		for _, t := range it.Targets(r) {
+			if slices.ContainsFunc(rcpts, func(x string) bool { return fold(x) == fold(t) }) {
+				return r, true
+			}
+		}
+	}
+	return Release{}, false
+}
+
 // ApplyClaim is ClaimRelease's decision, the one every backend makes, on
 // the item as stored.
 func ApplyClaim(it *Item, r Release) error {
 	if err := r.validate(false); err != nil {
 		return err
 	}
-	busy := it.Claim != nil || it.WasReleased()
+	rcpts, err := it.CheckRcpts(r.Rcpts)
+	if err != nil {
+		return err
+	}
+	r.Rcpts = rcpts
+	targets := it.Targets(r)
+	busy := it.Claim != nil || slices.ContainsFunc(targets, it.IsReleasedTo)
 	if busy && !r.Forced {
+		return ErrReleaseConflict
+	}
+	if it.Claim != nil && !covers(targets, it.Targets(*it.Claim)) {
 		return ErrReleaseConflict
 	}
 	r.Forced = busy
 	r.Done = time.Time{}
 	it.Claim = &r
 	return nil
+}
+
+// covers reports whether every address of sub is in set (folded).
+func covers(set, sub []string) bool {
+	have := foldSet(set)
+	for _, s := range sub {
+		if !slices.Contains(have, fold(s)) {
+			return false
+		}
+	}
+	return true
 }
 
 // ApplyFinish is FinishRelease's change to the item as stored; it reports
@@ -113,6 +219,10 @@ func ApplyFinish(it *Item, r Release, delivered bool) (bool, error) {
 		}
 		return own, nil
 	}
+	if it.WasReleased() && len(it.ReleasedRcpts) == 0 {
+		// Released to all before recipients were tracked.
+		it.ReleasedRcpts = slices.Clone(it.Recipients)
+	}
 	if own {
 		done := r.Done
 		r = *it.Claim // as stored: its Forced says what it overrode
@@ -124,6 +234,11 @@ func ApplyFinish(it *Item, r Release, delivered bool) (bool, error) {
 		it.Releases = slices.Clone(it.Releases[n-MaxReleaseHistory:])
 	}
 	it.Released = r.Done
+	for _, t := range it.Targets(r) {
+		if !slices.ContainsFunc(it.ReleasedRcpts, func(x string) bool { return fold(x) == fold(t) }) {
+			it.ReleasedRcpts = append(it.ReleasedRcpts, t)
+		}
+	}
 	return true, nil
 }
 

@@ -85,6 +85,9 @@ func Build(ctx context.Context, log msglog.Store, day time.Time, node string) (R
 	}
 	senders, rcpts, viruses := map[string]int{}, map[string]int{}, map[string]int{}
 	err := log.Range(ctx, from, from.AddDate(0, 0, 1), func(rec msglog.Record) error {
+		if msglog.IsOperatorAction(rec.Action) {
+			return nil // not a message: an operator's release or delete
+		}
 		r.Total++
 		r.ByAction[rec.Action]++
 		r.ByVerdict[orDefault(rec.Verdict, noVerdict)]++

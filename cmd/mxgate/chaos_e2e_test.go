@@ -628,7 +628,7 @@ func (l *aaLab) collectChaos(msgs []*chaosMsg) chaosFound {
 	// The message log, newest first, a page at a time.
 	until := ""
 	for {
-		args := []string{"log", "--sender", l.run + "-", "--limit", "10000", "--json"}
+		args := []string{"log", "--sender", "@sender.test", "--limit", "10000", "--json"}
 		if until != "" {
 			args = append(args, "--until", until)
 		}
@@ -642,7 +642,7 @@ func (l *aaLab) collectChaos(msgs []*chaosMsg) chaosFound {
 			l.t.Fatalf("log --json: %v\n%s", err, out)
 		}
 		for _, r := range recs {
-			if r.Action == "deliver" || r.Action == "quarantine" {
+			if (r.Action == "deliver" || r.Action == "quarantine") && strings.HasPrefix(r.Sender, "m-"+l.run+"-") {
 				id := strings.TrimSuffix(strings.TrimPrefix(r.Sender, "m-"), "@sender.test")
 				f.logged[id] = true
 			}

@@ -267,7 +267,7 @@ func TestLogCommand(t *testing.T) {
 	if err := json.Unmarshal([]byte(mustRun(t, url, "log", "--action", "deliver", "--since", "24h", "--json")), &recs); err != nil || len(recs) != 1 || recs[0].ID != "L1" {
 		t.Errorf("log --json: %+v %v", recs, err)
 	}
-	if err := json.Unmarshal([]byte(mustRun(t, url, "log", "--sender", "TWO", "--json")), &recs); err != nil || len(recs) != 1 || recs[0].ID != "L2" {
+	if err := json.Unmarshal([]byte(mustRun(t, url, "log", "--sender", "@TWO.example", "--json")), &recs); err != nil || len(recs) != 1 || recs[0].ID != "L2" {
 		t.Errorf("log --sender: %+v %v", recs, err)
 	}
 	if err := json.Unmarshal([]byte(mustRun(t, url, "log", "--id", "L1", "--limit", "5", "--json")), &recs); err != nil || len(recs) != 1 {
@@ -313,8 +313,13 @@ func TestCommandErrors(t *testing.T) {
 		{[]string{"lists", "add", "block"}, "mxgate lists add takes 2 argument(s), got 1; usage: mxgate lists add block|allow VALUE"},
 		{[]string{"lists", "remove", "block", "a", "b"}, "takes 2 argument(s), got 3"},
 		{[]string{"quarantine", "show"}, "mxgate quarantine show takes 1 argument(s), got 0; usage: mxgate quarantine show ID"},
-		{[]string{"quarantine", "release", "a", "b"}, "takes 1 argument(s), got 2"},
-		{[]string{"quarantine", "delete"}, "takes 1 argument(s), got 0"},
+		{[]string{"quarantine", "release", "a", "b", "--admin", down}, "stopped at a (0 of 2 done, 0 failed): cannot reach the admin API"},
+		{[]string{"quarantine", "delete"}, "mxgate quarantine delete takes one or more ids (- reads them from standard input); usage: mxgate quarantine delete ID..."},
+		{[]string{"quarantine", "learn-spam"}, "takes one or more ids"},
+		{[]string{"quarantine", "delete", "-", "-"}, "- (the ids on standard input) given twice"},
+		{[]string{"quarantine", "delete", "-"}, "no ids on standard input"},
+		{[]string{"quarantine", "list", "--day", "today", "--since", "1h"}, "if any flags in the group [day since] are set none of the others can be"},
+		{[]string{"log", "--day", "today", "--until", "1h"}, "none of the others can be"},
 		{[]string{"quarantine", "list", "extra"}, "mxgate quarantine list takes no arguments"},
 		{[]string{"log", "extra"}, "takes no arguments"},
 		{[]string{"quarantine", "purge"}, `unknown command "purge" for mxgate quarantine`},
@@ -334,8 +339,8 @@ func TestCommandErrors(t *testing.T) {
 	}
 	// The server's validation message reaches the user.
 	url, _ := adminServer(t)
-	_, _, err = run(t, "quarantine", "list", "--since", "yesterday", "--admin", url, "--token", cliToken)
-	if err == nil || !strings.Contains(err.Error(), "since: want a duration like 24h") || !strings.Contains(err.Error(), "HTTP 400") {
+	_, _, err = run(t, "quarantine", "list", "--since", "later", "--admin", url, "--token", cliToken)
+	if err == nil || !strings.Contains(err.Error(), "since: want a duration like 90m, 24h or 7d") || !strings.Contains(err.Error(), "HTTP 400") {
 		t.Errorf("bad --since: %v", err)
 	}
 	_, _, err = run(t, "lists", "add", "block", "example.com", "--admin", url, "--token", cliToken)

@@ -11,17 +11,24 @@ import (
 func newLogCmd() *cobra.Command {
 	var q admin.LogQuery
 	cmd := &cobra.Command{
-		Use:   "log [--id ID] [--sender A] [--rcpt A] [--action A] [--since DUR] [--until T] [--limit N] [--json]",
+		Use:   "log [--id ID] [--sender A] [--rcpt A] [--action A] [--since WHEN] [--until WHEN] [--day DAY] [--limit N] [--json]",
 		Short: "Track messages across the cluster (the message log)",
 		Long: `Search the cluster-wide message log, newest first, as a table (TIME ID FROM
-TO ACTION VERDICT SCORE NODE) or with --json as one JSON array of records.
+TO ACTION VERDICT SCORE NODE BY) or with --json as one JSON array of records.
 
---sender and --rcpt match a part of the address, ignoring case; --id and
---action (deliver, quarantine, reject, tempfail) match exactly. --since and
---until take a duration before now (24h) or an RFC 3339 time.`,
+The log holds every SMTP transaction (actions deliver, quarantine, reject,
+tempfail, refused) and what operators did to quarantined messages
+(release, delete), under the message's queue id, with who did it (BY).
+
+` + filterHelp + ` The recipients refused at RCPT count too. --id (in any
+case) and --action match exactly.
+
+` + timeHelp,
 		Example: `  mxgate log --since 1h
-  mxgate log --rcpt alice@example.org --action reject --json
-  mxgate log --id 1a2b3c4d`,
+  mxgate log --rcpt alice@example.org --action reject --day today
+  mxgate log --sender .spam.example --since 7d --json
+  mxgate log --id ` + exampleID + `  # its whole story: received, quarantined, released
+  mxgate log --action release --since 2026-12-01`,
 		Args: noArgs,
 	}
 	asJSON := jsonFlag(cmd, "one JSON array")
@@ -34,20 +41,23 @@ TO ACTION VERDICT SCORE NODE) or with --json as one JSON array of records.
 		if *asJSON {
 			return writeJSON(out, recs)
 		}
-		t := newTable(out, "TIME", "ID", "FROM", "TO", "ACTION", "VERDICT", "SCORE", "NODE")
+		if len(recs) == 0 {
+			_, err := fmt.Fprintln(out, "no log records match")
+			return err
+		}
+		t := newTable(out, "TIME", "ID", "FROM", "TO", "ACTION", "VERDICT", "SCORE", "NODE", "BY")
 		for _, r := range recs {
-			t.row(when(r.Time), clean(r.ID), sender(r.Sender), rcpts(r.AllRecipients()), clean(r.Action), clean(r.Verdict), fmt.Sprintf("%.2f", r.Score), clean(r.Node))
+			t.row(when(r.Time), clean(r.ID), sender(r.Sender), rcpts(r.AllRecipients()), clean(r.Action), clean(r.Verdict), fmt.Sprintf("%.2f", r.Score), clean(r.Node), clean(r.By))
 		}
 		return t.flush()
 	})
 	adminFlags(cmd)
 	f := cmd.Flags()
 	f.StringVar(&q.ID, "id", "", "only this message id")
-	f.StringVar(&q.Sender, "sender", "", "only senders containing A")
-	f.StringVar(&q.Rcpt, "rcpt", "", "only recipients containing A")
-	f.StringVar(&q.Action, "action", "", "only this action: deliver, quarantine, reject or tempfail")
-	f.StringVar(&q.Since, "since", "", "only messages since DUR ago or time T")
-	f.StringVar(&q.Until, "until", "", "only messages before DUR ago or time T")
+	f.StringVar(&q.Sender, "sender", "", "only messages from A: user@example.org, @example.org or .example.org")
+	f.StringVar(&q.Rcpt, "rcpt", "", "only messages to A: user@example.org, @example.org or .example.org")
+	f.StringVar(&q.Action, "action", "", "only this action: deliver, quarantine, reject, tempfail, refused, release or delete")
+	rangeFlags(cmd, &q.Since, &q.Until, &q.Day)
 	f.IntVar(&q.Limit, "limit", 0, "at most N records (default 1000, at most 10000)")
 	return cmd
 }

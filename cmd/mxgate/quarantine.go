@@ -6,11 +6,19 @@ import (
 	"fmt"
 	"io"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/spf13/cobra"
 
 	"github.com/mxgate/mxgate/admin"
 	"github.com/mxgate/mxgate/quarantine"
+)
+
+// exampleID and exampleID2 are queue ids in the form the gateway gives
+// them (upper-case hex; any case is accepted).
+const (
+	exampleID  = "1A2372C4E0B5F3A9"
+	exampleID2 = "1A2372C5117D20C4"
 )
 
 func newQuarantineCmd() *cobra.Command {
@@ -19,11 +27,16 @@ func newQuarantineCmd() *cobra.Command {
 		Short: "List, show, release and delete quarantined messages (cluster-wide)",
 		Long: `Query and act on the cluster-wide quarantine through the master's admin API.
 
-Management commands reach the admin API given by --admin (env MXGATE_ADMIN,
-default ` + defaultAdminURL + `) with the token --token (env MXGATE_TOKEN).`,
-		Example: `  mxgate quarantine list --rcpt alice@example.org --since 24h
-  mxgate quarantine show 1a2b3c4d
-  mxgate quarantine release 1a2b3c4d`,
+A message is named by its queue id, the one the gateway gave in its SMTP
+reply and in the message log (` + exampleID + `); the case does not matter.
+release, delete and learn-spam take several ids, and - reads ids from
+standard input, one per line (as postsuper -d - does).
+
+` + adminHelp,
+		Example: `  mxgate quarantine list --rcpt alice@example.org --since 1d
+  mxgate quarantine show ` + exampleID + `
+  mxgate quarantine release ` + exampleID + ` --rcpt alice@example.org
+  mxgate quarantine list --sender @spam.example --json | jq -r '.[].id' | mxgate quarantine delete -`,
 		RunE: groupRun,
 	}
 	adminFlags(cmd)
@@ -31,19 +44,46 @@ default ` + defaultAdminURL + `) with the token --token (env MXGATE_TOKEN).`,
 	return cmd
 }
 
+// filterHelp explains --rcpt and --sender, which match the same way in
+// quarantine list and log.
+const filterHelp = `--rcpt and --sender take an address (alice@example.org), @domain (every
+address in exactly that domain) or .domain (the domain and all its
+subdomains), ignoring case; --rcpt matches a message when any of its
+recipients does.`
+
+// timeHelp explains --since, --until and --day.
+const timeHelp = `--since and --until take a duration before now (90m, 24h, 7d, 1d12h), a
+date (2026-12-02, meaning 00:00 UTC), today, yesterday, or an RFC 3339
+time (2026-12-02T15:04:05Z). --day today|yesterday|YYYY-MM-DD is that
+whole UTC day.`
+
+// rangeFlags registers --since, --until and --day.
+func rangeFlags(cmd *cobra.Command, since, until, day *string) {
+	f := cmd.Flags()
+	f.StringVar(since, "since", "", "only since WHEN: 24h, 7d, 2026-12-02, today, or an RFC 3339 time")
+	f.StringVar(until, "until", "", "only before WHEN (as --since)")
+	f.StringVar(day, "day", "", "only that whole UTC day: today, yesterday or YYYY-MM-DD")
+	cmd.MarkFlagsMutuallyExclusive("day", "since")
+	cmd.MarkFlagsMutuallyExclusive("day", "until")
+}
+
 func newQuarantineListCmd() *cobra.Command {
 	var q admin.QuarantineQuery
 	cmd := &cobra.Command{
-		Use:   "list [--rcpt A] [--sender A] [--verdict V] [--since DUR] [--until T] [--limit N] [--json]",
+		Use:   "list [--rcpt A] [--sender A] [--verdict V] [--since WHEN] [--until WHEN] [--day DAY] [--limit N] [--json]",
 		Short: "List quarantined messages, newest first",
 		Long: `List quarantined messages, newest first, as a table (TIME ID FROM TO VERDICT
-SCORE) or with --json as one JSON array of items.
+SCORE SIZE RELEASED SUBJECT) or with --json as one JSON array of items.
+RELEASED is when the message was last released, with how many of its
+recipients have it when a release went to some of them only.
 
---since and --until take a duration before now (24h, 90m) or an RFC 3339
-time (2026-01-02T15:04:05Z). Recipient, sender and verdict match exactly,
-ignoring case.`,
-		Example: `  mxgate quarantine list --since 24h
-  mxgate quarantine list --rcpt alice@example.org --verdict virus --json`,
+` + filterHelp + ` --verdict matches exactly, ignoring case.
+
+` + timeHelp,
+		Example: `  mxgate quarantine list --since 1d
+  mxgate quarantine list --day yesterday --rcpt @example.org
+  mxgate quarantine list --sender .spam.example --since 2026-12-01 --json
+  mxgate quarantine list --rcpt alice@example.org --verdict virus`,
 		Args: noArgs,
 	}
 	asJSON := jsonFlag(cmd, "one JSON array")
@@ -56,20 +96,59 @@ ignoring case.`,
 		if *asJSON {
 			return writeJSON(out, items)
 		}
-		t := newTable(out, "TIME", "ID", "FROM", "TO", "VERDICT", "SCORE")
+		if len(items) == 0 {
+			_, err := fmt.Fprintln(out, "no quarantined messages match")
+			return err
+		}
+		t := newTable(out, "TIME", "ID", "FROM", "TO", "VERDICT", "SCORE", "SIZE", "RELEASED", "SUBJECT")
 		for _, it := range items {
-			t.row(when(it.Time), clean(it.ID), sender(it.Sender), rcpts(it.Recipients), clean(it.Verdict), fmt.Sprintf("%.2f", it.Score))
+			t.row(when(it.Time), clean(it.ID), sender(it.Sender), rcpts(it.Recipients), clean(it.Verdict), fmt.Sprintf("%.2f", it.Score),
+				size(it.Size), released(it), clean(shorten(it.Subject, 50)))
 		}
 		return t.flush()
 	})
 	f := cmd.Flags()
-	f.StringVar(&q.Rcpt, "rcpt", "", "only messages to this recipient")
-	f.StringVar(&q.Sender, "sender", "", "only messages from this sender")
+	f.StringVar(&q.Rcpt, "rcpt", "", "only messages to A: user@example.org, @example.org or .example.org")
+	f.StringVar(&q.Sender, "sender", "", "only messages from A: user@example.org, @example.org or .example.org")
 	f.StringVar(&q.Verdict, "verdict", "", "only this verdict: spam, virus, banned, unscannable, engine_failed or policy")
-	f.StringVar(&q.Since, "since", "", "only messages since DUR ago or time T")
-	f.StringVar(&q.Until, "until", "", "only messages before DUR ago or time T")
+	rangeFlags(cmd, &q.Since, &q.Until, &q.Day)
 	f.IntVar(&q.Limit, "limit", 0, "at most N messages (default 1000, at most 10000)")
 	return cmd
+}
+
+// released is the RELEASED cell: when, and to how many recipients if not
+// to all.
+func released(it quarantine.Item) string {
+	if !it.WasReleased() {
+		return "-"
+	}
+	if rest := len(it.Unreleased()); rest > 0 {
+		return fmt.Sprintf("%s (%d of %d)", when(it.Released), len(it.Recipients)-rest, len(it.Recipients))
+	}
+	return when(it.Released)
+}
+
+// size is a byte count as ls -h shows it.
+func size(n int64) string {
+	const unit = 1024
+	if n < unit {
+		return fmt.Sprintf("%d", n)
+	}
+	f, suffix := float64(n)/unit, "KMGT"
+	i := 0
+	for f >= unit && i < len(suffix)-1 {
+		f /= unit
+		i++
+	}
+	return fmt.Sprintf("%.1f%c", f, suffix[i])
+}
+
+// shorten cuts s to at most n runes, marking the cut.
+func shorten(s string, n int) string {
+	if utf8.RuneCountInString(s) <= n {
+		return s
+	}
+	return string([]rune(s)[:n-1]) + "…"
 }
 
 func newQuarantineShowCmd() *cobra.Command {
@@ -80,8 +159,8 @@ func newQuarantineShowCmd() *cobra.Command {
 		Long: `Show a quarantined message's metadata, then the header of the message.
 --raw prints the whole message exactly as received instead (to save or
 inspect it); --json prints the metadata as one JSON object.`,
-		Example: `  mxgate quarantine show 1a2b3c4d
-  mxgate quarantine show 1a2b3c4d --raw > message.eml`,
+		Example: `  mxgate quarantine show ` + exampleID + `
+  mxgate quarantine show ` + strings.ToLower(exampleID) + ` --raw > message.eml`,
 		Args: exactArgs(1),
 	}
 	asJSON := jsonFlag(cmd, "the metadata as one JSON object")
@@ -142,13 +221,24 @@ func printItem(w io.Writer, it quarantine.Item) error {
 		if r.Forced {
 			what = "Released (forced)"
 		}
-		row(what, when(r.Done)+" by "+clean(r.By))
+		to := ""
+		if len(r.Rcpts) > 0 {
+			to = " to " + cleanList(r.Rcpts)
+		}
+		row(what, when(r.Done)+to+" by "+clean(r.By))
 	}
 	if !it.Released.IsZero() && len(it.Releases) == 0 {
 		row("Released", when(it.Released))
 	}
+	if rest := it.Unreleased(); it.WasReleased() && len(rest) > 0 {
+		row("Not released to", cleanList(rest))
+	}
 	if c := it.Claim; c != nil {
-		row("Release", "claimed "+when(c.At)+" by "+clean(c.By)+", not finished")
+		to := ""
+		if len(c.Rcpts) > 0 {
+			to = " to " + cleanList(c.Rcpts)
+		}
+		row("Release", "claimed "+when(c.At)+to+" by "+clean(c.By)+", not finished")
 	}
 	row("Expires", when(it.Expires))
 	return t.flush()
@@ -174,48 +264,60 @@ func printHeader(w io.Writer, msg []byte) error {
 func newQuarantineReleaseCmd() *cobra.Command {
 	var o admin.ReleaseOptions
 	cmd := &cobra.Command{
-		Use:   "release ID [--force] [--learn-ham]",
-		Short: "Deliver a quarantined message to its recipients",
-		Long: `Deliver a quarantined message to its recipients through the downstream server,
-and mark it released.
+		Use:   "release ID... [--rcpt ADDR]... [--force] [--learn-ham]",
+		Short: "Deliver quarantined messages to their recipients",
+		Long: `Deliver quarantined messages to their recipients through the downstream
+server, and mark them released. - reads the ids from standard input, one
+per line. Each message is released in turn, one line each; when some
+fail, the others are still released and the command exits non-zero.
 
-A message is released once: a release that was done already, or that is
-under way (or was interrupted, when the node doing it stopped or the
-downstream's answer was lost), is refused with a message naming who
-released it and when. --force delivers it again all the same; the release
-is then recorded and logged as forced.
+--rcpt ADDR (repeatable) releases to those recipients only: the others
+can be released later. Each recipient is released once: a release that
+was done already, or that is under way (or was interrupted, when the node
+doing it stopped or the downstream's answer was lost), is refused with a
+message naming who released it and when. --force delivers again all the
+same; the release is then recorded and logged as forced.
 
 --learn-ham then teaches Rspamd (scanner.rspamd_controller) the message as
 ham; a lesson that fails is a warning: the message is delivered.`,
-		Example: `  mxgate quarantine release 1a2b3c4d
-  mxgate quarantine release 1a2b3c4d --learn-ham  # a false positive: tell Rspamd
-  mxgate quarantine release 1a2b3c4d --force   # a second copy, on purpose`,
-		Args: exactArgs(1),
+		Example: `  mxgate quarantine release ` + exampleID + `
+  mxgate quarantine release ` + exampleID + ` ` + exampleID2 + ` --learn-ham  # false positives: tell Rspamd
+  mxgate quarantine release ` + exampleID + ` --rcpt alice@example.org  # to her only
+  mxgate quarantine release ` + exampleID + ` --force   # a second copy, on purpose
+  mxgate quarantine list --rcpt alice@example.org --json | jq -r '.[].id' | mxgate quarantine release -`,
+		Args: minIDs,
 		RunE: withAdmin(func(cmd *cobra.Command, args []string, c *admin.Client) error {
-			res, err := c.QuarantineRelease(cmd.Context(), args[0], o)
-			if err != nil {
-				return err
-			}
 			out := cmd.OutOrStdout()
-			fmt.Fprintf(out, "released %s: %s\n", clean(res.ID), clean(res.Reply))
-			if o := res.Overridden; res.Forced && o != nil {
-				if o.Done.IsZero() {
-					fmt.Fprintf(out, "note: forced over the unfinished release claimed by %s at %s\n", clean(o.By), when(o.At))
-				} else {
-					fmt.Fprintf(out, "note: forced; a second copy (released before by %s at %s)\n", clean(o.By), when(o.Done))
+			return eachID(cmd, args, func(id string) error {
+				res, err := c.QuarantineRelease(cmd.Context(), id, o)
+				if err != nil {
+					return err
 				}
-			} else if !res.PreviousRelease.IsZero() {
-				fmt.Fprintf(out, "note: it had been released before, at %s\n", when(res.PreviousRelease))
-			}
-			if res.Learned != "" {
-				fmt.Fprintf(out, "learned as %s\n", clean(res.Learned))
-			}
-			if res.Warning != "" {
-				fmt.Fprintf(cmd.ErrOrStderr(), "warning: %s\n", clean(res.Warning))
-			}
-			return nil
+				to := ""
+				if len(res.Rcpts) > 0 {
+					to = " to " + cleanList(res.Rcpts)
+				}
+				fmt.Fprintf(out, "released %s%s: %s\n", clean(res.ID), to, clean(res.Reply))
+				if o := res.Overridden; res.Forced && o != nil {
+					if o.Done.IsZero() {
+						fmt.Fprintf(out, "note: forced over the unfinished release claimed by %s at %s\n", clean(o.By), when(o.At))
+					} else {
+						fmt.Fprintf(out, "note: forced; a second copy (released before by %s at %s)\n", clean(o.By), when(o.Done))
+					}
+				} else if !res.PreviousRelease.IsZero() {
+					fmt.Fprintf(out, "note: it had been released before, at %s\n", when(res.PreviousRelease))
+				}
+				if res.Learned != "" {
+					fmt.Fprintf(out, "learned as %s\n", clean(res.Learned))
+				}
+				if res.Warning != "" {
+					fmt.Fprintf(cmd.ErrOrStderr(), "warning: %s: %s\n", clean(res.ID), clean(res.Warning))
+				}
+				return nil
+			})
 		}),
 	}
+	cmd.Flags().StringArrayVar(&o.Rcpts, "rcpt", nil, "release to this recipient only (repeatable); the others stay held")
 	cmd.Flags().BoolVar(&o.Force, "force", false, "release again a message released (or being released) before: a second copy")
 	cmd.Flags().BoolVar(&o.LearnHam, "learn-ham", false, "after delivering it, teach Rspamd the message as ham")
 	return cmd
@@ -223,36 +325,45 @@ ham; a lesson that fails is a warning: the message is delivered.`,
 
 func newQuarantineLearnSpamCmd() *cobra.Command {
 	return &cobra.Command{
-		Use:   "learn-spam ID",
-		Short: "Teach Rspamd a quarantined message as spam",
-		Long: `Teach Rspamd (through scanner.rspamd_controller) a quarantined message as
-spam, without releasing or deleting it. A message Rspamd has learned
-already is reported as learned.`,
-		Example: `  mxgate quarantine learn-spam 1a2b3c4d`,
-		Args:    exactArgs(1),
+		Use:   "learn-spam ID...",
+		Short: "Teach Rspamd quarantined messages as spam",
+		Long: `Teach Rspamd (through scanner.rspamd_controller) quarantined messages as
+spam, without releasing or deleting them. A message Rspamd has learned
+already is reported as learned. - reads the ids from standard input.`,
+		Example: `  mxgate quarantine learn-spam ` + exampleID + `
+  mxgate quarantine list --verdict spam --day today --json | jq -r '.[].id' | mxgate quarantine learn-spam -`,
+		Args: minIDs,
 		RunE: withAdmin(func(cmd *cobra.Command, args []string, c *admin.Client) error {
-			res, err := c.QuarantineLearn(cmd.Context(), args[0], true)
-			if err != nil {
-				return err
-			}
-			fmt.Fprintf(cmd.OutOrStdout(), "learned %s as %s\n", clean(res.ID), clean(res.Learned))
-			return nil
+			return eachID(cmd, args, func(id string) error {
+				res, err := c.QuarantineLearn(cmd.Context(), id, true)
+				if err != nil {
+					return err
+				}
+				fmt.Fprintf(cmd.OutOrStdout(), "learned %s as %s\n", clean(res.ID), clean(res.Learned))
+				return nil
+			})
 		}),
 	}
 }
 
 func newQuarantineDeleteCmd() *cobra.Command {
 	return &cobra.Command{
-		Use:     "delete ID",
-		Short:   "Delete a quarantined message",
-		Example: `  mxgate quarantine delete 1a2b3c4d`,
-		Args:    exactArgs(1),
+		Use:   "delete ID...",
+		Short: "Delete quarantined messages",
+		Long: `Delete quarantined messages; - reads the ids from standard input, one per
+line (as postsuper -d - does). Each deletion is written to the message log
+(mxgate log --action delete) with who did it.`,
+		Example: `  mxgate quarantine delete ` + exampleID + ` ` + exampleID2 + `
+  mxgate quarantine list --sender @spam.example --json | jq -r '.[].id' | mxgate quarantine delete -`,
+		Args: minIDs,
 		RunE: withAdmin(func(cmd *cobra.Command, args []string, c *admin.Client) error {
-			if err := c.QuarantineDelete(cmd.Context(), args[0]); err != nil {
-				return err
-			}
-			fmt.Fprintf(cmd.OutOrStdout(), "deleted %s\n", clean(args[0]))
-			return nil
+			return eachID(cmd, args, func(id string) error {
+				if err := c.QuarantineDelete(cmd.Context(), id); err != nil {
+					return err
+				}
+				fmt.Fprintf(cmd.OutOrStdout(), "deleted %s\n", clean(id))
+				return nil
+			})
 		}),
 	}
 }

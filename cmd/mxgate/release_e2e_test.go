@@ -23,7 +23,14 @@ import (
 // the quarantined item.
 func quarantineGTUBE(t *testing.T, g *gateway) string {
 	t.Helper()
-	out, code := swaks(t, g.SMTP, "--from", "spammer@sender.test", "--to", "carol@example.org",
+	return quarantineGTUBETo(t, g, "carol@example.org")
+}
+
+// quarantineGTUBETo is quarantineGTUBE to rcpts (swaks' --to: comma
+// separated).
+func quarantineGTUBETo(t *testing.T, g *gateway, rcpts string) string {
+	t.Helper()
+	out, code := swaks(t, g.SMTP, "--from", "spammer@sender.test", "--to", rcpts,
 		"--header", "Subject: cheap stuff", "--body", "Buy now\n"+gtube+"\n")
 	if code != 0 || !strings.Contains(out, "<-  250 ") {
 		t.Fatalf("GTUBE message not accepted (exit %d):\n%s", code, out)

@@ -23,6 +23,15 @@ func rec(id string, minute int, sender string, rcpts []string, action string) ms
 	}
 }
 
+// released is the record of an operator's release, a little after the
+// transactions of its minute.
+func released(id string, minute int, sender string, rcpts []string) msglog.Record {
+	r := rec(id, minute, sender, rcpts, msglog.ActionRelease)
+	r.Time = r.Time.Add(time.Second)
+	r.By = "alice@admin.example, admin API from 127.0.0.1:4000 via n1"
+	return r
+}
+
 func recIDs(rs []msglog.Record) []string {
 	out := []string{}
 	for _, r := range rs {
@@ -72,6 +81,7 @@ func runLog(t *testing.T, open func(t *testing.T) Env) {
 			rec("m5", 5, "bob@example.org", []string{"BOB@EXAMPLE.ORG"}, "tempfail"),
 			// A retried message: same id, two transactions.
 			rec("m1", 6, "alice@a.example", []string{bob}, "deliver"),
+			released("m7", 5, "x@b.example", []string{"eve@sub.example.org"}),
 		} {
 			if err := l.Append(ctx, r); err != nil {
 				t.Fatalf("Append %s: %v", r.ID, err)
@@ -82,25 +92,32 @@ func runLog(t *testing.T, open func(t *testing.T) Env) {
 			q    msglog.Query
 			want []string
 		}{
-			{"all newest first", msglog.Query{}, []string{"m1", "m5", "m4", "m3", "m2", "m1"}},
+			{"all newest first", msglog.Query{}, []string{"m1", "m7", "m5", "m4", "m3", "m2", "m1"}},
 			{"id exact, every transaction", msglog.Query{ID: "m1"}, []string{"m1", "m1"}},
 			{"id is not a substring", msglog.Query{ID: "m"}, []string{}},
 			{"id unknown", msglog.Query{ID: "nope"}, []string{}},
-			{"sender substring any case", msglog.Query{Sender: "ALICE@"}, []string{"m1", "m2", "m1"}},
-			{"sender domain part", msglog.Query{Sender: "evil"}, []string{"m3"}},
-			{"rcpt substring", msglog.Query{Rcpt: "example.net"}, []string{"m4"}},
-			{"rcpt any case", msglog.Query{Rcpt: "Carol"}, []string{"m3", "m2"}},
+			{"sender address any case", msglog.Query{Sender: "ALICE@a.example"}, []string{"m1", "m2", "m1"}},
+			{"sender is not a substring", msglog.Query{Sender: "lice@a.example"}, []string{}},
+			{"sender @domain", msglog.Query{Sender: "@Evil.Example"}, []string{"m3"}},
+			{"sender @domain is exact", msglog.Query{Sender: "@example"}, []string{}},
+			{"sender .domain", msglog.Query{Sender: ".example"}, []string{"m1", "m7", "m3", "m2", "m1"}},
+			{"rcpt @domain", msglog.Query{Rcpt: "@example.net"}, []string{"m4"}},
+			{"rcpt address any case", msglog.Query{Rcpt: "Carol@Example.org"}, []string{"m3", "m2"}},
+			{"rcpt @domain not subdomains", msglog.Query{Rcpt: "@example.org"}, []string{"m1", "m5", "m3", "m2", "m1"}},
+			{"rcpt .domain with subdomains", msglog.Query{Rcpt: ".example.org"}, []string{"m1", "m7", "m5", "m3", "m2", "m1"}},
+			{"rcpt .domain is label-wise", msglog.Query{Rcpt: ".ample.org"}, []string{}},
 			{"action", msglog.Query{Action: "deliver"}, []string{"m1", "m4", "m1"}},
-			{"since inclusive", msglog.Query{Since: at(4)}, []string{"m1", "m5", "m4"}},
+			{"since inclusive", msglog.Query{Since: at(4)}, []string{"m1", "m7", "m5", "m4"}},
 			{"until exclusive", msglog.Query{Until: at(3)}, []string{"m2", "m1"}},
 			{"since and until", msglog.Query{Since: at(2), Until: at(5)}, []string{"m4", "m3", "m2"}},
-			{"limit", msglog.Query{Limit: 2}, []string{"m1", "m5"}},
+			{"limit", msglog.Query{Limit: 2}, []string{"m1", "m7"}},
 			{"id and until", msglog.Query{ID: "m1", Until: at(6)}, []string{"m1"}},
 			{"id and since", msglog.Query{ID: "m1", Since: at(2)}, []string{"m1"}},
-			{"sender and action", msglog.Query{Sender: "alice", Action: "quarantine"}, []string{"m2"}},
-			{"rcpt action limit", msglog.Query{Rcpt: "bob", Action: "deliver", Limit: 1}, []string{"m1"}},
-			{"rcpt and since", msglog.Query{Rcpt: "bob", Since: at(2), Until: at(6)}, []string{"m5", "m2"}},
-			{"no match", msglog.Query{Sender: "alice", Action: "reject"}, []string{}},
+			{"sender and action", msglog.Query{Sender: "alice@a.example", Action: "quarantine"}, []string{"m2"}},
+			{"rcpt action limit", msglog.Query{Rcpt: "bob@example.org", Action: "deliver", Limit: 1}, []string{"m1"}},
+			{"rcpt and since", msglog.Query{Rcpt: "bob@example.org", Since: at(2), Until: at(6)}, []string{"m5", "m2"}},
+			{"no match", msglog.Query{Sender: "alice@a.example", Action: "reject"}, []string{}},
+			{"operator action", msglog.Query{Action: msglog.ActionRelease}, []string{"m7"}},
 		}
 		for _, tc := range tests {
 			t.Run(tc.name, func(t *testing.T) {
@@ -109,6 +126,11 @@ func runLog(t *testing.T, open func(t *testing.T) Env) {
 					t.Errorf("Search(%+v) = %v, want %v", tc.q, got, tc.want)
 				}
 			})
+		}
+		for _, q := range []msglog.Query{{Rcpt: "bob"}, {Sender: "example.org"}, {Rcpt: "@"}} {
+			if got, err := l.Search(ctx, q); err == nil {
+				t.Errorf("Search(%+v) = %v, want an error", q, recIDs(got))
+			}
 		}
 		// The two m1 records are told apart by time, newest first.
 		if got := mustSearch(t, l, msglog.Query{ID: "m1"}); len(got) == 2 && !got[0].Time.After(got[1].Time) {
@@ -277,7 +299,7 @@ func runLog(t *testing.T, open func(t *testing.T) Env) {
 				t.Fatalf("Append %d: %v", i, err)
 			}
 		}
-		for _, q := range []msglog.Query{{}, {ID: "dup"}, {Sender: "a@x"}, {Action: "deliver"}} {
+		for _, q := range []msglog.Query{{}, {ID: "dup"}, {Sender: "A@x.example"}, {Action: "deliver"}} {
 			got := recIDs(mustSearch(t, l, q))
 			slices.Sort(got)
 			want := []string{"dup", "other"}

@@ -145,6 +145,7 @@ func runQuarantine(t *testing.T, open func(t *testing.T) Env) {
 			qItem("q5", 5, "alice@a.example", []string{"dave@example.net"}, "policy"),
 			qItem("q6", 6, "mallory@evil.example", []string{bob, bob}, "spam"),
 			qItem("q7", 7, "", []string{carol}, "spam"),
+			qItem("q8", 8, "x@sub.a.example", []string{"eve@Sub.Example.org"}, "virus"),
 		} {
 			mustPut(t, q, it, []byte("x"))
 		}
@@ -153,22 +154,31 @@ func runQuarantine(t *testing.T, open func(t *testing.T) Env) {
 			f    quarantine.Filter
 			want []string
 		}{
-			{"all newest first", quarantine.Filter{}, []string{"q7", "q6", "q5", "q4", "q3", "q2", "q1"}},
+			{"all newest first", quarantine.Filter{}, []string{"q8", "q7", "q6", "q5", "q4", "q3", "q2", "q1"}},
 			{"rcpt", quarantine.Filter{Rcpt: bob}, []string{"q6", "q4", "q2", "q1"}},
 			{"rcpt any case", quarantine.Filter{Rcpt: "Bob@EXAMPLE.org"}, []string{"q6", "q4", "q2", "q1"}},
 			{"rcpt second recipient", quarantine.Filter{Rcpt: carol}, []string{"q7", "q3", "q2"}},
-			{"rcpt is exact, not substring", quarantine.Filter{Rcpt: "bob"}, []string{}},
+			{"rcpt is exact, not substring", quarantine.Filter{Rcpt: "ob@example.org"}, []string{}},
+			{"rcpt @domain", quarantine.Filter{Rcpt: "@Example.ORG"}, []string{"q7", "q6", "q4", "q3", "q2", "q1"}},
+			{"rcpt @domain not its subdomains", quarantine.Filter{Rcpt: "@sub.example.org"}, []string{"q8"}},
+			{"rcpt .domain and subdomains", quarantine.Filter{Rcpt: ".example.org"}, []string{"q8", "q7", "q6", "q4", "q3", "q2", "q1"}},
+			{"rcpt @domain is not a suffix", quarantine.Filter{Rcpt: "@ample.org"}, []string{}},
+			{"rcpt .domain is label-wise", quarantine.Filter{Rcpt: ".ample.org"}, []string{}},
+			{"sender @domain", quarantine.Filter{Sender: "@evil.example"}, []string{"q6", "q4", "q2"}},
+			{"sender .domain", quarantine.Filter{Sender: ".example"}, []string{"q8", "q6", "q5", "q4", "q3", "q2", "q1"}},
+			{"sender domain and rcpt domain", quarantine.Filter{Sender: "@a.example", Rcpt: "@example.net"}, []string{"q5"}},
+			{"rcpt .domain and limit", quarantine.Filter{Rcpt: ".example.org", Limit: 2}, []string{"q8", "q7"}},
 			{"rcpt unknown", quarantine.Filter{Rcpt: "nobody@example.org"}, []string{}},
 			{"sender", quarantine.Filter{Sender: "alice@a.example"}, []string{"q5", "q3", "q1"}},
 			{"sender any case", quarantine.Filter{Sender: "EVE@evil.example"}, []string{"q4"}},
 			{"verdict", quarantine.Filter{Verdict: "spam"}, []string{"q7", "q6", "q3", "q1"}},
-			{"verdict any case", quarantine.Filter{Verdict: "VIRUS"}, []string{"q2"}},
-			{"since inclusive", quarantine.Filter{Since: at(3)}, []string{"q7", "q6", "q5", "q4", "q3"}},
+			{"verdict any case", quarantine.Filter{Verdict: "VIRUS"}, []string{"q8", "q2"}},
+			{"since inclusive", quarantine.Filter{Since: at(3)}, []string{"q8", "q7", "q6", "q5", "q4", "q3"}},
 			{"until exclusive", quarantine.Filter{Until: at(3)}, []string{"q2", "q1"}},
 			{"since and until", quarantine.Filter{Since: at(2), Until: at(6)}, []string{"q5", "q4", "q3", "q2"}},
-			{"since after all", quarantine.Filter{Since: at(8)}, []string{}},
+			{"since after all", quarantine.Filter{Since: at(9)}, []string{}},
 			{"until before all", quarantine.Filter{Until: at(1)}, []string{}},
-			{"limit", quarantine.Filter{Limit: 2}, []string{"q7", "q6"}},
+			{"limit", quarantine.Filter{Limit: 2}, []string{"q8", "q7"}},
 			{"rcpt and verdict", quarantine.Filter{Rcpt: bob, Verdict: "spam"}, []string{"q6", "q1"}},
 			{"rcpt and sender", quarantine.Filter{Rcpt: bob, Sender: "mallory@evil.example"}, []string{"q6", "q2"}},
 			{"sender verdict since", quarantine.Filter{Sender: "alice@a.example", Verdict: "spam", Since: at(2)}, []string{"q3"}},
@@ -185,6 +195,16 @@ func runQuarantine(t *testing.T, open func(t *testing.T) Env) {
 					t.Errorf("List(%+v) = %v, want %v", tc.f, got, tc.want)
 				}
 			})
+		}
+	})
+
+	t.Run("ListBadFilter", func(t *testing.T) {
+		q := open(t).Quarantine
+		mustPut(t, q, qItem("b1", 1, "a@x.example", []string{"bob@example.org"}, "spam"), nil)
+		for _, f := range []quarantine.Filter{{Rcpt: "bob"}, {Rcpt: "example.org"}, {Sender: "a@"}, {Sender: "@a..example"}} {
+			if got, err := q.List(ctx, f); err == nil {
+				t.Errorf("List(%+v) = %v, want an error", f, ids(got))
+			}
 		}
 	})
 
@@ -377,6 +397,7 @@ func runQuarantine(t *testing.T, open func(t *testing.T) Env) {
 		}
 		it.Released = when
 		it.Releases = []quarantine.Release{done(r, when)}
+		it.ReleasedRcpts = []string{"r@example.org"}
 		sameItem(t, got, it)
 		if list := mustList(t, q, quarantine.Filter{Rcpt: "r@example.org"}); !slices.Equal(list, []string{"rel"}) {
 			t.Errorf("released item listed as %v", list)

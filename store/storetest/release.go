@@ -81,6 +81,7 @@ func runRelease(t *testing.T, open func(t *testing.T) Env) {
 			t.Fatal(err)
 		}
 		want.Claim, want.Released, want.Releases = nil, at(21), []quarantine.Release{done(first, at(21))}
+		want.ReleasedRcpts = []string{"r@example.org"}
 		sameItem(t, get(t, q, "c"), want)
 
 		// Released already: a conflict naming the release.
@@ -107,6 +108,97 @@ func runRelease(t *testing.T, open func(t *testing.T) Env) {
 		}
 		if list := mustList(t, q, quarantine.Filter{Rcpt: "r@example.org", Verdict: "spam"}); !slices.Equal(list, []string{"c"}) {
 			t.Errorf("released item listed as %v", list)
+		}
+	})
+
+	t.Run("ReleasePerRecipient", func(t *testing.T) {
+		// Released to one recipient, then another: each once, unforced;
+		// a recipient released before, or a release to all after a
+		// partial one, needs force.
+		q := open(t).Quarantine
+		it := qItem("p", 1, "a@x.example", []string{"Bob@example.org", "carol@example.org", "dave@example.org"}, "spam")
+		mustPut(t, q, it, []byte("message p"))
+		rc := func(token, who string, rcpts ...string) quarantine.Release {
+			r := claim(token, who)
+			r.Rcpts = rcpts
+			return r
+		}
+		release := func(t *testing.T, r quarantine.Release) {
+			t.Helper()
+			if _, err := q.ClaimRelease(ctx, "p", r); err != nil {
+				t.Fatalf("claim %s for %v: %v", r.Token, r.Rcpts, err)
+			}
+			if err := q.FinishRelease(ctx, "p", done(r, at(30)), true); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if _, err := q.ClaimRelease(ctx, "p", rc("t0", "alice", "eve@example.org")); !errors.Is(err, quarantine.ErrNotRecipient) {
+			t.Errorf("claim for a stranger: %v, want ErrNotRecipient", err)
+		}
+		release(t, rc("t1", "alice", "BOB@EXAMPLE.ORG", "bob@example.org"))
+		got := get(t, q, "p")
+		if !slices.Equal(got.ReleasedRcpts, []string{"Bob@example.org"}) || !slices.Equal(got.Releases[0].Rcpts, []string{"Bob@example.org"}) {
+			t.Errorf("after bob: released to %v, release %+v", got.ReleasedRcpts, got.Releases)
+		}
+		if !slices.Equal(got.Unreleased(), []string{"carol@example.org", "dave@example.org"}) {
+			t.Errorf("unreleased = %v", got.Unreleased())
+		}
+		for _, tc := range []struct {
+			name  string
+			rcpts []string
+		}{{"bob again", []string{"bob@example.org"}}, {"bob and carol", []string{"carol@example.org", "bob@example.org"}}, {"everybody", nil}} {
+			cur := conflict(t, q, "p", rc("tx", "mallory", tc.rcpts...))
+			if last, ok := cur.LastReleaseTo([]string{"bob@example.org"}); !ok || last.By != "alice" {
+				t.Errorf("%s: conflict names %+v, want alice's release", tc.name, last)
+			}
+		}
+		release(t, rc("t2", "bob", "carol@example.org"))
+		// An open claim for dave: a forced release must deliver to dave
+		// too, or dave's unfinished release would be lost.
+		if _, err := q.ClaimRelease(ctx, "p", rc("t3", "carl", "dave@example.org")); err != nil {
+			t.Fatal(err)
+		}
+		conflict(t, q, "p", forced(rc("t4", "dora", "bob@example.org")))
+		if _, err := q.ClaimRelease(ctx, "p", forced(rc("t5", "dora", "dave@example.org", "bob@example.org"))); err != nil {
+			t.Fatalf("forced claim covering the open one: %v", err)
+		}
+		if err := q.FinishRelease(ctx, "p", done(rc("t5", "dora", "dave@example.org", "bob@example.org"), at(31)), true); err != nil {
+			t.Fatal(err)
+		}
+		got = get(t, q, "p")
+		if got.Claim != nil || len(got.Releases) != 3 || !got.Releases[2].Forced || len(got.Unreleased()) != 0 ||
+			!slices.Equal(got.ReleasedRcpts, []string{"Bob@example.org", "carol@example.org", "dave@example.org"}) {
+			t.Errorf("after all: claim %+v, releases %+v, released to %v", got.Claim, got.Releases, got.ReleasedRcpts)
+		}
+		// Naming every recipient is a release to all.
+		it2 := qItem("p2", 1, "a@x.example", []string{"x@example.org", "y@example.org"}, "spam")
+		mustPut(t, q, it2, nil)
+		if _, err := q.ClaimRelease(ctx, "p2", rc("t6", "alice", "y@example.org", "X@example.org")); err != nil {
+			t.Fatal(err)
+		}
+		if c := get(t, q, "p2").Claim; c == nil || c.Rcpts != nil {
+			t.Errorf("claim naming everyone = %+v, want one for all (no Rcpts)", c)
+		}
+	})
+
+	t.Run("ReleaseLegacyReleasedToAll", func(t *testing.T) {
+		// An item released before recipients were tracked counts as
+		// released to every recipient.
+		q := open(t).Quarantine
+		it := qItem("old", 1, "a@x.example", []string{"x@example.org", "y@example.org"}, "spam")
+		it.Released = at(10)
+		mustPut(t, q, it, nil)
+		r := claim("t1", "alice")
+		r.Rcpts = []string{"y@example.org"}
+		conflict(t, q, "old", r)
+		if _, err := q.ClaimRelease(ctx, "old", forced(r)); err != nil {
+			t.Fatal(err)
+		}
+		if err := q.FinishRelease(ctx, "old", done(forced(r), at(30)), true); err != nil {
+			t.Fatal(err)
+		}
+		if got := get(t, q, "old"); !slices.Equal(got.ReleasedRcpts, []string{"x@example.org", "y@example.org"}) {
+			t.Errorf("released to %v, want both", got.ReleasedRcpts)
 		}
 	})
 

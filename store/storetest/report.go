@@ -38,6 +38,12 @@ func runReports(t *testing.T, open func(t *testing.T) Env) {
 				t.Fatal(err)
 			}
 		}
+		// An operator's release of that day is no message: not counted.
+		op := released("r1", 0, "Spammer@Bad.example", []string{"bob@example.org"})
+		op.Time = day.Add(5 * time.Hour)
+		if err := env.Log.Append(ctx, op); err != nil {
+			t.Fatal(err)
+		}
 		first, err := report.Build(ctx, env.Log, day, "n1")
 		if err != nil {
 			t.Fatal(err)
