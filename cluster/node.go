@@ -32,6 +32,10 @@ type Options struct {
 	Interval     time.Duration
 	Preempt      bool
 	PreemptDelay time.Duration
+	// StartMaster takes the VIP and advertises as master the moment Run
+	// starts (the seed's "start as master", keepalived's "state MASTER");
+	// false starts as backup. It needs Preempt and no PreemptDelay.
+	StartMaster  bool
 	Source       netip.Addr   // primary address; zero = the first IPv4 address on Interface that is not the VIP
 	UnicastPeers []netip.Addr // empty = multicast 224.0.0.18; non-empty = unicast to each + source allow-list
 	Checksum     vrrp.ChecksumMode
@@ -156,6 +160,7 @@ func newNode(o Options, ifi *net.Interface, h *netlink.Handle) (*Node, error) {
 		Interval:     o.Interval,
 		Preempt:      o.Preempt,
 		PreemptDelay: o.PreemptDelay,
+		StartMaster:  o.StartMaster,
 		Primary:      src,
 		VIPs:         []netip.Addr{o.VIP.Addr()},
 	})
@@ -277,7 +282,7 @@ func (n *Node) Run(ctx context.Context) error {
 	wg.Go(func() { n.watchLink(updates, linkUp) })
 
 	n.log.Info("vrrp starting", "vrid", n.opt.VRID, "interface", n.ifi.Name, "src_addr", n.src, "vip", n.opt.VIP,
-		"priority", n.opt.Priority, "interval", n.opt.Interval, "transport", n.Status().Mode)
+		"priority", n.opt.Priority, "interval", n.opt.Interval, "start_state", n.Status().StartState, "transport", n.Status().Mode)
 	l := loop{n: n, tr: tr, g: g, nt: nt, linkUp: linkUp}
 	l.run(ctx, rx)
 

@@ -23,6 +23,7 @@ type Status struct {
 	Source         string            `json:"source"`
 	Mode           string            `json:"transport"` // multicast|unicast
 	Preempt        bool              `json:"preempt"`
+	StartState     string            `json:"start_state"`     // master|backup (what Start does; the owner starts master anyway)
 	AdvertInterval string            `json:"advert_interval"` // ours
 	MasterAddr     string            `json:"master"`
 	MasterPriority int               `json:"master_priority"`
@@ -88,6 +89,7 @@ func (n *Node) Status() Status {
 		Source:         n.src.String(),
 		Mode:           "multicast",
 		Preempt:        n.opt.Preempt,
+		StartState:     startState(n.opt.StartMaster),
 		AdvertInterval: n.opt.Interval.String(),
 		MasterPriority: int(s.masterPriority),
 		MasterInterval: s.masterInterval.String(),
@@ -116,4 +118,11 @@ func (n *Node) IsMaster() bool {
 	n.shared.mu.Lock()
 	defer n.shared.mu.Unlock()
 	return n.shared.state == vrrp.Master
+}
+
+func startState(master bool) string {
+	if master {
+		return "master"
+	}
+	return "backup"
 }

@@ -47,6 +47,7 @@ func (cl Cluster) validateVRRP(p *problems) {
 	if cl.PreemptDelay.Duration < 0 || cl.PreemptDelay.Duration > time.Hour {
 		p.add("cluster.preempt_delay", "must be 0 to 1h, got %s", cl.PreemptDelay.Duration)
 	}
+	validateStart(p, "cluster.", cl.StartState, cl.Preempt, cl.PreemptDelay.Duration)
 	if cl.Source != "" {
 		if a, err := netip.ParseAddr(cl.Source); err != nil || !a.Is4() {
 			p.add("cluster.source", "%q is not an IPv4 address", cl.Source)
@@ -61,6 +62,29 @@ func (cl Cluster) validateVRRP(p *problems) {
 	cl.validateGARP(p)
 	if cl.Notify != "" && strings.TrimSpace(cl.Notify) == "" {
 		p.add("cluster.notify", "is blank")
+	}
+}
+
+// Start states: cluster.start_state (keepalived's state MASTER|BACKUP).
+const (
+	StartStateMaster = "master" // take the VIP and advertise at once
+	StartStateBackup = "backup" // wait as backup (the default: what nodes did before the key existed)
+)
+
+// validateStart checks a start state against the preempt keys it goes
+// with; prefix is "cluster." or an instance's "cluster.instances[i].".
+// keepalived clears nopreempt and preempt_delay under state MASTER with a
+// warning; refusing says so where the administrator looks.
+func validateStart(p *problems, prefix, startState string, preempt bool, delay time.Duration) {
+	p.oneOf(prefix+"start_state", startState, StartStateMaster, StartStateBackup)
+	if startState != StartStateMaster {
+		return
+	}
+	if !preempt {
+		p.add(prefix+"preempt", "false (never take the VIP from a live master, keepalived's nopreempt) contradicts start_state master (take it at start); use start_state backup")
+	}
+	if delay > 0 {
+		p.add(prefix+"preempt_delay", "applies only to start_state backup: a node that starts as master takes over at once")
 	}
 }
 

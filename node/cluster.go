@@ -138,6 +138,7 @@ func clusterOptions(cfg config.Config, log *slog.Logger, reg prometheus.Register
 		Interval:          cl.AdvertInterval.Duration,
 		Preempt:           cl.Preempt,
 		PreemptDelay:      cl.PreemptDelay.Duration,
+		StartMaster:       cl.StartState == config.StartStateMaster,
 		Checksum:          vrrp.ChecksumPseudoHeader,
 		GARPRepeat:        cl.GARPRepeat,
 		GARPRefresh:       cl.GARPRefresh.Duration,
