@@ -207,6 +207,7 @@ type labStatus struct {
 	VIPHeld        bool              `json:"vip_held"`
 	Source         string            `json:"source"`
 	Mode           string            `json:"transport"`
+	StartState     string            `json:"start_state"`
 	MasterAddr     string            `json:"master"`
 	MasterPriority int               `json:"master_priority"`
 	MasterInterval string            `json:"master_interval"`
