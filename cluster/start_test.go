@@ -1,11 +1,11 @@
 package cluster
 
 import (
-	"bufio"
 	"fmt"
-	"strings"
 	"testing"
 	"time"
+
+	"github.com/mxgate/mxgate/testenv"
 )
 
 // The seed's start modes in the namespace lab: a returning priority-200 node and a
@@ -17,46 +17,15 @@ import (
 const startIV = 500 * time.Millisecond
 
 // transitionLog is one "vrrp transition" line of a node's log.
-type transitionLog struct {
-	at               time.Time
-	from, to, reason string
-}
+type transitionLog = testenv.VRRPTransition
 
-func (tl transitionLog) String() string {
-	return fmt.Sprintf("%s %s→%s (%s)", tl.at.Format("15:04:05.000"), tl.from, tl.to, tl.reason)
-}
-
-// transitions parses the node's log: slog's text form keeps milliseconds.
 func (tn *tnode) transitions(t *testing.T) []transitionLog {
 	t.Helper()
-	var out []transitionLog
-	sc := bufio.NewScanner(strings.NewReader(tn.log.String()))
-	for sc.Scan() {
-		line := sc.Text()
-		if !strings.Contains(line, `msg="vrrp transition"`) {
-			continue
-		}
-		var tl transitionLog
-		for f := range strings.FieldsSeq(line) {
-			k, v, _ := strings.Cut(f, "=")
-			switch k {
-			case "time":
-				at, err := time.Parse(time.RFC3339Nano, v)
-				if err != nil {
-					t.Fatalf("node %s: transition time %q: %v", tn.name, v, err)
-				}
-				tl.at = at
-			case "from":
-				tl.from = v
-			case "to":
-				tl.to = v
-			case "reason":
-				tl.reason = v
-			}
-		}
-		out = append(out, tl)
-	}
-	return out
+	return testenv.VRRPTransitions(tn.log.String())
+}
+
+func show(tl transitionLog) string {
+	return fmt.Sprintf("%s %s→%s (%s)", tl.At.Format("15:04:05.000"), tl.From, tl.To, tl.Reason)
 }
 
 // last returns the node's last transition to state, failing if there is none.
@@ -64,11 +33,11 @@ func (tn *tnode) last(t *testing.T, to string) transitionLog {
 	t.Helper()
 	ts := tn.transitions(t)
 	for i := len(ts) - 1; i >= 0; i-- {
-		if ts[i].to == to {
+		if ts[i].To == to {
 			return ts[i]
 		}
 	}
-	t.Fatalf("node %s never went to %s: %v", tn.name, to, ts)
+	t.Fatalf("node %s never went to %s: %+v", tn.name, to, ts)
 	return transitionLog{}
 }
 
@@ -76,12 +45,12 @@ func (tn *tnode) last(t *testing.T, to string) transitionLog {
 // loser giving it up. It checks the order too: the loser leaves after the winner came.
 func bothHeld(t *testing.T, took, left transitionLog) time.Duration {
 	t.Helper()
-	d := left.at.Sub(took.at)
+	d := left.At.Sub(took.At)
 	if d < 0 {
-		t.Errorf("the old master left (%v) before the new one took over (%v): a moment without a master", left, took)
+		t.Errorf("the old master left (%s) before the new one took over (%s): a moment without a master", show(left), show(took))
 	}
 	if d > startIV {
-		t.Errorf("two masters for %s (%v, then %v), want at most one advert interval (%s)", d, took, left, startIV)
+		t.Errorf("two masters for %s (%s, then %s), want at most one advert interval (%s)", d, show(took), show(left), startIV)
 	}
 	return d
 }
@@ -100,13 +69,13 @@ func TestStartAsMaster(t *testing.T) {
 		t.Fatalf("a at Ready: state %s vip_held %v start_state %s, want master holding the VIP", s.State, s.VIPHeld, s.StartState)
 	}
 	took := a.last(t, "master")
-	if took.from != "init" || took.reason != "startup" {
-		t.Errorf("a became master by %v, want init→master (startup)", took)
+	if took.From != "init" || took.Reason != "startup" {
+		t.Errorf("a became master by %s, want init→master (startup)", show(took))
 	}
 	waitFor(t, 2*startIV, "b to step down", func() bool { return b.state() == "backup" })
 	left := b.last(t, "backup")
-	if left.from != "master" || left.reason != "higher_priority" {
-		t.Errorf("b stepped down by %v, want master→backup (higher_priority)", left)
+	if left.From != "master" || left.Reason != "higher_priority" {
+		t.Errorf("b stepped down by %s, want master→backup (higher_priority)", show(left))
 	}
 	t.Logf("VIP on both for %s", bothHeld(t, took, left))
 	if !vipOn(t, p.a) || vipOn(t, p.b) {
@@ -115,7 +84,7 @@ func TestStartAsMaster(t *testing.T) {
 	// It stays that way: b follows a, a is not disturbed by b's start.
 	time.Sleep(2 * startIV)
 	if !a.IsMaster() || b.state() != "backup" || len(a.transitions(t)) != 1 {
-		t.Errorf("after settling: a %s (%v), b %s", a.state(), a.transitions(t), b.state())
+		t.Errorf("after settling: a %s (%+v), b %s", a.state(), a.transitions(t), b.state())
 	}
 }
 
@@ -136,10 +105,10 @@ func TestStartAsBackup(t *testing.T) {
 	took := a.last(t, "master")
 	// "preempt" is the takeover on a lower advert; the Master_Down_Timer would say
 	// master_down. b's next advert is due within one interval of a's start.
-	if took.from != "backup" || took.reason != "preempt" {
-		t.Errorf("a became master by %v, want backup→master (preempt)", took)
+	if took.From != "backup" || took.Reason != "preempt" {
+		t.Errorf("a became master by %s, want backup→master (preempt)", show(took))
 	}
-	if d := took.at.Sub(start); d > 2*startIV {
+	if d := took.At.Sub(start); d > 2*startIV {
 		t.Errorf("a took over %s after its start, want within the slave's next advert (%s)", d, startIV)
 	}
 	if s := a.Status(); s.AdvertsRecv < 1 {
@@ -147,10 +116,10 @@ func TestStartAsBackup(t *testing.T) {
 	}
 	waitFor(t, 2*startIV, "b to step down", func() bool { return b.state() == "backup" })
 	left := b.last(t, "backup")
-	if left.from != "master" || left.reason != "higher_priority" {
-		t.Errorf("b stepped down by %v, want master→backup (higher_priority)", left)
+	if left.From != "master" || left.Reason != "higher_priority" {
+		t.Errorf("b stepped down by %s, want master→backup (higher_priority)", show(left))
 	}
-	t.Logf("a master %s after its start; VIP on both for %s", took.at.Sub(start).Round(time.Millisecond), bothHeld(t, took, left))
+	t.Logf("a master %s after its start; VIP on both for %s", took.At.Sub(start).Round(time.Millisecond), bothHeld(t, took, left))
 	if !vipOn(t, p.a) || vipOn(t, p.b) {
 		t.Errorf("VIP on a=%v b=%v, want only a", vipOn(t, p.a), vipOn(t, p.b))
 	}
@@ -167,8 +136,8 @@ func TestStartAsMasterYields(t *testing.T) {
 	b := startNode(t, p.b, "b", Options{Priority: 100, Interval: startIV, Preempt: true, StartMaster: true})
 	waitFor(t, 2*startIV, "b to yield", func() bool { return b.state() == "backup" })
 	ts := b.transitions(t)
-	if len(ts) != 2 || ts[0].to != "master" || ts[0].reason != "startup" || ts[1].to != "backup" || ts[1].reason != "higher_priority" {
-		t.Fatalf("b's transitions %v, want init→master (startup), master→backup (higher_priority)", ts)
+	if len(ts) != 2 || ts[0].To != "master" || ts[0].Reason != "startup" || ts[1].To != "backup" || ts[1].Reason != "higher_priority" {
+		t.Fatalf("b's transitions %+v, want init→master (startup), master→backup (higher_priority)", ts)
 	}
 	t.Logf("VIP on both for %s", bothHeld(t, ts[0], ts[1]))
 	if s := b.Status(); s.MasterAddr != addrA.String() || s.MasterPriority != 200 || s.VIPHeld {
@@ -176,7 +145,7 @@ func TestStartAsMasterYields(t *testing.T) {
 	}
 	// a never left: the lower advert made it assert, not step down.
 	if !a.IsMaster() || len(a.transitions(t)) != aBefore {
-		t.Errorf("a %s, transitions %v", a.state(), a.transitions(t))
+		t.Errorf("a %s, transitions %+v", a.state(), a.transitions(t))
 	}
 	if !vipOn(t, p.a) || vipOn(t, p.b) {
 		t.Errorf("VIP on a=%v b=%v, want only a", vipOn(t, p.a), vipOn(t, p.b))

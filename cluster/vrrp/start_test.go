@@ -2,7 +2,6 @@ package vrrp
 
 import (
 	"net/netip"
-	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -16,13 +15,7 @@ import (
 //	      advertisement, then starts the election and takes over.
 func TestStartState(t *testing.T) {
 	startMaster := func(c *Config) { c.StartMaster = true }
-	rules := []struct {
-		name     string
-		cfg      func(*Config)
-		steps    []step
-		state    State
-		deadline time.Duration // offset from t0, or none
-	}{
+	rules := []rule{
 		{
 			name:  `seed "start as master forces an election at once by advertising as master": Start → Master, VIP, advert, GARP; Adver_Timer armed (RFC 5798 (110)-(145))`,
 			cfg:   startMaster,
@@ -142,48 +135,7 @@ func TestStartState(t *testing.T) {
 			state: Master, deadline: down200 + time.Second,
 		},
 	}
-	for _, r := range rules {
-		t.Run(r.name, func(t *testing.T) {
-			c := baseConfig()
-			if r.cfg != nil {
-				r.cfg(&c)
-			}
-			m, err := New(c)
-			if err != nil {
-				t.Fatal(err)
-			}
-			for i, s := range r.steps {
-				if got := s.apply(m); (len(got) != 0 || len(s.want) != 0) && !reflect.DeepEqual(got, s.want) {
-					t.Fatalf("step %d (%s at +%v): actions\n got %v\nwant %v", i, s.ev, s.at, got, s.want)
-				}
-			}
-			if m.State() != r.state {
-				t.Errorf("state %v, want %v", m.State(), r.state)
-			}
-			want := time.Time{}
-			if r.deadline != none {
-				want = t0.Add(r.deadline)
-			}
-			if got := m.Deadline(); !got.Equal(want) {
-				t.Errorf("deadline %v, want %v", offset(got), offset(want))
-			}
-		})
-	}
-}
-
-func (s step) apply(m *Machine) []Action {
-	now := t0.Add(s.at)
-	switch s.ev {
-	case "start":
-		return m.Start(now)
-	case "tick":
-		return m.Tick(now)
-	case "recv":
-		return m.Receive(now, s.src, s.a)
-	case "shutdown":
-		return m.Shutdown(now)
-	}
-	panic("unknown step " + s.ev)
+	runRules(t, rules)
 }
 
 // keepalived refuses nopreempt and preempt_delay with "state MASTER" (it clears them
