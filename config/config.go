@@ -353,6 +353,7 @@ func Default() Config {
 		},
 		Cluster: Cluster{
 			Interface:         "eth0",
+			Instances:         []Instance{},
 			VRID:              51,
 			Priority:          100,
 			AdvertInterval:    Duration{Duration: time.Second},
