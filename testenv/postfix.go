@@ -6,7 +6,9 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -98,6 +100,7 @@ func startPostfix(t testing.TB, wrap []string, main, master string) *Postfix {
 		} else if !strings.Contains(out, "not running") {
 			t.Logf("postfix status: %v\n%s", err, out)
 		}
+		killPostfixMaster(t, dir)
 		if t.Failed() {
 			t.Logf("postfix maillog (%s):\n%s", conf, p.Log())
 		}
@@ -182,4 +185,26 @@ func (p *Postfix) WaitLog(t testing.TB, want string, within time.Duration) strin
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
+}
+
+// killPostfixMaster kills what is left of an instance whose `postfix stop`
+// failed or timed out: the master is a session leader (it called setsid),
+// so its process group holds it and every service it started. The PID is
+// taken only if it is still this instance's master, never another program's.
+func killPostfixMaster(t testing.TB, dir string) {
+	b, err := os.ReadFile(filepath.Join(dir, "queue", "pid", "master.pid"))
+	if err != nil {
+		return
+	}
+	pid, err := strconv.Atoi(strings.TrimSpace(string(b)))
+	if err != nil || pid <= 1 {
+		return
+	}
+	// The master runs in its queue directory: that tells this instance's
+	// master from another test's (a PID can be reused).
+	if cwd, err := os.Readlink(fmt.Sprintf("/proc/%d/cwd", pid)); err != nil || cwd != filepath.Join(dir, "queue") {
+		return
+	}
+	t.Logf("postfix master %d still running after stop: killing its process group", pid)
+	syscall.Kill(-pid, syscall.SIGKILL)
 }
