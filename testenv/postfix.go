@@ -91,16 +91,7 @@ func startPostfix(t testing.TB, wrap []string, main, master string) *Postfix {
 	p := &Postfix{Dir: dir}
 	// Registered before start, so a half-started instance is stopped too.
 	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-		defer cancel()
-		if out, err := run(ctx, "status"); err == nil {
-			if out, err := run(ctx, "stop"); err != nil {
-				t.Logf("postfix stop: %v\n%s", err, out)
-			}
-		} else if !strings.Contains(out, "not running") {
-			t.Logf("postfix status: %v\n%s", err, out)
-		}
-		killPostfixMaster(t, dir)
+		stopPostfix(t, dir)
 		if t.Failed() {
 			t.Logf("postfix maillog (%s):\n%s", conf, p.Log())
 		}
@@ -187,24 +178,36 @@ func (p *Postfix) WaitLog(t testing.TB, want string, within time.Duration) strin
 	}
 }
 
-// killPostfixMaster kills what is left of an instance whose `postfix stop`
-// failed or timed out: the master is a session leader (it called setsid),
-// so its process group holds it and every service it started. The PID is
-// taken only if it is still this instance's master, never another program's.
-func killPostfixMaster(t testing.TB, dir string) {
+// stopPostfix stops an instance the way `postfix stop` does, SIGTERM to
+// the master, without the script: the script first runs `master -t`,
+// which logs through postlogd and was seen blocked for minutes on a full
+// postlog socket under load. The master is a session leader (it called
+// setsid), so its process group holds it and every service it started;
+// what is left after 10 s is killed. The PID is taken only while it is
+// still this instance's master (it runs in the instance's queue
+// directory), never another program's.
+func stopPostfix(t testing.TB, dir string) {
 	b, err := os.ReadFile(filepath.Join(dir, "queue", "pid", "master.pid"))
 	if err != nil {
-		return
+		return // never started
 	}
 	pid, err := strconv.Atoi(strings.TrimSpace(string(b)))
 	if err != nil || pid <= 1 {
 		return
 	}
-	// The master runs in its queue directory: that tells this instance's
-	// master from another test's (a PID can be reused).
-	if cwd, err := os.Readlink(fmt.Sprintf("/proc/%d/cwd", pid)); err != nil || cwd != filepath.Join(dir, "queue") {
+	ours := func() bool {
+		cwd, err := os.Readlink(fmt.Sprintf("/proc/%d/cwd", pid))
+		return err == nil && cwd == filepath.Join(dir, "queue")
+	}
+	if !ours() {
 		return
 	}
-	t.Logf("postfix master %d still running after stop: killing its process group", pid)
+	syscall.Kill(pid, syscall.SIGTERM)
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+		if !ours() {
+			return
+		}
+	}
+	t.Logf("postfix master %d still running 10 s after SIGTERM: killing its process group", pid)
 	syscall.Kill(-pid, syscall.SIGKILL)
 }
