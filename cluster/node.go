@@ -27,15 +27,15 @@ import (
 type Options struct {
 	Interface    string
 	VRID         uint8
-	VIP          netip.Prefix // e.g. 198.18.0.100/24; added with this prefix, label "<if>:vip" if it fits 15 chars
+	VIP          netip.Prefix // e.g. 198.18.0.100/24 or fd00:198:18::100/64; its family is the instance's; added with this prefix (IPv4: label "<if>:vip" if it fits 15 chars; IPv6: no DAD)
 	Priority     uint8
 	Interval     time.Duration
 	Preempt      bool
 	PreemptDelay time.Duration
-	Source       netip.Addr   // primary address; zero = the first IPv4 address on Interface that is not the VIP
-	UnicastPeers []netip.Addr // empty = multicast 224.0.0.18; non-empty = unicast to each + source allow-list
+	Source       netip.Addr   // primary address; zero = IPv4: the first address on Interface that is not the VIP, IPv6: its link-local address
+	UnicastPeers []netip.Addr // empty = multicast 224.0.0.18 / ff02::12; non-empty = unicast to each + source allow-list
 	Checksum     vrrp.ChecksumMode
-	GARPRepeat   int           // gratuitous ARPs on becoming master (0 = default 5)
+	GARPRepeat   int           // gratuitous ARPs (IPv6: unsolicited neighbour advertisements) on becoming master (0 = default 5)
 	GARPRefresh  time.Duration // delay of the second burst (0 = none; the config layer defaults it to 5s)
 	// GARPMasterRefresh repeats one gratuitous ARP this often while master
 	// (0 = never), like keepalived's garp_master_refresh: after a partition
@@ -83,14 +83,21 @@ func New(o Options) (*Node, error) {
 	if o.Interface == "" {
 		return nil, errors.New("cluster: interface is required")
 	}
-	if !o.VIP.IsValid() || !o.VIP.Addr().Is4() {
-		return nil, fmt.Errorf("cluster: VIP %q must be an IPv4 prefix such as 198.18.0.100/24", o.VIP)
+	if !o.VIP.IsValid() || o.VIP.Addr().Zone() != "" {
+		return nil, fmt.Errorf("cluster: VIP %q must be a prefix such as 198.18.0.100/24 or fd00:198:18::100/64", o.VIP)
 	}
-	o.VIP = netip.PrefixFrom(o.VIP.Addr(), o.VIP.Bits()) // keep the address, not the masked network
+	// The VIP's family is the virtual router's: one advert carries one
+	// family (RFC 5798 §5.2.9), so source and peers must match it.
+	o.VIP = netip.PrefixFrom(o.VIP.Addr().Unmap(), o.VIP.Bits()) // keep the address, not the masked network
+	v6 := o.VIP.Addr().Is6()
 	if o.Source.IsValid() {
-		o.Source = o.Source.Unmap()
-		if !o.Source.Is4() {
-			return nil, fmt.Errorf("cluster: source %s is not IPv4", o.Source)
+		o.Source = o.Source.Unmap().WithZone("")
+		if o.Source.Is6() != v6 {
+			return nil, fmt.Errorf("cluster: source %s is not of the VIP's family", o.Source)
+		}
+		// RFC 5798 §5.1.2.1: an IPv6 advert's source is the interface's link-local address.
+		if v6 && !o.Source.IsLinkLocalUnicast() {
+			return nil, fmt.Errorf("cluster: IPv6 source %s must be link-local (fe80::/10)", o.Source)
 		}
 		if o.Source == o.VIP.Addr() {
 			return nil, fmt.Errorf("cluster: source %s must not be the VIP", o.Source)
@@ -98,9 +105,9 @@ func New(o Options) (*Node, error) {
 	}
 	peers := make([]netip.Addr, 0, len(o.UnicastPeers))
 	for _, p := range o.UnicastPeers {
-		p = p.Unmap()
-		if !p.Is4() {
-			return nil, fmt.Errorf("cluster: unicast peer %s is not IPv4", p)
+		p = p.Unmap().WithZone("")
+		if !p.IsValid() || p.Is6() != v6 {
+			return nil, fmt.Errorf("cluster: unicast peer %s is not of the VIP's family", p)
 		}
 		peers = append(peers, p)
 	}
@@ -121,6 +128,13 @@ func New(o Options) (*Node, error) {
 	}
 	if o.NodeID == "" {
 		o.NodeID, _ = os.Hostname()
+	}
+	if v6 && !o.VIP.Addr().IsLinkLocalUnicast() {
+		// RFC 5798 §5.2.9 wants the virtual router's link-local address
+		// first in IPv6 adverts; keepalived only logs this outside
+		// vrrp_strict, and its peers compare the address list with their
+		// own, so we carry exactly the configured VIP, as it does.
+		o.Logger.Info("vrrp: IPv6 VIP is not link-local; RFC 5798 §5.2.9 asks for a link-local first address, keepalived accepts this too", "vip", o.VIP)
 	}
 
 	ifi, err := net.InterfaceByName(o.Interface)
@@ -146,7 +160,12 @@ func newNode(o Options, ifi *net.Interface, h *netlink.Handle) (*Node, error) {
 	}
 	src := o.Source
 	if !src.IsValid() {
-		if src, err = firstIPv4(h, link, o.VIP.Addr()); err != nil {
+		if o.VIP.Addr().Is6() {
+			src, err = firstLinkLocal6(h, link)
+		} else {
+			src, err = firstIPv4(h, link, o.VIP.Addr())
+		}
+		if err != nil {
 			return nil, err
 		}
 	}
@@ -204,6 +223,35 @@ func firstIPv4(h *netlink.Handle, link netlink.Link, vipAddr netip.Addr) (netip.
 	return netip.Addr{}, fmt.Errorf("cluster: no IPv4 address on %s other than the VIP; set the source address", link.Attrs().Name)
 }
 
+// firstLinkLocal6 picks the interface's IPv6 link-local address: the
+// source of IPv6 adverts (RFC 5798 §5.1.2.1) and so the primary address
+// that breaks priority ties. One that has passed DAD is preferred; a
+// tentative one is still taken (the first adverts fail until DAD ends,
+// which the send errors log) rather than refusing to start.
+func firstLinkLocal6(h *netlink.Handle, link netlink.Link) (netip.Addr, error) {
+	addrs, err := h.AddrList(link, netlink.FAMILY_V6)
+	if err != nil && !errors.Is(err, netlink.ErrDumpInterrupted) {
+		return netip.Addr{}, fmt.Errorf("cluster: list addresses of %s: %w", link.Attrs().Name, err)
+	}
+	var tentative netip.Addr
+	for _, a := range addrs {
+		ip, ok := netip.AddrFromSlice(a.IP)
+		if !ok || !ip.Is6() || !ip.IsLinkLocalUnicast() || a.Flags&unix.IFA_F_DADFAILED != 0 {
+			continue
+		}
+		if a.Flags&unix.IFA_F_TENTATIVE == 0 {
+			return ip, nil
+		}
+		if !tentative.IsValid() {
+			tentative = ip
+		}
+	}
+	if tentative.IsValid() {
+		return tentative, nil
+	}
+	return netip.Addr{}, fmt.Errorf("cluster: no IPv6 link-local address on %s (IPv6 disabled?); set the source address", link.Attrs().Name)
+}
+
 // Ready is closed when the transport is open and the machine started.
 func (n *Node) Ready() <-chan struct{} { return n.ready }
 
@@ -226,13 +274,8 @@ func (n *Node) Run(ctx context.Context) error {
 	if err := n.vip.remove(); err != nil {
 		return fmt.Errorf("cluster: remove stale VIP: %w", err)
 	}
-	tr, err := openTransport(n.ifi, n.src, n.opt.UnicastPeers, n.opt.Checksum)
+	tr, g, err := n.openSockets()
 	if err != nil {
-		return fmt.Errorf("cluster: %w", err)
-	}
-	g, err := openGARP(n.ifi, n.opt.VIP.Addr())
-	if err != nil {
-		tr.close()
 		return fmt.Errorf("cluster: %w", err)
 	}
 
@@ -305,9 +348,36 @@ func (n *Node) Run(ctx context.Context) error {
 	return nil
 }
 
+// openSockets opens the VRRP socket and the VIP announcer of the VIP's
+// family in the calling thread's namespace.
+func (n *Node) openSockets() (advertTransport, announcer, error) {
+	if n.opt.VIP.Addr().Is6() {
+		tr, err := openTransport6(n.ifi, n.src, n.opt.UnicastPeers, n.opt.Checksum)
+		if err != nil {
+			return nil, nil, err
+		}
+		na, err := openUnsolicitedNA(n.ifi, n.src, n.opt.VIP.Addr())
+		if err != nil {
+			tr.close()
+			return nil, nil, err
+		}
+		return tr, na, nil
+	}
+	tr, err := openTransport(n.ifi, n.src, n.opt.UnicastPeers, n.opt.Checksum)
+	if err != nil {
+		return nil, nil, err
+	}
+	g, err := openGARP(n.ifi, n.opt.VIP.Addr())
+	if err != nil {
+		tr.close()
+		return nil, nil, err
+	}
+	return tr, g, nil
+}
+
 // receive reads packets, filters them and hands accepted adverts to the
 // machine goroutine. Drops are counted here.
-func (n *Node) receive(tr *transport, out chan<- received, stop <-chan struct{}) {
+func (n *Node) receive(tr advertTransport, out chan<- received, stop <-chan struct{}) {
 	buf := make([]byte, 1500)
 	var lastErr time.Time
 	for {
@@ -390,8 +460,8 @@ type received struct {
 // sockets' send side and the GARP schedule, so none of it needs a lock.
 type loop struct {
 	n      *Node
-	tr     *transport
-	g      *garp
+	tr     advertTransport
+	g      announcer // gratuitous ARP (IPv4) or unsolicited NA (IPv6)
 	nt     *notifier
 	linkUp <-chan struct{}
 
@@ -572,7 +642,7 @@ func (l *loop) garpDue(now time.Time) {
 	l.garpLeft--
 	l.garpNext = now.Add(garpGap)
 	if err := l.g.send(); err != nil {
-		l.n.log.Warn("vrrp: gratuitous ARP", "err", err)
+		l.n.log.Warn("vrrp: announce VIP", "err", err)
 		return
 	}
 	l.n.met.garpSent.Inc()

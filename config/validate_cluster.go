@@ -28,12 +28,15 @@ func (cl Cluster) validateVRRP(p *problems) {
 	if cl.VRID < 1 || cl.VRID > 255 {
 		p.add("cluster.vrid", "must be 1-255, got %d", cl.VRID)
 	}
+	// The VIP's family is the virtual router's (RFC 5798 §5.2.9: one
+	// family per advert); source and unicast peers must share it.
+	v6 := false
 	if cl.VIP == "" {
-		p.add("cluster.vip", "required when the cluster is enabled (address/prefix, e.g. 198.18.0.100/24)")
+		p.add("cluster.vip", "required when the cluster is enabled (address/prefix, e.g. 198.18.0.100/24 or fd00:198:18::100/64)")
 	} else if pf, err := netip.ParsePrefix(cl.VIP); err != nil {
-		p.add("cluster.vip", "%q is not address/prefix (e.g. 198.18.0.100/24)", cl.VIP)
-	} else if !pf.Addr().Is4() {
-		p.add("cluster.vip", "%q: only IPv4 VIPs are supported", cl.VIP)
+		p.add("cluster.vip", "%q is not address/prefix (e.g. 198.18.0.100/24 or fd00:198:18::100/64)", cl.VIP)
+	} else {
+		v6 = pf.Addr().Is6() && !pf.Addr().Is4In6()
 	}
 	if cl.Priority < 1 || cl.Priority > 255 {
 		p.add("cluster.priority", "must be 1-254 (255 only for the address owner), got %d", cl.Priority)
@@ -47,14 +50,21 @@ func (cl Cluster) validateVRRP(p *problems) {
 	if cl.PreemptDelay.Duration < 0 || cl.PreemptDelay.Duration > time.Hour {
 		p.add("cluster.preempt_delay", "must be 0 to 1h, got %s", cl.PreemptDelay.Duration)
 	}
+	family := "an IPv4"
+	if v6 {
+		family = "an IPv6"
+	}
 	if cl.Source != "" {
-		if a, err := netip.ParseAddr(cl.Source); err != nil || !a.Is4() {
-			p.add("cluster.source", "%q is not an IPv4 address", cl.Source)
+		if a, err := netip.ParseAddr(cl.Source); err != nil || a.Zone() != "" || a.Is6() != v6 {
+			p.add("cluster.source", "%q is not %s address like the VIP", cl.Source, family)
+		} else if v6 && !a.IsLinkLocalUnicast() {
+			// RFC 5798 §5.1.2.1: IPv6 adverts come from the link-local address.
+			p.add("cluster.source", "%q: an IPv6 source must be the interface's link-local address (fe80::/10)", cl.Source)
 		}
 	}
 	for i, a := range cl.UnicastPeers {
-		if ip, err := netip.ParseAddr(a); err != nil || !ip.Is4() {
-			p.add(fmt.Sprintf("cluster.unicast_peers[%d]", i), "%q is not an IPv4 address", a)
+		if ip, err := netip.ParseAddr(a); err != nil || ip.Zone() != "" || ip.Is6() != v6 {
+			p.add(fmt.Sprintf("cluster.unicast_peers[%d]", i), "%q is not %s address like the VIP", a, family)
 		}
 	}
 	p.oneOf("cluster.checksum", cl.Checksum, "pseudo-header", "message")
@@ -85,6 +95,16 @@ func (cl Cluster) validateScanning(p *problems) {
 	p.oneOf("cluster.mode", cl.Mode, ModeActiveActive, ModeActivePassive)
 	weight(p, "cluster.weight", cl.Weight)
 	p.listenAddr("cluster.peer_listen", cl.PeerListen)
+	// With a wildcard host the node advertises its VRRP source to the
+	// others; an IPv6 virtual router's source is link-local (RFC 5798
+	// §5.1.2.1), which another host can dial only with a zone of its own.
+	if pf, err := netip.ParsePrefix(cl.VIP); err == nil && pf.Addr().Is6() && !pf.Addr().Is4In6() {
+		if host, _, err := net.SplitHostPort(cl.PeerListen); err == nil {
+			if a, err := netip.ParseAddr(host); host == "" || err == nil && a.IsUnspecified() {
+				p.add("cluster.peer_listen", "%q: with an IPv6 VIP the VRRP source is link-local and cannot be advertised to the other nodes; listen on this node's own address", cl.PeerListen)
+			}
+		}
+	}
 	if n := cl.PeerMaxConnections; n < 0 || n > maxPeerConnections {
 		p.add("cluster.peer_max_connections", "must be 0 (derived) or 1 to %d, got %d", maxPeerConnections, n)
 	}

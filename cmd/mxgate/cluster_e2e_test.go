@@ -115,6 +115,7 @@ type nodeConf struct {
 	preempt bool
 	drain   time.Duration // smtp.drain_timeout; 0 = 10s
 	extra   string        // more YAML lines under cluster:, each indented two spaces
+	v6      bool          // IPv6 VIP (NewLabIPv6): SMTP on [VIP]:25 and the node's IPv6 address
 }
 
 // mxNode is one `mxgate serve` in lab node i.
@@ -135,9 +136,15 @@ func writeNodeConfig(t *testing.T, lab *testenv.Lab, i int, c nodeConf) string {
 	if c.drain == 0 {
 		c.drain = 10 * time.Second
 	}
+	vip, prefix, own := testenv.LabVIP, testenv.LabPrefix, lab.NodeAddr(i)
+	if c.v6 {
+		// The peer API cannot be advertised on the link-local VRRP source.
+		vip, prefix, own = testenv.LabVIP6, testenv.LabPrefix6, lab.NodeAddr6(i)
+		c.extra = fmt.Sprintf("  peer_listen: \"%s:8026\"\n", lab.NodeAddr(i)) + c.extra
+	}
 	cfg := fmt.Sprintf(`node: {id: n%[1]d, data_dir: %[2]s, log_level: debug}
 smtp:
-  listen: ["%[3]s:25", "%[4]s:25"]
+  listen: ["%[12]s", "%[13]s"]
   hostname: n%[1]d.lab.test
   accept_domains: [lab.test]
   drain_timeout: %[11]s
@@ -152,8 +159,8 @@ cluster:
   advert_interval: %[8]s
   preempt: %[9]t
   secret: lab-secret-lab-secret
-%[10]s`, i, filepath.Join(dir, "data"), testenv.LabVIP, lab.NodeAddr(i), lab.ClientAddr(), testenv.LabPrefix,
-		c.prio, c.advert, c.preempt, c.extra, c.drain)
+%[10]s`, i, filepath.Join(dir, "data"), vip, own, lab.ClientAddr(), prefix,
+		c.prio, c.advert, c.preempt, c.extra, c.drain, net.JoinHostPort(vip, "25"), net.JoinHostPort(own, "25"))
 	path := filepath.Join(dir, "mxgate.yaml")
 	if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)

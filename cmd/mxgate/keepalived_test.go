@@ -54,10 +54,16 @@ vrrp_instance VI_1 {
 // only, logging to its output).
 func startKeepalived(t *testing.T, lab *testenv.Lab, i, vrid, prio int, advert time.Duration, preempt bool) *keepalived {
 	t.Helper()
+	return startKeepalivedConf(t, lab, i, kaConfig(fmt.Sprintf("ka%d", i), vrid, prio, advert, preempt))
+}
+
+// startKeepalivedConf is startKeepalived with a whole keepalived.conf.
+func startKeepalivedConf(t *testing.T, lab *testenv.Lab, i int, text string) *keepalived {
+	t.Helper()
 	bin := testenv.Need(t, "keepalived")[0]
 	k := &keepalived{node: i, dir: t.TempDir()}
 	conf := filepath.Join(k.dir, "keepalived.conf")
-	if err := os.WriteFile(conf, []byte(kaConfig(fmt.Sprintf("ka%d", i), vrid, prio, advert, preempt)), 0o600); err != nil {
+	if err := os.WriteFile(conf, []byte(text), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	k.proc = lab.Start(t, lab.Node(i), bin, "-n", "-l", "-D", "-P", "-B", "-f", conf,
