@@ -73,7 +73,7 @@ func (u *unsolicitedNA) setup() error {
 func naMessage(target netip.Addr, mac net.HardwareAddr) []byte {
 	b := make([]byte, 0, 32)
 	b = append(b, byte(ipv6.ICMPTypeNeighborAdvertisement), 0, 0, 0) // type, code, checksum
-	b = append(b, naOverride, 0, 0, 0)                                // R=0 S=0 O=1, reserved
+	b = append(b, naOverride, 0, 0, 0)                               // R=0 S=0 O=1, reserved
 	b = append(b, target.AsSlice()...)
 	b = append(b, 2, 1) // option: target link-layer address, 1×8 bytes
 	return append(b, mac...)
