@@ -162,21 +162,23 @@ func (t *transport6) recv(buf []byte) (r vrrp.Received, ok bool, err error) {
 	if cm == nil || cm.IfIndex != t.ifi.Index {
 		return r, false, nil
 	}
+	r, ok = toReceived(buf[:n], src, cm.Dst, cm.HopLimit)
+	return r, ok, nil
+}
+
+// toReceived copies one packet out of the receive buffer with its
+// addresses; ok is false when the socket gave no usable addresses.
+func toReceived(payload []byte, src net.Addr, dst net.IP, ttl int) (vrrp.Received, bool) {
 	ipa, isIP := src.(*net.IPAddr)
 	if !isIP {
-		return r, false, nil
+		return vrrp.Received{}, false
 	}
 	s, ok1 := netip.AddrFromSlice(ipa.IP)
-	d, ok2 := netip.AddrFromSlice(cm.Dst)
+	d, ok2 := netip.AddrFromSlice(dst)
 	if !ok1 || !ok2 {
-		return r, false, nil
+		return vrrp.Received{}, false
 	}
-	return vrrp.Received{
-		Payload: append([]byte(nil), buf[:n]...),
-		Src:     s,
-		Dst:     d,
-		TTL:     cm.HopLimit,
-	}, true, nil
+	return vrrp.Received{Payload: append([]byte(nil), payload...), Src: s.Unmap(), Dst: d.Unmap(), TTL: ttl}, true
 }
 
 func (t *transport6) close() error { return t.conn.Close() }

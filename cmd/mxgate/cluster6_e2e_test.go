@@ -5,7 +5,6 @@ package main
 // fd00:198:18::100/64, the client probing [VIP]:25.
 
 import (
-	"bufio"
 	"context"
 	"fmt"
 	"net"
@@ -22,21 +21,7 @@ var vip6Listen = net.JoinHostPort(testenv.LabVIP6, "25")
 // waitHeld6 waits until node i holds (or does not hold) the IPv6 VIP.
 func waitHeld6(t *testing.T, lab *testenv.Lab, i int, want bool, within time.Duration) {
 	t.Helper()
-	deadline := time.Now().Add(within)
-	for {
-		held, err := lab.HasAddr(i, testenv.LabVIP6)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if held == want {
-			return
-		}
-		if time.Now().After(deadline) {
-			addrs, _ := lab.Addrs6(lab.Node(i))
-			t.Fatalf("node %d: IPv6 VIP held=%v after %s, want %v (addresses %v)", i, held, within, want, addrs)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	waitHeldAddr(t, lab, i, testenv.LabVIP6, want, within)
 }
 
 // clientNeighMAC is the link-layer address the client's neighbour cache
@@ -65,29 +50,7 @@ func clientNeighMAC(t *testing.T, lab *testenv.Lab) (mac, state string) {
 // serveBanner6 is serveBanner on [::]:port (keepalived-only nodes).
 func serveBanner6(t *testing.T, lab *testenv.Lab, i int, name string, port int) {
 	t.Helper()
-	var ln net.Listener
-	if err := lab.Do(lab.Node(i), func() error {
-		var err error
-		ln, err = net.Listen("tcp6", net.JoinHostPort("::", strconv.Itoa(port)))
-		return err
-	}); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ln.Close() })
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go func() {
-				defer c.Close()
-				c.SetDeadline(time.Now().Add(5 * time.Second))
-				fmt.Fprintf(c, "220 %s ESMTP stand-in\r\n", name)
-				bufio.NewReader(c).ReadString('\n')
-			}()
-		}
-	}()
+	serveBannerOn(t, lab, i, name, "tcp6", net.JoinHostPort("::", strconv.Itoa(port)))
 }
 
 // Three nodes 200/150/100 with an IPv6 VIP, 200 ms adverts. The 200 is
@@ -187,88 +150,26 @@ vrrp_instance VI_6 {
 }
 
 // Interop over IPv6 with keepalived (native_ipv6, VRRPv3, same VRID and
-// VIP, 200 ms adverts), both ways, as TestKeepalivedInterop for IPv4:
-// each accepts the other's adverts (link-local source, hop limit 255, the
-// IPv6 pseudo-header checksum that keepalived leaves to the kernel, the
-// same address list), the higher priority is master, and the other takes
-// over after a kill -9.
+// VIP), both ways, as TestKeepalivedInterop for IPv4: each accepts the
+// other's adverts (link-local source, hop limit 255, the IPv6
+// pseudo-header checksum that keepalived leaves to the kernel, the same
+// address list), the higher priority is master, and the other takes over
+// after a kill -9.
 func TestKeepalivedInteropIPv6(t *testing.T) {
-	testenv.NeedRoot(t)
-	testenv.Need(t, "keepalived")
-	const advert = 200 * time.Millisecond
-	checkKA := func(t *testing.T, k *keepalived) {
-		t.Helper()
-		for _, bad := range []string{"invalid TTL", "invalid", "Invalid", "bogus VRRP packet", "wrong", "ip address associated with VRID"} {
-			if strings.Contains(k.output(), bad) {
-				t.Errorf("keepalived complains %q:\n%s", bad, k.output())
+	keepalivedInterop(t, interopFamily{
+		newLab: func(t *testing.T) *testenv.Lab { return testenv.NewLabIPv6(t, 2) },
+		vip:    testenv.LabVIP6,
+		v6:     true,
+		ka: func(vrid, prio int, advert time.Duration) string {
+			return kaConfig6("ka1", vrid, prio, advert)
+		},
+		serve: serveBanner6,
+		source: func(t *testing.T, lab *testenv.Lab, i int) string {
+			ll, err := lab.LinkLocal(lab.Node(i))
+			if err != nil {
+				t.Fatal(err)
 			}
-		}
-	}
-
-	t.Run("keepalived master", func(t *testing.T) {
-		lab := testenv.NewLabIPv6(t, 2)
-		serveBanner6(t, lab, 1, "ka1", 25)
-		k := startKeepalivedConf(t, lab, 1, kaConfig6("ka1", 51, 200, advert))
-		k.waitLog(t, "Entering MASTER STATE", 1, 5*time.Second)
-		waitHeld6(t, lab, 1, true, 2*time.Second)
-		n2 := startNode(t, lab, 2, nodeConf{prio: 100, advert: advert, preempt: true, v6: true})
-		n2.waitState(t, "backup", 2*time.Second)
-		waitBanner(t, lab, vip6Listen, "ka1", 5*time.Second)
-		time.Sleep(3 * advert)
-		ll1, err := lab.LinkLocal(lab.Node(1))
-		if err != nil {
-			t.Fatal(err)
-		}
-		st := n2.status(t)
-		if st.MasterAddr != ll1.String() || st.MasterPriority != 200 || st.MasterInterval != "200ms" || st.AdvertsRecv == 0 || st.VIPHeld {
-			t.Errorf("mxgate under keepalived: %+v, want backup of %s/200 at 200ms, adverts received, no VIP", st, ll1)
-		}
-		for reason, c := range st.Dropped {
-			if c != 0 {
-				t.Errorf("mxgate dropped %d of keepalived's IPv6 adverts as %q", c, reason)
-			}
-		}
-		if tr := n2.transitions(); len(tr) != 1 || tr[0].to != "backup" {
-			t.Errorf("mxgate transitions %+v, want only the start as backup", tr)
-		}
-
-		t0 := k.kill9(t)
-		waitBanner(t, lab, vip6Listen, "n2.lab.test", 5*time.Second)
-		took := time.Since(t0)
-		mdi := masterDown(advert, 100)
-		t.Logf("keepalived killed: mxgate answered on [VIP]:25 after %s (Master_Down_Interval %s)", took.Round(time.Millisecond), mdi)
-		if took > 2*mdi+250*time.Millisecond { // loose: the VM stalls now and then
-			t.Errorf("mxgate took over after %s, want about %s (< 2×)", took, mdi)
-		}
-		n2.waitState(t, "master", time.Second)
-	})
-
-	t.Run("mxgate master", func(t *testing.T) {
-		lab := testenv.NewLabIPv6(t, 2)
-		serveBanner6(t, lab, 1, "ka1", 25)
-		n2 := startNode(t, lab, 2, nodeConf{prio: 200, advert: advert, preempt: true, v6: true})
-		n2.waitState(t, "master", 5*time.Second)
-		k := startKeepalivedConf(t, lab, 1, kaConfig6("ka1", 51, 100, advert))
-		k.waitLog(t, "Entering BACKUP STATE", 1, 5*time.Second)
-		waitBanner(t, lab, vip6Listen, "n2.lab.test", 5*time.Second)
-		time.Sleep(2 * masterDown(advert, 100)) // keepalived would be master by now if it dropped the adverts
-		if strings.Contains(k.output(), "Entering MASTER STATE") {
-			t.Fatalf("keepalived became master beside mxgate:\n%s", k.output())
-		}
-		checkKA(t, k)
-		if st := n2.status(t); st.State != "master" || st.Transitions != 2 {
-			t.Errorf("mxgate beside a keepalived backup: %+v, want master with 2 transitions", st)
-		}
-		waitHeld6(t, lab, 1, false, time.Second)
-
-		t0 := n2.kill9(t)
-		k.waitLog(t, "Entering MASTER STATE", 1, 5*time.Second)
-		waitBanner(t, lab, vip6Listen, "ka1", 5*time.Second)
-		took := time.Since(t0)
-		mdi := masterDown(advert, 100)
-		t.Logf("mxgate killed: keepalived answered on [VIP]:25 after %s (Master_Down_Interval %s)", took.Round(time.Millisecond), mdi)
-		if took > 2*mdi+250*time.Millisecond {
-			t.Errorf("keepalived took over after %s, want about %s (< 2×)", took, mdi)
-		}
+			return ll.String()
+		},
 	})
 }

@@ -25,9 +25,15 @@ import (
 // waitHeld waits until node i holds (or does not hold) the VIP.
 func waitHeld(t *testing.T, lab *testenv.Lab, i int, want bool, within time.Duration) {
 	t.Helper()
+	waitHeldAddr(t, lab, i, testenv.LabVIP, want, within)
+}
+
+// waitHeldAddr waits until node i holds (or does not hold) addr.
+func waitHeldAddr(t *testing.T, lab *testenv.Lab, i int, addr string, want bool, within time.Duration) {
+	t.Helper()
 	deadline := time.Now().Add(within)
 	for {
-		held, err := lab.HasAddr(i, testenv.LabVIP)
+		held, err := lab.HasAddr(i, addr)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -36,7 +42,8 @@ func waitHeld(t *testing.T, lab *testenv.Lab, i int, want bool, within time.Dura
 		}
 		if time.Now().After(deadline) {
 			addrs, _ := lab.Addrs(i)
-			t.Fatalf("node %d: VIP held=%v after %s, want %v (addresses %v)", i, held, within, want, addrs)
+			addrs6, _ := lab.Addrs6(lab.Node(i))
+			t.Fatalf("node %d: %s held=%v after %s, want %v (addresses %v %v)", i, addr, held, within, want, addrs, addrs6)
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
@@ -46,10 +53,16 @@ func waitHeld(t *testing.T, lab *testenv.Lab, i int, want bool, within time.Dura
 // "220 name" (a stand-in server for keepalived-only runs).
 func serveBanner(t *testing.T, lab *testenv.Lab, i int, name string, port int) {
 	t.Helper()
+	serveBannerOn(t, lab, i, name, "tcp4", fmt.Sprintf("0.0.0.0:%d", port))
+}
+
+// serveBannerOn is serveBanner on any listening address.
+func serveBannerOn(t *testing.T, lab *testenv.Lab, i int, name, network, addr string) {
+	t.Helper()
 	var ln net.Listener
 	if err := lab.Do(lab.Node(i), func() error {
 		var err error
-		ln, err = net.Listen("tcp4", fmt.Sprintf("0.0.0.0:%d", port))
+		ln, err = net.Listen(network, addr)
 		return err
 	}); err != nil {
 		t.Fatal(err)
