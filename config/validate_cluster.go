@@ -25,31 +25,19 @@ func (cl Cluster) validateVRRP(p *problems) {
 	if cl.Interface == "" {
 		p.add("cluster.interface", "required when the cluster is enabled")
 	}
-	if cl.VRID < 1 || cl.VRID > 255 {
-		p.add("cluster.vrid", "must be 1-255, got %d", cl.VRID)
-	}
-	// The VIP's family is the virtual router's (RFC 5798 §5.2.9: one
-	// family per advert); source and unicast peers must share it.
-	v6 := false
-	if cl.VIP == "" {
-		p.add("cluster.vip", "required when the cluster is enabled (address/prefix, e.g. 198.18.0.100/24 or fd00:198:18::100/64)")
-	} else if pf, err := netip.ParsePrefix(cl.VIP); err != nil {
-		p.add("cluster.vip", "%q is not address/prefix (e.g. 198.18.0.100/24 or fd00:198:18::100/64)", cl.VIP)
+	if len(cl.Instances) == 0 {
+		vrid(p, "cluster.vrid", cl.VRID)
+		vip(p, "cluster.vip", cl.VIP)
 	} else {
-		v6 = pf.Addr().Is6() && !pf.Addr().Is4In6()
+		cl.validateInstances(p)
 	}
-	if cl.Priority < 1 || cl.Priority > 255 {
-		p.add("cluster.priority", "must be 1-254 (255 only for the address owner), got %d", cl.Priority)
-	}
-	// RFC 5798 §5.2.7: a 12-bit count of centiseconds.
-	if ai := cl.AdvertInterval.Duration; ai < 10*time.Millisecond || ai > 40950*time.Millisecond {
-		p.add("cluster.advert_interval", "must be 10ms to 40.95s, got %s", ai)
-	} else if ai%(10*time.Millisecond) != 0 {
-		p.add("cluster.advert_interval", "must be a whole number of centiseconds (10ms steps), got %s", ai)
-	}
-	if cl.PreemptDelay.Duration < 0 || cl.PreemptDelay.Duration > time.Hour {
-		p.add("cluster.preempt_delay", "must be 0 to 1h, got %s", cl.PreemptDelay.Duration)
-	}
+	priority(p, "cluster.priority", cl.Priority)
+	advertInterval(p, "cluster.advert_interval", cl.AdvertInterval)
+	preemptDelay(p, "cluster.preempt_delay", cl.PreemptDelay)
+	// The VIPs' family is the node's (RFC 5798 §5.2.9: one family per
+	// advert, and one socket and source serve every virtual router); source
+	// and unicast peers must share it.
+	v6 := cl.ipv6()
 	family := "an IPv4"
 	if v6 {
 		family = "an IPv6"
@@ -71,6 +59,107 @@ func (cl Cluster) validateVRRP(p *problems) {
 	cl.validateGARP(p)
 	if cl.Notify != "" && strings.TrimSpace(cl.Notify) == "" {
 		p.add("cluster.notify", "is blank")
+	}
+}
+
+// ipv6 reports whether the node's virtual routers are IPv6: the family of
+// its (first) VIP.
+func (cl Cluster) ipv6() bool {
+	v := cl.VIP
+	if len(cl.Instances) > 0 {
+		v = cl.Instances[0].VIP
+	}
+	pf, err := netip.ParsePrefix(v)
+	return err == nil && pf.Addr().Is6() && !pf.Addr().Is4In6()
+}
+
+// validateInstances checks cluster.instances: each item's keys, and that
+// no two share a VRID (their adverts would be each other's) or a VIP.
+func (cl Cluster) validateInstances(p *problems) {
+	if n := len(cl.Instances); n > MaxInstances {
+		p.add("cluster.instances", "at most %d virtual routers, got %d", MaxInstances, n)
+		return
+	}
+	if cl.VIP != "" {
+		p.add("cluster.vip", "must be empty with cluster.instances: give each VIP in its item")
+	}
+	vrids := map[int]int{}
+	vips := map[netip.Addr]int{}
+	for i, in := range cl.Instances {
+		key := fmt.Sprintf("cluster.instances[%d]", i)
+		if vrid(p, key+".vrid", in.VRID) {
+			if j, dup := vrids[in.VRID]; dup {
+				p.add(key+".vrid", "%d is also cluster.instances[%d]'s", in.VRID, j)
+			} else {
+				vrids[in.VRID] = i
+			}
+		}
+		if a, ok := vip(p, key+".vip", in.VIP); ok {
+			if a.Is6() != cl.ipv6() {
+				p.add(key+".vip", "%s is not of cluster.instances[0]'s family: one VRRP socket and source serve every virtual router of a node", a)
+			}
+			if j, dup := vips[a]; dup {
+				p.add(key+".vip", "%s is also cluster.instances[%d]'s", a, j)
+			} else {
+				vips[a] = i
+			}
+		}
+		if in.Priority != 0 {
+			priority(p, key+".priority", in.Priority)
+		}
+		if in.AdvertInterval.Duration != 0 {
+			advertInterval(p, key+".advert_interval", in.AdvertInterval)
+		}
+		if in.PreemptDelay != nil {
+			preemptDelay(p, key+".preempt_delay", *in.PreemptDelay)
+		}
+		if in.StartState != "" {
+			p.oneOf(key+".start_state", in.StartState, "master", "backup")
+		}
+	}
+}
+
+// vrid checks a virtual router id; it reports whether it is one.
+func vrid(p *problems, key string, v int) bool {
+	if v < 1 || v > 255 {
+		p.add(key, "must be 1-255, got %d", v)
+		return false
+	}
+	return true
+}
+
+// vip checks a virtual address with its prefix length and returns the address.
+func vip(p *problems, key, v string) (netip.Addr, bool) {
+	pf, err := netip.ParsePrefix(v)
+	switch {
+	case v == "":
+		p.add(key, "required when the cluster is enabled (address/prefix, e.g. 198.18.0.100/24 or fd00:198:18::100/64)")
+	case err != nil || pf.Addr().Zone() != "":
+		p.add(key, "%q is not address/prefix (e.g. 198.18.0.100/24 or fd00:198:18::100/64)", v)
+	default:
+		return pf.Addr().Unmap(), true
+	}
+	return netip.Addr{}, false
+}
+
+func priority(p *problems, key string, v int) {
+	if v < 1 || v > 255 {
+		p.add(key, "must be 1-254 (255 only for the address owner), got %d", v)
+	}
+}
+
+func advertInterval(p *problems, key string, d Duration) {
+	// RFC 5798 §5.2.7: a 12-bit count of centiseconds.
+	if ai := d.Duration; ai < 10*time.Millisecond || ai > 40950*time.Millisecond {
+		p.add(key, "must be 10ms to 40.95s, got %s", ai)
+	} else if ai%(10*time.Millisecond) != 0 {
+		p.add(key, "must be a whole number of centiseconds (10ms steps), got %s", ai)
+	}
+}
+
+func preemptDelay(p *problems, key string, d Duration) {
+	if d.Duration < 0 || d.Duration > time.Hour {
+		p.add(key, "must be 0 to 1h, got %s", d.Duration)
 	}
 }
 
@@ -98,7 +187,7 @@ func (cl Cluster) validateScanning(p *problems) {
 	// With a wildcard host the node advertises its VRRP source to the
 	// others; an IPv6 virtual router's source is link-local (RFC 5798
 	// §5.1.2.1), which another host can dial only with a zone of its own.
-	if pf, err := netip.ParsePrefix(cl.VIP); err == nil && pf.Addr().Is6() && !pf.Addr().Is4In6() {
+	if cl.ipv6() {
 		if host, _, err := net.SplitHostPort(cl.PeerListen); err == nil {
 			if a, err := netip.ParseAddr(host); host == "" || err == nil && a.IsUnspecified() {
 				p.add("cluster.peer_listen", "%q: with an IPv6 VIP the VRRP source is link-local and cannot be advertised to the other nodes; listen on this node's own address", cl.PeerListen)

@@ -128,7 +128,10 @@ type nodeConf struct {
 	preempt bool
 	drain   time.Duration // smtp.drain_timeout; 0 = 10s
 	extra   string        // more YAML lines under cluster:, each indented two spaces
-	v6      bool          // IPv6 VIP (NewLabIPv6): SMTP on [VIP]:25 and the node's IPv6 address
+	// routers replaces "vrid: 51" and "vip: LabVIP" (e.g. an instances
+	// list), YAML lines under cluster:, each indented two spaces.
+	routers string
+	v6      bool // IPv6 VIP (NewLabIPv6): SMTP on [VIP]:25 and the node's IPv6 address
 }
 
 // mxNode is one `mxgate serve` in lab node i.
@@ -155,9 +158,12 @@ func writeNodeConfig(t *testing.T, lab *testenv.Lab, i int, c nodeConf) string {
 		vip, prefix, own = testenv.LabVIP6, testenv.LabPrefix6, lab.NodeAddr6(i)
 		c.extra = fmt.Sprintf("  peer_listen: \"%s:8026\"\n", lab.NodeAddr(i)) + c.extra
 	}
+	if c.routers == "" {
+		c.routers = fmt.Sprintf("  vrid: 51\n  vip: %s/%d\n", vip, prefix)
+	}
 	cfg := fmt.Sprintf(`node: {id: n%[1]d, data_dir: %[2]s, log_level: debug}
 smtp:
-  listen: ["%[12]s", "%[13]s"]
+  listen: ["%[13]s", "%[14]s"]
   hostname: n%[1]d.lab.test
   accept_domains: [lab.test]
   drain_timeout: %[11]s
@@ -166,14 +172,12 @@ admin: {listen: "127.0.0.1:8025"}
 cluster:
   enabled: true
   interface: eth0
-  vrid: 51
-  vip: %[3]s/%[6]d
-  priority: %[7]d
+%[12]s  priority: %[7]d
   advert_interval: %[8]s
   preempt: %[9]t
   secret: lab-secret-lab-secret
 %[10]s`, i, filepath.Join(dir, "data"), vip, own, lab.ClientAddr(), prefix,
-		c.prio, c.advert, c.preempt, c.extra, c.drain, net.JoinHostPort(vip, "25"), net.JoinHostPort(own, "25"))
+		c.prio, c.advert, c.preempt, c.extra, c.drain, c.routers, net.JoinHostPort(vip, "25"), net.JoinHostPort(own, "25"))
 	path := filepath.Join(dir, "mxgate.yaml")
 	if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)
@@ -235,6 +239,7 @@ type labStatus struct {
 	AdvertsRecv    uint64            `json:"adverts_received"`
 	Dropped        map[string]uint64 `json:"dropped"`
 	Transitions    uint64            `json:"transitions"`
+	Instances      []labInstance     `json:"instances"`
 }
 
 // statusErr runs `mxgate cluster status --json` inside the node.
