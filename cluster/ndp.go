@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"strconv"
 
 	"golang.org/x/net/ipv6"
 )
@@ -81,7 +82,9 @@ func naMessage(target netip.Addr, mac net.HardwareAddr) []byte {
 
 func (u *unsolicitedNA) send() error {
 	cm := &ipv6.ControlMessage{Src: net.IP(u.src.AsSlice()), IfIndex: u.ifi.Index, HopLimit: 255}
-	to := &net.IPAddr{IP: net.IPv6linklocalallnodes, Zone: u.ifi.Name}
+	// The zone by index: a name would be resolved in the sending thread's
+	// namespace, not necessarily the socket's.
+	to := &net.IPAddr{IP: net.IPv6linklocalallnodes, Zone: strconv.Itoa(u.ifi.Index)}
 	if _, err := u.pc.WriteTo(u.msg, cm, to); err != nil {
 		return fmt.Errorf("send unsolicited neighbour advertisement: %w", err)
 	}

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"strconv"
 	"syscall"
 
 	"golang.org/x/net/ipv6"
@@ -138,8 +139,10 @@ func (t *transport6) send(a vrrp.Advert) (int, error) {
 			return sent, fmt.Errorf("marshal advert: %w", err)
 		}
 		// The zone matters for link-local peers and ff02::/16 only; the
-		// kernel ignores it for global unicast.
-		to := &net.IPAddr{IP: net.IP(dst.AsSlice()), Zone: t.ifi.Name}
+		// kernel ignores it for global unicast. It is the index, not the
+		// name: Go resolves a name in the namespace of the thread that
+		// sends, which need not be the socket's.
+		to := &net.IPAddr{IP: net.IP(dst.AsSlice()), Zone: strconv.Itoa(t.ifi.Index)}
 		if _, err := t.pc.WriteTo(b, cm, to); err != nil {
 			if first == nil {
 				first = fmt.Errorf("send advert to %s: %w", dst, err)
