@@ -22,6 +22,9 @@
 #                and parent (no priority-0 advert, the VIP stays on n1)
 #       sigterm: SIGTERM (priority-0 advert, VIP released)
 #     wait for n2 on the VIP, restart n1 (it preempts), wait for n1 again.
+#   kill9-ipv6 (table "failover"): kill9 with an IPv6 VIP fd00:198:18::100/64
+#     (RFC 5798 over IPv6; the lab gets IPv6 with -ipv6), client dials
+#     [VIP]:25; its own block after the main loop (the nodes run IPv6 configs)
 #   startmaster, startbackup (table "return"): the seed's two ways back for a
 #     higher-priority node. n1 stopped (SIGTERM), n2 master and settled, then
 #     n1 starts with start_state master (keepalived: state MASTER) or
@@ -43,7 +46,7 @@
 #
 # usage: sudo bench/failover.sh
 #   knobs (environment): RUNS=5  ADVERTS="1 0.1"
-#   SCENARIOS="kill9 sigterm startmaster startbackup"
+#   SCENARIOS="kill9 sigterm kill9-ipv6 startmaster startbackup"
 #   IMPLS="mxgate keepalived"  QUICK=1 (RUNS=3 ADVERTS=0.1: about two minutes)
 #   MACHINE_NOTE="shared with other jobs" (added to the machine line)
 #   BIN=path/to/mxgate (default: build from this checkout)  KEEP=1 (keep the
@@ -56,9 +59,9 @@ QUICK=${QUICK:-0}
 if [ "$QUICK" = 1 ]; then RUNS=${RUNS:-3}; ADVERTS=${ADVERTS:-0.1}; fi
 RUNS=${RUNS:-5}
 ADVERTS=${ADVERTS:-"1 0.1"}
-SCENARIOS=${SCENARIOS:-"kill9 sigterm startmaster startbackup"}
+SCENARIOS=${SCENARIOS:-"kill9 sigterm kill9-ipv6 startmaster startbackup"}
 # the results table of each scenario (see the table_* functions at the end)
-declare -A TABLE=([kill9]=failover [sigterm]=failover [startmaster]=return [startbackup]=return)
+declare -A TABLE=([kill9]=failover [sigterm]=failover [kill9-ipv6]=failover [startmaster]=return [startbackup]=return)
 IMPLS=${IMPLS:-"mxgate keepalived"}
 KEEP=${KEEP:-0}
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -140,7 +143,7 @@ import (
 )
 
 func dial(addr string) string {
-	c, err := net.DialTimeout("tcp4", addr, 200*time.Millisecond)
+	c, err := net.DialTimeout("tcp", addr, 200*time.Millisecond)
 	if err != nil {
 		return "ERR"
 	}
@@ -205,7 +208,7 @@ func probe(addr string, iv time.Duration) {
 }
 
 func serve(name, addr string) {
-	ln, err := net.Listen("tcp4", addr)
+	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
@@ -366,7 +369,9 @@ PROBE=$W/failprobe
 # never through a function: $! must be the program's pid, ip execs it)
 in_ns() { local ns=$1; shift; ip netns exec "$ns" "$@"; }
 log "lab $P"
-"$W/mxgate-lab" up -bare -name "$P" -state "$W" >&2 || die "the lab did not come up"
+LABV6=
+case " $SCENARIOS " in *" kill9-ipv6 "*) LABV6=-ipv6 ;; esac
+"$W/mxgate-lab" up -bare $LABV6 -name "$P" -state "$W" >&2 || die "the lab did not come up"
 
 # ---------------------------------------------------------------- nodes
 prio() { case $1 in 1) echo 200 ;; 2) echo 100 ;; *) echo 50 ;; esac; }
@@ -607,6 +612,7 @@ for impl in $IMPLS; do
 		limit=$(awk -v a="$adv" 'BEGIN {print int(6 * a) + 5}')
 		wait_answer n1.lab.test "$limit" || die "$impl: n1 never answered on the VIP (logs in $W)"
 		for sc in $SCENARIOS; do
+			[ "$sc" = kill9-ipv6 ] && continue # its own block below
 			for r in $(seq "$RUNS"); do
 				"run_$sc" "$impl" "$adv" "$r"
 				line="impl=$impl adv=$adv sc=$sc run=$r $FIELDS"
@@ -623,6 +629,75 @@ for impl in $IMPLS; do
 	fi
 done
 
+# ---------------------------------------------------------------- IPv6 kill -9
+# The kill9 scenario with an IPv6 VIP: the same nodes and priorities, the
+# configurations rewritten for fd00:198:18::100/64 (keepalived: native_ipv6),
+# the client dialling [VIP]:25. Its neighbour cache follows the VIP through
+# the new master's unsolicited neighbour advertisements.
+VIP6=fd00:198:18::100
+ipv6_conf() { # impl node: rewrite the node's IPv4 configuration for the IPv6 VIP
+	local i=$2
+	if [ "$1" = mxgate ]; then
+		sed -i -e "s|\"$VIP:25\", \"198.18.0.$((10 + i)):25\"|\"[$VIP6]:25\", \"198.18.0.$((10 + i)):25\"|" \
+			-e "s|vip: $VIP/24|vip: $VIP6/64\n  peer_listen: \"198.18.0.$((10 + i)):8026\"|" "$W/mx-h$i/mxgate.yaml"
+	else
+		sed -i -e "s|$VIP/24 dev eth0|$VIP6/64 dev eth0|" -e "s|  interface eth0|  interface eth0\n  native_ipv6|" "$W/ka-h$i/keepalived.conf"
+	fi
+}
+case " $SCENARIOS " in *" kill9-ipv6 "*)
+	for impl in $IMPLS; do
+		if [ "$impl" = keepalived ]; then
+			for i in 1 2 3; do
+				ip netns exec "$P-h$i" "$PROBE" serve "n$i.lab.test" "[::]:25" &
+				SRV_PIDS+=($!)
+			done
+		fi
+		for adv in $ADVERTS; do
+			log "$impl, IPv6, adverts every ${adv}s"
+			for i in 1 2 3; do "write_$impl" "$i" "$adv"; ipv6_conf "$impl" "$i"; done
+			for i in 1 2 3; do start_node "$impl" "$i"; done
+			settle=$(awk -v a="$adv" 'BEGIN {print 3 * a + 1}')
+			limit=$(awk -v a="$adv" 'BEGIN {print int(6 * a) + 5}')
+			for r in $(seq "$RUNS"); do
+				ok=
+				for k in $(seq $((limit * 20))); do
+					[ "$(in_ns "$C" "$PROBE" once "[$VIP6]:25")" = n1.lab.test ] && { ok=1; break; }
+					sleep 0.05
+				done
+				[ -n "$ok" ] || die "$impl: n1 not on the IPv6 VIP before run $r (logs in $W)"
+				sleep "$settle"
+				f=$W/probe-$impl-$adv-kill9-ipv6-$r.txt
+				ip netns exec "$C" "$PROBE" probe "[$VIP6]:25" 10 >"$f" &
+				PROBE_PID=$!
+				sleep 0.3
+				hit_node "$impl" 1 kill9
+				FT0=$T0
+				wait_probe "$f" n2.lab.test "$FT0" "$limit" || log "WARN: no takeover by n2 seen ($impl $adv kill9-ipv6 $r)"
+				sleep 0.2
+				PT0=$(now)
+				start_node "$impl" 1
+				wait_probe "$f" n1.lab.test "$PT0" "$limit" || log "WARN: n1 did not take the IPv6 VIP back ($impl $adv $r)"
+				sleep 0.2
+				kill -TERM "$PROBE_PID"
+				wait "$PROBE_PID" 2>/dev/null || true
+				PROBE_PID=
+				fo=$("$PROBE" analyze "$f" "$FT0" n1.lab.test "$PT0")
+				pr=$("$PROBE" analyze "$f" "$PT0" n2.lab.test 0 | sed -n 's/^failover=\([0-9NA]*\).*/\1/p')
+				line="impl=$impl adv=$adv sc=kill9-ipv6 run=$r $fo daemon=$(first_notify "$FT0" 2) preempt=$pr"
+				echo "$line" >>"$RAW"
+				log "$line"
+			done
+			stop_all
+			sleep 0.5
+		done
+		if [ ${#SRV_PIDS[@]} -gt 0 ]; then
+			for p in "${SRV_PIDS[@]}"; do kill -TERM "$p" 2>/dev/null || true; wait "$p" 2>/dev/null || true; done
+			SRV_PIDS=()
+		fi
+	done
+	;;
+esac
+
 # ---------------------------------------------------------------- results
 med() { # values on stdin (NA ignored) -> "median (min-max)"
 	grep -E '^-?[0-9]+$' | sort -n | awk '{a[NR] = $1} END {
@@ -635,7 +710,7 @@ expect() { # adv sc -> what the protocol promises, ms
 	awk -v a="$1" -v s="$2" 'BEGIN {
 		skew = (256 - 100) * a / 256
 		if (s == "sigterm") printf "Skew_Time %.0f", skew * 1000
-		else if (s == "kill9") printf "Master_Down_Interval %.0f", (3 * a + skew) * 1000
+		else if (s == "kill9" || s == "kill9-ipv6") printf "Master_Down_Interval %.0f", (3 * a + skew) * 1000
 		else if (s == "startmaster") printf "at start (target ≤ 100)"
 		else if (s == "startbackup") printf "next advert ≤ %.0f", a * 1000
 		else printf "-" }'

@@ -36,7 +36,7 @@ type Options struct {
 	// below, which are then not used otherwise.
 	Instances    []Instance
 	VRID         uint8
-	VIP          netip.Prefix // e.g. 198.18.0.100/24; added with this prefix, label "<if>:vip" if it fits 15 chars
+	VIP          netip.Prefix // e.g. 198.18.0.100/24 or fd00:198:18::100/64; its family is the node's; added with this prefix (IPv4: label "<if>:vip" if it fits 15 chars; IPv6: no DAD)
 	Priority     uint8
 	Interval     time.Duration
 	Preempt      bool
@@ -45,10 +45,10 @@ type Options struct {
 	// starts (the seed's "start as master", keepalived's "state MASTER");
 	// false starts as backup. It needs Preempt and no PreemptDelay.
 	StartMaster  bool
-	Source       netip.Addr   // primary address; zero = the first IPv4 address on Interface that is not the VIP
-	UnicastPeers []netip.Addr // empty = multicast 224.0.0.18; non-empty = unicast to each + source allow-list
+	Source       netip.Addr   // primary address; zero = IPv4: the first address on Interface that is not a VIP, IPv6: its link-local address
+	UnicastPeers []netip.Addr // empty = multicast 224.0.0.18 / ff02::12; non-empty = unicast to each + source allow-list
 	Checksum     vrrp.ChecksumMode
-	GARPRepeat   int           // gratuitous ARPs on becoming master (0 = default 5)
+	GARPRepeat   int           // gratuitous ARPs (IPv6: unsolicited neighbour advertisements) on becoming master (0 = default 5)
 	GARPRefresh  time.Duration // delay of the second burst (0 = none; the config layer defaults it to 5s)
 	// GARPMasterRefresh repeats one gratuitous ARP this often while master
 	// (0 = never), like keepalived's garp_master_refresh: after a partition
@@ -128,10 +128,23 @@ func New(o Options) (*Node, error) {
 		return nil, err
 	}
 	o.Instances = insts
+	// The VIPs' family is the node's: one advert carries one family (RFC
+	// 5798 §5.2.9), and one socket and one source serve every instance, so
+	// source and peers must match it too.
+	v6 := insts[0].VIP.Addr().Is6()
+	for _, in := range insts[1:] {
+		if in.VIP.Addr().Is6() != v6 {
+			return nil, fmt.Errorf("cluster: VIPs %s and %s: the virtual routers of one node must be of one family (one VRRP socket and source serve them all)", insts[0].VIP, in.VIP)
+		}
+	}
 	if o.Source.IsValid() {
-		o.Source = o.Source.Unmap()
-		if !o.Source.Is4() {
-			return nil, fmt.Errorf("cluster: source %s is not IPv4", o.Source)
+		o.Source = o.Source.Unmap().WithZone("")
+		if o.Source.Is6() != v6 {
+			return nil, fmt.Errorf("cluster: source %s is not of the VIP's family", o.Source)
+		}
+		// RFC 5798 §5.1.2.1: an IPv6 advert's source is the interface's link-local address.
+		if v6 && !o.Source.IsLinkLocalUnicast() {
+			return nil, fmt.Errorf("cluster: IPv6 source %s must be link-local (fe80::/10)", o.Source)
 		}
 		for _, in := range insts {
 			if o.Source == in.VIP.Addr() {
@@ -141,9 +154,9 @@ func New(o Options) (*Node, error) {
 	}
 	peers := make([]netip.Addr, 0, len(o.UnicastPeers))
 	for _, p := range o.UnicastPeers {
-		p = p.Unmap()
-		if !p.Is4() {
-			return nil, fmt.Errorf("cluster: unicast peer %s is not IPv4", p)
+		p = p.Unmap().WithZone("")
+		if !p.IsValid() || p.Is6() != v6 {
+			return nil, fmt.Errorf("cluster: unicast peer %s is not of the VIP's family", p)
 		}
 		peers = append(peers, p)
 	}
@@ -164,6 +177,15 @@ func New(o Options) (*Node, error) {
 	}
 	if o.NodeID == "" {
 		o.NodeID, _ = os.Hostname()
+	}
+	for _, in := range insts {
+		if in.VIP.Addr().Is6() && !in.VIP.Addr().IsLinkLocalUnicast() {
+			// RFC 5798 §5.2.9 wants the virtual router's link-local address
+			// first in IPv6 adverts; keepalived only logs this outside
+			// vrrp_strict, and its peers compare the address list with
+			// their own, so we carry exactly the configured VIP, as it does.
+			o.Logger.Info("vrrp: IPv6 VIP is not link-local; RFC 5798 §5.2.9 asks for a link-local first address, keepalived accepts this too", "vrid", in.VRID, "vip", in.VIP)
+		}
 	}
 
 	ifi, err := net.InterfaceByName(o.Interface)
@@ -196,10 +218,10 @@ func instances(o Options) ([]Instance, error) {
 	vrids := map[uint8]bool{}
 	vips := map[netip.Addr]bool{}
 	for _, in := range list {
-		if !in.VIP.IsValid() || !in.VIP.Addr().Is4() {
-			return nil, fmt.Errorf("cluster: VIP %q must be an IPv4 prefix such as 198.18.0.100/24", in.VIP)
+		if !in.VIP.IsValid() || in.VIP.Addr().Zone() != "" {
+			return nil, fmt.Errorf("cluster: VIP %q must be a prefix such as 198.18.0.100/24 or fd00:198:18::100/64", in.VIP)
 		}
-		in.VIP = netip.PrefixFrom(in.VIP.Addr(), in.VIP.Bits()) // keep the address, not the masked network
+		in.VIP = netip.PrefixFrom(in.VIP.Addr().Unmap(), in.VIP.Bits()) // keep the address, not the masked network
 		if in.PreemptDelay < 0 {
 			return nil, errors.New("cluster: garp_repeat, garp_refresh and preempt_delay must not be negative")
 		}
@@ -228,7 +250,12 @@ func newNode(o Options, ifi *net.Interface, h *netlink.Handle) (*Node, error) {
 	}
 	src := o.Source
 	if !src.IsValid() {
-		if src, err = firstIPv4(h, link, vipAddrs); err != nil {
+		if o.Instances[0].VIP.Addr().Is6() {
+			src, err = firstLinkLocal6(h, link)
+		} else {
+			src, err = firstIPv4(h, link, vipAddrs)
+		}
+		if err != nil {
 			return nil, err
 		}
 	}
@@ -297,6 +324,35 @@ func firstIPv4(h *netlink.Handle, link netlink.Link, vips []netip.Addr) (netip.A
 	return netip.Addr{}, fmt.Errorf("cluster: no IPv4 address on %s other than the VIP; set the source address", link.Attrs().Name)
 }
 
+// firstLinkLocal6 picks the interface's IPv6 link-local address: the
+// source of IPv6 adverts (RFC 5798 §5.1.2.1) and so the primary address
+// that breaks priority ties. One that has passed DAD is preferred; a
+// tentative one is still taken (the first adverts fail until DAD ends,
+// which the send errors log) rather than refusing to start.
+func firstLinkLocal6(h *netlink.Handle, link netlink.Link) (netip.Addr, error) {
+	addrs, err := h.AddrList(link, netlink.FAMILY_V6)
+	if err != nil && !errors.Is(err, netlink.ErrDumpInterrupted) {
+		return netip.Addr{}, fmt.Errorf("cluster: list addresses of %s: %w", link.Attrs().Name, err)
+	}
+	var tentative netip.Addr
+	for _, a := range addrs {
+		ip, ok := netip.AddrFromSlice(a.IP)
+		if !ok || !ip.Is6() || !ip.IsLinkLocalUnicast() || a.Flags&unix.IFA_F_DADFAILED != 0 {
+			continue
+		}
+		if a.Flags&unix.IFA_F_TENTATIVE == 0 {
+			return ip, nil
+		}
+		if !tentative.IsValid() {
+			tentative = ip
+		}
+	}
+	if tentative.IsValid() {
+		return tentative, nil
+	}
+	return netip.Addr{}, fmt.Errorf("cluster: no IPv6 link-local address on %s (IPv6 disabled?); set the source address", link.Attrs().Name)
+}
+
 // Ready is closed when the transport is open and every machine started.
 func (n *Node) Ready() <-chan struct{} { return n.ready }
 
@@ -321,18 +377,18 @@ func (n *Node) Run(ctx context.Context) error {
 			return fmt.Errorf("cluster: remove stale VIP: %w", err)
 		}
 	}
-	tr, err := openTransport(n.ifi, n.src, n.opt.UnicastPeers, n.opt.Checksum)
+	tr, err := n.openTransport()
 	if err != nil {
 		return fmt.Errorf("cluster: %w", err)
 	}
-	garps := make([]*garp, 0, len(n.insts))
+	garps := make([]announcer, 0, len(n.insts))
 	closeGARPs := func() {
 		for _, g := range garps {
 			g.close()
 		}
 	}
 	for _, in := range n.insts {
-		g, err := openGARP(n.ifi, in.cfg.VIP.Addr())
+		g, err := n.openAnnouncer(in.cfg.VIP.Addr())
 		if err != nil {
 			closeGARPs()
 			tr.close()
@@ -422,6 +478,24 @@ func (n *Node) Run(ctx context.Context) error {
 	return nil
 }
 
+// openTransport opens the VRRP socket of the node's family in the calling
+// thread's namespace.
+func (n *Node) openTransport() (advertTransport, error) {
+	if n.src.Is6() {
+		return openTransport6(n.ifi, n.src, n.opt.UnicastPeers, n.opt.Checksum)
+	}
+	return openTransport(n.ifi, n.src, n.opt.UnicastPeers, n.opt.Checksum)
+}
+
+// openAnnouncer opens what announces vip: gratuitous ARP for IPv4,
+// unsolicited neighbour advertisements from our link-local source for IPv6.
+func (n *Node) openAnnouncer(vip netip.Addr) (announcer, error) {
+	if vip.Is6() {
+		return openUnsolicitedNA(n.ifi, n.src, vip)
+	}
+	return openGARP(n.ifi, vip)
+}
+
 // vrids lists the node's VRIDs for logs.
 func (n *Node) vrids() []uint8 {
 	out := make([]uint8, 0, len(n.insts))
@@ -434,7 +508,7 @@ func (n *Node) vrids() []uint8 {
 // receive reads packets, filters them and hands accepted adverts to their
 // instance's loop. Drops are counted here, for the node: a packet of a VRID
 // we do not run has no instance to count it.
-func (n *Node) receive(tr *transport, stop <-chan struct{}) {
+func (n *Node) receive(tr advertTransport, stop <-chan struct{}) {
 	buf := make([]byte, 1500)
 	var lastErr time.Time
 	for {
@@ -541,8 +615,8 @@ type received struct {
 type loop struct {
 	n       *Node
 	in      *instance
-	tr      *transport
-	g       *garp
+	tr      advertTransport
+	g       announcer // gratuitous ARP (IPv4) or unsolicited NA (IPv6)
 	nt      *notifier
 	started chan<- struct{} // closed once the machine started
 
@@ -724,7 +798,7 @@ func (l *loop) garpDue(now time.Time) {
 	l.garpLeft--
 	l.garpNext = now.Add(garpGap)
 	if err := l.g.send(); err != nil {
-		l.n.log.Warn("vrrp: gratuitous ARP", "vrid", l.in.cfg.VRID, "err", err)
+		l.n.log.Warn("vrrp: announce VIP", "vrid", l.in.cfg.VRID, "err", err)
 		return
 	}
 	l.in.met.garpSent.Inc()

@@ -20,11 +20,24 @@ func TestNewValidation(t *testing.T) {
 	}{
 		{"valid", func(o *Options) {}, ""},
 		{"no interface", func(o *Options) { o.Interface = "" }, "interface is required"},
-		{"no VIP", func(o *Options) { o.VIP = netip.Prefix{} }, "IPv4 prefix"},
-		{"IPv6 VIP", func(o *Options) { o.VIP = netip.MustParsePrefix("2001:db8::1/64") }, "IPv4 prefix"},
-		{"IPv6 source", func(o *Options) { o.Source = netip.MustParseAddr("2001:db8::2") }, "not IPv4"},
+		{"no VIP", func(o *Options) { o.VIP = netip.Prefix{} }, "must be a prefix"},
+		{"IPv6 VIP, IPv4 source", func(o *Options) { o.VIP = netip.MustParsePrefix("2001:db8::1/64") }, "not of the VIP's family"},
+		{"IPv6 source", func(o *Options) { o.Source = netip.MustParseAddr("2001:db8::2") }, "not of the VIP's family"},
 		{"source is VIP", func(o *Options) { o.Source = o.VIP.Addr() }, "must not be the VIP"},
-		{"IPv6 peer", func(o *Options) { o.UnicastPeers = []netip.Addr{netip.MustParseAddr("::1")} }, "not IPv4"},
+		{"IPv6 peer", func(o *Options) { o.UnicastPeers = []netip.Addr{netip.MustParseAddr("::1")} }, "not of the VIP's family"},
+		{"IPv6 global source", func(o *Options) {
+			o.VIP, o.Source = netip.MustParsePrefix("2001:db8::1/64"), netip.MustParseAddr("2001:db8::2")
+		}, "must be link-local"},
+		{"mixed families", func(o *Options) {
+			o.Instances = []Instance{
+				{VRID: 51, VIP: netip.MustParsePrefix("127.0.0.200/8"), Priority: 100, Interval: time.Second},
+				{VRID: 52, VIP: netip.MustParsePrefix("2001:db8::1/64"), Priority: 100, Interval: time.Second},
+			}
+		}, "of one family"},
+		{"IPv6 IPv4 peer", func(o *Options) {
+			o.VIP, o.Source = netip.MustParsePrefix("2001:db8::1/64"), netip.MustParseAddr("fe80::1")
+			o.UnicastPeers = []netip.Addr{netip.MustParseAddr("127.0.0.2")}
+		}, "not of the VIP's family"},
 		{"checksum mode", func(o *Options) { o.Checksum = 9 }, "checksum mode"},
 		{"negative garp", func(o *Options) { o.GARPRepeat = -1 }, "negative"},
 		{"unknown interface", func(o *Options) { o.Interface = "mxt-nonexistent" }, "mxt-nonexistent"},

@@ -144,21 +144,8 @@ func (t *transport) recv(buf []byte) (r vrrp.Received, ok bool, err error) {
 	if cm == nil || cm.IfIndex != t.ifi.Index {
 		return r, false, nil
 	}
-	ipa, isIP := src.(*net.IPAddr)
-	if !isIP {
-		return r, false, nil
-	}
-	s, ok1 := netip.AddrFromSlice(ipa.IP)
-	d, ok2 := netip.AddrFromSlice(cm.Dst)
-	if !ok1 || !ok2 {
-		return r, false, nil
-	}
-	return vrrp.Received{
-		Payload: append([]byte(nil), buf[:n]...),
-		Src:     s.Unmap(),
-		Dst:     d.Unmap(),
-		TTL:     cm.TTL,
-	}, true, nil
+	r, ok = toReceived(buf[:n], src, cm.Dst, cm.TTL)
+	return r, ok, nil
 }
 
 func (t *transport) close() error { return t.conn.Close() }

@@ -16,14 +16,19 @@ import (
 // netlink handle opened in the node's namespace, so the calls are right
 // whatever thread the machine goroutine happens to run on.
 type vip struct {
-	h     *netlink.Handle
-	link  netlink.Link
-	pfx   netip.Prefix
-	label string
+	h      *netlink.Handle
+	link   netlink.Link
+	pfx    netip.Prefix
+	label  string
+	family int // netlink.FAMILY_V4 or FAMILY_V6
 }
 
 func newVIP(h *netlink.Handle, link netlink.Link, pfx netip.Prefix) *vip {
-	v := &vip{h: h, link: link, pfx: pfx}
+	v := &vip{h: h, link: link, pfx: pfx, family: netlink.FAMILY_V4}
+	if pfx.Addr().Is6() {
+		v.family = netlink.FAMILY_V6
+		return v // labels are an IPv4 notion; the kernel has none for IPv6
+	}
 	// The label shows the VIP in `ip addr` / ifconfig as eth0:vip; the kernel
 	// rejects labels longer than IFNAMSIZ-1 or not starting with the link name.
 	if l := link.Attrs().Name + ":vip"; len(l) <= unix.IFNAMSIZ-1 {
@@ -33,10 +38,20 @@ func newVIP(h *netlink.Handle, link netlink.Link, pfx netip.Prefix) *vip {
 }
 
 func (v *vip) addr() *netlink.Addr {
-	return &netlink.Addr{
+	a := &netlink.Addr{
 		IPNet: &net.IPNet{IP: net.IP(v.pfx.Addr().AsSlice()), Mask: net.CIDRMask(v.pfx.Bits(), v.pfx.Addr().BitLen())},
 		Label: v.label,
 	}
+	if v.family == netlink.FAMILY_V6 {
+		// No duplicate address detection, as keepalived: DAD would keep
+		// the VIP tentative (unusable, unannounced) for a second or more
+		// after we became master, and a master killed with -9 still has
+		// the address on its interface and answers DAD, which would leave
+		// ours "dadfailed" for good. The election already decided who
+		// owns the address; DAD has nothing to add.
+		a.Flags = unix.IFA_F_NODAD
+	}
+	return a
 }
 
 // add puts the VIP on the interface. Idempotent: AddrReplace succeeds when
@@ -53,7 +68,7 @@ func (v *vip) add() error {
 // prefix it was added with (an older configuration may have used another).
 // An address that is not there is success.
 func (v *vip) remove() error {
-	addrs, err := v.h.AddrList(v.link, netlink.FAMILY_V4)
+	addrs, err := v.h.AddrList(v.link, v.family)
 	if err != nil && !errors.Is(err, netlink.ErrDumpInterrupted) {
 		return fmt.Errorf("list addresses of %s: %w", v.link.Attrs().Name, err)
 	}
@@ -72,7 +87,7 @@ func (v *vip) remove() error {
 
 // present reports whether the VIP is on the interface now.
 func (v *vip) present() (bool, error) {
-	addrs, err := v.h.AddrList(v.link, netlink.FAMILY_V4)
+	addrs, err := v.h.AddrList(v.link, v.family)
 	if err != nil && !errors.Is(err, netlink.ErrDumpInterrupted) {
 		return false, fmt.Errorf("list addresses of %s: %w", v.link.Attrs().Name, err)
 	}

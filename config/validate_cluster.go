@@ -35,14 +35,25 @@ func (cl Cluster) validateVRRP(p *problems) {
 	advertInterval(p, "cluster.advert_interval", cl.AdvertInterval)
 	preemptDelay(p, "cluster.preempt_delay", cl.PreemptDelay)
 	validateStart(p, "cluster.", cl.StartState, cl.Preempt, cl.PreemptDelay.Duration)
+	// The VIPs' family is the node's (RFC 5798 §5.2.9: one family per
+	// advert, and one socket and source serve every virtual router); source
+	// and unicast peers must share it.
+	v6 := cl.ipv6()
+	family := "an IPv4"
+	if v6 {
+		family = "an IPv6"
+	}
 	if cl.Source != "" {
-		if a, err := netip.ParseAddr(cl.Source); err != nil || !a.Is4() {
-			p.add("cluster.source", "%q is not an IPv4 address", cl.Source)
+		if a, err := netip.ParseAddr(cl.Source); err != nil || a.Zone() != "" || a.Is6() != v6 {
+			p.add("cluster.source", "%q is not %s address like the VIP", cl.Source, family)
+		} else if v6 && !a.IsLinkLocalUnicast() {
+			// RFC 5798 §5.1.2.1: IPv6 adverts come from the link-local address.
+			p.add("cluster.source", "%q: an IPv6 source must be the interface's link-local address (fe80::/10)", cl.Source)
 		}
 	}
 	for i, a := range cl.UnicastPeers {
-		if ip, err := netip.ParseAddr(a); err != nil || !ip.Is4() {
-			p.add(fmt.Sprintf("cluster.unicast_peers[%d]", i), "%q is not an IPv4 address", a)
+		if ip, err := netip.ParseAddr(a); err != nil || ip.Zone() != "" || ip.Is6() != v6 {
+			p.add(fmt.Sprintf("cluster.unicast_peers[%d]", i), "%q is not %s address like the VIP", a, family)
 		}
 	}
 	p.oneOf("cluster.checksum", cl.Checksum, "pseudo-header", "message")
@@ -75,6 +86,17 @@ func validateStart(p *problems, prefix, startState string, preempt bool, delay t
 	}
 }
 
+// ipv6 reports whether the node's virtual routers are IPv6: the family of
+// its (first) VIP.
+func (cl Cluster) ipv6() bool {
+	v := cl.VIP
+	if len(cl.Instances) > 0 {
+		v = cl.Instances[0].VIP
+	}
+	pf, err := netip.ParsePrefix(v)
+	return err == nil && pf.Addr().Is6() && !pf.Addr().Is4In6()
+}
+
 // validateInstances checks cluster.instances: each item's keys, and that
 // no two share a VRID (their adverts would be each other's) or a VIP.
 func (cl Cluster) validateInstances(p *problems) {
@@ -97,6 +119,9 @@ func (cl Cluster) validateInstances(p *problems) {
 			}
 		}
 		if a, ok := vip(p, key+".vip", in.VIP); ok {
+			if a.Is6() != cl.ipv6() {
+				p.add(key+".vip", "%s is not of cluster.instances[0]'s family: one VRRP socket and source serve every virtual router of a node", a)
+			}
 			if j, dup := vips[a]; dup {
 				p.add(key+".vip", "%s is also cluster.instances[%d]'s", a, j)
 			} else {
@@ -136,13 +161,11 @@ func vip(p *problems, key, v string) (netip.Addr, bool) {
 	pf, err := netip.ParsePrefix(v)
 	switch {
 	case v == "":
-		p.add(key, "required when the cluster is enabled (address/prefix, e.g. 198.18.0.100/24)")
-	case err != nil:
-		p.add(key, "%q is not address/prefix (e.g. 198.18.0.100/24)", v)
-	case !pf.Addr().Is4():
-		p.add(key, "%q: only IPv4 VIPs are supported", v)
+		p.add(key, "required when the cluster is enabled (address/prefix, e.g. 198.18.0.100/24 or fd00:198:18::100/64)")
+	case err != nil || pf.Addr().Zone() != "":
+		p.add(key, "%q is not address/prefix (e.g. 198.18.0.100/24 or fd00:198:18::100/64)", v)
 	default:
-		return pf.Addr(), true
+		return pf.Addr().Unmap(), true
 	}
 	return netip.Addr{}, false
 }
@@ -189,6 +212,16 @@ func (cl Cluster) validateScanning(p *problems) {
 	p.oneOf("cluster.mode", cl.Mode, ModeActiveActive, ModeActivePassive)
 	weight(p, "cluster.weight", cl.Weight)
 	p.listenAddr("cluster.peer_listen", cl.PeerListen)
+	// With a wildcard host the node advertises its VRRP source to the
+	// others; an IPv6 virtual router's source is link-local (RFC 5798
+	// §5.1.2.1), which another host can dial only with a zone of its own.
+	if cl.ipv6() {
+		if host, _, err := net.SplitHostPort(cl.PeerListen); err == nil {
+			if a, err := netip.ParseAddr(host); host == "" || err == nil && a.IsUnspecified() {
+				p.add("cluster.peer_listen", "%q: with an IPv6 VIP the VRRP source is link-local and cannot be advertised to the other nodes; listen on this node's own address", cl.PeerListen)
+			}
+		}
+	}
 	if n := cl.PeerMaxConnections; n < 0 || n > maxPeerConnections {
 		p.add("cluster.peer_max_connections", "must be 0 (derived) or 1 to %d, got %d", maxPeerConnections, n)
 	}

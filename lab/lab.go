@@ -31,6 +31,7 @@ import (
 
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
+	"golang.org/x/sys/unix"
 )
 
 // Addresses on the segment.
@@ -41,6 +42,18 @@ const (
 	// MaxNodes bounds n in Create (addresses 198.18.0.11..30).
 	MaxNodes = 20
 )
+
+// IPv6 on the segment, added by EnableIPv6 (a ULA prefix: the lab never
+// reaches a routed network). Node i is fd00:198:18::(10+i), the same digits
+// as its IPv4 address, plus its link-local address.
+const (
+	VIP6        = "fd00:198:18::100"
+	Prefix6     = 64
+	ClientAddr6 = "fd00:198:18::250"
+)
+
+// NodeAddr6 is node i's own IPv6 address, fd00:198:18::(10+i).
+func NodeAddr6(i int) string { return fmt.Sprintf("fd00:198:18::%d", 10+i) }
 
 // ErrExists is returned by Create when the lab's switch namespace already
 // exists: the name belongs to another lab.
@@ -311,6 +324,97 @@ func (l *Lab) attach(ns, port, addr string, mac net.HardwareAddr) error {
 	return nil
 }
 
+// EnableIPv6 adds IPv6 to the nodes and the client: fd00:198:18::(10+i)/64
+// (client ::250) next to the link-local address, with duplicate address
+// detection off (accept_dad 0, the address added with nodad) so that no
+// address is tentative for a second after a test starts or a VIP moves. It
+// waits until every link-local address is usable. Labs without it keep
+// the defaults, so IPv4-only tests run as before.
+func (l *Lab) EnableIPv6(ctx context.Context) error {
+	hosts := map[string]string{l.Client(): ClientAddr6}
+	for i := 1; i <= l.nodes; i++ {
+		hosts[l.Node(i)] = NodeAddr6(i)
+	}
+	for ns, addr := range hosts {
+		if err := l.Do(ns, func() error {
+			for _, k := range []string{"all", "default", "eth0"} {
+				for name, v := range map[string]string{"disable_ipv6": "0", "accept_dad": "0"} {
+					f := "/proc/sys/net/ipv6/conf/" + k + "/" + name
+					if err := os.WriteFile(f, []byte(v), 0); err != nil {
+						return fmt.Errorf("sysctl %s: %w", f, err)
+					}
+				}
+			}
+			return nil
+		}); err != nil {
+			return fmt.Errorf("IPv6 in %s: %w", ns, err)
+		}
+		h, err := l.handle(ns)
+		if err != nil {
+			return err
+		}
+		eth, err := h.LinkByName("eth0")
+		if err != nil {
+			return fmt.Errorf("eth0 in %s: %w", ns, err)
+		}
+		a := &netlink.Addr{IPNet: &net.IPNet{IP: net.ParseIP(addr), Mask: net.CIDRMask(Prefix6, 128)}, Flags: unix.IFA_F_NODAD}
+		if err := h.AddrReplace(eth, a); err != nil {
+			return fmt.Errorf("address %s on %s/eth0: %w", addr, ns, err)
+		}
+	}
+	for ns := range hosts {
+		if err := l.waitLinkLocal(ctx, ns); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// waitLinkLocal waits until eth0 in ns has a link-local address that is no
+// longer tentative: the link came up with DAD on, before EnableIPv6.
+func (l *Lab) waitLinkLocal(ctx context.Context, ns string) error {
+	h, err := l.handle(ns)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(ctx, linkUpWithin)
+	defer cancel()
+	for {
+		eth, err := h.LinkByName("eth0")
+		if err != nil {
+			return fmt.Errorf("eth0 in %s: %w", ns, err)
+		}
+		as, err := h.AddrList(eth, netlink.FAMILY_V6)
+		if err != nil {
+			return fmt.Errorf("addresses in %s: %w", ns, err)
+		}
+		for _, a := range as {
+			if a.IP.IsLinkLocalUnicast() && a.Flags&unix.IFA_F_TENTATIVE == 0 {
+				return nil
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("%s/eth0: no usable IPv6 link-local address (IPv6 disabled on this host?): %w", ns, ctx.Err())
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
+}
+
+// LinkLocal is eth0's IPv6 link-local address in ns (EnableIPv6 first).
+func (l *Lab) LinkLocal(ns string) (netip.Addr, error) {
+	as, err := l.addrs(ns, netlink.FAMILY_V6)
+	if err != nil {
+		return netip.Addr{}, err
+	}
+	for _, a := range as {
+		if a.Addr().IsLinkLocalUnicast() {
+			return a.Addr(), nil
+		}
+	}
+	return netip.Addr{}, fmt.Errorf("%s/eth0: no IPv6 link-local address", ns)
+}
+
 // linkUpWithin bounds the wait for a link's carrier.
 const linkUpWithin = 5 * time.Second
 
@@ -382,7 +486,12 @@ func (l *Lab) setPort(i int, up bool) error {
 }
 
 // Addrs returns the IPv4 addresses on eth0 in namespace ns.
-func (l *Lab) Addrs(ns string) ([]netip.Prefix, error) {
+func (l *Lab) Addrs(ns string) ([]netip.Prefix, error) { return l.addrs(ns, netlink.FAMILY_V4) }
+
+// Addrs6 returns the IPv6 addresses on eth0 in namespace ns, link-local included.
+func (l *Lab) Addrs6(ns string) ([]netip.Prefix, error) { return l.addrs(ns, netlink.FAMILY_V6) }
+
+func (l *Lab) addrs(ns string, family int) ([]netip.Prefix, error) {
 	h, err := l.handle(ns)
 	if err != nil {
 		return nil, err
@@ -391,22 +500,28 @@ func (l *Lab) Addrs(ns string) ([]netip.Prefix, error) {
 	if err != nil {
 		return nil, fmt.Errorf("eth0 in %s: %w", ns, err)
 	}
-	as, err := h.AddrList(lk, netlink.FAMILY_V4)
+	as, err := h.AddrList(lk, family)
 	if err != nil {
 		return nil, fmt.Errorf("addresses in %s: %w", ns, err)
 	}
 	var out []netip.Prefix
 	for _, a := range as {
-		ip, _ := netip.AddrFromSlice(a.IP.To4())
+		ip, _ := netip.AddrFromSlice(a.IP)
+		ip = ip.Unmap()
 		ones, _ := a.Mask.Size()
 		out = append(out, netip.PrefixFrom(ip, ones))
 	}
 	return out, nil
 }
 
-// HasAddr reports whether eth0 in namespace ns holds addr (VIP checks).
+// HasAddr reports whether eth0 in namespace ns holds addr (VIP checks),
+// IPv4 or IPv6.
 func (l *Lab) HasAddr(ns, addr string) (bool, error) {
-	as, err := l.Addrs(ns)
+	family := netlink.FAMILY_V4
+	if ip, err := netip.ParseAddr(addr); err == nil && ip.Is6() {
+		family = netlink.FAMILY_V6
+	}
+	as, err := l.addrs(ns, family)
 	if err != nil {
 		return false, err
 	}
@@ -460,7 +575,7 @@ func (l *Lab) Dial(ctx context.Context, ns, addr string) (net.Conn, error) {
 	err := l.Do(ns, func() error {
 		var d net.Dialer
 		var err error
-		c, err = d.DialContext(ctx, "tcp4", addr)
+		c, err = d.DialContext(ctx, "tcp", addr) // the literal address picks the family
 		return err
 	})
 	return c, err

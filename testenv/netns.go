@@ -30,10 +30,13 @@ import (
 	"golang.org/x/net/ipv4"
 )
 
-// Lab addresses (RFC 2544 benchmark range: never routed anywhere).
+// Lab addresses (RFC 2544 benchmark range: never routed anywhere; IPv6:
+// a ULA prefix, only in labs built with NewLabIPv6).
 const (
-	LabVIP    = lab.VIP
-	LabPrefix = lab.Prefix
+	LabVIP     = lab.VIP
+	LabPrefix  = lab.Prefix
+	LabVIP6    = lab.VIP6
+	LabPrefix6 = lab.Prefix6
 )
 
 // Lab is a switch namespace with a bridge, n node namespaces and one client
@@ -79,6 +82,23 @@ func NewLab(t testing.TB, n int) *Lab {
 	t.Fatalf("no free lab name for %s: %v", base, last)
 	return nil
 }
+
+// NewLabIPv6 is NewLab with IPv6 on the segment too (lab.EnableIPv6):
+// node i also has fd00:198:18::(10+i)/64 and a link-local address, the
+// client fd00:198:18::250/64.
+func NewLabIPv6(t testing.TB, n int) *Lab {
+	t.Helper()
+	l := NewLab(t, n)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if err := l.EnableIPv6(ctx); err != nil {
+		Missing(t, "IPv6 in the lab: %v", err)
+	}
+	return l
+}
+
+// NodeAddr6 is node i's own IPv6 address, fd00:198:18::(10+i).
+func (l *Lab) NodeAddr6(i int) string { return lab.NodeAddr6(i) }
 
 // destroyLab kills what still runs in the lab's namespaces (children of
 // the processes the test started, e.g. keepalived's VRRP process) and

@@ -29,6 +29,9 @@ func FuzzParse(f *testing.F) {
 		{v4, vecSrc, Group, false},
 		{v4m, vecSrc, Group, false},
 		{v6, v6Src, v6Group, false},
+		{append(bytes.Clone(v6), 9, 9), v6Src, v6Group, true},
+		{reseal(v6, v6Src, v6Group, false), v6Src, v6Group, false}, // message-only: dropped for IPv6
+		{v6[:20], v6Src, v6Group, true},
 		{append(bytes.Clone(v4), 1, 2, 3), vecSrc, Group, true},
 		{[]byte{0x31, 0x33, 0xc8, 0x00, 0x00, 0x00, 0, 0}, vecSrc, Group, true},
 		{[]byte{0x21, 0x33, 0xc8, 0x01, 0x01, 0x01, 0, 0, 192, 0, 2, 10, 0, 0, 0, 0, 0, 0, 0, 0}, vecSrc, Group, true},

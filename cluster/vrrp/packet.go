@@ -18,6 +18,9 @@ const Protocol = 112
 // Group is the IPv4 multicast destination of adverts (RFC 5798 §5.1.1.2).
 var Group = netip.MustParseAddr("224.0.0.18")
 
+// Group6 is the IPv6 multicast destination of adverts (RFC 5798 §5.1.2.2).
+var Group6 = netip.MustParseAddr("ff02::12")
+
 // ChecksumMode selects what is sent; Parse accepts both forms always.
 //
 // Two camps exist for IPv4 because RFC 5798 §5.2.8 points at an IPv6 pseudo-header
@@ -161,11 +164,13 @@ func pseudoSum(src, dst netip.Addr, n int) uint64 {
 	return acc + uint64(uint32(n)>>16) + uint64(uint32(n)&0xffff) + Protocol
 }
 
-// checksumOK reports whether b verifies in either form. It sums the whole payload, as
-// keepalived does, so a sender that counted trailing bytes is still verified correctly.
+// checksumOK reports whether b verifies. For IPv4 either form passes (the two camps
+// above); IPv6 has only one form, the RFC 8200 pseudo-header, so a message-only sum
+// there is corruption, not a dialect. It sums the whole payload, as keepalived does,
+// so a sender that counted trailing bytes is still verified correctly.
 func checksumOK(b []byte, src, dst netip.Addr) bool {
 	msg := sum16(b, 0)
-	if fold(msg) == 0xffff {
+	if src.Is4() && fold(msg) == 0xffff {
 		return true
 	}
 	return fold(msg+pseudoSum(src, dst, len(b))) == 0xffff

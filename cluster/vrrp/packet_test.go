@@ -220,6 +220,48 @@ func TestParseLenient(t *testing.T) {
 	}
 }
 
+// IPv6 adverts (RFC 5798 §5.1.2, §5.2.8): the RFC 8200 pseudo-header is the only
+// checksum; a message-only sum, valid for IPv4 under RFC 9568, is corruption here.
+func TestParseIPv6(t *testing.T) {
+	src := netip.MustParseAddr("fe80::6d:6cff:fe00:2")
+	adv := Advert{VRID: 51, Priority: 100, Interval: time.Second, Addrs: []netip.Addr{netip.MustParseAddr("fd00:198:18::100")}}
+	good, err := adv.Marshal(src, v6Group, ChecksumMessageOnly) // mode ignored for IPv6
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(good) != 8+16 {
+		t.Fatalf("advert is %d bytes, want 24", len(good))
+	}
+	for _, tc := range []struct {
+		name string
+		b    []byte
+		src  netip.Addr
+		want DropReason
+	}{
+		{"pseudo-header", good, src, ""},
+		{"trailing bytes", reseal(append(bytes.Clone(good), 1, 2), src, v6Group, true), src, ""},
+		{"message-only checksum", reseal(good, src, v6Group, false), src, DropChecksum},
+		// The source is in the pseudo-header: another sender's bytes do not verify.
+		{"other source", good, netip.MustParseAddr("fe80::1"), DropChecksum},
+		{"short for one IPv6 address", reseal(good[:20], src, v6Group, true), src, DropShort},
+		{"IPv4 destination", good, src, DropFamily},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dst := v6Group
+			if tc.want == DropFamily {
+				dst = Group
+			}
+			a, why := Parse(tc.b, tc.src, dst)
+			if why != tc.want {
+				t.Fatalf("Parse = %+v, %q; want %q", a, why, tc.want)
+			}
+			if why == "" && !reflect.DeepEqual(a, adv) {
+				t.Fatalf("Parse = %+v, want %+v", a, adv)
+			}
+		})
+	}
+}
+
 func TestParseNeverAliasesInput(t *testing.T) {
 	b, _ := vecAdv.Marshal(vecSrc, Group, ChecksumPseudoHeader)
 	a, _ := Parse(b, vecSrc, Group)

@@ -3,7 +3,7 @@
 // of one Linux host, the same topology as the docker-compose lab. It is
 // what `make lab`, `make lab-status` and `make lab-down` run; it needs root.
 //
-//	mxgate-lab up     [-name mxlab] [-state /run/mxgate-lab] [-bin bin/mxgate] [-bare]
+//	mxgate-lab up     [-name mxlab] [-state /run/mxgate-lab] [-bin bin/mxgate] [-bare] [-ipv6]
 //	mxgate-lab status [-name mxlab] [-state /run/mxgate-lab]
 //	mxgate-lab down   [-name mxlab] [-state /run/mxgate-lab]
 //
@@ -24,11 +24,12 @@ import (
 	"syscall"
 )
 
-const usage = `usage: mxgate-lab up|status|down [-name NAME] [-state DIR] [-bin MXGATE] [-bare]
+const usage = `usage: mxgate-lab up|status|down [-name NAME] [-state DIR] [-bin MXGATE] [-bare] [-ipv6]
 
   up      build the lab and start its processes; prints how to reach each part
           (-bare: only the switch, the three node namespaces and the client,
-          nothing started: for scripts that run their own processes)
+          nothing started: for scripts that run their own processes;
+          -ipv6: IPv6 on the segment too, fd00:198:18::(10+i)/64 and link-local)
   status  what runs, who holds the VIP, and how to reach each part
   down    stop the lab's processes and remove its namespaces and state (idempotent)
 `
@@ -39,6 +40,7 @@ type options struct {
 	state string // parent of the lab's state directory
 	bin   string // the mxgate binary (up)
 	bare  bool   // up: the namespaces only
+	ipv6  bool   // up: IPv6 on the segment too (lab.EnableIPv6)
 }
 
 func (o options) dir() string { return o.state + "/" + o.name }
@@ -70,6 +72,7 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 	fs.StringVar(&o.state, "state", "/run/mxgate-lab", "where the lab's state directory is made")
 	fs.StringVar(&o.bin, "bin", "bin/mxgate", "the mxgate binary the nodes run")
 	fs.BoolVar(&o.bare, "bare", false, "up: build the namespaces only, start nothing")
+	fs.BoolVar(&o.ipv6, "ipv6", false, "up: IPv6 on the segment too")
 	if err := fs.Parse(args[1:]); err != nil {
 		return errUsage
 	}

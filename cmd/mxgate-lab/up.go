@@ -134,6 +134,11 @@ func up(ctx context.Context, o options, out io.Writer) (err error) {
 		return err
 	}
 	defer l.Close()
+	if o.ipv6 {
+		if err := l.EnableIPv6(ctx); err != nil {
+			return err
+		}
+	}
 	if o.bare {
 		fmt.Fprintf(out, "lab %s is up, bare: namespaces %s\n", o.name, strings.Join(l.Namespaces(), " "))
 		return nil

@@ -25,9 +25,15 @@ import (
 // waitHeld waits until node i holds (or does not hold) the VIP.
 func waitHeld(t *testing.T, lab *testenv.Lab, i int, want bool, within time.Duration) {
 	t.Helper()
+	waitHeldAddr(t, lab, i, testenv.LabVIP, want, within)
+}
+
+// waitHeldAddr waits until node i holds (or does not hold) addr.
+func waitHeldAddr(t *testing.T, lab *testenv.Lab, i int, addr string, want bool, within time.Duration) {
+	t.Helper()
 	deadline := time.Now().Add(within)
 	for {
-		held, err := lab.HasAddr(i, testenv.LabVIP)
+		held, err := lab.HasAddr(i, addr)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -36,7 +42,8 @@ func waitHeld(t *testing.T, lab *testenv.Lab, i int, want bool, within time.Dura
 		}
 		if time.Now().After(deadline) {
 			addrs, _ := lab.Addrs(i)
-			t.Fatalf("node %d: VIP held=%v after %s, want %v (addresses %v)", i, held, within, want, addrs)
+			addrs6, _ := lab.Addrs6(lab.Node(i))
+			t.Fatalf("node %d: %s held=%v after %s, want %v (addresses %v %v)", i, addr, held, within, want, addrs, addrs6)
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
@@ -46,10 +53,16 @@ func waitHeld(t *testing.T, lab *testenv.Lab, i int, want bool, within time.Dura
 // "220 name" (a stand-in server for keepalived-only runs).
 func serveBanner(t *testing.T, lab *testenv.Lab, i int, name string, port int) {
 	t.Helper()
+	serveBannerOn(t, lab, i, name, "tcp4", fmt.Sprintf("0.0.0.0:%d", port))
+}
+
+// serveBannerOn is serveBanner on any listening address.
+func serveBannerOn(t *testing.T, lab *testenv.Lab, i int, name, network, addr string) {
+	t.Helper()
 	var ln net.Listener
 	if err := lab.Do(lab.Node(i), func() error {
 		var err error
-		ln, err = net.Listen("tcp4", fmt.Sprintf("0.0.0.0:%d", port))
+		ln, err = net.Listen(network, addr)
 		return err
 	}); err != nil {
 		t.Fatal(err)
@@ -118,6 +131,7 @@ type nodeConf struct {
 	// routers replaces "vrid: 51" and "vip: LabVIP" (e.g. an instances
 	// list), YAML lines under cluster:, each indented two spaces.
 	routers string
+	v6      bool // IPv6 VIP (NewLabIPv6): SMTP on [VIP]:25 and the node's IPv6 address
 }
 
 // mxNode is one `mxgate serve` in lab node i.
@@ -138,12 +152,18 @@ func writeNodeConfig(t *testing.T, lab *testenv.Lab, i int, c nodeConf) string {
 	if c.drain == 0 {
 		c.drain = 10 * time.Second
 	}
+	vip, prefix, own := testenv.LabVIP, testenv.LabPrefix, lab.NodeAddr(i)
+	if c.v6 {
+		// The peer API cannot be advertised on the link-local VRRP source.
+		vip, prefix, own = testenv.LabVIP6, testenv.LabPrefix6, lab.NodeAddr6(i)
+		c.extra = fmt.Sprintf("  peer_listen: \"%s:8026\"\n", lab.NodeAddr(i)) + c.extra
+	}
 	if c.routers == "" {
-		c.routers = fmt.Sprintf("  vrid: 51\n  vip: %s/%d\n", testenv.LabVIP, testenv.LabPrefix)
+		c.routers = fmt.Sprintf("  vrid: 51\n  vip: %s/%d\n", vip, prefix)
 	}
 	cfg := fmt.Sprintf(`node: {id: n%[1]d, data_dir: %[2]s, log_level: debug}
 smtp:
-  listen: ["%[3]s:25", "%[4]s:25"]
+  listen: ["%[13]s", "%[14]s"]
   hostname: n%[1]d.lab.test
   accept_domains: [lab.test]
   drain_timeout: %[11]s
@@ -156,8 +176,8 @@ cluster:
   advert_interval: %[8]s
   preempt: %[9]t
   secret: lab-secret-lab-secret
-%[10]s`, i, filepath.Join(dir, "data"), testenv.LabVIP, lab.NodeAddr(i), lab.ClientAddr(), testenv.LabPrefix,
-		c.prio, c.advert, c.preempt, c.extra, c.drain, c.routers)
+%[10]s`, i, filepath.Join(dir, "data"), vip, own, lab.ClientAddr(), prefix,
+		c.prio, c.advert, c.preempt, c.extra, c.drain, c.routers, net.JoinHostPort(vip, "25"), net.JoinHostPort(own, "25"))
 	path := filepath.Join(dir, "mxgate.yaml")
 	if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)

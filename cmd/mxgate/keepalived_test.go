@@ -6,6 +6,7 @@ package main
 
 import (
 	"fmt"
+	"net"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -54,10 +55,16 @@ vrrp_instance VI_1 {
 // only, logging to its output).
 func startKeepalived(t *testing.T, lab *testenv.Lab, i, vrid, prio int, advert time.Duration, preempt bool) *keepalived {
 	t.Helper()
+	return startKeepalivedConf(t, lab, i, kaConfig(fmt.Sprintf("ka%d", i), vrid, prio, advert, preempt))
+}
+
+// startKeepalivedConf is startKeepalived with a whole keepalived.conf.
+func startKeepalivedConf(t *testing.T, lab *testenv.Lab, i int, text string) *keepalived {
+	t.Helper()
 	bin := testenv.Need(t, "keepalived")[0]
 	k := &keepalived{node: i, dir: t.TempDir()}
 	conf := filepath.Join(k.dir, "keepalived.conf")
-	if err := os.WriteFile(conf, []byte(kaConfig(fmt.Sprintf("ka%d", i), vrid, prio, advert, preempt)), 0o600); err != nil {
+	if err := os.WriteFile(conf, []byte(text), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	k.proc = lab.Start(t, lab.Node(i), bin, "-n", "-l", "-D", "-P", "-B", "-f", conf,
@@ -186,32 +193,65 @@ func TestKeepalivedLab(t *testing.T) {
 //   - mxgate master (200), keepalived backup (100): keepalived accepts
 //     mxgate's adverts (no TTL or checksum complaints, never master);
 //     mxgate killed → keepalived takes over.
+//
+// TestKeepalivedInteropIPv6 runs the same over IPv6.
 func TestKeepalivedInterop(t *testing.T) {
+	keepalivedInterop(t, interopFamily{
+		newLab: func(t *testing.T) *testenv.Lab { return testenv.NewLab(t, 2) },
+		vip:    testenv.LabVIP,
+		ka: func(vrid, prio int, advert time.Duration) string {
+			return kaConfig("ka1", vrid, prio, advert, true)
+		},
+		serve:  serveBanner,
+		source: func(t *testing.T, lab *testenv.Lab, i int) string { return lab.NodeAddr(i) },
+	})
+}
+
+// interopFamily is what differs between keepalivedInterop over IPv4 and
+// over IPv6.
+type interopFamily struct {
+	newLab func(t *testing.T) *testenv.Lab
+	vip    string // the VIP's address
+	v6     bool   // nodeConf.v6
+	ka     func(vrid, prio int, advert time.Duration) string
+	serve  func(t *testing.T, lab *testenv.Lab, i int, name string, port int)
+	source func(t *testing.T, lab *testenv.Lab, i int) string // node i's VRRP source as status shows it
+}
+
+func keepalivedInterop(t *testing.T, fam interopFamily) {
 	testenv.NeedRoot(t)
 	testenv.Need(t, "keepalived")
 	const advert = 200 * time.Millisecond
-	vip := testenv.LabVIP + ":25"
+	vip := net.JoinHostPort(fam.vip, "25")
 	checkKA := func(t *testing.T, k *keepalived) {
 		t.Helper()
-		for _, bad := range []string{"invalid TTL", "Invalid VRRPv3 checksum", "bogus VRRP packet", "wrong", "ip address associated with VRID"} {
+		for _, bad := range []string{"invalid TTL", "Invalid VRRPv3 checksum", "bogus VRRP packet", "wrong", "ip address associated with VRID", "invalid ip number count"} {
 			if strings.Contains(k.output(), bad) {
 				t.Errorf("keepalived complains %q:\n%s", bad, k.output())
 			}
 		}
 	}
+	held := func(t *testing.T, lab *testenv.Lab, i int) bool {
+		t.Helper()
+		h, err := lab.HasAddr(i, fam.vip)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return h
+	}
 
 	t.Run("keepalived master", func(t *testing.T) {
-		lab := testenv.NewLab(t, 2)
-		serveBanner(t, lab, 1, "ka1", 25)
-		k := startKeepalived(t, lab, 1, 51, 200, advert, true)
+		lab := fam.newLab(t)
+		fam.serve(t, lab, 1, "ka1", 25)
+		k := startKeepalivedConf(t, lab, 1, fam.ka(51, 200, advert))
 		k.waitLog(t, "Entering MASTER STATE", 1, 5*time.Second)
-		n2 := startNode(t, lab, 2, nodeConf{prio: 100, advert: advert, preempt: true})
+		n2 := startNode(t, lab, 2, nodeConf{prio: 100, advert: advert, preempt: true, v6: fam.v6})
 		st := n2.waitState(t, "backup", 2*time.Second)
 		waitBanner(t, lab, vip, "ka1", 5*time.Second)
 		time.Sleep(3 * advert)
 		st = n2.status(t)
-		if st.MasterAddr != lab.NodeAddr(1) || st.MasterPriority != 200 || st.MasterInterval != "200ms" || st.AdvertsRecv == 0 || st.VIPHeld {
-			t.Errorf("mxgate under keepalived: %+v, want backup of %s/200 at 200ms, adverts received, no VIP", st, lab.NodeAddr(1))
+		if src := fam.source(t, lab, 1); st.MasterAddr != src || st.MasterPriority != 200 || st.MasterInterval != "200ms" || st.AdvertsRecv == 0 || st.VIPHeld {
+			t.Errorf("mxgate under keepalived: %+v, want backup of %s/200 at 200ms, adverts received, no VIP", st, src)
 		}
 		for reason, c := range st.Dropped {
 			if c != 0 {
@@ -234,11 +274,11 @@ func TestKeepalivedInterop(t *testing.T) {
 	})
 
 	t.Run("mxgate master", func(t *testing.T) {
-		lab := testenv.NewLab(t, 2)
-		serveBanner(t, lab, 1, "ka1", 25)
-		n2 := startNode(t, lab, 2, nodeConf{prio: 200, advert: advert, preempt: true})
+		lab := fam.newLab(t)
+		fam.serve(t, lab, 1, "ka1", 25)
+		n2 := startNode(t, lab, 2, nodeConf{prio: 200, advert: advert, preempt: true, v6: fam.v6})
 		n2.waitState(t, "master", 5*time.Second)
-		k := startKeepalived(t, lab, 1, 51, 100, advert, true)
+		k := startKeepalivedConf(t, lab, 1, fam.ka(51, 100, advert))
 		k.waitLog(t, "Entering BACKUP STATE", 1, 5*time.Second)
 		waitBanner(t, lab, vip, "n2.lab.test", 5*time.Second)
 		time.Sleep(2 * masterDown(advert, 100)) // keepalived would be master by now if it dropped the adverts
@@ -248,6 +288,9 @@ func TestKeepalivedInterop(t *testing.T) {
 		checkKA(t, k)
 		if st := n2.status(t); st.State != "master" || st.Transitions != 2 {
 			t.Errorf("mxgate beside a keepalived backup: %+v, want master with 2 transitions", st)
+		}
+		if held(t, lab, 1) {
+			t.Error("the keepalived backup holds the VIP")
 		}
 
 		t0 := n2.kill9(t)
