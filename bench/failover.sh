@@ -12,25 +12,43 @@
 # which node's banner answered ("220 n1.lab.test ..."); keepalived nodes get a
 # stand-in banner server on 0.0.0.0:25 with the same names.
 #
-# For each implementation × advert interval × scenario, RUNS times:
-#   settle (n1 master, 3 adverts + 1 s), start the probe, hit n1
-#     kill9:   mxgate: SIGKILL; keepalived: SIGSTOP parent, SIGKILL VRRP child
-#              and parent (no priority-0 advert, the VIP stays on n1)
-#     sigterm: SIGTERM (priority-0 advert, VIP released)
-#   wait for n2 on the VIP, restart n1 (it preempts), wait for n1 again.
+# For each implementation × advert interval × scenario, RUNS times one run of
+# the scenario. Scenarios (run_<name> below; TABLE says which results table a
+# scenario's row goes to, and each table lists its columns: a new scenario is
+# one function and one TABLE entry):
+#   kill9, sigterm (table "failover"): settle (n1 master, 3 adverts + 1 s),
+#     start the probe, hit n1
+#       kill9:   mxgate: SIGKILL; keepalived: SIGSTOP parent, SIGKILL VRRP child
+#                and parent (no priority-0 advert, the VIP stays on n1)
+#       sigterm: SIGTERM (priority-0 advert, VIP released)
+#     wait for n2 on the VIP, restart n1 (it preempts), wait for n1 again.
+#   kill9-ipv6 (table "failover"): kill9 with an IPv6 VIP fd00:198:18::100/64
+#     (RFC 5798 over IPv6; the lab gets IPv6 with -ipv6), client dials
+#     [VIP]:25; its own block after the main loop (the nodes run IPv6 configs)
+#   startmaster, startbackup (table "return"): the seed's two ways back for a
+#     higher-priority node. n1 stopped (SIGTERM), n2 master and settled, then
+#     n1 starts with start_state master (keepalived: state MASTER) or
+#     start_state backup (keepalived: state BACKUP, preempt), at a random
+#     phase of n2's adverts, while the probe dials and a sniffer in the client
+#     namespace logs every VRRP advert.
 # Numbers per run (ms):
 #   failover = hit -> first banner from another node (the client's outage bound)
 #   gap      = last banner from n1 -> first banner from another node
 #   daemon   = hit -> the new master's notify hook ran (the daemon's own view,
 #              plus a fork/exec)
 #   preempt  = n1 restarted -> first banner from n1 again (includes its start)
+#   vip      = n1 started -> first banner from n1 on the VIP
+#   advert   = n1 started -> n1's first advert on the wire
+#   takeover = n2's last advert before n1's first -> n1's first advert
+#   heard    = n2's adverts on the wire between n1's start and its first advert
+#   two      = n1's notify "master" -> n2's notify "backup": both claim the VIP
 #   stall    = longest pause between probe dials (a large one = VM stall, not VRRP)
 #
 # usage: sudo bench/failover.sh
-#   kill9-ipv6:  kill9 with an IPv6 VIP fd00:198:18::100/64 (RFC 5798 over
-#              IPv6; the lab gets IPv6 with -ipv6), client dials [VIP]:25
-#   knobs (environment): RUNS=5  ADVERTS="1 0.1"  SCENARIOS="kill9 sigterm kill9-ipv6"
-#   IMPLS="mxgate keepalived"  QUICK=1 (RUNS=3 ADVERTS=0.1: about a minute)
+#   knobs (environment): RUNS=5  ADVERTS="1 0.1"
+#   SCENARIOS="kill9 sigterm kill9-ipv6 startmaster startbackup"
+#   IMPLS="mxgate keepalived"  QUICK=1 (RUNS=3 ADVERTS=0.1: about two minutes)
+#   MACHINE_NOTE="shared with other jobs" (added to the machine line)
 #   BIN=path/to/mxgate (default: build from this checkout)  KEEP=1 (keep the
 #   work dir)  OUT=bench/results/failover.md  GO=go
 set -euo pipefail
@@ -41,7 +59,9 @@ QUICK=${QUICK:-0}
 if [ "$QUICK" = 1 ]; then RUNS=${RUNS:-3}; ADVERTS=${ADVERTS:-0.1}; fi
 RUNS=${RUNS:-5}
 ADVERTS=${ADVERTS:-"1 0.1"}
-SCENARIOS=${SCENARIOS:-"kill9 sigterm kill9-ipv6"}
+SCENARIOS=${SCENARIOS:-"kill9 sigterm kill9-ipv6 startmaster startbackup"}
+# the results table of each scenario (see the table_* functions at the end)
+declare -A TABLE=([kill9]=failover [sigterm]=failover [kill9-ipv6]=failover [startmaster]=return [startbackup]=return)
 IMPLS=${IMPLS:-"mxgate keepalived"}
 KEEP=${KEEP:-0}
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -52,6 +72,7 @@ BIN=${BIN:-}
 
 die() { echo "failover: $*" >&2; exit 1; }
 log() { echo "## $*" >&2; }
+for sc in $SCENARIOS; do [ -n "${TABLE[$sc]:-}" ] || die "unknown scenario $sc (known: ${!TABLE[*]})"; done
 [ "$(id -u)" -eq 0 ] || die "run as root (namespaces, raw sockets, port 25)"
 [[ "$RUNS" =~ ^[1-9][0-9]*$ ]] || die "RUNS must be a positive number"
 for c in ip awk sort; do command -v "$c" >/dev/null || die "$c not found"; done
@@ -64,11 +85,13 @@ W=$(mktemp -d "${TMPDIR:-/tmp}/mxgate-failover.XXXXXX")
 declare -A PID=() VPID=()   # node -> pid we started (mxgate / keepalived parent); keepalived VRRP child
 SRV_PIDS=()
 PROBE_PID=
+SNIFF_PID=
 T_START=$(date +%s)
 
 cleanup() {
 	set +e
 	[ -n "$PROBE_PID" ] && kill -TERM "$PROBE_PID" 2>/dev/null
+	[ -n "$SNIFF_PID" ] && kill -TERM "$SNIFF_PID" 2>/dev/null
 	for n in "${!PID[@]}"; do kill -TERM "${PID[$n]}" 2>/dev/null; done
 	for p in "${SRV_PIDS[@]}"; do kill -TERM "$p" 2>/dev/null; done
 	wait 2>/dev/null
@@ -102,6 +125,8 @@ cat >"$W/probe/main.go" <<'EOF'
 //                                      print "start_ns end_ns NAME|ERR" until SIGTERM
 //   failprobe once ADDR                one dial: NAME or ERR
 //   failprobe analyze FILE T0 OLD TEND failover numbers for the event at T0 (dials before TEND)
+//   failprobe sniff IFACE              print "time_ns src priority" for every VRRP packet
+//                                      seen on IFACE (AF_PACKET) until SIGTERM
 package main
 
 import (
@@ -266,9 +291,56 @@ func analyze(file string, t0, tend int64, old string) {
 	fmt.Printf("failover=%s gap=%s new=%s stall=%s\n", ms(fo), ms(gap), newName, ms(stall))
 }
 
+// sniff reads IPv4 frames from iface with a packet socket (it sees the
+// multicast adverts without joining the group) and prints the VRRP ones.
+func sniff(iface string) {
+	ifi, err := net.InterfaceByName(iface)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	ethPIP := uint16(syscall.ETH_P_IP)   // a variable: the swap must not be constant-folded
+	proto := ethPIP<<8 | ethPIP>>8 // network order
+	fd, err := syscall.Socket(syscall.AF_PACKET, syscall.SOCK_DGRAM, int(proto))
+	if err == nil {
+		err = syscall.Bind(fd, &syscall.SockaddrLinklayer{Protocol: proto, Ifindex: ifi.Index})
+	}
+	if err == nil {
+		// wake up now and then to notice SIGTERM
+		err = syscall.SetsockoptTimeval(fd, syscall.SOL_SOCKET, syscall.SO_RCVTIMEO, &syscall.Timeval{Usec: 100000})
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "sniff:", err)
+		os.Exit(1)
+	}
+	sig := make(chan os.Signal, 1)
+	signal.Notify(sig, syscall.SIGTERM, syscall.SIGINT)
+	w := bufio.NewWriter(os.Stdout)
+	defer w.Flush()
+	buf := make([]byte, 2048)
+	for {
+		select {
+		case <-sig:
+			return
+		default:
+		}
+		n, _, err := syscall.Recvfrom(fd, buf, 0)
+		if err != nil || n < 20 {
+			continue
+		}
+		now := time.Now().UnixNano()
+		hl := int(buf[0]&0x0f) * 4
+		if buf[0]>>4 != 4 || buf[9] != 112 || n < hl+8 {
+			continue
+		}
+		fmt.Fprintf(w, "%d %d.%d.%d.%d %d\n", now, buf[12], buf[13], buf[14], buf[15], buf[hl+2])
+		w.Flush()
+	}
+}
+
 func main() {
 	if len(os.Args) < 3 {
-		fmt.Fprintln(os.Stderr, "usage: failprobe serve|probe|once|analyze ...")
+		fmt.Fprintln(os.Stderr, "usage: failprobe serve|probe|once|analyze|sniff ...")
 		os.Exit(2)
 	}
 	switch os.Args[1] {
@@ -279,6 +351,8 @@ func main() {
 		probe(os.Args[2], time.Duration(iv)*time.Millisecond)
 	case "once":
 		fmt.Println(dial(os.Args[2]))
+	case "sniff":
+		sniff(os.Args[2])
 	case "analyze":
 		t0, _ := strconv.ParseInt(os.Args[3], 10, 64)
 		tend, _ := strconv.ParseInt(os.Args[5], 10, 64)
@@ -305,8 +379,8 @@ now() { date +%s%N; }
 NOTIFY_LOG=$W/notify.log
 : >"$NOTIFY_LOG"
 
-write_mxgate() { # node advert_s
-	local i=$1 adv=$2 d=$W/mx-h$1
+write_mxgate() { # node advert_s [start state: backup|master]
+	local i=$1 adv=$2 st=${3:-backup} d=$W/mx-h$1
 	mkdir -p "$d"
 	cat >"$d/notify" <<EOF
 #!/bin/sh
@@ -329,14 +403,15 @@ cluster:
   vip: $VIP/24
   priority: $(prio "$i")
   advert_interval: ${adv}s
+  start_state: $st
   preempt: true
   notify: $d/notify
   secret: bench-secret-bench-secret
 EOF
 }
 
-write_keepalived() { # node advert_s
-	local i=$1 adv=$2 d=$W/ka-h$1
+write_keepalived() { # node advert_s [start state: backup|master]
+	local i=$1 adv=$2 st=${3:-backup} d=$W/ka-h$1
 	mkdir -p "$d"
 	cat >"$d/notify" <<EOF
 #!/bin/sh
@@ -351,7 +426,7 @@ global_defs {
   script_user root
 }
 vrrp_instance VI_1 {
-  state BACKUP
+  state ${st^^}
   interface eth0
   virtual_router_id 51
   priority $(prio "$i")
@@ -429,6 +504,97 @@ first_notify() { # t0 node -> ms until that node's hook reported master, or NA
 	awk -v t0="$1" -v n="$2" '$1>=t0 && $2==n && tolower($3)=="master" {printf "%.0f\n", ($1-t0)/1e6; f=1; exit} END {if (!f) print "NA"}' "$NOTIFY_LOG"
 }
 
+notify_at() { # t0 node state -> ms from t0 until that node's hook reported state, or NA
+	awk -v t0="$1" -v n="$2" -v s="$3" '$1>=t0 && $2==n && tolower($3)==s {printf "%.0f\n", ($1-t0)/1e6; f=1; exit} END {if (!f) print "NA"}' "$NOTIFY_LOG"
+}
+start_probe() { # file
+	ip netns exec "$C" "$PROBE" probe "$VIP:25" 10 >"$1" &
+	PROBE_PID=$!
+}
+stop_probe() {
+	kill -TERM "$PROBE_PID"
+	wait "$PROBE_PID" 2>/dev/null || true
+	PROBE_PID=
+}
+stop_sniff() {
+	kill -TERM "$SNIFF_PID"
+	wait "$SNIFF_PID" 2>/dev/null || true
+	SNIFF_PID=
+}
+
+# A run_<scenario> function does one run and leaves its results in FIELDS
+# ("name=value ..."). It runs in this shell, never in $(...): the processes
+# it starts and stops are tracked in PID.
+FIELDS=
+
+# run_kill9/run_sigterm impl adv run: one failover run.
+run_kill9() { run_failover "$1" "$2" "$3" kill9; }
+run_sigterm() { run_failover "$1" "$2" "$3" sigterm; }
+run_failover() { # impl adv run how
+	local impl=$1 adv=$2 r=$3 sc=$4 f fo pr
+	wait_answer n1.lab.test "$limit" || die "$impl: n1 not back on the VIP before run $r"
+	sleep "$settle"
+	f=$W/probe-$impl-$adv-$sc-$r.txt
+	start_probe "$f"
+	sleep 0.3
+	hit_node "$impl" 1 "$sc"
+	FT0=$T0
+	wait_probe "$f" n2.lab.test "$FT0" "$limit" || log "WARN: no takeover by n2 seen ($impl $adv $sc $r)"
+	sleep 0.2
+	PT0=$(now)
+	start_node "$impl" 1
+	wait_probe "$f" n1.lab.test "$PT0" "$limit" || log "WARN: n1 did not take the VIP back ($impl $adv $sc $r)"
+	sleep 0.2
+	stop_probe
+	fo=$("$PROBE" analyze "$f" "$FT0" n1.lab.test "$PT0")
+	pr=$("$PROBE" analyze "$f" "$PT0" n2.lab.test 0 | sed -n 's/^failover=\([0-9NA]*\).*/\1/p')
+	FIELDS="$fo daemon=$(first_notify "$FT0" 2) preempt=$pr"
+}
+
+# run_startmaster/run_startbackup impl adv run: n1 returns to a cluster
+# where n2 is master, with the given start state.
+run_startmaster() { run_return "$1" "$2" "$3" master; }
+run_startbackup() { run_return "$1" "$2" "$3" backup; }
+run_return() { # impl adv run start_state
+	local impl=$1 adv=$2 r=$3 st=$4 f s vip ad
+	wait_answer n1.lab.test "$limit" || die "$impl: n1 not back on the VIP before run $r"
+	sleep "$settle"
+	hit_node "$impl" 1 sigterm
+	wait_answer n2.lab.test "$limit" || log "WARN: n2 did not take over ($impl $adv start $st $r)"
+	# n2 settled, and n1 comes back at a random phase of n2's adverts
+	sleep "$(awk -v a="$adv" -v seed="$RANDOM" 'BEGIN {srand(seed); print 3 * a + 0.5 + rand() * a}')"
+	"write_$impl" 1 "$adv" "$st"
+	f=$W/probe-$impl-$adv-start$st-$r.txt
+	s=$W/sniff-$impl-$adv-start$st-$r.txt
+	start_probe "$f"
+	ip netns exec "$C" "$PROBE" sniff eth0 >"$s" &
+	SNIFF_PID=$!
+	sleep 0.3
+	T0=$(now)
+	start_node "$impl" 1
+	wait_probe "$f" n1.lab.test "$T0" "$limit" || log "WARN: n1 did not take the VIP ($impl $adv start $st $r)"
+	# n2's notify, and adverts after the takeover (there should be none from n2)
+	sleep "$(awk -v a="$adv" 'BEGIN {print a + 0.3}')"
+	stop_probe
+	stop_sniff
+	"write_$impl" 1 "$adv" backup # the other scenarios restart n1 as before
+	vip=$("$PROBE" analyze "$f" "$T0" n2.lab.test 0 | sed -n 's/^failover=\([0-9NA]*\).*/\1/p')
+	ad=$(awk -v t0="$T0" -v n1=198.18.0.11 -v n2=198.18.0.12 '
+		$3 == 0 { next }
+		$2 == n2 { if (!f1) { last2 = $1; if ($1 >= t0) heard++ } else after++ }
+		$2 == n1 && $1 >= t0 && !f1 { f1 = $1 }
+		END {
+			if (!f1) { print "advert=NA takeover=NA heard=NA after=NA"; exit }
+			to = (last2 >= t0) ? sprintf("%.0f", (f1 - last2) / 1e6) : "NA"
+			printf "advert=%.0f takeover=%s heard=%d after=%d\n", (f1 - t0) / 1e6, to, heard, after
+		}' "$s")
+	local m b two=NA
+	m=$(notify_at "$T0" 1 master)
+	b=$(notify_at "$T0" 2 backup)
+	[ "$m" != NA ] && [ "$b" != NA ] && two=$((b - m))
+	FIELDS="vip=$vip $ad two=$two"
+}
+
 RAW=$W/raw.txt
 : >"$RAW"
 for impl in $IMPLS; do
@@ -448,26 +614,8 @@ for impl in $IMPLS; do
 		for sc in $SCENARIOS; do
 			[ "$sc" = kill9-ipv6 ] && continue # its own block below
 			for r in $(seq "$RUNS"); do
-				wait_answer n1.lab.test "$limit" || die "$impl: n1 not back on the VIP before run $r"
-				sleep "$settle"
-				f=$W/probe-$impl-$adv-$sc-$r.txt
-				ip netns exec "$C" "$PROBE" probe "$VIP:25" 10 >"$f" &
-				PROBE_PID=$!
-				sleep 0.3
-				hit_node "$impl" 1 "$sc"
-				FT0=$T0
-				wait_probe "$f" n2.lab.test "$FT0" "$limit" || log "WARN: no takeover by n2 seen ($impl $adv $sc $r)"
-				sleep 0.2
-				PT0=$(now)
-				start_node "$impl" 1
-				wait_probe "$f" n1.lab.test "$PT0" "$limit" || log "WARN: n1 did not take the VIP back ($impl $adv $sc $r)"
-				sleep 0.2
-				kill -TERM "$PROBE_PID"
-				wait "$PROBE_PID" 2>/dev/null || true
-				PROBE_PID=
-				fo=$("$PROBE" analyze "$f" "$FT0" n1.lab.test "$PT0")
-				pr=$("$PROBE" analyze "$f" "$PT0" n2.lab.test 0 | sed -n 's/^failover=\([0-9NA]*\).*/\1/p')
-				line="impl=$impl adv=$adv sc=$sc run=$r $fo daemon=$(first_notify "$FT0" 2) preempt=$pr"
+				"run_$sc" "$impl" "$adv" "$r"
+				line="impl=$impl adv=$adv sc=$sc run=$r $FIELDS"
 				echo "$line" >>"$RAW"
 				log "$line"
 			done
@@ -552,17 +700,65 @@ esac
 
 # ---------------------------------------------------------------- results
 med() { # values on stdin (NA ignored) -> "median (min-max)"
-	grep -E '^[0-9]+$' | sort -n | awk '{a[NR] = $1} END {
+	grep -E '^-?[0-9]+$' | sort -n | awk '{a[NR] = $1} END {
 		if (NR == 0) { print "NA"; exit }
 		m = (NR % 2) ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2
 		printf "%.0f (%d–%d)\n", m, a[1], a[NR] }'
 }
 field() { sed -n "s/.* $1=\\([^ ]*\\).*/\\1/p"; }
-expect() { # adv sc -> the RFC 5798 expectation for the priority-100 backup, ms
+expect() { # adv sc -> what the protocol promises, ms
 	awk -v a="$1" -v s="$2" 'BEGIN {
 		skew = (256 - 100) * a / 256
 		if (s == "sigterm") printf "Skew_Time %.0f", skew * 1000
-		else printf "Master_Down_Interval %.0f", (3 * a + skew) * 1000 }'
+		else if (s == "kill9" || s == "kill9-ipv6") printf "Master_Down_Interval %.0f", (3 * a + skew) * 1000
+		else if (s == "startmaster") printf "at start (target ≤ 100)"
+		else if (s == "startbackup") printf "next advert ≤ %.0f", a * 1000
+		else printf "-" }'
+}
+# The tables: table_<name> prints a header, the rows come from the raw runs
+# with the columns in COLS[<name>] (median and range of each field).
+declare -A COLS=([failover]="failover gap daemon preempt" [return]="vip advert takeover heard two")
+table_failover() {
+	echo "## Failover: the master is hit"
+	echo
+	echo "Median (min–max) in ms. failover: hit → first banner from the new master;"
+	echo "gap: last banner from the old master → first from the new; daemon: hit → the"
+	echo "new master's notify hook; preempt: old master restarted → it answers again"
+	echo "(includes its process start)."
+}
+table_return() {
+	echo "## Return: a higher-priority node comes back (start as master / start as backup)"
+	echo
+	echo "n2 (priority 100) is master; n1 (200) starts with start_state master"
+	echo "(keepalived: state MASTER) or start_state backup (state BACKUP, preempt)."
+	echo "Median (min–max) in ms. vip: n1 started → it answers on the VIP (includes"
+	echo "its process start); advert: n1 started → its first advert on the wire;"
+	echo "takeover: n2's last advert before n1's first → n1's first (start as backup:"
+	echo "hearing the slave → taking over); heard: n2's adverts between n1's start and"
+	echo "its first advert; two: n1's notify master → n2's notify backup (both claim"
+	echo "the VIP; each includes a fork/exec)."
+}
+rows() { # table
+	local t=$1 adv sc impl sel ok c cols
+	cols=${COLS[$t]}
+	printf '| implementation | advert | scenario | expected |'
+	for c in $cols; do printf ' %s |' "$c"; done
+	printf ' runs |\n|---|---:|---|---|'
+	for c in $cols; do printf -- '---:|'; done
+	printf -- '---:|\n'
+	for adv in $ADVERTS; do
+		for sc in $SCENARIOS; do
+			[ "${TABLE[$sc]}" = "$t" ] || continue
+			for impl in $IMPLS; do
+				sel=$(grep "^impl=$impl adv=$adv sc=$sc " "$RAW" || true)
+				[ -n "$sel" ] || continue
+				ok=$(echo "$sel" | field "${cols%% *}" | grep -cE '^-?[0-9]+$' || true)
+				printf '| %s | %ss | %s | %s |' "$impl" "$adv" "$sc" "$(expect "$adv" "$sc")"
+				for c in $cols; do printf ' %s |' "$(echo "$sel" | field "$c" | med)"; done
+				printf ' %s/%s |\n' "$ok" "$RUNS"
+			done
+		done
+	done
 }
 ka_version() {
 	local v
@@ -579,33 +775,21 @@ mkdir -p "$(dirname "$OUT")"
 	echo "| | |"
 	echo "|---|---|"
 	echo "| date | $(date -u '+%Y-%m-%d %H:%M UTC') |"
-	echo "| machine | $(nproc) CPU, kernel $(uname -r) |"
+	echo "| machine | $(nproc) CPU, kernel $(uname -r)${MACHINE_NOTE:+; $MACHINE_NOTE} |"
 	echo "| mxgate | $( (cd "$TOP" && git rev-parse --short HEAD 2>/dev/null) || echo '?')$( (cd "$TOP" && git diff --quiet HEAD 2>/dev/null) || echo ' + uncommitted changes') |"
 	echo "| keepalived | $(ka_version) |"
 	echo "| setup | 3 nodes (priority 200/100/50, preempt), VRRPv3 multicast, VIP $VIP; client dials VIP:25 every 10 ms; $RUNS runs per row |"
 	echo "| runtime | $(((T_END - T_START) / 60))m$(((T_END - T_START) % 60))s |"
 	echo
-	echo "Median (min–max) in ms. failover: hit → first banner from the new master;"
-	echo "gap: last banner from the old master → first from the new; daemon: hit → the"
-	echo "new master's notify hook; preempt: old master restarted → it answers again"
-	echo "(includes its process start)."
-	echo
-	echo "| implementation | advert | scenario | expected | failover | gap | daemon | preempt | runs |"
-	echo "|---|---:|---|---|---:|---:|---:|---:|---:|"
-	for adv in $ADVERTS; do
-		for sc in $SCENARIOS; do
-			for impl in $IMPLS; do
-				sel=$(grep "^impl=$impl adv=$adv sc=$sc " "$RAW" || true)
-				[ -n "$sel" ] || continue
-				ok=$(echo "$sel" | field failover | grep -cE '^[0-9]+$' || true)
-				printf '| %s | %ss | %s | %s | %s | %s | %s | %s | %s/%s |\n' "$impl" "$adv" "$sc" "$(expect "$adv" "$sc")" \
-					"$(echo "$sel" | field failover | med)" "$(echo "$sel" | field gap | med)" \
-					"$(echo "$sel" | field daemon | med)" "$(echo "$sel" | field preempt | med)" "$ok" "$RUNS"
-			done
-		done
+	for t in failover return; do
+		case " $(for sc in $SCENARIOS; do echo "${TABLE[$sc]}"; done | tr '\n' ' ') " in *" $t "*) ;; *) continue ;; esac
+		"table_$t"
+		echo
+		rows "$t"
+		echo
 	done
-	echo
-	echo "Spec target: a backup answers on the VIP within Master_Down_Interval + 100 ms."
+	echo "Spec targets: a backup answers on the VIP within Master_Down_Interval + 100 ms;"
+	echo "a returning node with start_state master holds the VIP within 100 ms of its start."
 	echo "A run with a large stall (probe pause) was disturbed by the machine, not by VRRP."
 	echo
 	echo "## Raw runs"

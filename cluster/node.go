@@ -32,8 +32,8 @@ type Options struct {
 	Interface string
 	// Instances are the virtual routers of the node, at most MaxInstances,
 	// each with its own VRID and VIP. Empty = the one virtual router of
-	// VRID, VIP, Priority, Interval, Preempt and PreemptDelay below, which
-	// are then not used otherwise.
+	// VRID, VIP, Priority, Interval, Preempt, PreemptDelay and StartMaster
+	// below, which are then not used otherwise.
 	Instances    []Instance
 	VRID         uint8
 	VIP          netip.Prefix // e.g. 198.18.0.100/24 or fd00:198:18::100/64; its family is the node's; added with this prefix (IPv4: label "<if>:vip" if it fits 15 chars; IPv6: no DAD)
@@ -41,6 +41,10 @@ type Options struct {
 	Interval     time.Duration
 	Preempt      bool
 	PreemptDelay time.Duration
+	// StartMaster takes the VIP and advertises as master the moment Run
+	// starts (the seed's "start as master", keepalived's "state MASTER");
+	// false starts as backup. It needs Preempt and no PreemptDelay.
+	StartMaster  bool
 	Source       netip.Addr   // primary address; zero = IPv4: the first address on Interface that is not a VIP, IPv6: its link-local address
 	UnicastPeers []netip.Addr // empty = multicast 224.0.0.18 / ff02::12; non-empty = unicast to each + source allow-list
 	Checksum     vrrp.ChecksumMode
@@ -66,6 +70,7 @@ type Instance struct {
 	Interval     time.Duration
 	Preempt      bool
 	PreemptDelay time.Duration
+	StartMaster  bool // as Options.StartMaster
 }
 
 // MaxInstances bounds the virtual routers of one Node: each has a
@@ -204,7 +209,7 @@ func New(o Options) (*Node, error) {
 func instances(o Options) ([]Instance, error) {
 	list := o.Instances
 	if len(list) == 0 {
-		list = []Instance{{VRID: o.VRID, VIP: o.VIP, Priority: o.Priority, Interval: o.Interval, Preempt: o.Preempt, PreemptDelay: o.PreemptDelay}}
+		list = []Instance{{VRID: o.VRID, VIP: o.VIP, Priority: o.Priority, Interval: o.Interval, Preempt: o.Preempt, PreemptDelay: o.PreemptDelay, StartMaster: o.StartMaster}}
 	}
 	if len(list) > MaxInstances {
 		return nil, fmt.Errorf("cluster: %d virtual routers, at most %d", len(list), MaxInstances)
@@ -280,6 +285,7 @@ func newNode(o Options, ifi *net.Interface, h *netlink.Handle) (*Node, error) {
 			Interval:     in.Interval,
 			Preempt:      in.Preempt,
 			PreemptDelay: in.PreemptDelay,
+			StartMaster:  in.StartMaster,
 			Primary:      src,
 			VIPs:         []netip.Addr{in.VIP.Addr()},
 		})
@@ -435,7 +441,7 @@ func (n *Node) Run(ctx context.Context) error {
 	started := make([]chan struct{}, len(n.insts))
 	for i, in := range n.insts {
 		n.log.Info("vrrp starting", "vrid", in.cfg.VRID, "interface", n.ifi.Name, "src_addr", n.src, "vip", in.cfg.VIP,
-			"priority", in.cfg.Priority, "interval", in.cfg.Interval, "transport", n.Status().Mode)
+			"priority", in.cfg.Priority, "interval", in.cfg.Interval, "start_state", startState(in.cfg.StartMaster), "transport", n.Status().Mode)
 		started[i] = make(chan struct{})
 		l := &loop{n: n, in: in, tr: tr, g: garps[i], nt: nt, started: started[i]}
 		loops.Go(func() { l.run(ctx) })

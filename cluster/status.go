@@ -26,6 +26,7 @@ type Status struct {
 	Source         string            `json:"source"`
 	Mode           string            `json:"transport"` // multicast|unicast
 	Preempt        bool              `json:"preempt"`
+	StartState     string            `json:"start_state"`     // master|backup (what Start does; the owner starts master anyway)
 	AdvertInterval string            `json:"advert_interval"` // ours
 	MasterAddr     string            `json:"master"`
 	MasterPriority int               `json:"master_priority"`
@@ -47,6 +48,7 @@ type InstanceStatus struct {
 	VIP            string    `json:"vip"`
 	VIPHeld        bool      `json:"vip_held"`
 	Preempt        bool      `json:"preempt"`
+	StartState     string    `json:"start_state"`     // master|backup (what Start does; the owner starts master anyway)
 	AdvertInterval string    `json:"advert_interval"` // ours
 	MasterAddr     string    `json:"master"`
 	MasterPriority int       `json:"master_priority"`
@@ -122,6 +124,7 @@ func (n *Node) Status() Status {
 	f := st.Instances[0]
 	st.State, st.Since, st.Priority, st.VRID, st.VIP, st.VIPHeld = f.State, f.Since, f.Priority, f.VRID, f.VIP, f.VIPHeld
 	st.Preempt, st.AdvertInterval, st.MasterAddr, st.MasterPriority = f.Preempt, f.AdvertInterval, f.MasterAddr, f.MasterPriority
+	st.StartState = f.StartState
 	st.MasterInterval, st.MasterDown, st.AdvertsSent, st.AdvertsRecv, st.Transitions = f.MasterInterval, f.MasterDown, f.AdvertsSent, f.AdvertsRecv, f.Transitions
 	n.shared.mu.Lock()
 	st.Dropped = maps.Clone(n.shared.dropped)
@@ -144,6 +147,7 @@ func (in *instance) status() InstanceStatus {
 		VIP:            in.cfg.VIP.String(),
 		VIPHeld:        s.vipHeld,
 		Preempt:        in.cfg.Preempt,
+		StartState:     startState(in.cfg.StartMaster),
 		AdvertInterval: in.cfg.Interval.String(),
 		MasterPriority: int(s.masterPriority),
 		MasterInterval: s.masterInterval.String(),
@@ -178,4 +182,11 @@ func (n *Node) VIPs() []netip.Addr {
 		out = append(out, in.cfg.VIP.Addr())
 	}
 	return out
+}
+
+func startState(master bool) string {
+	if master {
+		return "master"
+	}
+	return "backup"
 }

@@ -199,11 +199,20 @@ type Cluster struct {
 	// AdvertInterval is the advertisement interval, 10ms to 40.95s in
 	// centiseconds (the unit on the wire).
 	AdvertInterval Duration `yaml:"advert_interval" json:"advert_interval"`
-	// Preempt: true = start as master (take over from a lower priority
-	// master), false = start as backup.
+	// StartState is what the node does when it starts (keepalived's state):
+	// "master" takes the VIP and advertises at once, so a lower master
+	// steps down on its first advert ("start as master"); "backup" waits
+	// and takes over when it hears a lower master ("start as backup", with
+	// Preempt) or when the master fails. The address owner (priority 255)
+	// starts master either way.
+	StartState string `yaml:"start_state" json:"start_state"`
+	// Preempt: true = a backup takes the VIP from a lower-priority master
+	// as soon as it hears it; false = never from a live master (keepalived's
+	// nopreempt; needs start_state backup).
 	Preempt bool `yaml:"preempt" json:"preempt"`
 	// PreemptDelay holds back a preempting node after its start, so a
-	// node that just booted does not take the VIP before it is ready.
+	// node that just booted does not take the VIP before it is ready
+	// (start_state backup only).
 	PreemptDelay Duration `yaml:"preempt_delay" json:"preempt_delay"`
 	// Source is this node's primary IPv4 address: the source of its adverts
 	// and its identity in the tie-break. Empty = the first IPv4 address on
@@ -292,7 +301,9 @@ func (cl Cluster) VirtualRouters() []Instance {
 		if in.PreemptDelay == nil {
 			in.PreemptDelay = &cl.PreemptDelay
 		}
-		// cluster.start_state, when it exists, is the default here too.
+		if in.StartState == "" {
+			in.StartState = cl.StartState
+		}
 		out = append(out, in)
 	}
 	return out
@@ -357,6 +368,7 @@ func Default() Config {
 			VRID:              51,
 			Priority:          100,
 			AdvertInterval:    Duration{Duration: time.Second},
+			StartState:        StartStateBackup,
 			Preempt:           true,
 			UnicastPeers:      []string{},
 			Checksum:          "pseudo-header",

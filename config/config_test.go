@@ -371,7 +371,7 @@ func TestValidateAccepts(t *testing.T) {
 		{"owner priority", func(c *Config) {
 			c.Cluster = Cluster{Enabled: true, Interface: "eth0", VRID: 255, VIP: "198.18.0.1/32", Priority: 255,
 				AdvertInterval: Duration{Duration: 40950 * time.Millisecond}, Mode: "active-active", PeerListen: ":8026",
-				Checksum: "message", GARPRepeat: 1, Source: "198.18.0.2", UnicastPeers: []string{"198.18.0.3"},
+				Checksum: "message", StartState: StartStateMaster, Preempt: true, GARPRepeat: 1, Source: "198.18.0.2", UnicastPeers: []string{"198.18.0.3"},
 				Secret: "0123456789abcdef", MembershipTTL: Duration{Duration: time.Second},
 				Peers: []Peer{{ID: "n2", Address: "198.18.0.3:8026", Weight: 50}}}
 		}},

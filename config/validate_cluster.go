@@ -34,6 +34,7 @@ func (cl Cluster) validateVRRP(p *problems) {
 	priority(p, "cluster.priority", cl.Priority)
 	advertInterval(p, "cluster.advert_interval", cl.AdvertInterval)
 	preemptDelay(p, "cluster.preempt_delay", cl.PreemptDelay)
+	validateStart(p, "cluster.", cl.StartState, cl.Preempt, cl.PreemptDelay.Duration)
 	// The VIPs' family is the node's (RFC 5798 §5.2.9: one family per
 	// advert, and one socket and source serve every virtual router); source
 	// and unicast peers must share it.
@@ -59,6 +60,29 @@ func (cl Cluster) validateVRRP(p *problems) {
 	cl.validateGARP(p)
 	if cl.Notify != "" && strings.TrimSpace(cl.Notify) == "" {
 		p.add("cluster.notify", "is blank")
+	}
+}
+
+// Start states: cluster.start_state (keepalived's state MASTER|BACKUP).
+const (
+	StartStateMaster = "master" // take the VIP and advertise at once
+	StartStateBackup = "backup" // wait as backup (the default: what nodes did before the key existed)
+)
+
+// validateStart checks a start state against the preempt keys it goes
+// with; prefix is "cluster." or an instance's "cluster.instances[i].".
+// keepalived clears nopreempt and preempt_delay under state MASTER with a
+// warning; refusing says so where the administrator looks.
+func validateStart(p *problems, prefix, startState string, preempt bool, delay time.Duration) {
+	p.oneOf(prefix+"start_state", startState, StartStateMaster, StartStateBackup)
+	if startState != StartStateMaster {
+		return
+	}
+	if !preempt {
+		p.add(prefix+"preempt", "false (never take the VIP from a live master, keepalived's nopreempt) contradicts start_state master (take it at start); use start_state backup")
+	}
+	if delay > 0 {
+		p.add(prefix+"preempt_delay", "applies only to start_state backup: a node that starts as master takes over at once")
 	}
 }
 
@@ -113,8 +137,12 @@ func (cl Cluster) validateInstances(p *problems) {
 		if in.PreemptDelay != nil {
 			preemptDelay(p, key+".preempt_delay", *in.PreemptDelay)
 		}
-		if in.StartState != "" {
-			p.oneOf(key+".start_state", in.StartState, "master", "backup")
+		// An item that sets none of these keys has the cluster's, checked above.
+		if in.StartState != "" || in.Preempt != nil || in.PreemptDelay != nil {
+			eff := cl.VirtualRouters()[i]
+			if in.StartState != "" || eff.StartState == StartStateMaster || eff.StartState == StartStateBackup {
+				validateStart(p, key+".", eff.StartState, *eff.Preempt, eff.PreemptDelay.Duration)
+			}
 		}
 	}
 }

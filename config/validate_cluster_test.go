@@ -116,3 +116,77 @@ func TestVirtualRouters(t *testing.T) {
 		t.Errorf("single keys: %+v", vr)
 	}
 }
+
+// start_state is keepalived's state; like keepalived, nopreempt and
+// preempt_delay go only with a node that starts as backup.
+func TestStartState(t *testing.T) {
+	const base = "cluster: {enabled: true, vip: 10.0.0.1/24, secret: 0123456789abcdef"
+	tests := []struct {
+		name string
+		keys string
+		want string // "" = accepted
+	}{
+		{"default backup", "", ""},
+		{"master", ", start_state: master", ""},
+		{"backup without preempt (nopreempt)", ", start_state: backup, preempt: false", ""},
+		{"backup with a delay", ", start_state: backup, preempt_delay: 30s", ""},
+		{"owner as backup", ", start_state: backup, priority: 255", ""},
+		{"unknown", ", start_state: MASTER", `cluster.start_state: "MASTER" is not one of master, backup`},
+		{"empty", `, start_state: ""`, `cluster.start_state: "" is not one of master, backup`},
+		{"master without preempt", ", start_state: master, preempt: false", "cluster.preempt: false (never take the VIP from a live master, keepalived's nopreempt) contradicts start_state master"},
+		{"master with a delay", ", start_state: master, preempt_delay: 5s", "cluster.preempt_delay: applies only to start_state backup"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c, err := Parse([]byte(base + tt.keys + "}\n"))
+			switch {
+			case tt.want == "" && err != nil:
+				t.Errorf("Parse: %v", err)
+			case tt.want != "" && (err == nil || !strings.Contains(err.Error(), tt.want)):
+				t.Errorf("Parse: %v, want an error with %q", err, tt.want)
+			case tt.want == "" && tt.keys == "" && c.Cluster.StartState != StartStateBackup:
+				t.Errorf("default start_state %q, want backup (what nodes did before the key)", c.Cluster.StartState)
+			}
+		})
+	}
+}
+
+// An item's start_state goes with its own preempt keys or the cluster's.
+func TestInstanceStartState(t *testing.T) {
+	const base = "cluster:\n  enabled: true\n  secret: 0123456789abcdef\n"
+	tests := []struct {
+		name string
+		keys string
+		want string // "" = accepted
+	}{
+		{"item master", "  instances:\n    - {vrid: 51, vip: 198.18.0.100/24, start_state: master}\n", ""},
+		{"item master, cluster nopreempt", "  preempt: false\n  instances:\n    - {vrid: 51, vip: 198.18.0.100/24, start_state: master}\n",
+			"cluster.instances[0].preempt: false (never take the VIP from a live master"},
+		{"item master overriding nopreempt", "  preempt: false\n  instances:\n    - {vrid: 51, vip: 198.18.0.100/24, start_state: master, preempt: true}\n", ""},
+		{"cluster master, item nopreempt", "  start_state: master\n  instances:\n    - {vrid: 51, vip: 198.18.0.100/24, preempt: false}\n",
+			"cluster.instances[0].preempt: false (never take the VIP from a live master"},
+		{"cluster master, item backup with nopreempt", "  start_state: master\n  instances:\n    - {vrid: 51, vip: 198.18.0.100/24, start_state: backup, preempt: false}\n", ""},
+		{"item master with a delay", "  instances:\n    - {vrid: 51, vip: 198.18.0.100/24, start_state: master, preempt_delay: 1s}\n",
+			"cluster.instances[0].preempt_delay: applies only to start_state backup"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c, err := Parse([]byte(base + tt.keys))
+			switch {
+			case tt.want == "" && err != nil:
+				t.Errorf("Parse: %v", err)
+			case tt.want != "" && (err == nil || !strings.Contains(err.Error(), tt.want)):
+				t.Errorf("Parse: %v, want an error with %q", err, tt.want)
+			case tt.want == "":
+				// The item's start state, or the cluster's when it gives none.
+				want := c.Cluster.StartState
+				if s := c.Cluster.Instances[0].StartState; s != "" {
+					want = s
+				}
+				if got := c.Cluster.VirtualRouters()[0].StartState; got != want {
+					t.Errorf("virtual router's start_state %q, want %q", got, want)
+				}
+			}
+		})
+	}
+}

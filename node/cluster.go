@@ -150,6 +150,7 @@ func clusterOptions(cfg config.Config, log *slog.Logger, reg prometheus.Register
 			Interval:     in.AdvertInterval.Duration,
 			Preempt:      *in.Preempt,
 			PreemptDelay: in.PreemptDelay.Duration,
+			StartMaster:  in.StartState == config.StartStateMaster,
 		})
 	}
 	if cl.Checksum == "message" {

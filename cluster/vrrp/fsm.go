@@ -39,6 +39,12 @@ type Config struct {
 	PreemptDelay time.Duration // 0 = none
 	Primary      netip.Addr    // our primary address (tie-break, advert source)
 	VIPs         []netip.Addr
+
+	// StartMaster is the seed's "start as master" (keepalived's "state MASTER"):
+	// Start goes to Master at once instead of waiting in Backup (see Start).
+	// It needs Preempt and no PreemptDelay: both only make sense for a node
+	// that waits (keepalived clears nopreempt and preempt_delay with state MASTER).
+	StartMaster bool
 }
 
 // ActionKind is what the runtime has to do for one Action.
@@ -133,6 +139,12 @@ func New(c Config) (*Machine, error) {
 	}
 	if c.PreemptDelay < 0 {
 		errs = append(errs, fmt.Errorf("preempt delay %v is negative", c.PreemptDelay))
+	}
+	if c.StartMaster && !c.Preempt {
+		errs = append(errs, errors.New("start as master without preempt: a node that takes the VIP at start cannot promise never to take it from a live master"))
+	}
+	if c.StartMaster && c.PreemptDelay > 0 {
+		errs = append(errs, errors.New("start as master with a preempt delay: the delay holds back a node that starts as backup, one that starts as master takes over at once"))
 	}
 	c.Primary = c.Primary.Unmap()
 	if !c.Primary.IsValid() {
@@ -251,15 +263,25 @@ func (m *Machine) heard(now time.Time, src netip.Addr, a Advert) {
 
 // Start is the Startup event (RFC 5798 §6.4.1). It does nothing unless the machine is in
 // Initialize, so a repeated call cannot reset a running router.
+//
+// StartMaster is the seed's "start as master": the node "forces an election at once by
+// advertising as master when it starts", so it goes through (110)-(145) like the owner
+// does. The election is then RFC 5798 §6.4.3's: a lower master steps down on our
+// first advert (730)-(765), a higher one answers at once (775, RFC 9568) and we step
+// down on its advert. Without StartMaster, (150)-(165): Backup, which is also the
+// seed's "start as backup" (Receive does the rest).
 func (m *Machine) Start(now time.Time) []Action {
 	if m.state != Initialize {
 		return nil
 	}
 	m.start = now
 	m.clearTimers()
-	// (105) The address owner does not wait for anyone.
+	// (105) The address owner does not wait for anyone, whatever its start state.
 	if m.cfg.Priority == 255 {
 		return m.becomeMaster(now, reasonOwner)
+	}
+	if m.cfg.StartMaster {
+		return m.becomeMaster(now, reasonStartup)
 	}
 	m.masterAddr, m.masterPrio, m.lastHeard = netip.Addr{}, 0, time.Time{}
 	m.masterInterval = m.cfg.Interval          // (155)
@@ -293,12 +315,13 @@ func (m *Machine) Shutdown(now time.Time) []Action {
 
 // Receive handles an advert that Filter already accepted.
 //
-// Preempt follows the contract's "start as master" reading rather than RFC 5798 (470):
-// a Backup that hears a lower, non-zero priority takes over at once instead of
-// discarding the advert and waiting out Master_Down_Interval (keepalived ≤ 1.4
-// "state MASTER"). It never steals from a higher priority. PreemptDelay holds that back
+// Preempt follows the seed's "start as backup" rather than RFC 5798 (470): a node that
+// "comes up as backup, hears the lower-priority slave's advertisement, then starts the
+// election and takes over" — a Backup that hears a lower, non-zero priority takes over
+// at once instead of discarding the advert and waiting out Master_Down_Interval as
+// keepalived does. It never steals from a higher priority. PreemptDelay holds that back
 // after Start: until it has passed, the lower master is followed like any other, and a
-// timer re-checks at Start+PreemptDelay.
+// timer re-checks at Start+PreemptDelay. Preempt false is keepalived's nopreempt.
 func (m *Machine) Receive(now time.Time, src netip.Addr, a Advert) []Action {
 	src = src.Unmap()
 	// Filter guarantees these; checking again keeps a runtime bug (our own looped-back
@@ -329,7 +352,7 @@ func (m *Machine) receiveBackup(now time.Time, src netip.Addr, a Advert) []Actio
 		m.heard(now, src, a)
 		return nil
 	}
-	// (465)-(470), contract variant: see Receive.
+	// (465)-(470), the seed's variant: see Receive.
 	if m.cfg.PreemptDelay == 0 || now.Sub(m.start) >= m.cfg.PreemptDelay {
 		return m.becomeMaster(now, reasonPreempt)
 	}

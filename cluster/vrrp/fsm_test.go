@@ -100,15 +100,18 @@ const (
 	none    = time.Duration(-1) // no deadline
 )
 
+// rule is one row of a rules table: the config, the inputs with the actions each
+// must produce, and the state and the deadline after them.
+type rule struct {
+	name     string
+	cfg      func(*Config)
+	steps    []step
+	state    State
+	deadline time.Duration // offset from t0, or none
+	check    func(t *testing.T, m *Machine)
+}
+
 func TestRules(t *testing.T) {
-	type rule struct {
-		name     string
-		cfg      func(*Config)
-		steps    []step
-		state    State
-		deadline time.Duration // offset from t0, or none
-		check    func(t *testing.T, m *Machine)
-	}
 	// becomeMaster at t0+down200 via the Master_Down_Timer: the common start of the
 	// Master-state rows.
 	asMaster := []step{start(0, tr(Initialize, Backup, "startup")), tick(down200, toMaster(Backup, "master_down", 200)...)}
@@ -357,6 +360,11 @@ func TestRules(t *testing.T) {
 		},
 	}
 
+	runRules(t, rules)
+}
+
+func runRules(t *testing.T, rules []rule) {
+	t.Helper()
 	for _, r := range rules {
 		t.Run(r.name, func(t *testing.T) {
 			c := baseConfig()
@@ -368,22 +376,8 @@ func TestRules(t *testing.T) {
 				t.Fatal(err)
 			}
 			for i, s := range r.steps {
-				now := t0.Add(s.at)
-				var got []Action
-				switch s.ev {
-				case "start":
-					got = m.Start(now)
-				case "tick":
-					got = m.Tick(now)
-				case "recv":
-					got = m.Receive(now, s.src, s.a)
-				case "shutdown":
-					got = m.Shutdown(now)
-				}
-				if len(got) != 0 || len(s.want) != 0 {
-					if !reflect.DeepEqual(got, s.want) {
-						t.Fatalf("step %d (%s at +%v): actions\n got %v\nwant %v", i, s.ev, s.at, got, s.want)
-					}
+				if got := s.apply(m); (len(got) != 0 || len(s.want) != 0) && !reflect.DeepEqual(got, s.want) {
+					t.Fatalf("step %d (%s at +%v): actions\n got %v\nwant %v", i, s.ev, s.at, got, s.want)
 				}
 			}
 			if m.State() != r.state {
@@ -401,6 +395,22 @@ func TestRules(t *testing.T) {
 			}
 		})
 	}
+}
+
+// apply feeds the step to m at its time and returns the actions.
+func (s step) apply(m *Machine) []Action {
+	now := t0.Add(s.at)
+	switch s.ev {
+	case "start":
+		return m.Start(now)
+	case "tick":
+		return m.Tick(now)
+	case "recv":
+		return m.Receive(now, s.src, s.a)
+	case "shutdown":
+		return m.Shutdown(now)
+	}
+	panic("unknown step " + s.ev)
 }
 
 func offset(t time.Time) string {

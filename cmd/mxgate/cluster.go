@@ -72,7 +72,11 @@ func printClusterState(w io.Writer, st node.ClusterView) error {
 	t := newTable(w)
 	t.row("NODE", clean(st.Node))
 	t.row("STATE", fmt.Sprintf("%s for %s (since %s)", clean(st.State), time.Since(st.Since).Round(time.Millisecond), when(st.Since)))
-	t.row("PRIORITY", fmt.Sprintf("%d (preempt %s)", st.Priority, onOff(st.Preempt)))
+	start := ""
+	if st.StartState != "" { // a node older than start_state does not say
+		start = "start as " + clean(st.StartState) + ", "
+	}
+	t.row("PRIORITY", fmt.Sprintf("%d (%spreempt %s)", st.Priority, start, onOff(st.Preempt)))
 	t.row("VRID", fmt.Sprint(st.VRID))
 	vip := "not held"
 	if st.VIPHeld {

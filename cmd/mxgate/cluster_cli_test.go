@@ -34,7 +34,7 @@ func TestClusterStatusCommand(t *testing.T) {
 	st := node.ClusterView{Status: cluster.Status{
 		Node: "n2", State: "backup", Since: time.Now().Add(-90 * time.Second).UTC().Truncate(time.Second),
 		Priority: 100, VRID: 51, VIP: "198.18.0.100/24", Interface: "eth0", Source: "198.18.0.12",
-		Mode: "multicast", Preempt: true, AdvertInterval: "1s", MasterAddr: "198.18.0.11", MasterPriority: 200,
+		Mode: "multicast", Preempt: true, StartState: "backup", AdvertInterval: "1s", MasterAddr: "198.18.0.11", MasterPriority: 200,
 		MasterInterval: "1s", MasterDown: "3.609375s", AdvertsSent: 0, AdvertsRecv: 42,
 		Dropped: map[string]uint64{"ttl": 2, "checksum": 1, "vrid": 0}, Transitions: 1,
 	}, Mode: "active-active", Revision: 7, Members: []members.Member{
@@ -47,7 +47,7 @@ func TestClusterStatusCommand(t *testing.T) {
 	for _, want := range []string{
 		"NODE             n2",
 		"STATE            backup for 1m3", // 1m30s and some
-		"PRIORITY         100 (preempt on)",
+		"PRIORITY         100 (start as backup, preempt on)",
 		"VIP              198.18.0.100/24 on eth0, not held",
 		"MASTER           198.18.0.11 priority 200",
 		"master down after 3.609375s",

@@ -231,6 +231,7 @@ type labStatus struct {
 	VIPHeld        bool              `json:"vip_held"`
 	Source         string            `json:"source"`
 	Mode           string            `json:"transport"`
+	StartState     string            `json:"start_state"`
 	MasterAddr     string            `json:"master"`
 	MasterPriority int               `json:"master_priority"`
 	MasterInterval string            `json:"master_interval"`
@@ -303,29 +304,8 @@ func (n *mxNode) transitions() []transition {
 
 func parseTransitions(log string) []transition {
 	var out []transition
-	for _, line := range strings.Split(log, "\n") {
-		if !strings.Contains(line, `msg="vrrp transition"`) {
-			continue
-		}
-		var tr transition
-		for _, f := range strings.Fields(line) {
-			k, v, ok := strings.Cut(f, "=")
-			if !ok {
-				continue
-			}
-			v = strings.Trim(v, `"`)
-			switch k {
-			case "time":
-				tr.at, _ = time.Parse(time.RFC3339Nano, v)
-			case "from":
-				tr.from = v
-			case "to":
-				tr.to = v
-			case "reason":
-				tr.reason = v
-			}
-		}
-		out = append(out, tr)
+	for _, tr := range testenv.VRRPTransitions(log) {
+		out = append(out, transition{at: tr.At, from: tr.From, to: tr.To, reason: tr.Reason})
 	}
 	return out
 }
