@@ -64,7 +64,7 @@ func TestTimes(t *testing.T) {
 // step is one input to the machine at t0+at and the actions it must produce.
 type step struct {
 	at   time.Duration
-	ev   string // start, tick, recv, shutdown
+	ev   string // start, tick, recv, shutdown, fault, recover, prio (priority in a.Priority)
 	src  netip.Addr
 	a    Advert
 	want []Action
@@ -100,15 +100,18 @@ const (
 	none    = time.Duration(-1) // no deadline
 )
 
+// rule is one row of TestRules: a configuration, the inputs with the actions
+// each must produce, and the state and deadline after the last one.
+type rule struct {
+	name     string
+	cfg      func(*Config)
+	steps    []step
+	state    State
+	deadline time.Duration // offset from t0, or none
+	check    func(t *testing.T, m *Machine)
+}
+
 func TestRules(t *testing.T) {
-	type rule struct {
-		name     string
-		cfg      func(*Config)
-		steps    []step
-		state    State
-		deadline time.Duration // offset from t0, or none
-		check    func(t *testing.T, m *Machine)
-	}
 	// becomeMaster at t0+down200 via the Master_Down_Timer: the common start of the
 	// Master-state rows.
 	asMaster := []step{start(0, tr(Initialize, Backup, "startup")), tick(down200, toMaster(Backup, "master_down", 200)...)}
@@ -357,6 +360,7 @@ func TestRules(t *testing.T) {
 		},
 	}
 
+	rules = append(rules, trackRules()...)
 	for _, r := range rules {
 		t.Run(r.name, func(t *testing.T) {
 			c := baseConfig()
@@ -379,6 +383,10 @@ func TestRules(t *testing.T) {
 					got = m.Receive(now, s.src, s.a)
 				case "shutdown":
 					got = m.Shutdown(now)
+				case "fault", "recover":
+					got = m.SetFault(now, s.ev == "fault")
+				case "prio":
+					got = m.SetPriority(now, s.a.Priority)
 				}
 				if len(got) != 0 || len(s.want) != 0 {
 					if !reflect.DeepEqual(got, s.want) {
@@ -457,7 +465,7 @@ func TestNewValidates(t *testing.T) {
 }
 
 func TestStrings(t *testing.T) {
-	for s, want := range map[State]string{Initialize: "init", Backup: "backup", Master: "master", State(9): "state(9)"} {
+	for s, want := range map[State]string{Initialize: "init", Backup: "backup", Master: "master", Fault: "fault", State(9): "state(9)"} {
 		if s.String() != want {
 			t.Errorf("%d: %q, want %q", int(s), s.String(), want)
 		}
