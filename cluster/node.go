@@ -43,10 +43,13 @@ type Options struct {
 	// step down without a word, and clients' ARP caches then follow us at
 	// the next refresh rather than when their entry expires.
 	GARPMasterRefresh time.Duration
-	Notify            string       // command + fixed args, run as: Notify... <state> <vrid> <priority>, in order, one at a time
-	NodeID            string       // "" = host name
-	Logger            *slog.Logger // nil = slog.Default()
-	Registerer        prometheus.Registerer
+	Notify            string // command + fixed args, run as: Notify... <state> <vrid> <priority>, in order, one at a time
+	// Track lists what the node's service depends on (see Track); the
+	// interface's link is tracked only if listed (an item with no Check).
+	Track      []Track
+	NodeID     string       // "" = host name
+	Logger     *slog.Logger // nil = slog.Default()
+	Registerer prometheus.Registerer
 }
 
 const (
@@ -73,6 +76,9 @@ type Node struct {
 	ready   chan struct{}
 	runOnce sync.Once
 	shared  shared
+	// linkUp is the interface's link as netlink last reported it (running);
+	// written by the link watcher, read by the machine goroutine.
+	linkUp atomic.Bool
 }
 
 // New validates o, resolves the interface and the source address in the
@@ -115,6 +121,9 @@ func New(o Options) (*Node, error) {
 	}
 	if o.GARPRepeat == 0 {
 		o.GARPRepeat = defaultGARPRepeat
+	}
+	if err := validateTracks(o.Track); err != nil {
+		return nil, fmt.Errorf("cluster: %w", err)
 	}
 	if o.Logger == nil {
 		o.Logger = slog.Default()
@@ -167,6 +176,9 @@ func newNode(o Options, ifi *net.Interface, h *netlink.Handle) (*Node, error) {
 		return nil, fmt.Errorf("cluster: %w", err)
 	}
 	met.priority.Set(float64(o.Priority))
+	for _, t := range o.Track {
+		met.trackFailing.WithLabelValues(t.Name).Set(0)
+	}
 	n := &Node{
 		opt: o,
 		log: o.Logger,
@@ -185,6 +197,8 @@ func newNode(o Options, ifi *net.Interface, h *netlink.Handle) (*Node, error) {
 		ready: make(chan struct{}),
 	}
 	n.shared.dropped = make(map[string]uint64)
+	n.shared.priority = o.Priority
+	n.shared.track = newTracking(o.Track).status()
 	return n, nil
 }
 
@@ -273,13 +287,32 @@ func (n *Node) Run(ctx context.Context) error {
 		wg.Wait()
 		return fmt.Errorf("cluster: watch link %s: %w", n.ifi.Name, err)
 	}
-	linkUp := make(chan struct{}, 1)
-	wg.Go(func() { n.watchLink(updates, linkUp) })
+	// Read after subscribing: a change in between shows up as an update.
+	if link, err := n.h.LinkByIndex(n.ifi.Index); err == nil {
+		n.linkUp.Store(link.Attrs().RawFlags&unix.IFF_RUNNING != 0)
+	} else {
+		n.linkUp.Store(true)
+		n.log.Warn("vrrp: read link state", "interface", n.ifi.Name, "err", err)
+	}
+	linkChanged := make(chan struct{}, 1)
+	wg.Go(func() { n.watchLink(updates, linkChanged) })
+
+	// The polled tracked items, stopped with the loop.
+	trackCtx, stopTracks := context.WithCancel(ctx)
+	tracked := make(chan trackResult, len(n.opt.Track))
+	var trackWG sync.WaitGroup
+	for i, t := range n.opt.Track {
+		if t.Check != nil {
+			trackWG.Go(func() { poll(trackCtx, i, t, tracked) })
+		}
+	}
 
 	n.log.Info("vrrp starting", "vrid", n.opt.VRID, "interface", n.ifi.Name, "src_addr", n.src, "vip", n.opt.VIP,
 		"priority", n.opt.Priority, "interval", n.opt.Interval, "transport", n.Status().Mode)
-	l := loop{n: n, tr: tr, g: g, nt: nt, linkUp: linkUp}
+	l := loop{n: n, tr: tr, g: g, nt: nt, linkChanged: linkChanged, tracked: tracked, track: newTracking(n.opt.Track)}
 	l.run(ctx, rx)
+	stopTracks()
+	trackWG.Wait()
 
 	// Stop the receiver: closing the socket ends its blocking read. The
 	// link watcher ends when netlink closes its channel.
@@ -353,25 +386,22 @@ func (n *Node) receive(tr *transport, out chan<- received, stop <-chan struct{})
 	}
 }
 
-// watchLink signals linkUp each time the interface comes back up (running
-// after not running). It ends when updates is closed.
-func (n *Node) watchLink(updates <-chan netlink.LinkUpdate, linkUp chan<- struct{}) {
-	wasUp := true
+// watchLink keeps n.linkUp current and signals changed each time the
+// interface's link (running) changes. It ends when updates is closed.
+func (n *Node) watchLink(updates <-chan netlink.LinkUpdate, changed chan<- struct{}) {
 	for u := range updates {
 		if u.Attrs() == nil || u.Attrs().Index != n.ifi.Index {
 			continue
 		}
 		isUp := u.Attrs().RawFlags&unix.IFF_RUNNING != 0
-		if isUp && !wasUp {
-			select {
-			case linkUp <- struct{}{}:
-			default: // one pending signal is enough
-			}
+		if n.linkUp.Swap(isUp) == isUp {
+			continue
 		}
-		if isUp != wasUp {
-			n.log.Info("vrrp: interface link changed", "interface", n.ifi.Name, "up", isUp)
+		n.log.Info("vrrp: interface link changed", "interface", n.ifi.Name, "up", isUp)
+		select {
+		case changed <- struct{}{}:
+		default: // one pending signal is enough: the loop reads n.linkUp
 		}
-		wasUp = isUp
 	}
 }
 
@@ -389,11 +419,15 @@ type received struct {
 // loop is the machine goroutine's state: it alone touches the Machine, the
 // sockets' send side and the GARP schedule, so none of it needs a lock.
 type loop struct {
-	n      *Node
-	tr     *transport
-	g      *garp
-	nt     *notifier
-	linkUp <-chan struct{}
+	n  *Node
+	tr *transport
+	g  *garp
+	nt *notifier
+	// linkChanged: n.linkUp changed. tracked: a polled item's verdict changed.
+	linkChanged <-chan struct{}
+	tracked     <-chan trackResult
+	track       *tracking
+	linkWasUp   bool
 
 	garpLeft  int       // GARPs still to send in the current burst
 	garpNext  time.Time // when the next one of the burst is due
@@ -408,6 +442,10 @@ func (l *loop) run(ctx context.Context, rx <-chan received) {
 	m := l.n.m
 	timer := time.NewTimer(time.Hour)
 	defer timer.Stop()
+	// A link down at start means Start enters Fault (when it is tracked).
+	l.linkWasUp = l.n.linkUp.Load()
+	l.setLink(l.linkWasUp)
+	l.applyTrack(time.Now())
 	l.exec(time.Now(), m.Start(time.Now()))
 	l.n.shared.snapshot(m)
 	close(l.n.ready)
@@ -421,13 +459,27 @@ func (l *loop) run(ctx context.Context, rx <-chan received) {
 		case r := <-rx:
 			now := time.Now()
 			l.exec(now, m.Receive(now, r.src, r.advert))
-		case <-l.linkUp:
-			if m.State() == vrrp.Master {
-				now := time.Now()
+		case <-l.linkChanged:
+			now := time.Now()
+			up := l.n.linkUp.Load()
+			l.setLink(up)
+			l.applyTrack(now)
+			if up && !l.linkWasUp && m.State() == vrrp.Master {
+				// Only with the link untracked: a tracked one made us leave.
 				l.n.log.Info("vrrp: link up again as master, announcing", "vip", l.n.opt.VIP)
-				l.sendAdvert(now, l.n.opt.Priority)
+				l.sendAdvert(now, m.Priority())
 				l.startBurst(now)
 			}
+			l.linkWasUp = up
+		case r := <-l.tracked:
+			l.track.failing[r.i], l.track.errs[r.i] = r.failing, r.err
+			it := l.track.items[r.i]
+			if r.failing {
+				l.n.log.Warn("vrrp: tracked check failing", "check", it.Name, "weight", it.Weight, "fault", it.Fault, "err", r.err)
+			} else {
+				l.n.log.Info("vrrp: tracked check recovered", "check", it.Name)
+			}
+			l.applyTrack(time.Now())
 		case <-timer.C:
 			// One timer serves the machine and the GARP schedule; Tick with
 			// nothing due is a no-op.
@@ -543,7 +595,43 @@ func (l *loop) transition(a vrrp.Action) {
 	n.met.transitions.WithLabelValues(a.To.String()).Inc()
 	n.met.setState(a.To)
 	n.shared.add(func(s *shared) { s.transitions++ })
-	l.nt.enqueue(notifyEvent{state: a.To.String(), vrid: n.opt.VRID, priority: n.opt.Priority})
+	l.nt.enqueue(notifyEvent{state: a.To.String(), vrid: n.opt.VRID, priority: n.m.Priority()})
+}
+
+// setLink records the interface's link in the tracked item for it, if any.
+func (l *loop) setLink(up bool) {
+	if i := l.track.link(); i >= 0 {
+		l.track.failing[i] = !up
+		l.track.errs[i] = ""
+		if !up {
+			l.track.errs[i] = "link down"
+		}
+	}
+}
+
+// applyTrack hands the tracked items' verdict to the machine. A fault is
+// entered before the priority changes (a node going to Fault must not first
+// advertise a lowered priority) and left after (so Backup starts with the
+// right Skew_Time).
+func (l *loop) applyTrack(now time.Time) {
+	n, m := l.n, l.n.m
+	prio, fault := l.track.effective(n.opt.Priority)
+	if fault {
+		l.exec(now, m.SetFault(now, true))
+	}
+	if prio != m.Priority() {
+		n.log.Info("vrrp: priority changed by tracking", "from", m.Priority(), "to", prio, "configured", n.opt.Priority)
+		l.exec(now, m.SetPriority(now, prio))
+		n.met.priority.Set(float64(prio))
+	}
+	if !fault {
+		l.exec(now, m.SetFault(now, false))
+	}
+	st := l.track.status()
+	for _, t := range st {
+		n.met.trackFailing.WithLabelValues(t.Check).Set(boolGauge(t.Failing))
+	}
+	n.shared.add(func(s *shared) { s.track, s.priority = st, prio })
 }
 
 // startBurst sends the first GARP of a burst now and schedules the rest
