@@ -12,6 +12,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/mxgate/mxgate/admin"
+	"github.com/mxgate/mxgate/cluster"
 	"github.com/mxgate/mxgate/node"
 )
 
@@ -72,7 +73,14 @@ func printClusterState(w io.Writer, st node.ClusterView) error {
 	t := newTable(w)
 	t.row("NODE", clean(st.Node))
 	t.row("STATE", fmt.Sprintf("%s for %s (since %s)", clean(st.State), time.Since(st.Since).Round(time.Millisecond), when(st.Since)))
-	t.row("PRIORITY", fmt.Sprintf("%d (preempt %s)", st.Priority, onOff(st.Preempt)))
+	prio := fmt.Sprint(st.Priority)
+	if st.EffectivePriority != st.Priority {
+		prio += fmt.Sprintf(", advertising %d (tracked checks failing)", st.EffectivePriority)
+	}
+	t.row("PRIORITY", fmt.Sprintf("%s (preempt %s)", prio, onOff(st.Preempt)))
+	if len(st.Track) > 0 {
+		t.row("TRACK", trackStates(st.Track))
+	}
 	t.row("VRID", fmt.Sprint(st.VRID))
 	vip := "not held"
 	if st.VIPHeld {
@@ -95,6 +103,24 @@ func printClusterState(w io.Writer, st node.ClusterView) error {
 	t.row("STORE", state)
 	t.row("CONFIG", fmt.Sprintf("revision %d applied, mode %s", st.Revision, clean(st.Mode)))
 	return t.flush()
+}
+
+// trackStates lists the tracked checks: "name ok (weight -150)" or "name
+// FAILING (fault): why".
+func trackStates(ts []cluster.TrackStatus) string {
+	var out []string
+	for _, tr := range ts {
+		how := "fault"
+		if !tr.Fault {
+			how = fmt.Sprintf("weight %d", tr.Weight)
+		}
+		s := fmt.Sprintf("%s ok (%s)", clean(tr.Check), how)
+		if tr.Failing {
+			s = fmt.Sprintf("%s FAILING (%s): %s", clean(tr.Check), how, clean(tr.Error))
+		}
+		out = append(out, s)
+	}
+	return strings.Join(out, "; ")
 }
 
 func printMembers(w io.Writer, st node.ClusterView) error {
