@@ -17,6 +17,12 @@
 #     kill9:   mxgate: SIGKILL; keepalived: SIGSTOP parent, SIGKILL VRRP child
 #              and parent (no priority-0 advert, the VIP stays on n1)
 #     sigterm: SIGTERM (priority-0 advert, VIP released)
+#     tracked: stop n1's downstream (each node relays to its own stand-in
+#              downstream in the client namespace, 198.18.0.250:260I, and
+#              tracks it with weight -150, checked every 1 s, fall 1, rise 1:
+#              mxgate cluster.track, keepalived a track_script doing the
+#              same connect with bash's /dev/tcp); instead of restarting
+#              n1, its downstream is started again ("preempt" from then)
 #   wait for n2 on the VIP, restart n1 (it preempts), wait for n1 again.
 # Numbers per run (ms):
 #   failover = hit -> first banner from another node (the client's outage bound)
@@ -27,7 +33,7 @@
 #   stall    = longest pause between probe dials (a large one = VM stall, not VRRP)
 #
 # usage: sudo bench/failover.sh
-#   knobs (environment): RUNS=5  ADVERTS="1 0.1"  SCENARIOS="kill9 sigterm"
+#   knobs (environment): RUNS=5  ADVERTS="1 0.1"  SCENARIOS="kill9 sigterm tracked"
 #   IMPLS="mxgate keepalived"  QUICK=1 (RUNS=3 ADVERTS=0.1: about a minute)
 #   BIN=path/to/mxgate (default: build from this checkout)  KEEP=1 (keep the
 #   work dir)  OUT=bench/results/failover.md  GO=go
@@ -39,7 +45,7 @@ QUICK=${QUICK:-0}
 if [ "$QUICK" = 1 ]; then RUNS=${RUNS:-3}; ADVERTS=${ADVERTS:-0.1}; fi
 RUNS=${RUNS:-5}
 ADVERTS=${ADVERTS:-"1 0.1"}
-SCENARIOS=${SCENARIOS:-"kill9 sigterm"}
+SCENARIOS=${SCENARIOS:-"kill9 sigterm tracked"}
 IMPLS=${IMPLS:-"mxgate keepalived"}
 KEEP=${KEEP:-0}
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -59,7 +65,7 @@ P=mxb$$
 C=$P-c
 VIP=198.18.0.100
 W=$(mktemp -d "${TMPDIR:-/tmp}/mxgate-failover.XXXXXX")
-declare -A PID=() VPID=()   # node -> pid we started (mxgate / keepalived parent); keepalived VRRP child
+declare -A PID=() VPID=() DPID=()   # node -> pid we started (mxgate / keepalived parent); keepalived VRRP child; its downstream
 SRV_PIDS=()
 PROBE_PID=
 T_START=$(date +%s)
@@ -68,7 +74,7 @@ cleanup() {
 	set +e
 	[ -n "$PROBE_PID" ] && kill -TERM "$PROBE_PID" 2>/dev/null
 	for n in "${!PID[@]}"; do kill -TERM "${PID[$n]}" 2>/dev/null; done
-	for p in "${SRV_PIDS[@]}"; do kill -TERM "$p" 2>/dev/null; done
+	for p in "${SRV_PIDS[@]}" "${DPID[@]}"; do kill -TERM "$p" 2>/dev/null; done
 	wait 2>/dev/null
 	# whatever still runs in our namespaces is ours (keepalived children):
 	# down stops it and deletes the namespaces
@@ -316,7 +322,7 @@ smtp:
   hostname: n$i.lab.test
   accept_domains: [lab.test]
   drain_timeout: 2s
-downstream: {address: "198.18.0.250:2526"}
+downstream: {address: "198.18.0.250:260$i"}
 admin: {listen: "127.0.0.1:8025"}
 cluster:
   enabled: true
@@ -328,6 +334,7 @@ cluster:
   preempt: true
   notify: $d/notify
   secret: bench-secret-bench-secret
+  track: [{check: downstream, weight: -150, interval: 1s, fall: 1, rise: 1}]
 EOF
 }
 
@@ -339,12 +346,25 @@ write_keepalived() { # node advert_s
 echo "\$(date +%s%N) $i \$3" >> $NOTIFY_LOG
 EOF
 	chmod 700 "$d/notify"
+	cat >"$d/check" <<EOF
+#!/bin/bash
+exec 3<>/dev/tcp/198.18.0.250/260$i
+EOF
+	chmod 700 "$d/check"
 	cat >"$d/keepalived.conf" <<EOF
 global_defs {
   router_id mxb-h$i
   vrrp_version 3
   enable_script_security
   script_user root
+}
+vrrp_script downstream {
+  script $d/check
+  interval 1
+  timeout 1
+  weight -150
+  fall 1
+  rise 1
 }
 vrrp_instance VI_1 {
   state BACKUP
@@ -356,6 +376,9 @@ vrrp_instance VI_1 {
     $VIP/24 dev eth0
   }
   notify $d/notify
+  track_script {
+    downstream
+  }
 }
 EOF
 }
@@ -377,10 +400,24 @@ start_node() { # impl node
 	fi
 }
 
-# hit_node impl node kill9|sigterm: sets T0 (the moment of the hit) and waits
-# until the process we started has ended.
+# start_downstream node: the node's stand-in downstream server (tracked).
+start_downstream() {
+	ip netns exec "$C" "$PROBE" serve "ds$1" "198.18.0.250:260$1" &
+	DPID[$1]=$!
+}
+
+# hit_node impl node kill9|sigterm|tracked: sets T0 (the moment of the hit)
+# and waits until the process we started (for tracked: n1's downstream) has
+# ended.
 hit_node() {
 	local impl=$1 i=$2 how=$3 p=${PID[$2]}
+	if [ "$how" = tracked ]; then
+		T0=$(now)
+		kill -TERM "${DPID[$i]}"
+		wait "${DPID[$i]}" 2>/dev/null || true
+		unset "DPID[$i]"
+		return
+	fi
 	if [ "$how" = kill9 ]; then
 		if [ "$impl" = keepalived ]; then
 			kill -STOP "$p"  # so the parent neither respawns nor cleans up
@@ -427,6 +464,7 @@ first_notify() { # t0 node -> ms until that node's hook reported master, or NA
 
 RAW=$W/raw.txt
 : >"$RAW"
+for i in 1 2 3; do start_downstream "$i"; done
 for impl in $IMPLS; do
 	if [ "$impl" = keepalived ]; then
 		for i in 1 2 3; do
@@ -454,7 +492,7 @@ for impl in $IMPLS; do
 				wait_probe "$f" n2.lab.test "$FT0" "$limit" || log "WARN: no takeover by n2 seen ($impl $adv $sc $r)"
 				sleep 0.2
 				PT0=$(now)
-				start_node "$impl" 1
+				if [ "$sc" = tracked ]; then start_downstream 1; else start_node "$impl" 1; fi
 				wait_probe "$f" n1.lab.test "$PT0" "$limit" || log "WARN: n1 did not take the VIP back ($impl $adv $sc $r)"
 				sleep 0.2
 				kill -TERM "$PROBE_PID"
@@ -488,6 +526,7 @@ expect() { # adv sc -> the RFC 5798 expectation for the priority-100 backup, ms
 	awk -v a="$1" -v s="$2" 'BEGIN {
 		skew = (256 - 100) * a / 256
 		if (s == "sigterm") printf "Skew_Time %.0f", skew * 1000
+		else if (s == "tracked") printf "check ≤ 1000, then preemption"
 		else printf "Master_Down_Interval %.0f", (3 * a + skew) * 1000 }'
 }
 ka_version() {
@@ -514,7 +553,8 @@ mkdir -p "$(dirname "$OUT")"
 	echo "Median (min–max) in ms. failover: hit → first banner from the new master;"
 	echo "gap: last banner from the old master → first from the new; daemon: hit → the"
 	echo "new master's notify hook; preempt: old master restarted → it answers again"
-	echo "(includes its process start)."
+	echo "(includes its process start). tracked: hit = n1's downstream stopped (tracked,"
+	echo "weight -150, checked every 1 s, fall 1, rise 1), preempt = it started again."
 	echo
 	echo "| implementation | advert | scenario | expected | failover | gap | daemon | preempt | runs |"
 	echo "|---|---:|---|---|---:|---:|---:|---:|---:|"

@@ -74,8 +74,8 @@ func printClusterState(w io.Writer, st node.ClusterView) error {
 	t.row("NODE", clean(st.Node))
 	t.row("STATE", fmt.Sprintf("%s for %s (since %s)", clean(st.State), time.Since(st.Since).Round(time.Millisecond), when(st.Since)))
 	prio := fmt.Sprint(st.Priority)
-	if st.EffectivePriority != st.Priority {
-		prio += fmt.Sprintf(", advertising %d (tracked checks failing)", st.EffectivePriority)
+	if st.EffectivePriority != 0 && st.EffectivePriority != st.Priority { // 0: a node from before tracking
+		prio += fmt.Sprintf(", advertising %d while tracked checks fail", st.EffectivePriority)
 	}
 	t.row("PRIORITY", fmt.Sprintf("%s (preempt %s)", prio, onOff(st.Preempt)))
 	if len(st.Track) > 0 {
