@@ -7,11 +7,7 @@ import (
 
 func TestPeerConnectionLimits(t *testing.T) {
 	const base = "cluster: {enabled: true, vip: 10.0.0.1/24, secret: 0123456789abcdef, "
-	tests := []struct {
-		name string
-		keys string
-		want string // "" = accepted
-	}{
+	tests := []keysCase{
 		{"derived", "peer_max_connections: 0, peer_max_connections_per_ip: 0", ""},
 		{"both set", "peer_max_connections: 512, peer_max_connections_per_ip: 128", ""},
 		{"per IP only", "peer_max_connections_per_ip: 70000", "cluster.peer_max_connections_per_ip: must be 0 (derived) or 1 to 65536, got 70000"},
@@ -21,26 +17,12 @@ func TestPeerConnectionLimits(t *testing.T) {
 		{"negative per IP", "peer_max_connections_per_ip: -5", "cluster.peer_max_connections_per_ip: must be 0 (derived) or 1 to 65536, got -5"},
 		{"per IP above total", "peer_max_connections: 10, peer_max_connections_per_ip: 11", "cluster.peer_max_connections_per_ip: 11 is more than cluster.peer_max_connections (10)"},
 	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			_, err := Parse([]byte(base + tt.keys + "}\n"))
-			switch {
-			case tt.want == "" && err != nil:
-				t.Errorf("Parse: %v", err)
-			case tt.want != "" && (err == nil || !strings.Contains(err.Error(), tt.want)):
-				t.Errorf("Parse: %v, want an error with %q", err, tt.want)
-			}
-		})
-	}
+	parseCases(t, base, tests)
 }
 
 func TestClusterTrack(t *testing.T) {
 	const base = "cluster: {enabled: true, vip: 10.0.0.1/24, secret: 0123456789abcdef, "
-	tests := []struct {
-		name string
-		keys string
-		want string // "" = accepted
-	}{
+	tests := []keysCase{
 		{"weight and fault items", "track: [{check: downstream, weight: -150}, {check: store, fault: true, interval: 2s, fall: 3, rise: 1}, {check: engines, weight: -254}, {check: interface, weight: -10}]", ""},
 		{"unknown check", "track: [{check: disk, weight: -10}]", `cluster.track[0].check: "disk" is not one of downstream, store, engines, interface`},
 		{"twice", "track: [{check: store, weight: -10}, {check: store, fault: true}]", `cluster.track[1].check: "store" is listed twice`},
@@ -53,17 +35,7 @@ func TestClusterTrack(t *testing.T) {
 		{"rise", "track: [{check: downstream, weight: -5, rise: -1}]", "cluster.track[0].rise: must be 0 (default 2) or 1 to 100"},
 		{"interface timing", "track: [{check: interface, fault: true, interval: 2s}]", "cluster.track[0]: interval, fall and rise do not apply to the interface"},
 	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			_, err := Parse([]byte(base + tt.keys + "}\n"))
-			switch {
-			case tt.want == "" && err != nil:
-				t.Errorf("Parse: %v", err)
-			case tt.want != "" && (err == nil || !strings.Contains(err.Error(), tt.want)):
-				t.Errorf("Parse: %v, want an error with %q", err, tt.want)
-			}
-		})
-	}
+	parseCases(t, base, tests)
 }
 
 func TestClusterTracks(t *testing.T) {
@@ -86,5 +58,28 @@ func TestClusterTracks(t *testing.T) {
 	c.Cluster.Track, c.Cluster.TrackInterface = nil, false
 	if got := c.Cluster.Tracks(); len(got) != 0 {
 		t.Errorf("track_interface false: %+v", got)
+	}
+}
+
+// keysCase is one set of cluster keys and the error Parse must give.
+type keysCase struct {
+	name string
+	keys string
+	want string // "" = accepted
+}
+
+// parseCases parses base + each case's keys + "}".
+func parseCases(t *testing.T, base string, tests []keysCase) {
+	t.Helper()
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := Parse([]byte(base + tt.keys + "}\n"))
+			switch {
+			case tt.want == "" && err != nil:
+				t.Errorf("Parse: %v", err)
+			case tt.want != "" && (err == nil || !strings.Contains(err.Error(), tt.want)):
+				t.Errorf("Parse: %v, want an error with %q", err, tt.want)
+			}
+		})
 	}
 }
