@@ -2,6 +2,7 @@ package cluster
 
 import (
 	"fmt"
+	"strconv"
 
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -19,17 +20,32 @@ var dropReasons = []vrrp.DropReason{
 
 var stateNames = []vrrp.State{vrrp.Initialize, vrrp.Backup, vrrp.Master, vrrp.Fault}
 
+// metrics are the node's collectors. Everything of one virtual router is
+// labelled by vrid; drops are the node's (a packet of a VRID we do not run
+// has no instance).
 type metrics struct {
 	state       *prometheus.GaugeVec
 	transitions *prometheus.CounterVec
+	sent        *prometheus.CounterVec
+	received    *prometheus.CounterVec
+	dropped     *prometheus.CounterVec
+	vipHeld     *prometheus.GaugeVec
+	priority    *prometheus.GaugeVec
+	garpSent    *prometheus.CounterVec
+	// trackFailing is 1 per tracked check while it fails: tracking is the
+	// node's, so it has no vrid.
+	trackFailing *prometheus.GaugeVec
+}
+
+// instMetrics are one virtual router's series.
+type instMetrics struct {
+	state       *prometheus.GaugeVec   // by state
+	transitions *prometheus.CounterVec // by to
 	sent        prometheus.Counter
 	received    prometheus.Counter
-	dropped     *prometheus.CounterVec
 	vipHeld     prometheus.Gauge
 	priority    prometheus.Gauge
 	garpSent    prometheus.Counter
-	// trackFailing is 1 per tracked check while it fails.
-	trackFailing *prometheus.GaugeVec
 }
 
 // newMetrics builds the mxgate_vrrp_* collectors and registers them with reg
@@ -38,28 +54,28 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	m := &metrics{
 		state: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "mxgate_vrrp_state", Help: "1 for the current VRRP state (init, backup, master, fault), 0 for the others.",
-		}, []string{"state"}),
+		}, []string{"vrid", "state"}),
 		transitions: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "mxgate_vrrp_transitions_total", Help: "VRRP state transitions, by the state entered.",
-		}, []string{"to"}),
-		sent: prometheus.NewCounter(prometheus.CounterOpts{
+		}, []string{"vrid", "to"}),
+		sent: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "mxgate_vrrp_adverts_sent_total", Help: "VRRP adverts sent (one per destination in unicast mode).",
-		}),
-		received: prometheus.NewCounter(prometheus.CounterOpts{
+		}, []string{"vrid"}),
+		received: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "mxgate_vrrp_adverts_received_total", Help: "VRRP adverts received and accepted for our virtual router.",
-		}),
+		}, []string{"vrid"}),
 		dropped: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "mxgate_vrrp_adverts_dropped_total", Help: "VRRP packets received on our interface and discarded, by reason.",
 		}, []string{"reason"}),
-		vipHeld: prometheus.NewGauge(prometheus.GaugeOpts{
+		vipHeld: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "mxgate_vrrp_vip_held", Help: "1 while this node has the virtual IP on its interface.",
-		}),
-		priority: prometheus.NewGauge(prometheus.GaugeOpts{
+		}, []string{"vrid"}),
+		priority: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "mxgate_vrrp_priority", Help: "Advertised VRRP priority of this node: the configured one, lowered while tracked checks with a weight fail.",
-		}),
-		garpSent: prometheus.NewCounter(prometheus.CounterOpts{
+		}, []string{"vrid"}),
+		garpSent: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "mxgate_vrrp_garp_sent_total", Help: "Gratuitous ARP packets sent for the virtual IP.",
-		}),
+		}, []string{"vrid"}),
 		trackFailing: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "mxgate_vrrp_track_failing", Help: "1 while a tracked check (cluster.track) fails, by check.",
 		}, []string{"check"}),
@@ -67,10 +83,6 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	for _, r := range dropReasons {
 		m.dropped.WithLabelValues(string(r))
 	}
-	for _, s := range stateNames {
-		m.transitions.WithLabelValues(s.String())
-	}
-	m.setState(vrrp.Initialize)
 	if reg == nil {
 		return m, nil
 	}
@@ -82,7 +94,28 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	return m, nil
 }
 
-func (m *metrics) setState(s vrrp.State) {
+// instance returns the series of one virtual router, all present from the
+// start (see dropReasons).
+func (m *metrics) instance(vrid uint8) instMetrics {
+	v := prometheus.Labels{"vrid": strconv.Itoa(int(vrid))}
+	im := instMetrics{
+		state:       m.state.MustCurryWith(v),
+		transitions: m.transitions.MustCurryWith(v),
+		sent:        m.sent.With(v),
+		received:    m.received.With(v),
+		vipHeld:     m.vipHeld.With(v),
+		priority:    m.priority.With(v),
+		garpSent:    m.garpSent.With(v),
+	}
+	for _, s := range stateNames {
+		im.transitions.WithLabelValues(s.String())
+	}
+	im.setState(vrrp.Initialize)
+	im.vipHeld.Set(0)
+	return im
+}
+
+func (m instMetrics) setState(s vrrp.State) {
 	for _, x := range stateNames {
 		v := 0.0
 		if x == s {

@@ -65,8 +65,14 @@ func nsHandle(t *testing.T, ns string) *netlink.Handle {
 	return h
 }
 
-// vipOn reports whether addr is on eth0 in ns, as seen from the test.
+// vipOn reports whether the VIP is on eth0 in ns, as seen from the test.
 func vipOn(t *testing.T, ns string) bool {
+	t.Helper()
+	return addrOn(t, ns, vipP.Addr())
+}
+
+// addrOn reports whether addr is on eth0 in ns, as seen from the test.
+func addrOn(t *testing.T, ns string, addr netip.Addr) bool {
 	t.Helper()
 	h := nsHandle(t, ns)
 	defer h.Close()
@@ -79,7 +85,7 @@ func vipOn(t *testing.T, ns string) bool {
 		t.Fatalf("addresses in %s: %v", ns, err)
 	}
 	for _, a := range addrs {
-		if ip, _ := netip.AddrFromSlice(a.IP); ip.Unmap() == vipP.Addr() {
+		if ip, _ := netip.AddrFromSlice(a.IP); ip.Unmap() == addr {
 			return true
 		}
 	}

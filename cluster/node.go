@@ -1,6 +1,11 @@
-// Package cluster runs one VRRPv3 virtual router on Linux: the raw protocol-112
-// transport, the virtual IP (netlink + gratuitous ARP), the notify hook and
-// metrics around the pure state machine of package cluster/vrrp.
+// Package cluster runs VRRPv3 virtual routers on Linux: the raw protocol-112
+// transport, the virtual IPs (netlink + gratuitous ARP), the notify hook and
+// metrics around the pure state machine of package cluster/vrrp. One Node
+// runs one or more virtual routers (instances) on one interface: one socket
+// and one receive goroutine hand each advert to its instance by VRID, and
+// each instance has its own state machine, VIP and gratuitous ARPs. What the
+// node's service depends on is tracked once per node, and its verdict
+// applies to every instance.
 package cluster
 
 import (
@@ -11,6 +16,7 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -25,7 +31,12 @@ import (
 // Options configures one Node. Zero values of the optional fields mean what
 // their comments say.
 type Options struct {
-	Interface    string
+	Interface string
+	// Instances are the virtual routers of the node, at most MaxInstances,
+	// each with its own VRID and VIP. Empty = the one virtual router of
+	// VRID, VIP, Priority, Interval, Preempt and PreemptDelay below, which
+	// are then not used otherwise.
+	Instances    []Instance
 	VRID         uint8
 	VIP          netip.Prefix // e.g. 198.18.0.100/24; added with this prefix, label "<if>:vip" if it fits 15 chars
 	Priority     uint8
@@ -46,11 +57,27 @@ type Options struct {
 	Notify            string // command + fixed args, run as: Notify... <state> <vrid> <priority>, in order, one at a time
 	// Track lists what the node's service depends on (see Track); the
 	// interface's link is tracked only if listed (an item with no Check).
+	// It applies to every instance: a failing weight lowers each one's
+	// priority, a fault puts each one in Fault.
 	Track      []Track
 	NodeID     string       // "" = host name
 	Logger     *slog.Logger // nil = slog.Default()
 	Registerer prometheus.Registerer
 }
+
+// Instance is one virtual router of a Node.
+type Instance struct {
+	VRID         uint8
+	VIP          netip.Prefix // as Options.VIP
+	Priority     uint8
+	Interval     time.Duration
+	Preempt      bool
+	PreemptDelay time.Duration
+}
+
+// MaxInstances bounds the virtual routers of one Node: each has a
+// goroutine, a timer and an ARP socket, and each sends adverts.
+const MaxInstances = 16
 
 const (
 	defaultGARPRepeat = 5
@@ -61,24 +88,39 @@ const (
 	notifyDrain = 10 * time.Second
 )
 
-// Node is one VRRP virtual router instance on one interface.
+// Node is the VRRP virtual routers of one interface.
 type Node struct {
 	opt    Options
 	log    *slog.Logger
 	ifi    *net.Interface
 	src    netip.Addr
 	h      *netlink.Handle
-	vip    *vip
-	filter vrrp.Filter
-	m      *vrrp.Machine
+	insts  []*instance         // in the order configured; the first is the node's "primary"
+	byVRID map[uint8]*instance // read-only after New: the receive goroutine's demux
+	filter vrrp.Filter         // VRID set per packet from byVRID
 	met    *metrics
 
 	ready   chan struct{}
 	runOnce sync.Once
-	shared  shared
+	shared  nodeShared
 	// linkUp is the interface's link as netlink last reported it (running);
-	// written by the link watcher, read by the machine goroutine.
+	// written by the link watcher, read by the tracker.
 	linkUp atomic.Bool
+}
+
+// instance is one virtual router: its machine is owned by its loop
+// goroutine; shared is what Status reads.
+type instance struct {
+	cfg    Instance
+	vip    *vip
+	m      *vrrp.Machine
+	met    instMetrics
+	rx     chan received
+	linkUp chan struct{} // cap 1: the interface came up again
+	// tracked (cap 1): the node's tracking verdict (nodeShared.verdict) was
+	// published again.
+	tracked chan struct{}
+	shared  shared
 }
 
 // New validates o, resolves the interface and the source address in the
@@ -89,17 +131,20 @@ func New(o Options) (*Node, error) {
 	if o.Interface == "" {
 		return nil, errors.New("cluster: interface is required")
 	}
-	if !o.VIP.IsValid() || !o.VIP.Addr().Is4() {
-		return nil, fmt.Errorf("cluster: VIP %q must be an IPv4 prefix such as 198.18.0.100/24", o.VIP)
+	insts, err := instances(o)
+	if err != nil {
+		return nil, err
 	}
-	o.VIP = netip.PrefixFrom(o.VIP.Addr(), o.VIP.Bits()) // keep the address, not the masked network
+	o.Instances = insts
 	if o.Source.IsValid() {
 		o.Source = o.Source.Unmap()
 		if !o.Source.Is4() {
 			return nil, fmt.Errorf("cluster: source %s is not IPv4", o.Source)
 		}
-		if o.Source == o.VIP.Addr() {
-			return nil, fmt.Errorf("cluster: source %s must not be the VIP", o.Source)
+		for _, in := range insts {
+			if o.Source == in.VIP.Addr() {
+				return nil, fmt.Errorf("cluster: source %s must not be the VIP", o.Source)
+			}
 		}
 	}
 	peers := make([]netip.Addr, 0, len(o.UnicastPeers))
@@ -116,7 +161,7 @@ func New(o Options) (*Node, error) {
 	default:
 		return nil, fmt.Errorf("cluster: unknown checksum mode %d", o.Checksum)
 	}
-	if o.GARPRepeat < 0 || o.GARPRefresh < 0 || o.GARPMasterRefresh < 0 || o.PreemptDelay < 0 {
+	if o.GARPRepeat < 0 || o.GARPRefresh < 0 || o.GARPMasterRefresh < 0 {
 		return nil, errors.New("cluster: garp_repeat, garp_refresh and preempt_delay must not be negative")
 	}
 	if o.GARPRepeat == 0 {
@@ -148,83 +193,133 @@ func New(o Options) (*Node, error) {
 	return n, nil
 }
 
+// instances returns o's virtual routers, checked: the list, or the one of
+// the single-instance fields.
+func instances(o Options) ([]Instance, error) {
+	list := o.Instances
+	if len(list) == 0 {
+		list = []Instance{{VRID: o.VRID, VIP: o.VIP, Priority: o.Priority, Interval: o.Interval, Preempt: o.Preempt, PreemptDelay: o.PreemptDelay}}
+	}
+	if len(list) > MaxInstances {
+		return nil, fmt.Errorf("cluster: %d virtual routers, at most %d", len(list), MaxInstances)
+	}
+	out := make([]Instance, 0, len(list))
+	vrids := map[uint8]bool{}
+	vips := map[netip.Addr]bool{}
+	for _, in := range list {
+		if !in.VIP.IsValid() || !in.VIP.Addr().Is4() {
+			return nil, fmt.Errorf("cluster: VIP %q must be an IPv4 prefix such as 198.18.0.100/24", in.VIP)
+		}
+		in.VIP = netip.PrefixFrom(in.VIP.Addr(), in.VIP.Bits()) // keep the address, not the masked network
+		if in.PreemptDelay < 0 {
+			return nil, errors.New("cluster: garp_repeat, garp_refresh and preempt_delay must not be negative")
+		}
+		// Two machines of one VRID would each take the other's adverts
+		// for their own; two instances of one VIP would fight over it.
+		if vrids[in.VRID] {
+			return nil, fmt.Errorf("cluster: VRID %d configured twice", in.VRID)
+		}
+		if vips[in.VIP.Addr()] {
+			return nil, fmt.Errorf("cluster: VIP %s configured twice", in.VIP.Addr())
+		}
+		vrids[in.VRID], vips[in.VIP.Addr()] = true, true
+		out = append(out, in)
+	}
+	return out, nil
+}
+
 func newNode(o Options, ifi *net.Interface, h *netlink.Handle) (*Node, error) {
 	link, err := h.LinkByIndex(ifi.Index)
 	if err != nil {
 		return nil, fmt.Errorf("cluster: netlink link %q: %w", o.Interface, err)
 	}
+	vipAddrs := make([]netip.Addr, 0, len(o.Instances))
+	for _, in := range o.Instances {
+		vipAddrs = append(vipAddrs, in.VIP.Addr())
+	}
 	src := o.Source
 	if !src.IsValid() {
-		if src, err = firstIPv4(h, link, o.VIP.Addr()); err != nil {
+		if src, err = firstIPv4(h, link, vipAddrs); err != nil {
 			return nil, err
 		}
-	}
-	m, err := vrrp.New(vrrp.Config{
-		VRID:         o.VRID,
-		Priority:     o.Priority,
-		Interval:     o.Interval,
-		Preempt:      o.Preempt,
-		PreemptDelay: o.PreemptDelay,
-		Primary:      src,
-		VIPs:         []netip.Addr{o.VIP.Addr()},
-	})
-	if err != nil {
-		return nil, fmt.Errorf("cluster: %w", err)
 	}
 	met, err := newMetrics(o.Registerer)
 	if err != nil {
 		return nil, fmt.Errorf("cluster: %w", err)
 	}
-	met.priority.Set(float64(o.Priority))
 	for _, t := range o.Track {
 		met.trackFailing.WithLabelValues(t.Name).Set(0)
 	}
 	n := &Node{
-		opt: o,
-		log: o.Logger,
-		ifi: ifi,
-		src: src,
-		h:   h,
-		vip: newVIP(h, link, o.VIP),
+		opt:    o,
+		log:    o.Logger,
+		ifi:    ifi,
+		src:    src,
+		h:      h,
+		byVRID: make(map[uint8]*instance, len(o.Instances)),
 		filter: vrrp.Filter{
-			VRID: o.VRID,
 			// Packets from these are our own, looped back or reflected.
-			Own:     []netip.Addr{src, o.VIP.Addr()},
+			Own:     append([]netip.Addr{src}, vipAddrs...),
 			Allowed: o.UnicastPeers,
 		},
-		m:     m,
 		met:   met,
 		ready: make(chan struct{}),
 	}
+	for _, in := range o.Instances {
+		m, err := vrrp.New(vrrp.Config{
+			VRID:         in.VRID,
+			Priority:     in.Priority,
+			Interval:     in.Interval,
+			Preempt:      in.Preempt,
+			PreemptDelay: in.PreemptDelay,
+			Primary:      src,
+			VIPs:         []netip.Addr{in.VIP.Addr()},
+		})
+		if err != nil {
+			return nil, fmt.Errorf("cluster: VRID %d: %w", in.VRID, err)
+		}
+		inst := &instance{
+			cfg:     in,
+			vip:     newVIP(h, link, in.VIP),
+			m:       m,
+			met:     met.instance(in.VRID),
+			rx:      make(chan received, 64),
+			linkUp:  make(chan struct{}, 1),
+			tracked: make(chan struct{}, 1),
+		}
+		inst.met.priority.Set(float64(in.Priority))
+		inst.shared.priority = in.Priority
+		n.insts = append(n.insts, inst)
+		n.byVRID[in.VRID] = inst
+	}
 	n.shared.dropped = make(map[string]uint64)
-	n.shared.priority = o.Priority
 	n.shared.track = newTracking(o.Track).status()
 	return n, nil
 }
 
-// firstIPv4 picks the interface's first IPv4 address that is not the VIP: a
+// firstIPv4 picks the interface's first IPv4 address that is not a VIP: a
 // VIP left behind by a crashed predecessor may well be listed first.
-func firstIPv4(h *netlink.Handle, link netlink.Link, vipAddr netip.Addr) (netip.Addr, error) {
+func firstIPv4(h *netlink.Handle, link netlink.Link, vips []netip.Addr) (netip.Addr, error) {
 	addrs, err := h.AddrList(link, netlink.FAMILY_V4)
 	if err != nil && !errors.Is(err, netlink.ErrDumpInterrupted) {
 		return netip.Addr{}, fmt.Errorf("cluster: list addresses of %s: %w", link.Attrs().Name, err)
 	}
 	for _, a := range addrs {
 		ip, ok := netip.AddrFromSlice(a.IP)
-		if ip = ip.Unmap(); ok && ip.Is4() && ip != vipAddr {
+		if ip = ip.Unmap(); ok && ip.Is4() && !slices.Contains(vips, ip) {
 			return ip, nil
 		}
 	}
 	return netip.Addr{}, fmt.Errorf("cluster: no IPv4 address on %s other than the VIP; set the source address", link.Attrs().Name)
 }
 
-// Ready is closed when the transport is open and the machine started.
+// Ready is closed when the transport is open and every machine started.
 func (n *Node) Ready() <-chan struct{} { return n.ready }
 
-// Run removes a stale VIP, opens the sockets (in the calling thread's
-// namespace), starts the machine and runs until ctx ends. Then it stops
+// Run removes stale VIPs, opens the sockets (in the calling thread's
+// namespace), starts the machines and runs until ctx ends. Then it stops
 // gracefully: a master sends an advert with priority 0 so a backup takes
-// over after Skew_Time, the VIP is removed, the sockets closed and the
+// over after Skew_Time, the VIPs are removed, the sockets closed and the
 // queued notify commands run (bounded). It returns after all its goroutines
 // ended; setup errors are returned at once. A Node runs once.
 func (n *Node) Run(ctx context.Context) error {
@@ -237,17 +332,29 @@ func (n *Node) Run(ctx context.Context) error {
 
 	// A node killed with -9 leaves its VIP behind; holding it while backup
 	// would answer ARP for it next to the real master.
-	if err := n.vip.remove(); err != nil {
-		return fmt.Errorf("cluster: remove stale VIP: %w", err)
+	for _, in := range n.insts {
+		if err := in.vip.remove(); err != nil {
+			return fmt.Errorf("cluster: remove stale VIP: %w", err)
+		}
 	}
 	tr, err := openTransport(n.ifi, n.src, n.opt.UnicastPeers, n.opt.Checksum)
 	if err != nil {
 		return fmt.Errorf("cluster: %w", err)
 	}
-	g, err := openGARP(n.ifi, n.opt.VIP.Addr())
-	if err != nil {
-		tr.close()
-		return fmt.Errorf("cluster: %w", err)
+	garps := make([]*garp, 0, len(n.insts))
+	closeGARPs := func() {
+		for _, g := range garps {
+			g.close()
+		}
+	}
+	for _, in := range n.insts {
+		g, err := openGARP(n.ifi, in.cfg.VIP.Addr())
+		if err != nil {
+			closeGARPs()
+			tr.close()
+			return fmt.Errorf("cluster: %w", err)
+		}
+		garps = append(garps, g)
 	}
 
 	nt := newNotifier(n.opt.Notify, n.log)
@@ -260,9 +367,8 @@ func (n *Node) Run(ctx context.Context) error {
 		close(nt.done)
 	}
 
-	rx := make(chan received, 64)
 	stopRx := make(chan struct{})
-	wg.Go(func() { n.receive(tr, rx, stopRx) })
+	wg.Go(func() { n.receive(tr, stopRx) })
 
 	// A master cut off by its link kept the VIP while a backup took it too.
 	// When the link returns, the backup may hear us first and step down
@@ -281,7 +387,7 @@ func (n *Node) Run(ctx context.Context) error {
 	}); err != nil {
 		close(stopRx)
 		tr.close()
-		g.close()
+		closeGARPs()
 		nt.close()
 		stopNotify(nil)
 		wg.Wait()
@@ -297,20 +403,39 @@ func (n *Node) Run(ctx context.Context) error {
 	linkChanged := make(chan struct{}, 1)
 	wg.Go(func() { n.watchLink(updates, linkChanged) })
 
-	// The polled tracked items, stopped with the loop.
+	// Tracking is the node's: one poller per checked item and one tracker
+	// that publishes their joint verdict to every instance. The verdict at
+	// start (the link; polled items start as working) is published before
+	// the loops start, so a node whose tracked link is down starts in Fault.
+	tk := newTracking(n.opt.Track)
+	tk.setLink(n.linkUp.Load())
+	n.publishTrack(tk)
 	trackCtx, stopTracks := context.WithCancel(ctx)
-	tracked := make(chan trackResult, len(n.opt.Track))
+	polled := make(chan trackResult, len(n.opt.Track))
 	var trackWG sync.WaitGroup
 	for i, t := range n.opt.Track {
 		if t.Check != nil {
-			trackWG.Go(func() { poll(trackCtx, i, t, tracked) })
+			trackWG.Go(func() { poll(trackCtx, i, t, polled) })
 		}
 	}
+	trackWG.Go(func() { n.track(trackCtx, tk, polled, linkChanged) })
 
-	n.log.Info("vrrp starting", "vrid", n.opt.VRID, "interface", n.ifi.Name, "src_addr", n.src, "vip", n.opt.VIP,
-		"priority", n.opt.Priority, "interval", n.opt.Interval, "transport", n.Status().Mode)
-	l := loop{n: n, tr: tr, g: g, nt: nt, linkChanged: linkChanged, tracked: tracked, track: newTracking(n.opt.Track)}
-	l.run(ctx, rx)
+	// One loop per virtual router: a slow netlink call or GARP burst of one
+	// does not delay another's adverts.
+	var loops sync.WaitGroup
+	started := make([]chan struct{}, len(n.insts))
+	for i, in := range n.insts {
+		n.log.Info("vrrp starting", "vrid", in.cfg.VRID, "interface", n.ifi.Name, "src_addr", n.src, "vip", in.cfg.VIP,
+			"priority", in.cfg.Priority, "interval", in.cfg.Interval, "transport", n.Status().Mode)
+		started[i] = make(chan struct{})
+		l := &loop{n: n, in: in, tr: tr, g: garps[i], nt: nt, started: started[i]}
+		loops.Go(func() { l.run(ctx) })
+	}
+	for _, c := range started {
+		<-c // each loop starts its machine before it looks at ctx
+	}
+	close(n.ready)
+	loops.Wait()
 	stopTracks()
 	trackWG.Wait()
 
@@ -320,12 +445,14 @@ func (n *Node) Run(ctx context.Context) error {
 	close(stopLinks)
 	close(stopRx)
 	tr.close()
-	g.close()
-	// Belt and braces: whatever the machine did, a stopped node holds no VIP.
-	if err := n.vip.remove(); err != nil {
-		n.log.Error("vrrp: remove VIP on exit", "err", err)
+	closeGARPs()
+	// Belt and braces: whatever the machines did, a stopped node holds no VIP.
+	for _, in := range n.insts {
+		if err := in.vip.remove(); err != nil {
+			n.log.Error("vrrp: remove VIP on exit", "vip", in.cfg.VIP, "err", err)
+		}
+		in.setVIPHeld(false)
 	}
-	n.setVIPHeld(false)
 
 	nt.close()
 	select {
@@ -334,13 +461,23 @@ func (n *Node) Run(ctx context.Context) error {
 		stopNotify(fmt.Errorf("notify queue not drained within %s", notifyDrain))
 	}
 	wg.Wait()
-	n.log.Info("vrrp stopped", "vrid", n.opt.VRID)
+	n.log.Info("vrrp stopped", "vrids", n.vrids())
 	return nil
 }
 
-// receive reads packets, filters them and hands accepted adverts to the
-// machine goroutine. Drops are counted here.
-func (n *Node) receive(tr *transport, out chan<- received, stop <-chan struct{}) {
+// vrids lists the node's VRIDs for logs.
+func (n *Node) vrids() []uint8 {
+	out := make([]uint8, 0, len(n.insts))
+	for _, in := range n.insts {
+		out = append(out, in.cfg.VRID)
+	}
+	return out
+}
+
+// receive reads packets, filters them and hands accepted adverts to their
+// instance's loop. Drops are counted here, for the node: a packet of a VRID
+// we do not run has no instance to count it.
+func (n *Node) receive(tr *transport, stop <-chan struct{}) {
 	buf := make([]byte, 1500)
 	var lastErr time.Time
 	for {
@@ -369,25 +506,46 @@ func (n *Node) receive(tr *transport, out chan<- received, stop <-chan struct{})
 		if !ok {
 			continue
 		}
-		a, reason := n.filter.Accept(r)
-		if reason != "" {
-			n.met.dropped.WithLabelValues(string(reason)).Inc()
-			n.shared.add(func(s *shared) { s.dropped[string(reason)]++ })
-			n.log.Debug("vrrp drop", "reason", reason, "src", r.Src, "dst", r.Dst, "ttl", r.TTL, "len", len(r.Payload))
-			continue
-		}
-		n.met.received.Inc()
-		n.shared.add(func(s *shared) { s.recv++ })
-		select {
-		case out <- received{src: r.Src, advert: a}:
-		case <-stop:
+		if !n.dispatch(r, stop) {
 			return
 		}
 	}
 }
 
-// watchLink keeps n.linkUp current and signals changed each time the
-// interface's link (running) changes. It ends when updates is closed.
+// dispatch filters one packet of any transport and hands an accepted advert
+// to the loop of its VRID. It returns false when stop closed meanwhile.
+func (n *Node) dispatch(r vrrp.Received, stop <-chan struct{}) bool {
+	in := n.insts[0]
+	// RFC 5798 §5.1: the VRID is the second octet. A VRID we do not run
+	// keeps the first instance's, so Accept drops it as "vrid" after the
+	// checks that come first.
+	if len(r.Payload) > 1 {
+		if x, ok := n.byVRID[r.Payload[1]]; ok {
+			in = x
+		}
+	}
+	f := n.filter
+	f.VRID = in.cfg.VRID
+	a, reason := f.Accept(r)
+	if reason != "" {
+		n.met.dropped.WithLabelValues(string(reason)).Inc()
+		n.shared.add(func(s *nodeShared) { s.dropped[string(reason)]++ })
+		n.log.Debug("vrrp drop", "reason", reason, "src", r.Src, "dst", r.Dst, "ttl", r.TTL, "len", len(r.Payload))
+		return true
+	}
+	in.met.received.Inc()
+	in.shared.add(func(s *shared) { s.recv++ })
+	select {
+	case in.rx <- received{src: r.Src, advert: a}:
+		return true
+	case <-stop:
+		return false
+	}
+}
+
+// watchLink keeps n.linkUp current, signals changed (the tracker) each time
+// the interface's link (running) changes and every instance's linkUp each
+// time it comes back up. It ends when updates is closed.
 func (n *Node) watchLink(updates <-chan netlink.LinkUpdate, changed chan<- struct{}) {
 	for u := range updates {
 		if u.Attrs() == nil || u.Attrs().Index != n.ifi.Index {
@@ -400,14 +558,61 @@ func (n *Node) watchLink(updates <-chan netlink.LinkUpdate, changed chan<- struc
 		n.log.Info("vrrp: interface link changed", "interface", n.ifi.Name, "up", isUp)
 		select {
 		case changed <- struct{}{}:
-		default: // one pending signal is enough: the loop reads n.linkUp
+		default: // one pending signal is enough: the tracker reads n.linkUp
+		}
+		if isUp {
+			for _, in := range n.insts {
+				select {
+				case in.linkUp <- struct{}{}:
+				default: // one pending signal is enough
+				}
+			}
 		}
 	}
 }
 
-func (n *Node) setVIPHeld(b bool) {
-	n.shared.add(func(s *shared) { s.vipHeld = b })
-	n.met.vipHeld.Set(boolGauge(b))
+// track is the node's tracker goroutine: it alone owns t, records each
+// polled verdict and link change in it and publishes the result to every
+// instance. It ends with ctx.
+func (n *Node) track(ctx context.Context, t *tracking, polled <-chan trackResult, linkChanged <-chan struct{}) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-linkChanged:
+			t.setLink(n.linkUp.Load())
+		case r := <-polled:
+			t.failing[r.i], t.errs[r.i] = r.failing, r.err
+			it := t.items[r.i]
+			if r.failing {
+				n.log.Warn("vrrp: tracked check failing", "check", it.Name, "weight", it.Weight, "fault", it.Fault, "err", r.err)
+			} else {
+				n.log.Info("vrrp: tracked check recovered", "check", it.Name)
+			}
+		}
+		n.publishTrack(t)
+	}
+}
+
+// publishTrack makes t's verdict the node's (status, metrics) and signals
+// every instance's loop to apply it.
+func (n *Node) publishTrack(t *tracking) {
+	st, v := t.status(), t.verdict()
+	for _, s := range st {
+		n.met.trackFailing.WithLabelValues(s.Check).Set(boolGauge(s.Failing))
+	}
+	n.shared.add(func(s *nodeShared) { s.track, s.verdict = st, v })
+	for _, in := range n.insts {
+		select {
+		case in.tracked <- struct{}{}:
+		default: // one pending signal is enough: the loop reads the latest verdict
+		}
+	}
+}
+
+func (in *instance) setVIPHeld(b bool) {
+	in.shared.add(func(s *shared) { s.vipHeld = b })
+	in.met.vipHeld.Set(boolGauge(b))
 }
 
 // received is one accepted advert on its way to the machine goroutine.
@@ -416,18 +621,16 @@ type received struct {
 	advert vrrp.Advert
 }
 
-// loop is the machine goroutine's state: it alone touches the Machine, the
-// sockets' send side and the GARP schedule, so none of it needs a lock.
+// loop is one instance's machine goroutine's state: it alone touches its
+// Machine, its GARP socket and schedule, so none of it needs a lock (the
+// shared transport's send is safe for concurrent use).
 type loop struct {
-	n  *Node
-	tr *transport
-	g  *garp
-	nt *notifier
-	// linkChanged: n.linkUp changed. tracked: a polled item's verdict changed.
-	linkChanged <-chan struct{}
-	tracked     <-chan trackResult
-	track       *tracking
-	linkWasUp   bool
+	n       *Node
+	in      *instance
+	tr      *transport
+	g       *garp
+	nt      *notifier
+	started chan<- struct{} // closed once the machine started
 
 	garpLeft  int       // GARPs still to send in the current burst
 	garpNext  time.Time // when the next one of the burst is due
@@ -438,47 +641,36 @@ type loop struct {
 	vipFailing bool      // last VIP add failed (log once, retry on each advert)
 }
 
-func (l *loop) run(ctx context.Context, rx <-chan received) {
-	m := l.n.m
+func (l *loop) run(ctx context.Context) {
+	in := l.in
+	m := in.m
 	timer := time.NewTimer(time.Hour)
 	defer timer.Stop()
-	// A link down at start means Start enters Fault (when it is tracked).
-	l.linkWasUp = l.n.linkUp.Load()
-	l.setLink(l.linkWasUp)
+	// The verdict at start: a fault means Start enters Fault.
 	l.applyTrack(time.Now())
 	l.exec(time.Now(), m.Start(time.Now()))
-	l.n.shared.snapshot(m)
-	close(l.n.ready)
+	in.shared.snapshot(m)
+	close(l.started)
 	for {
 		l.arm(timer)
 		select {
 		case <-ctx.Done():
 			l.exec(time.Now(), m.Shutdown(time.Now()))
-			l.n.shared.snapshot(m)
+			in.shared.snapshot(m)
 			return
-		case r := <-rx:
+		case r := <-in.rx:
 			now := time.Now()
 			l.exec(now, m.Receive(now, r.src, r.advert))
-		case <-l.linkChanged:
-			now := time.Now()
-			up := l.n.linkUp.Load()
-			l.setLink(up)
-			l.applyTrack(now)
-			if up && !l.linkWasUp && m.State() == vrrp.Master {
-				// Only with the link untracked: a tracked one made us leave.
-				l.n.log.Info("vrrp: link up again as master, announcing", "vip", l.n.opt.VIP)
+		case <-in.linkUp:
+			// Only with the link untracked (or tracked by a weight): a
+			// link tracked as a fault made us leave Master.
+			if m.State() == vrrp.Master {
+				now := time.Now()
+				l.n.log.Info("vrrp: link up again as master, announcing", "vrid", in.cfg.VRID, "vip", in.cfg.VIP)
 				l.sendAdvert(now, m.Priority())
 				l.startBurst(now)
 			}
-			l.linkWasUp = up
-		case r := <-l.tracked:
-			l.track.failing[r.i], l.track.errs[r.i] = r.failing, r.err
-			it := l.track.items[r.i]
-			if r.failing {
-				l.n.log.Warn("vrrp: tracked check failing", "check", it.Name, "weight", it.Weight, "fault", it.Fault, "err", r.err)
-			} else {
-				l.n.log.Info("vrrp: tracked check recovered", "check", it.Name)
-			}
+		case <-in.tracked:
 			l.applyTrack(time.Now())
 		case <-timer.C:
 			// One timer serves the machine and the GARP schedule; Tick with
@@ -487,7 +679,7 @@ func (l *loop) run(ctx context.Context, rx <-chan received) {
 			l.exec(now, m.Tick(now))
 			l.garpDue(now)
 		}
-		l.n.shared.snapshot(m)
+		in.shared.snapshot(m)
 	}
 }
 
@@ -500,7 +692,7 @@ func (l *loop) arm(t *time.Timer) {
 			next = x
 		}
 	}
-	earliest(l.n.m.Deadline())
+	earliest(l.in.m.Deadline())
 	if l.garpLeft > 0 {
 		earliest(l.garpNext)
 	}
@@ -515,7 +707,7 @@ func (l *loop) arm(t *time.Timer) {
 
 // exec carries out the machine's actions in the order given.
 func (l *loop) exec(now time.Time, acts []vrrp.Action) {
-	n := l.n
+	n, in := l.n, l.in
 	for _, a := range acts {
 		switch a.Kind {
 		case vrrp.SendAdvert:
@@ -525,10 +717,10 @@ func (l *loop) exec(now time.Time, acts []vrrp.Action) {
 		case vrrp.DelVIP:
 			// Leaving master: a pending GARP would claim the address for us.
 			l.garpLeft, l.refreshAt, l.periodAt = 0, time.Time{}, time.Time{}
-			if err := n.vip.remove(); err != nil {
-				n.log.Error("vrrp: remove VIP", "err", err)
+			if err := in.vip.remove(); err != nil {
+				n.log.Error("vrrp: remove VIP", "vrid", in.cfg.VRID, "err", err)
 			} else {
-				n.setVIPHeld(false)
+				in.setVIPHeld(false)
 			}
 		case vrrp.Announce:
 			l.startBurst(now)
@@ -545,93 +737,82 @@ func (l *loop) exec(now time.Time, acts []vrrp.Action) {
 }
 
 func (l *loop) sendAdvert(now time.Time, prio uint8) {
-	n := l.n
+	n, in := l.n, l.in
 	// A master whose VIP add failed retries at every advert: the address may
 	// have been blocked only for a moment (interface flapping, DAD).
-	if prio > 0 && l.vipFailing && n.m.State() == vrrp.Master {
+	if prio > 0 && l.vipFailing && in.m.State() == vrrp.Master {
 		l.addVIP()
 	}
 	k, err := l.tr.send(vrrp.Advert{
-		VRID:     n.opt.VRID,
+		VRID:     in.cfg.VRID,
 		Priority: prio,
-		Interval: n.opt.Interval,
-		Addrs:    []netip.Addr{n.opt.VIP.Addr()},
+		Interval: in.cfg.Interval,
+		Addrs:    []netip.Addr{in.cfg.VIP.Addr()},
 	})
 	if k > 0 {
-		n.met.sent.Add(float64(k))
-		n.shared.add(func(s *shared) { s.sent += uint64(k) })
+		in.met.sent.Add(float64(k))
+		in.shared.add(func(s *shared) { s.sent += uint64(k) })
 	}
 	if err != nil && now.Sub(l.sendErrAt) > time.Second {
 		l.sendErrAt = now
-		n.log.Error("vrrp: send advert", "err", err)
+		n.log.Error("vrrp: send advert", "vrid", in.cfg.VRID, "err", err)
 	}
 }
 
 func (l *loop) addVIP() {
-	n := l.n
-	if err := n.vip.add(); err != nil {
+	n, in := l.n, l.in
+	if err := in.vip.add(); err != nil {
 		if !l.vipFailing {
-			n.log.Error("vrrp: add VIP (retrying at every advert)", "err", err)
+			n.log.Error("vrrp: add VIP (retrying at every advert)", "vrid", in.cfg.VRID, "err", err)
 		}
 		l.vipFailing = true
-		n.setVIPHeld(false)
+		in.setVIPHeld(false)
 		return
 	}
 	if l.vipFailing {
-		n.log.Info("vrrp: VIP added after earlier failure", "vip", n.opt.VIP)
+		n.log.Info("vrrp: VIP added after earlier failure", "vrid", in.cfg.VRID, "vip", in.cfg.VIP)
 	}
 	l.vipFailing = false
-	n.setVIPHeld(true)
+	in.setVIPHeld(true)
 }
 
 func (l *loop) transition(a vrrp.Action) {
-	n := l.n
+	n, in := l.n, l.in
 	if a.To != vrrp.Master {
 		l.vipFailing = false
 	}
 	// Field order is relied upon by operators' greps and the e2e tests:
 	// msg="vrrp transition" from=.. to=.. reason=..
-	n.log.Info("vrrp transition", "from", a.From.String(), "to", a.To.String(), "reason", a.Reason, "vrid", n.opt.VRID)
-	n.met.transitions.WithLabelValues(a.To.String()).Inc()
-	n.met.setState(a.To)
-	n.shared.add(func(s *shared) { s.transitions++ })
-	l.nt.enqueue(notifyEvent{state: a.To.String(), vrid: n.opt.VRID, priority: n.m.Priority()})
+	n.log.Info("vrrp transition", "from", a.From.String(), "to", a.To.String(), "reason", a.Reason, "vrid", in.cfg.VRID, "vip", in.cfg.VIP)
+	in.met.transitions.WithLabelValues(a.To.String()).Inc()
+	in.met.setState(a.To)
+	in.shared.add(func(s *shared) { s.transitions++ })
+	l.nt.enqueue(notifyEvent{state: a.To.String(), vrid: in.cfg.VRID, priority: in.m.Priority()})
 }
 
-// setLink records the interface's link in the tracked item for it, if any.
-func (l *loop) setLink(up bool) {
-	if i := l.track.link(); i >= 0 {
-		l.track.failing[i] = !up
-		l.track.errs[i] = ""
-		if !up {
-			l.track.errs[i] = "link down"
-		}
-	}
-}
-
-// applyTrack hands the tracked items' verdict to the machine. A fault is
-// entered before the priority changes (a node going to Fault must not first
-// advertise a lowered priority) and left after (so Backup starts with the
-// right Skew_Time).
+// applyTrack hands the node's tracking verdict to this instance's machine:
+// its own configured priority plus the failing weights, and the fault. A
+// fault is entered before the priority changes (a node going to Fault must
+// not first advertise a lowered priority) and left after (so Backup starts
+// with the right Skew_Time).
 func (l *loop) applyTrack(now time.Time) {
-	n, m := l.n, l.n.m
-	prio, fault := l.track.effective(n.opt.Priority)
-	if fault {
+	n, in, m := l.n, l.in, l.in.m
+	n.shared.mu.Lock()
+	v := n.shared.verdict
+	n.shared.mu.Unlock()
+	prio := v.priority(in.cfg.Priority)
+	if v.fault {
 		l.exec(now, m.SetFault(now, true))
 	}
 	if prio != m.Priority() {
-		n.log.Info("vrrp: priority changed by tracking", "from", m.Priority(), "to", prio, "configured", n.opt.Priority)
+		n.log.Info("vrrp: priority changed by tracking", "vrid", in.cfg.VRID, "from", m.Priority(), "to", prio, "configured", in.cfg.Priority)
 		l.exec(now, m.SetPriority(now, prio))
-		n.met.priority.Set(float64(prio))
+		in.met.priority.Set(float64(prio))
 	}
-	if !fault {
+	if !v.fault {
 		l.exec(now, m.SetFault(now, false))
 	}
-	st := l.track.status()
-	for _, t := range st {
-		n.met.trackFailing.WithLabelValues(t.Check).Set(boolGauge(t.Failing))
-	}
-	n.shared.add(func(s *shared) { s.track, s.priority = st, prio })
+	in.shared.add(func(s *shared) { s.priority = prio })
 }
 
 // startBurst sends the first GARP of a burst now and schedules the rest
@@ -660,8 +841,8 @@ func (l *loop) garpDue(now time.Time) {
 	l.garpLeft--
 	l.garpNext = now.Add(garpGap)
 	if err := l.g.send(); err != nil {
-		l.n.log.Warn("vrrp: gratuitous ARP", "err", err)
+		l.n.log.Warn("vrrp: gratuitous ARP", "vrid", l.in.cfg.VRID, "err", err)
 		return
 	}
-	l.n.met.garpSent.Inc()
+	l.in.met.garpSent.Inc()
 }

@@ -31,6 +31,26 @@ func TestNewValidation(t *testing.T) {
 		{"priority 0", func(o *Options) { o.Priority = 0 }, "cluster:"},
 		{"interval too short", func(o *Options) { o.Interval = time.Millisecond }, "cluster:"},
 		{"VRID 0", func(o *Options) { o.VRID = 0 }, "cluster:"},
+		{"two instances", func(o *Options) {
+			o.Instances = []Instance{{VRID: 51, VIP: o.VIP, Priority: 100, Interval: time.Second}, {VRID: 52, VIP: netip.MustParsePrefix("127.0.0.201/8"), Priority: 200, Interval: time.Second}}
+		}, ""},
+		{"VRID twice", func(o *Options) {
+			o.Instances = []Instance{{VRID: 51, VIP: o.VIP, Priority: 100, Interval: time.Second}, {VRID: 51, VIP: netip.MustParsePrefix("127.0.0.201/8"), Priority: 200, Interval: time.Second}}
+		}, "VRID 51 configured twice"},
+		{"VIP twice", func(o *Options) {
+			o.Instances = []Instance{{VRID: 51, VIP: o.VIP, Priority: 100, Interval: time.Second}, {VRID: 52, VIP: netip.MustParsePrefix("127.0.0.200/24"), Priority: 200, Interval: time.Second}}
+		}, "VIP 127.0.0.200 configured twice"},
+		{"too many instances", func(o *Options) {
+			for i := range MaxInstances + 1 {
+				o.Instances = append(o.Instances, Instance{VRID: uint8(i + 1), VIP: netip.PrefixFrom(netip.AddrFrom4([4]byte{127, 0, 1, byte(i)}), 8), Priority: 100, Interval: time.Second})
+			}
+		}, "at most 16"},
+		{"source is a second VIP", func(o *Options) {
+			o.Instances = []Instance{{VRID: 51, VIP: o.VIP, Priority: 100, Interval: time.Second}, {VRID: 52, VIP: netip.MustParsePrefix("127.0.0.1/8"), Priority: 200, Interval: time.Second}}
+		}, "must not be the VIP"},
+		{"instance priority 0", func(o *Options) {
+			o.Instances = []Instance{{VRID: 51, VIP: o.VIP, Priority: 0, Interval: time.Second}}
+		}, "VRID 51"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

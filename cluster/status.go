@@ -11,7 +11,10 @@ import (
 )
 
 // Status is a point-in-time view of a Node for the admin API and
-// `mxgate cluster status`. The JSON names are part of the admin API.
+// `mxgate cluster status`. The JSON names are part of the admin API. The
+// fields of one virtual router are the first one's (the node's only one
+// unless cluster.instances lists several); Instances has every one, the
+// first included.
 type Status struct {
 	Node     string    `json:"node"`
 	State    string    `json:"state"` // init|backup|master|fault
@@ -19,28 +22,65 @@ type Status struct {
 	Priority int       `json:"priority"`
 	// EffectivePriority is the one advertised: Priority lowered by the
 	// weights of the failing tracked items.
-	EffectivePriority int               `json:"effective_priority"`
-	Track             []TrackStatus     `json:"track"`
-	VRID              int               `json:"vrid"`
-	VIP               string            `json:"vip"`
-	VIPHeld           bool              `json:"vip_held"`
-	Interface         string            `json:"interface"`
-	Source            string            `json:"source"`
-	Mode              string            `json:"transport"` // multicast|unicast
-	Preempt           bool              `json:"preempt"`
-	AdvertInterval    string            `json:"advert_interval"` // ours
-	MasterAddr        string            `json:"master"`
-	MasterPriority    int               `json:"master_priority"`
-	MasterInterval    string            `json:"master_interval"` // learned
-	MasterDown        string            `json:"master_down_interval"`
-	AdvertsSent       uint64            `json:"adverts_sent"`
-	AdvertsRecv       uint64            `json:"adverts_received"`
-	Dropped           map[string]uint64 `json:"dropped"` // by vrrp.DropReason
-	Transitions       uint64            `json:"transitions"`
+	EffectivePriority int `json:"effective_priority"`
+	// Track is the node's: every virtual router follows it.
+	Track          []TrackStatus     `json:"track"`
+	VRID           int               `json:"vrid"`
+	VIP            string            `json:"vip"`
+	VIPHeld        bool              `json:"vip_held"`
+	Interface      string            `json:"interface"`
+	Source         string            `json:"source"`
+	Mode           string            `json:"transport"` // multicast|unicast
+	Preempt        bool              `json:"preempt"`
+	AdvertInterval string            `json:"advert_interval"` // ours
+	MasterAddr     string            `json:"master"`
+	MasterPriority int               `json:"master_priority"`
+	MasterInterval string            `json:"master_interval"` // learned
+	MasterDown     string            `json:"master_down_interval"`
+	AdvertsSent    uint64            `json:"adverts_sent"`
+	AdvertsRecv    uint64            `json:"adverts_received"`
+	Dropped        map[string]uint64 `json:"dropped"` // by vrrp.DropReason, for the whole node
+	Transitions    uint64            `json:"transitions"`
+	Instances      []InstanceStatus  `json:"instances"`
 }
 
-// shared is what the machine, receive and GARP paths publish for Status and
-// IsMaster. The machine itself is owned by one goroutine and never read from
+// InstanceStatus is one virtual router's view, named as in Status.
+type InstanceStatus struct {
+	State             string    `json:"state"` // init|backup|master|fault
+	Since             time.Time `json:"since"`
+	Priority          int       `json:"priority"`
+	EffectivePriority int       `json:"effective_priority"`
+	VRID              int       `json:"vrid"`
+	VIP               string    `json:"vip"`
+	VIPHeld           bool      `json:"vip_held"`
+	Preempt           bool      `json:"preempt"`
+	AdvertInterval    string    `json:"advert_interval"` // ours
+	MasterAddr        string    `json:"master"`
+	MasterPriority    int       `json:"master_priority"`
+	MasterInterval    string    `json:"master_interval"` // learned
+	MasterDown        string    `json:"master_down_interval"`
+	AdvertsSent       uint64    `json:"adverts_sent"`
+	AdvertsRecv       uint64    `json:"adverts_received"`
+	Transitions       uint64    `json:"transitions"`
+}
+
+// nodeShared is what the receive path and the tracker publish for the
+// whole node.
+type nodeShared struct {
+	mu      sync.Mutex
+	dropped map[string]uint64
+	track   []TrackStatus
+	verdict verdict // what every instance's loop applies on its tracked signal
+}
+
+func (s *nodeShared) add(f func(*nodeShared)) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	f(s)
+}
+
+// shared is what one instance's machine, receive and GARP paths publish for
+// Status and IsMaster. The machine itself is owned by one goroutine and never read from
 // here; this is a copy taken after every input it handled.
 type shared struct {
 	mu             sync.Mutex
@@ -53,10 +93,8 @@ type shared struct {
 	masterDown     time.Duration
 	sent           uint64
 	recv           uint64
-	dropped        map[string]uint64
 	transitions    uint64
 	priority       uint8 // effective
-	track          []TrackStatus
 }
 
 // snapshot copies the machine's observable state. Called by the machine
@@ -80,49 +118,78 @@ func (s *shared) add(f func(*shared)) {
 
 // Status returns the node's current state and counters. Safe for concurrent use.
 func (n *Node) Status() Status {
-	n.shared.mu.Lock()
-	defer n.shared.mu.Unlock()
-	s := &n.shared
 	st := Status{
-		Node:              n.opt.NodeID,
-		State:             s.state.String(),
-		Since:             s.since,
-		Priority:          int(n.opt.Priority),
-		EffectivePriority: int(s.priority),
-		Track:             slices.Clone(s.track),
-		VRID:              int(n.opt.VRID),
-		VIP:               n.opt.VIP.String(),
-		VIPHeld:           s.vipHeld,
-		Interface:         n.opt.Interface,
-		Source:            n.src.String(),
-		Mode:              "multicast",
-		Preempt:           n.opt.Preempt,
-		AdvertInterval:    n.opt.Interval.String(),
-		MasterPriority:    int(s.masterPriority),
-		MasterInterval:    s.masterInterval.String(),
-		MasterDown:        s.masterDown.String(),
-		AdvertsSent:       s.sent,
-		AdvertsRecv:       s.recv,
-		Dropped:           maps.Clone(s.dropped),
-		Transitions:       s.transitions,
+		Node:      n.opt.NodeID,
+		Interface: n.opt.Interface,
+		Source:    n.src.String(),
+		Mode:      "multicast",
 	}
 	if len(n.opt.UnicastPeers) > 0 {
 		st.Mode = "unicast"
 	}
-	if s.masterAddr.IsValid() {
-		st.MasterAddr = s.masterAddr.String()
+	for _, in := range n.insts {
+		st.Instances = append(st.Instances, in.status())
 	}
+	f := st.Instances[0]
+	st.State, st.Since, st.Priority, st.VRID, st.VIP, st.VIPHeld = f.State, f.Since, f.Priority, f.VRID, f.VIP, f.VIPHeld
+	st.Preempt, st.AdvertInterval, st.MasterAddr, st.MasterPriority = f.Preempt, f.AdvertInterval, f.MasterAddr, f.MasterPriority
+	st.MasterInterval, st.MasterDown, st.AdvertsSent, st.AdvertsRecv, st.Transitions = f.MasterInterval, f.MasterDown, f.AdvertsSent, f.AdvertsRecv, f.Transitions
+	st.EffectivePriority = f.EffectivePriority
+	n.shared.mu.Lock()
+	st.Dropped = maps.Clone(n.shared.dropped)
+	st.Track = slices.Clone(n.shared.track)
+	n.shared.mu.Unlock()
 	if st.Dropped == nil {
 		st.Dropped = map[string]uint64{}
 	}
 	return st
 }
 
-// IsMaster reports whether the node is VRRP master now. It says nothing about
-// the VIP (see Status().VIPHeld): the address is added right after the
-// transition and may fail to be added.
+func (in *instance) status() InstanceStatus {
+	in.shared.mu.Lock()
+	defer in.shared.mu.Unlock()
+	s := &in.shared
+	st := InstanceStatus{
+		State:             s.state.String(),
+		Since:             s.since,
+		Priority:          int(in.cfg.Priority),
+		EffectivePriority: int(s.priority),
+		VRID:              int(in.cfg.VRID),
+		VIP:               in.cfg.VIP.String(),
+		VIPHeld:           s.vipHeld,
+		Preempt:           in.cfg.Preempt,
+		AdvertInterval:    in.cfg.Interval.String(),
+		MasterPriority:    int(s.masterPriority),
+		MasterInterval:    s.masterInterval.String(),
+		MasterDown:        s.masterDown.String(),
+		AdvertsSent:       s.sent,
+		AdvertsRecv:       s.recv,
+		Transitions:       s.transitions,
+	}
+	if s.masterAddr.IsValid() {
+		st.MasterAddr = s.masterAddr.String()
+	}
+	return st
+}
+
+// IsMaster reports whether the node is VRRP master of its first virtual
+// router now: the node's answer wherever one node of the cluster must act
+// for all (the daily reports, active-passive scanning), since exactly one
+// node is master of any one VRID. It says nothing about the VIP (see
+// Status().VIPHeld): the address is added right after the transition and
+// may fail to be added.
 func (n *Node) IsMaster() bool {
-	n.shared.mu.Lock()
-	defer n.shared.mu.Unlock()
-	return n.shared.state == vrrp.Master
+	in := n.insts[0]
+	in.shared.mu.Lock()
+	defer in.shared.mu.Unlock()
+	return in.shared.state == vrrp.Master
+}
+
+// VIPs are the node's virtual addresses, the first virtual router's first.
+func (n *Node) VIPs() []netip.Addr {
+	out := make([]netip.Addr, 0, len(n.insts))
+	for _, in := range n.insts {
+		out = append(out, in.cfg.VIP.Addr())
+	}
+	return out
 }

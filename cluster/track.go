@@ -117,7 +117,7 @@ func poll(ctx context.Context, i int, t Track, out chan<- trackResult) {
 	}
 }
 
-// tracking is the verdict of every tracked item, kept by the machine
+// tracking is the verdict of every tracked item, kept by the node's tracker
 // goroutine.
 type tracking struct {
 	items   []Track
@@ -139,21 +139,43 @@ func (t *tracking) link() int {
 	return -1
 }
 
-// effective is the priority to advertise and whether the node is in fault:
-// base plus the weights of the failing items, clamped to 1..254 once
-// lowered (an owner with a failing item is no longer the owner).
-func (t *tracking) effective(base uint8) (uint8, bool) {
-	sum, fault := 0, false
-	for i, it := range t.items {
-		if t.failing[i] {
-			sum += it.Weight
-			fault = fault || it.Fault
+// setLink records the interface's link in the tracked item for it, if any.
+func (t *tracking) setLink(up bool) {
+	if i := t.link(); i >= 0 {
+		t.failing[i] = !up
+		t.errs[i] = ""
+		if !up {
+			t.errs[i] = "link down"
 		}
 	}
-	if sum == 0 {
-		return base, fault
+}
+
+// verdict is the joint result of a node's tracked items, the same for every
+// virtual router of the node.
+type verdict struct {
+	weight int // sum of the failing items' weights, <= 0
+	fault  bool
+}
+
+func (t *tracking) verdict() verdict {
+	var v verdict
+	for i, it := range t.items {
+		if t.failing[i] {
+			v.weight += it.Weight
+			v.fault = v.fault || it.Fault
+		}
 	}
-	return uint8(min(max(int(base)+sum, 1), 254)), fault
+	return v
+}
+
+// priority is the one a virtual router configured with base advertises:
+// base plus the failing weights, clamped to 1..254 once lowered (an owner
+// with a failing item is no longer the owner).
+func (v verdict) priority(base uint8) uint8 {
+	if v.weight == 0 {
+		return base
+	}
+	return uint8(min(max(int(base)+v.weight, 1), 254))
 }
 
 func (t *tracking) status() []TrackStatus {

@@ -3,6 +3,7 @@ package cluster
 import (
 	"context"
 	"errors"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -27,7 +28,8 @@ func TestEffectivePriority(t *testing.T) {
 	} {
 		tr := newTracking(items)
 		copy(tr.failing, tc.failing)
-		if p, f := tr.effective(tc.base); p != tc.prio || f != tc.fault {
+		v := tr.verdict()
+		if p, f := v.priority(tc.base), v.fault; p != tc.prio || f != tc.fault {
 			t.Errorf("base %d failing %v: %d %v, want %d %v", tc.base, tc.failing, p, f, tc.prio, tc.fault)
 		}
 	}
@@ -142,5 +144,109 @@ func TestTrackFault(t *testing.T) {
 	got := strings.Join(readLines(t, outA), "|")
 	if want := "a backup 51 200|a master 51 200|a fault 51 200|a backup 51 200|a master 51 200"; got != want {
 		t.Errorf("notify calls %q, want %q", got, want)
+	}
+}
+
+// TestTrackInstances: tracking is the node's and reaches every virtual
+// router. Two nodes run two mirrored instances (a master of 51, b of 52).
+// A failing weight on a lowers both of a's priorities (each from its own
+// configured one), so b, preempting, takes 51 too; a fault on a puts both
+// of a's instances in Fault. Each check is polled once per node, not once
+// per instance.
+func TestTrackInstances(t *testing.T) {
+	p := newPair(t)
+	const iv = 100 * time.Millisecond
+	var downBroken, storeBroken atomic.Bool
+	var downChecks atomic.Int64
+	failIf := func(b *atomic.Bool, msg string, n *atomic.Int64) func(context.Context) error {
+		return func(context.Context) error {
+			if n != nil {
+				n.Add(1)
+			}
+			if b.Load() {
+				return errors.New(msg)
+			}
+			return nil
+		}
+	}
+	const every = 20 * time.Millisecond
+	cmdA, outA := notifyScript(t, "a")
+	a := startNode(t, p.a, "a", Options{Instances: mirroredInstances(iv, 200, 100), Notify: cmdA, Track: []Track{
+		{Name: "downstream", Check: failIf(&downBroken, "connection refused", &downChecks), Weight: -150, Interval: every, Fall: 1, Rise: 1},
+		{Name: "store", Check: failIf(&storeBroken, "store down", nil), Fault: true, Interval: every, Fall: 1, Rise: 1},
+	}})
+	b := startNode(t, p.b, "b", Options{Instances: mirroredInstances(iv, 100, 200)})
+
+	mirroredRoles := func() bool {
+		return slices.Equal(roles(a), []string{"master", "backup"}) && slices.Equal(roles(b), []string{"backup", "master"})
+	}
+	waitFor(t, 2*masterDown(100, iv)+time.Second, "a master of 51, b master of 52", mirroredRoles)
+
+	// One poller per item for the node: over 10 intervals, about 10
+	// checks, not 20 (one per instance).
+	n0 := downChecks.Load()
+	time.Sleep(10 * every)
+	if d := downChecks.Load() - n0; d > 15 {
+		t.Errorf("downstream checked %d times in %s at %s intervals: polled per instance?", d, 10*every, every)
+	}
+
+	// The weight: a advertises 200-150 = 50 for 51 and 100-150 -> 1 for
+	// 52; b (100, preempt) takes 51 and keeps 52.
+	downBroken.Store(true)
+	waitFor(t, 2*masterDown(100, iv)+time.Second, "b master of both", func() bool {
+		return slices.Equal(roles(a), []string{"backup", "backup"}) && slices.Equal(roles(b), []string{"master", "master"})
+	})
+	waitFor(t, time.Second, "both VIPs on b only", func() bool {
+		return addrOn(t, p.b, vipP.Addr()) && addrOn(t, p.b, vip2P.Addr()) && !addrOn(t, p.a, vipP.Addr()) && !addrOn(t, p.a, vip2P.Addr())
+	})
+	st := a.Status()
+	if st.EffectivePriority != 50 || st.Priority != 200 || len(st.Instances) != 2 ||
+		st.Instances[0].EffectivePriority != 50 || st.Instances[1].EffectivePriority != 1 || st.Instances[1].Priority != 100 {
+		t.Errorf("a's priorities with downstream failing: top %d/%d, instances %+v; want 200 advertising 50, and 100 advertising 1", st.Priority, st.EffectivePriority, st.Instances)
+	}
+	if len(st.Track) != 2 || !st.Track[0].Failing || st.Track[0].Error != "connection refused" || st.Track[1].Failing {
+		t.Errorf("a's track: %+v, want downstream failing only", st.Track)
+	}
+	for vrid, want := range map[string]float64{"51": 50, "52": 1} {
+		if v := gatherValue(t, a.reg, "mxgate_vrrp_priority", "vrid", vrid); v != want {
+			t.Errorf("a's mxgate_vrrp_priority{vrid=%s} = %v, want %v", vrid, v, want)
+		}
+	}
+	if v := gatherValue(t, a.reg, "mxgate_vrrp_track_failing", "check", "downstream"); v != 1 {
+		t.Errorf("mxgate_vrrp_track_failing{check=downstream} = %v, want 1", v)
+	}
+	// One tracker: the failure is logged once for the node.
+	if c := strings.Count(a.log.String(), `msg="vrrp: tracked check failing" check=downstream`); c != 1 {
+		t.Errorf("downstream failure logged %d times, want once:\n%s", c, a.log)
+	}
+
+	// Recovery: each instance is back at its own priority; a preempts 51.
+	downBroken.Store(false)
+	waitFor(t, 2*masterDown(100, iv)+time.Second, "a master of 51 again", mirroredRoles)
+	st = a.Status()
+	if st.Instances[0].EffectivePriority != 200 || st.Instances[1].EffectivePriority != 100 {
+		t.Errorf("a's priorities after recovery: %+v", st.Instances)
+	}
+
+	// The fault: both of a's instances go to Fault; b holds both VIPs.
+	storeBroken.Store(true)
+	waitFor(t, time.Second, "a in fault for both", func() bool { return slices.Equal(roles(a), []string{"fault", "fault"}) })
+	waitFor(t, 2*masterDown(100, iv), "b master of both", func() bool { return slices.Equal(roles(b), []string{"master", "master"}) })
+	waitFor(t, time.Second, "both VIPs on b only", func() bool {
+		return addrOn(t, p.b, vipP.Addr()) && addrOn(t, p.b, vip2P.Addr()) && !addrOn(t, p.a, vipP.Addr()) && !addrOn(t, p.a, vip2P.Addr())
+	})
+	if st := a.Status(); st.State != "fault" || st.VIPHeld {
+		t.Errorf("a's top-level status in fault: state %s vip_held %v", st.State, st.VIPHeld)
+	}
+
+	storeBroken.Store(false)
+	waitFor(t, 2*masterDown(100, iv)+time.Second, "a master of 51 again after the fault", mirroredRoles)
+	waitFor(t, 2*time.Second, "a's notify calls", func() bool {
+		calls := readLines(t, outA)
+		return slices.Contains(calls, "a fault 51 200") && slices.Contains(calls, "a fault 52 100")
+	})
+	// The weight's handover was notified with the lowered priority.
+	if calls := readLines(t, outA); !slices.Contains(calls, "a backup 51 50") {
+		t.Errorf("a's notify calls %q lack the step down of 51 at priority 50", calls)
 	}
 }

@@ -185,6 +185,12 @@ type Cluster struct {
 	Enabled bool `yaml:"enabled" json:"enabled"`
 	// Interface carries the VRRP advertisements and the VIP.
 	Interface string `yaml:"interface" json:"interface"`
+	// Instances are several virtual routers on the interface, each with
+	// its own VRID, VIP and state (keepalived's vrrp_instance blocks):
+	// two nodes with mirrored priorities both take mail. Empty = the one
+	// of VRID and VIP below; else VRID and VIP are not used (VIP must be
+	// empty) and the keys below are each item's defaults.
+	Instances []Instance `yaml:"instances" json:"instances"`
 	// VRID is the virtual router id, 1-255, the same on every node.
 	VRID int `yaml:"vrid" json:"vrid"`
 	// VIP is the virtual address with its prefix length (198.18.0.100/24).
@@ -316,6 +322,52 @@ func (cl Cluster) Tracks() []Track {
 	return out
 }
 
+// Instance is one virtual router of cluster.instances. A zero (or, for
+// preempt and preempt_delay, missing) value takes the cluster's key of the
+// same name.
+type Instance struct {
+	VRID           int       `yaml:"vrid" json:"vrid"`
+	VIP            string    `yaml:"vip" json:"vip"`
+	Priority       int       `yaml:"priority" json:"priority,omitempty"`
+	AdvertInterval Duration  `yaml:"advert_interval" json:"advert_interval,omitzero"`
+	Preempt        *bool     `yaml:"preempt" json:"preempt,omitempty"`
+	PreemptDelay   *Duration `yaml:"preempt_delay" json:"preempt_delay,omitempty"`
+	// StartState is master or backup (cluster.start_state's values).
+	StartState string `yaml:"start_state" json:"start_state,omitempty"`
+}
+
+// MaxInstances bounds cluster.instances: each virtual router sends its
+// own adverts and has its own goroutine and ARP socket.
+const MaxInstances = 16
+
+// VirtualRouters returns the cluster's virtual routers with every field
+// set: cluster.instances with the cluster's keys filled in, or the one of
+// the cluster's own vrid and vip.
+func (cl Cluster) VirtualRouters() []Instance {
+	list := cl.Instances
+	if len(list) == 0 {
+		list = []Instance{{VRID: cl.VRID, VIP: cl.VIP}}
+	}
+	out := make([]Instance, 0, len(list))
+	for _, in := range list {
+		if in.Priority == 0 {
+			in.Priority = cl.Priority
+		}
+		if in.AdvertInterval.Duration == 0 {
+			in.AdvertInterval = cl.AdvertInterval
+		}
+		if in.Preempt == nil {
+			in.Preempt = &cl.Preempt
+		}
+		if in.PreemptDelay == nil {
+			in.PreemptDelay = &cl.PreemptDelay
+		}
+		// cluster.start_state, when it exists, is the default here too.
+		out = append(out, in)
+	}
+	return out
+}
+
 // Peer is another node's peer scan API, known from the node file.
 type Peer struct {
 	ID      string `yaml:"id" json:"id"`
@@ -371,6 +423,7 @@ func Default() Config {
 		},
 		Cluster: Cluster{
 			Interface:         "eth0",
+			Instances:         []Instance{},
 			VRID:              51,
 			Priority:          100,
 			AdvertInterval:    Duration{Duration: time.Second},

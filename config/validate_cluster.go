@@ -25,28 +25,15 @@ func (cl Cluster) validateVRRP(p *problems) {
 	if cl.Interface == "" {
 		p.add("cluster.interface", "required when the cluster is enabled")
 	}
-	if cl.VRID < 1 || cl.VRID > 255 {
-		p.add("cluster.vrid", "must be 1-255, got %d", cl.VRID)
+	if len(cl.Instances) == 0 {
+		vrid(p, "cluster.vrid", cl.VRID)
+		vip(p, "cluster.vip", cl.VIP)
+	} else {
+		cl.validateInstances(p)
 	}
-	if cl.VIP == "" {
-		p.add("cluster.vip", "required when the cluster is enabled (address/prefix, e.g. 198.18.0.100/24)")
-	} else if pf, err := netip.ParsePrefix(cl.VIP); err != nil {
-		p.add("cluster.vip", "%q is not address/prefix (e.g. 198.18.0.100/24)", cl.VIP)
-	} else if !pf.Addr().Is4() {
-		p.add("cluster.vip", "%q: only IPv4 VIPs are supported", cl.VIP)
-	}
-	if cl.Priority < 1 || cl.Priority > 255 {
-		p.add("cluster.priority", "must be 1-254 (255 only for the address owner), got %d", cl.Priority)
-	}
-	// RFC 5798 §5.2.7: a 12-bit count of centiseconds.
-	if ai := cl.AdvertInterval.Duration; ai < 10*time.Millisecond || ai > 40950*time.Millisecond {
-		p.add("cluster.advert_interval", "must be 10ms to 40.95s, got %s", ai)
-	} else if ai%(10*time.Millisecond) != 0 {
-		p.add("cluster.advert_interval", "must be a whole number of centiseconds (10ms steps), got %s", ai)
-	}
-	if cl.PreemptDelay.Duration < 0 || cl.PreemptDelay.Duration > time.Hour {
-		p.add("cluster.preempt_delay", "must be 0 to 1h, got %s", cl.PreemptDelay.Duration)
-	}
+	priority(p, "cluster.priority", cl.Priority)
+	advertInterval(p, "cluster.advert_interval", cl.AdvertInterval)
+	preemptDelay(p, "cluster.preempt_delay", cl.PreemptDelay)
 	if cl.Source != "" {
 		if a, err := netip.ParseAddr(cl.Source); err != nil || !a.Is4() {
 			p.add("cluster.source", "%q is not an IPv4 address", cl.Source)
@@ -62,6 +49,95 @@ func (cl Cluster) validateVRRP(p *problems) {
 	cl.validateTrack(p)
 	if cl.Notify != "" && strings.TrimSpace(cl.Notify) == "" {
 		p.add("cluster.notify", "is blank")
+	}
+}
+
+// validateInstances checks cluster.instances: each item's keys, and that
+// no two share a VRID (their adverts would be each other's) or a VIP.
+func (cl Cluster) validateInstances(p *problems) {
+	if n := len(cl.Instances); n > MaxInstances {
+		p.add("cluster.instances", "at most %d virtual routers, got %d", MaxInstances, n)
+		return
+	}
+	if cl.VIP != "" {
+		p.add("cluster.vip", "must be empty with cluster.instances: give each VIP in its item")
+	}
+	vrids := map[int]int{}
+	vips := map[netip.Addr]int{}
+	for i, in := range cl.Instances {
+		key := fmt.Sprintf("cluster.instances[%d]", i)
+		if vrid(p, key+".vrid", in.VRID) {
+			if j, dup := vrids[in.VRID]; dup {
+				p.add(key+".vrid", "%d is also cluster.instances[%d]'s", in.VRID, j)
+			} else {
+				vrids[in.VRID] = i
+			}
+		}
+		if a, ok := vip(p, key+".vip", in.VIP); ok {
+			if j, dup := vips[a]; dup {
+				p.add(key+".vip", "%s is also cluster.instances[%d]'s", a, j)
+			} else {
+				vips[a] = i
+			}
+		}
+		if in.Priority != 0 {
+			priority(p, key+".priority", in.Priority)
+		}
+		if in.AdvertInterval.Duration != 0 {
+			advertInterval(p, key+".advert_interval", in.AdvertInterval)
+		}
+		if in.PreemptDelay != nil {
+			preemptDelay(p, key+".preempt_delay", *in.PreemptDelay)
+		}
+		if in.StartState != "" {
+			p.oneOf(key+".start_state", in.StartState, "master", "backup")
+		}
+	}
+}
+
+// vrid checks a virtual router id; it reports whether it is one.
+func vrid(p *problems, key string, v int) bool {
+	if v < 1 || v > 255 {
+		p.add(key, "must be 1-255, got %d", v)
+		return false
+	}
+	return true
+}
+
+// vip checks a virtual address with its prefix length and returns the address.
+func vip(p *problems, key, v string) (netip.Addr, bool) {
+	pf, err := netip.ParsePrefix(v)
+	switch {
+	case v == "":
+		p.add(key, "required when the cluster is enabled (address/prefix, e.g. 198.18.0.100/24)")
+	case err != nil:
+		p.add(key, "%q is not address/prefix (e.g. 198.18.0.100/24)", v)
+	case !pf.Addr().Is4():
+		p.add(key, "%q: only IPv4 VIPs are supported", v)
+	default:
+		return pf.Addr(), true
+	}
+	return netip.Addr{}, false
+}
+
+func priority(p *problems, key string, v int) {
+	if v < 1 || v > 255 {
+		p.add(key, "must be 1-254 (255 only for the address owner), got %d", v)
+	}
+}
+
+func advertInterval(p *problems, key string, d Duration) {
+	// RFC 5798 §5.2.7: a 12-bit count of centiseconds.
+	if ai := d.Duration; ai < 10*time.Millisecond || ai > 40950*time.Millisecond {
+		p.add(key, "must be 10ms to 40.95s, got %s", ai)
+	} else if ai%(10*time.Millisecond) != 0 {
+		p.add(key, "must be a whole number of centiseconds (10ms steps), got %s", ai)
+	}
+}
+
+func preemptDelay(p *problems, key string, d Duration) {
+	if d.Duration < 0 || d.Duration > time.Hour {
+		p.add(key, "must be 0 to 1h, got %s", d.Duration)
 	}
 }
 

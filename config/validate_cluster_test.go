@@ -3,6 +3,7 @@ package config
 import (
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestPeerConnectionLimits(t *testing.T) {
@@ -81,5 +82,85 @@ func parseCases(t *testing.T, base string, tests []keysCase) {
 				t.Errorf("Parse: %v, want an error with %q", err, tt.want)
 			}
 		})
+	}
+}
+
+func TestClusterInstances(t *testing.T) {
+	const base = "cluster:\n  enabled: true\n  secret: 0123456789abcdef\n"
+	tests := []struct {
+		name string
+		keys string
+		want string // "" = accepted
+	}{
+		{"single keys alone", "  vip: 198.18.0.100/24\n", ""},
+		{"mirrored pair", "  instances:\n    - {vrid: 51, vip: 198.18.0.100/24, priority: 200}\n    - {vrid: 52, vip: 198.18.0.101/24, priority: 100}\n", ""},
+		{"every item key", "  instances:\n    - {vrid: 51, vip: 198.18.0.100/24, priority: 200, advert_interval: 100ms, preempt: false, preempt_delay: 2s, start_state: backup}\n", ""},
+		{"vip next to instances", "  vip: 198.18.0.100/24\n  instances:\n    - {vrid: 52, vip: 198.18.0.101/24}\n",
+			"cluster.vip: must be empty with cluster.instances: give each VIP in its item (line 4)"},
+		{"VRID twice", "  instances:\n    - {vrid: 51, vip: 198.18.0.100/24}\n    - {vrid: 51, vip: 198.18.0.101/24}\n",
+			"cluster.instances[1].vrid: 51 is also cluster.instances[0]'s (line 6)"},
+		{"VIP twice", "  instances:\n    - {vrid: 51, vip: 198.18.0.100/24}\n    - {vrid: 52, vip: 198.18.0.100/25}\n",
+			"cluster.instances[1].vip: 198.18.0.100 is also cluster.instances[0]'s (line 6)"},
+		{"VRID missing", "  instances:\n    - {vip: 198.18.0.100/24}\n", "cluster.instances[0].vrid: must be 1-255, got 0"},
+		{"VIP missing", "  instances:\n    - {vrid: 51}\n", "cluster.instances[0].vip: required"},
+		{"IPv6 VIP", "  instances:\n    - {vrid: 51, vip: \"2001:db8::1/64\"}\n", "cluster.instances[0].vip: \"2001:db8::1/64\": only IPv4 VIPs are supported"},
+		{"bad VIP", "  instances:\n    - {vrid: 51, vip: mail}\n", "cluster.instances[0].vip: \"mail\" is not address/prefix"},
+		{"priority 256", "  instances:\n    - {vrid: 51, vip: 198.18.0.100/24, priority: 256}\n", "cluster.instances[0].priority: must be 1-254"},
+		{"interval off the centisecond", "  instances:\n    - {vrid: 51, vip: 198.18.0.100/24, advert_interval: 15ms}\n", "cluster.instances[0].advert_interval: must be a whole number of centiseconds"},
+		{"preempt delay too long", "  instances:\n    - {vrid: 51, vip: 198.18.0.100/24, preempt_delay: 2h}\n", "cluster.instances[0].preempt_delay: must be 0 to 1h"},
+		{"start state", "  instances:\n    - {vrid: 51, vip: 198.18.0.100/24, start_state: primary}\n", "cluster.instances[0].start_state: \"primary\" is not one of master, backup"},
+		{"unknown item key", "  instances:\n    - {vrid: 51, vip: 198.18.0.100/24, weight: 3}\n", "weight"},
+		{"more than 16", "  instances:\n" + strings.Repeat("    - {vrid: 1, vip: 198.18.0.100/24}\n", 17), "cluster.instances: at most 16 virtual routers, got 17"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := Parse([]byte(base + tt.keys))
+			switch {
+			case tt.want == "" && err != nil:
+				t.Errorf("Parse: %v", err)
+			case tt.want != "" && (err == nil || !strings.Contains(err.Error(), tt.want)):
+				t.Errorf("Parse: %v, want an error with %q", err, tt.want)
+			}
+		})
+	}
+}
+
+// The items take the cluster's keys for what they leave out; the single
+// keys alone are one virtual router.
+func TestVirtualRouters(t *testing.T) {
+	c, err := Parse([]byte(`cluster:
+  enabled: true
+  secret: 0123456789abcdef
+  priority: 150
+  advert_interval: 200ms
+  preempt: false
+  preempt_delay: 3s
+  instances:
+    - {vrid: 51, vip: 198.18.0.100/24, priority: 200, preempt: true}
+    - {vrid: 52, vip: 198.18.0.101/24, advert_interval: 1s, preempt_delay: 0s}
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	vr := c.Cluster.VirtualRouters()
+	if len(vr) != 2 {
+		t.Fatalf("%d virtual routers, want 2", len(vr))
+	}
+	a, b := vr[0], vr[1]
+	if a.VRID != 51 || a.VIP != "198.18.0.100/24" || a.Priority != 200 || a.AdvertInterval.Duration != 200*time.Millisecond || !*a.Preempt || a.PreemptDelay.Duration != 3*time.Second {
+		t.Errorf("first: %+v preempt %v delay %s", a, *a.Preempt, a.PreemptDelay.Duration)
+	}
+	if b.VRID != 52 || b.Priority != 150 || b.AdvertInterval.Duration != time.Second || *b.Preempt || b.PreemptDelay.Duration != 0 {
+		t.Errorf("second: %+v preempt %v delay %s", b, *b.Preempt, b.PreemptDelay.Duration)
+	}
+	if c.Cluster.Instances[1].Preempt != nil {
+		t.Error("VirtualRouters changed the configuration it read")
+	}
+
+	one := Default().Cluster
+	one.VIP = "198.18.0.100/24"
+	vr = one.VirtualRouters()
+	if len(vr) != 1 || vr[0].VRID != 51 || vr[0].VIP != one.VIP || vr[0].Priority != 100 || !*vr[0].Preempt {
+		t.Errorf("single keys: %+v", vr)
 	}
 }

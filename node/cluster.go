@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -135,16 +136,8 @@ func newClusterParts(cfg config.Config, st *store.Backend, pool *scanner.Pool, d
 // package watches itself).
 func clusterOptions(cfg config.Config, checks map[string]func(context.Context) error, log *slog.Logger, reg prometheus.Registerer) cluster.Options {
 	cl := cfg.Cluster
-	// Validate has checked every value; parsing again cannot fail.
-	vip, _ := netip.ParsePrefix(cl.VIP)
 	o := cluster.Options{
 		Interface:         cl.Interface,
-		VRID:              uint8(cl.VRID),
-		VIP:               vip,
-		Priority:          uint8(cl.Priority),
-		Interval:          cl.AdvertInterval.Duration,
-		Preempt:           cl.Preempt,
-		PreemptDelay:      cl.PreemptDelay.Duration,
 		Checksum:          vrrp.ChecksumPseudoHeader,
 		GARPRepeat:        cl.GARPRepeat,
 		GARPRefresh:       cl.GARPRefresh.Duration,
@@ -153,6 +146,18 @@ func clusterOptions(cfg config.Config, checks map[string]func(context.Context) e
 		NodeID:            cfg.Node.ID,
 		Logger:            log,
 		Registerer:        reg,
+	}
+	for _, in := range cl.VirtualRouters() {
+		// Validate has checked every value; parsing again cannot fail.
+		vip, _ := netip.ParsePrefix(in.VIP)
+		o.Instances = append(o.Instances, cluster.Instance{
+			VRID:         uint8(in.VRID),
+			VIP:          vip,
+			Priority:     uint8(in.Priority),
+			Interval:     in.AdvertInterval.Duration,
+			Preempt:      *in.Preempt,
+			PreemptDelay: in.PreemptDelay.Duration,
+		})
 	}
 	if cl.Checksum == "message" {
 		o.Checksum = vrrp.ChecksumMessageOnly
@@ -227,8 +232,11 @@ func (cp *clusterParts) drain(ctx context.Context) {
 	cp.members.Refresh(ctx)
 }
 
+// isMaster: a single node, or master of the first virtual router (with
+// several, exactly one node is that at a time; see cluster.Node.IsMaster).
 func (cp *clusterParts) isMaster() bool { return cp.node == nil || cp.node.IsMaster() }
 
+// role is the node's state in its first virtual router.
 func (cp *clusterParts) role() string {
 	if cp.node == nil {
 		return "single"
@@ -262,4 +270,39 @@ func (cp *clusterParts) statusFunc() func() any {
 		}
 		return ClusterView{Status: cp.node.Status(), Mode: cp.shared.mode(), Revision: cp.follower.Applied(), Degraded: cp.degraded(), Members: ms}
 	}
+}
+
+// vipAddrs are the addresses of cfg's virtual routers (none without a cluster).
+func vipAddrs(cfg config.Config) []netip.Addr {
+	if !cfg.Cluster.Enabled {
+		return nil
+	}
+	var out []netip.Addr
+	for _, in := range cfg.Cluster.VirtualRouters() {
+		if p, err := netip.ParsePrefix(in.VIP); err == nil {
+			out = append(out, p.Addr())
+		}
+	}
+	return out
+}
+
+// smtpListen is smtp.listen with every VIP: an address on one of the
+// cluster's VIPs stands for the same port on each of them, so that each
+// virtual router's VIP answers mail without the list repeating them.
+func smtpListen(cfg config.Config) []string {
+	vips := vipAddrs(cfg)
+	out := slices.Clone(cfg.SMTP.Listen)
+	for _, l := range cfg.SMTP.Listen {
+		host, port, err := net.SplitHostPort(l)
+		a, perr := netip.ParseAddr(host)
+		if err != nil || perr != nil || !slices.Contains(vips, a.Unmap()) {
+			continue
+		}
+		for _, v := range vips {
+			if hp := net.JoinHostPort(v.String(), port); !slices.Contains(out, hp) {
+				out = append(out, hp)
+			}
+		}
+	}
+	return out
 }

@@ -36,7 +36,7 @@ func newFront(cfg config.Config, cert *certfile.Pair, d *scanner.Dispatcher, lc 
 	return smtpfront.New(smtpfront.Options{
 		NodeID:              cfg.Node.ID,
 		Hostname:            s.Hostname,
-		Listen:              s.Listen,
+		Listen:              smtpListen(cfg),
 		AcceptDomains:       s.AcceptDomains,
 		TrustedNetworks:     prefixes(s.TrustedNetworks),
 		MaxMessageBytes:     s.MaxMessageBytes,

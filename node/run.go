@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"net/netip"
 	"time"
 
 	"github.com/mxgate/mxgate/cluster"
@@ -90,9 +89,10 @@ func (n *Node) stop(ctx context.Context) {
 		// Sessions on the VIP now have their clients' packets delivered
 		// to the new master; they finish what they are doing, but waiting
 		// for their clients would only hold up the stop.
-		vip, _ := netip.ParsePrefix(n.cfg.Cluster.VIP)
-		if c := n.front.Orphan(vip.Addr(), OrphanGrace); c > 0 {
-			n.log.Info("sessions on the released VIP wait at most "+OrphanGrace.String()+" for their clients", "sessions", c)
+		for _, vip := range vipAddrs(n.cfg) {
+			if c := n.front.Orphan(vip, OrphanGrace); c > 0 {
+				n.log.Info("sessions on the released VIP wait at most "+OrphanGrace.String()+" for their clients", "vip", vip, "sessions", c)
+			}
 		}
 	}
 	if n.serving {

@@ -71,6 +71,18 @@ type ClusterSummary struct {
 	Master         string `json:"master,omitempty"` // the master heard
 	Members        int    `json:"members"`
 	MembersHealthy int    `json:"members_healthy"`
+	// Instances has every virtual router (the fields above are the
+	// first one's) when there are several; none with one.
+	Instances []InstanceSummary `json:"instances,omitempty"`
+}
+
+// InstanceSummary is one virtual router in one line.
+type InstanceSummary struct {
+	VRID    int    `json:"vrid"`
+	VIP     string `json:"vip"`
+	State   string `json:"state"`
+	VIPHeld bool   `json:"vip_held"`
+	Master  string `json:"master,omitempty"`
 }
 
 // statusChecks bounds the store and downstream checks of one status.
@@ -125,6 +137,11 @@ func (n *Node) Status(ctx context.Context) StatusView {
 	if cp := n.cluster; cp.node != nil {
 		st := cp.node.Status()
 		s := &ClusterSummary{Mode: cp.shared.mode(), VIP: st.VIP, VIPHeld: st.VIPHeld, Master: st.MasterAddr}
+		if len(st.Instances) > 1 {
+			for _, in := range st.Instances {
+				s.Instances = append(s.Instances, InstanceSummary{VRID: in.VRID, VIP: in.VIP, State: in.State, VIPHeld: in.VIPHeld, Master: in.MasterAddr})
+			}
+		}
 		for _, m := range cp.members.Members() {
 			s.Members++
 			if m.Healthy {

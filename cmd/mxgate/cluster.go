@@ -96,6 +96,25 @@ func printClusterState(w io.Writer, st node.ClusterView) error {
 	t.row("ADVERT INTERVAL", fmt.Sprintf("%s (master's %s, master down after %s)", clean(st.AdvertInterval), clean(st.MasterInterval), clean(st.MasterDown)))
 	t.row("ADVERTS", fmt.Sprintf("sent %d, received %d, dropped %s", st.AdvertsSent, st.AdvertsRecv, drops(st.Dropped)))
 	t.row("TRANSITIONS", fmt.Sprint(st.Transitions))
+	// Several virtual routers: the rows above are the first one's (the
+	// node's role); each has a line here.
+	if len(st.Instances) > 1 {
+		for _, in := range st.Instances {
+			held, master := "not held", "none heard"
+			if in.VIPHeld {
+				held = "held"
+			}
+			if in.MasterAddr != "" {
+				master = fmt.Sprintf("%s priority %d", clean(in.MasterAddr), in.MasterPriority)
+			}
+			prio := fmt.Sprint(in.Priority)
+			if in.EffectivePriority != 0 && in.EffectivePriority != in.Priority {
+				prio += fmt.Sprintf(" advertising %d", in.EffectivePriority)
+			}
+			t.row(fmt.Sprintf("VRID %d", in.VRID), fmt.Sprintf("%s, priority %s (preempt %s), VIP %s %s, master %s, sent %d, received %d",
+				clean(in.State), prio, onOff(in.Preempt), clean(in.VIP), held, master, in.AdvertsSent, in.AdvertsRecv))
+		}
+	}
 	state := "ok"
 	if st.Degraded {
 		state = "DEGRADED: the shared store does not answer (last good lists and settings, static peers)"

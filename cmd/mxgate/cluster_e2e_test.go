@@ -116,6 +116,9 @@ type nodeConf struct {
 	drain   time.Duration // smtp.drain_timeout; 0 = 10s
 	down    string        // downstream.address; "" = the client namespace's :2526
 	extra   string        // more YAML lines under cluster:, each indented two spaces
+	// routers replaces "vrid: 51" and "vip: LabVIP" (e.g. an instances
+	// list), YAML lines under cluster:, each indented two spaces.
+	routers string
 }
 
 // mxNode is one `mxgate serve` in lab node i.
@@ -139,6 +142,9 @@ func writeNodeConfig(t *testing.T, lab *testenv.Lab, i int, c nodeConf) string {
 	if c.down == "" {
 		c.down = lab.ClientAddr() + ":2526"
 	}
+	if c.routers == "" {
+		c.routers = fmt.Sprintf("  vrid: 51\n  vip: %s/%d\n", testenv.LabVIP, testenv.LabPrefix)
+	}
 	cfg := fmt.Sprintf(`node: {id: n%[1]d, data_dir: %[2]s, log_level: debug}
 smtp:
   listen: ["%[3]s:25", "%[4]s:25"]
@@ -150,14 +156,12 @@ admin: {listen: "127.0.0.1:8025"}
 cluster:
   enabled: true
   interface: eth0
-  vrid: 51
-  vip: %[3]s/%[6]d
-  priority: %[7]d
+%[12]s  priority: %[7]d
   advert_interval: %[8]s
   preempt: %[9]t
   secret: lab-secret-lab-secret
 %[10]s`, i, filepath.Join(dir, "data"), testenv.LabVIP, lab.NodeAddr(i), c.down, testenv.LabPrefix,
-		c.prio, c.advert, c.preempt, c.extra, c.drain)
+		c.prio, c.advert, c.preempt, c.extra, c.drain, c.routers)
 	path := filepath.Join(dir, "mxgate.yaml")
 	if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)
@@ -219,6 +223,7 @@ type labStatus struct {
 	AdvertsRecv    uint64            `json:"adverts_received"`
 	Dropped        map[string]uint64 `json:"dropped"`
 	Transitions    uint64            `json:"transitions"`
+	Instances      []labInstance     `json:"instances"`
 	// Tracking (issue 12).
 	EffectivePriority int `json:"effective_priority"`
 	Track             []struct {

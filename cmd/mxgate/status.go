@@ -80,6 +80,17 @@ func printStatus(w io.Writer, st node.StatusView) error {
 			master = clean(cl.Master)
 		}
 		t.row("CLUSTER", fmt.Sprintf("%s, VIP %s %s, master %s, %d member(s), %d healthy", clean(cl.Mode), clean(cl.VIP), vip, master, cl.Members, cl.MembersHealthy))
+		// Several virtual routers: one line each, the first one's above.
+		for _, in := range cl.Instances {
+			held, master := "not held", "none heard"
+			if in.VIPHeld {
+				held = "held"
+			}
+			if in.Master != "" {
+				master = clean(in.Master)
+			}
+			t.row("", fmt.Sprintf("VRID %d %s, VIP %s %s, master %s", in.VRID, clean(in.State), clean(in.VIP), held, master))
+		}
 	}
 	return t.flush()
 }
