@@ -22,6 +22,12 @@
 #                and parent (no priority-0 advert, the VIP stays on n1)
 #       sigterm: SIGTERM (priority-0 advert, VIP released)
 #     wait for n2 on the VIP, restart n1 (it preempts), wait for n1 again.
+#   tracked (table "failover"): as above, but the hit stops n1's downstream
+#     (each node relays to its own stand-in downstream in the client
+#     namespace, 198.18.0.250:260I, and tracks it with weight -150, checked
+#     every 1 s, fall 1, rise 1: mxgate cluster.track, keepalived a
+#     track_script doing the same connect with bash's /dev/tcp); instead of
+#     restarting n1, its downstream is started again ("preempt" from then)
 #   kill9-ipv6 (table "failover"): kill9 with an IPv6 VIP fd00:198:18::100/64
 #     (RFC 5798 over IPv6; the lab gets IPv6 with -ipv6), client dials
 #     [VIP]:25; its own block after the main loop (the nodes run IPv6 configs)
@@ -46,7 +52,7 @@
 #
 # usage: sudo bench/failover.sh
 #   knobs (environment): RUNS=5  ADVERTS="1 0.1"
-#   SCENARIOS="kill9 sigterm kill9-ipv6 startmaster startbackup"
+#   SCENARIOS="kill9 sigterm tracked kill9-ipv6 startmaster startbackup"
 #   IMPLS="mxgate keepalived"  QUICK=1 (RUNS=3 ADVERTS=0.1: about two minutes)
 #   MACHINE_NOTE="shared with other jobs" (added to the machine line)
 #   BIN=path/to/mxgate (default: build from this checkout)  KEEP=1 (keep the
@@ -59,9 +65,9 @@ QUICK=${QUICK:-0}
 if [ "$QUICK" = 1 ]; then RUNS=${RUNS:-3}; ADVERTS=${ADVERTS:-0.1}; fi
 RUNS=${RUNS:-5}
 ADVERTS=${ADVERTS:-"1 0.1"}
-SCENARIOS=${SCENARIOS:-"kill9 sigterm kill9-ipv6 startmaster startbackup"}
+SCENARIOS=${SCENARIOS:-"kill9 sigterm tracked kill9-ipv6 startmaster startbackup"}
 # the results table of each scenario (see the table_* functions at the end)
-declare -A TABLE=([kill9]=failover [sigterm]=failover [kill9-ipv6]=failover [startmaster]=return [startbackup]=return)
+declare -A TABLE=([kill9]=failover [sigterm]=failover [tracked]=failover [kill9-ipv6]=failover [startmaster]=return [startbackup]=return)
 IMPLS=${IMPLS:-"mxgate keepalived"}
 KEEP=${KEEP:-0}
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -82,7 +88,7 @@ P=mxb$$
 C=$P-c
 VIP=198.18.0.100
 W=$(mktemp -d "${TMPDIR:-/tmp}/mxgate-failover.XXXXXX")
-declare -A PID=() VPID=()   # node -> pid we started (mxgate / keepalived parent); keepalived VRRP child
+declare -A PID=() VPID=() DPID=()   # node -> pid we started (mxgate / keepalived parent); keepalived VRRP child; its downstream
 SRV_PIDS=()
 PROBE_PID=
 SNIFF_PID=
@@ -93,7 +99,7 @@ cleanup() {
 	[ -n "$PROBE_PID" ] && kill -TERM "$PROBE_PID" 2>/dev/null
 	[ -n "$SNIFF_PID" ] && kill -TERM "$SNIFF_PID" 2>/dev/null
 	for n in "${!PID[@]}"; do kill -TERM "${PID[$n]}" 2>/dev/null; done
-	for p in "${SRV_PIDS[@]}"; do kill -TERM "$p" 2>/dev/null; done
+	for p in "${SRV_PIDS[@]}" "${DPID[@]}"; do kill -TERM "$p" 2>/dev/null; done
 	wait 2>/dev/null
 	# whatever still runs in our namespaces is ours (keepalived children):
 	# down stops it and deletes the namespaces
@@ -394,7 +400,7 @@ smtp:
   hostname: n$i.lab.test
   accept_domains: [lab.test]
   drain_timeout: 2s
-downstream: {address: "198.18.0.250:2526"}
+downstream: {address: "198.18.0.250:260$i"}
 admin: {listen: "127.0.0.1:8025"}
 cluster:
   enabled: true
@@ -407,6 +413,7 @@ cluster:
   preempt: true
   notify: $d/notify
   secret: bench-secret-bench-secret
+  track: [{check: downstream, weight: -150, interval: 1s, fall: 1, rise: 1}]
 EOF
 }
 
@@ -418,12 +425,25 @@ write_keepalived() { # node advert_s [start state: backup|master]
 echo "\$(date +%s%N) $i \$3" >> $NOTIFY_LOG
 EOF
 	chmod 700 "$d/notify"
+	cat >"$d/check" <<EOF
+#!/bin/bash
+exec 3<>/dev/tcp/198.18.0.250/260$i
+EOF
+	chmod 700 "$d/check"
 	cat >"$d/keepalived.conf" <<EOF
 global_defs {
   router_id mxb-h$i
   vrrp_version 3
   enable_script_security
   script_user root
+}
+vrrp_script downstream {
+  script $d/check
+  interval 1
+  timeout 1
+  weight -150
+  fall 1
+  rise 1
 }
 vrrp_instance VI_1 {
   state ${st^^}
@@ -435,6 +455,9 @@ vrrp_instance VI_1 {
     $VIP/24 dev eth0
   }
   notify $d/notify
+  track_script {
+    downstream
+  }
 }
 EOF
 }
@@ -456,10 +479,24 @@ start_node() { # impl node
 	fi
 }
 
-# hit_node impl node kill9|sigterm: sets T0 (the moment of the hit) and waits
-# until the process we started has ended.
+# start_downstream node: the node's stand-in downstream server (tracked).
+start_downstream() {
+	ip netns exec "$C" "$PROBE" serve "ds$1" "198.18.0.250:260$1" &
+	DPID[$1]=$!
+}
+
+# hit_node impl node kill9|sigterm|tracked: sets T0 (the moment of the hit)
+# and waits until the process we started (for tracked: n1's downstream) has
+# ended.
 hit_node() {
 	local impl=$1 i=$2 how=$3 p=${PID[$2]}
+	if [ "$how" = tracked ]; then
+		T0=$(now)
+		kill -TERM "${DPID[$i]}"
+		wait "${DPID[$i]}" 2>/dev/null || true
+		unset "DPID[$i]"
+		return
+	fi
 	if [ "$how" = kill9 ]; then
 		if [ "$impl" = keepalived ]; then
 			kill -STOP "$p"  # so the parent neither respawns nor cleans up
@@ -527,9 +564,10 @@ stop_sniff() {
 # it starts and stops are tracked in PID.
 FIELDS=
 
-# run_kill9/run_sigterm impl adv run: one failover run.
+# run_kill9/run_sigterm/run_tracked impl adv run: one failover run.
 run_kill9() { run_failover "$1" "$2" "$3" kill9; }
 run_sigterm() { run_failover "$1" "$2" "$3" sigterm; }
+run_tracked() { run_failover "$1" "$2" "$3" tracked; }
 run_failover() { # impl adv run how
 	local impl=$1 adv=$2 r=$3 sc=$4 f fo pr
 	wait_answer n1.lab.test "$limit" || die "$impl: n1 not back on the VIP before run $r"
@@ -542,7 +580,7 @@ run_failover() { # impl adv run how
 	wait_probe "$f" n2.lab.test "$FT0" "$limit" || log "WARN: no takeover by n2 seen ($impl $adv $sc $r)"
 	sleep 0.2
 	PT0=$(now)
-	start_node "$impl" 1
+	if [ "$sc" = tracked ]; then start_downstream 1; else start_node "$impl" 1; fi
 	wait_probe "$f" n1.lab.test "$PT0" "$limit" || log "WARN: n1 did not take the VIP back ($impl $adv $sc $r)"
 	sleep 0.2
 	stop_probe
@@ -597,6 +635,7 @@ run_return() { # impl adv run start_state
 
 RAW=$W/raw.txt
 : >"$RAW"
+for i in 1 2 3; do start_downstream "$i"; done
 for impl in $IMPLS; do
 	if [ "$impl" = keepalived ]; then
 		for i in 1 2 3; do
@@ -713,6 +752,7 @@ expect() { # adv sc -> what the protocol promises, ms
 		else if (s == "kill9" || s == "kill9-ipv6") printf "Master_Down_Interval %.0f", (3 * a + skew) * 1000
 		else if (s == "startmaster") printf "at start (target ≤ 100)"
 		else if (s == "startbackup") printf "next advert ≤ %.0f", a * 1000
+		else if (s == "tracked") printf "check ≤ 1000, then preemption"
 		else printf "-" }'
 }
 # The tables: table_<name> prints a header, the rows come from the raw runs
@@ -724,7 +764,8 @@ table_failover() {
 	echo "Median (min–max) in ms. failover: hit → first banner from the new master;"
 	echo "gap: last banner from the old master → first from the new; daemon: hit → the"
 	echo "new master's notify hook; preempt: old master restarted → it answers again"
-	echo "(includes its process start)."
+	echo "(includes its process start). tracked: hit = n1's downstream stopped (tracked,"
+	echo "weight -150, checked every 1 s, fall 1, rise 1), preempt = it started again."
 }
 table_return() {
 	echo "## Return: a higher-priority node comes back (start as master / start as backup)"

@@ -8,6 +8,27 @@ import (
 	"time"
 )
 
+// vip2P is the second virtual router's VIP in the tests of several.
+var vip2P = netip.MustParsePrefix("198.18.0.101/24")
+
+// mirroredInstances are VRID 51 on vipP and 52 on vip2P with the given
+// priorities, both preempting (keepalived's two vrrp_instance blocks).
+func mirroredInstances(iv time.Duration, prio51, prio52 uint8) []Instance {
+	return []Instance{
+		{VRID: 51, VIP: vipP, Priority: prio51, Interval: iv, Preempt: true},
+		{VRID: 52, VIP: vip2P, Priority: prio52, Interval: iv, Preempt: true},
+	}
+}
+
+// roles are the states of n's virtual routers, in order.
+func roles(n *tnode) []string {
+	var out []string
+	for _, in := range n.Status().Instances {
+		out = append(out, in.State)
+	}
+	return out
+}
+
 // Two nodes, two virtual routers with mirrored priorities (keepalived's two
 // vrrp_instance blocks): each node is master of one VIP and backup of the
 // other, over one socket each. When a stops, b holds both; when a returns,
@@ -15,24 +36,11 @@ import (
 func TestMirroredInstances(t *testing.T) {
 	p := newPair(t)
 	const iv = 200 * time.Millisecond
-	vip2 := netip.MustParsePrefix("198.18.0.101/24")
-	mirrored := func(prio51, prio52 uint8) []Instance {
-		return []Instance{
-			{VRID: 51, VIP: vipP, Priority: prio51, Interval: iv, Preempt: true},
-			{VRID: 52, VIP: vip2, Priority: prio52, Interval: iv, Preempt: true},
-		}
-	}
+	mirrored := func(prio51, prio52 uint8) []Instance { return mirroredInstances(iv, prio51, prio52) }
 	cmdB, outB := notifyScript(t, "b")
 	a := startNode(t, p.a, "a", Options{Instances: mirrored(200, 100)})
 	b := startNode(t, p.b, "b", Options{Instances: mirrored(100, 200), Notify: cmdB})
 
-	roles := func(n *tnode) []string {
-		var out []string
-		for _, in := range n.Status().Instances {
-			out = append(out, in.State)
-		}
-		return out
-	}
 	waitFor(t, 2*masterDown(100, iv)+time.Second, "a master of 51, b master of 52", func() bool {
 		return slices.Equal(roles(a), []string{"master", "backup"}) && slices.Equal(roles(b), []string{"backup", "master"})
 	})
@@ -41,9 +49,9 @@ func TestMirroredInstances(t *testing.T) {
 	if ra, rb := roles(a), roles(b); !slices.Equal(ra, []string{"master", "backup"}) || !slices.Equal(rb, []string{"backup", "master"}) {
 		t.Fatalf("roles changed: a=%v b=%v", ra, rb)
 	}
-	if !addrOn(t, p.a, vipP.Addr()) || addrOn(t, p.a, vip2.Addr()) || addrOn(t, p.b, vipP.Addr()) || !addrOn(t, p.b, vip2.Addr()) {
+	if !addrOn(t, p.a, vipP.Addr()) || addrOn(t, p.a, vip2P.Addr()) || addrOn(t, p.b, vipP.Addr()) || !addrOn(t, p.b, vip2P.Addr()) {
 		t.Fatalf("VIPs: a has .100=%v .101=%v, b has .100=%v .101=%v; want .100 on a only, .101 on b only",
-			addrOn(t, p.a, vipP.Addr()), addrOn(t, p.a, vip2.Addr()), addrOn(t, p.b, vipP.Addr()), addrOn(t, p.b, vip2.Addr()))
+			addrOn(t, p.a, vipP.Addr()), addrOn(t, p.a, vip2P.Addr()), addrOn(t, p.b, vipP.Addr()), addrOn(t, p.b, vip2P.Addr()))
 	}
 	sa := a.Status()
 	if !a.IsMaster() || b.IsMaster() {
@@ -52,7 +60,7 @@ func TestMirroredInstances(t *testing.T) {
 	if sa.VRID != 51 || sa.VIP != vipP.String() || sa.State != "master" || len(sa.Instances) != 2 {
 		t.Errorf("a status: top level %d %s %s, %d instances; want the first instance's", sa.VRID, sa.VIP, sa.State, len(sa.Instances))
 	}
-	if s2 := sa.Instances[1]; s2.VRID != 52 || s2.VIP != vip2.String() || s2.VIPHeld || s2.MasterAddr != addrB.String() || s2.MasterPriority != 200 || s2.AdvertsRecv == 0 {
+	if s2 := sa.Instances[1]; s2.VRID != 52 || s2.VIP != vip2P.String() || s2.VIPHeld || s2.MasterAddr != addrB.String() || s2.MasterPriority != 200 || s2.AdvertsRecv == 0 {
 		t.Errorf("a's VRID 52: %+v, want backup of %s priority 200", s2, addrB)
 	}
 	// Each router's adverts reached the other node's machine of that VRID:
@@ -75,8 +83,8 @@ func TestMirroredInstances(t *testing.T) {
 	waitFor(t, 2*masterDown(100, iv), "b master of both", func() bool {
 		return slices.Equal(roles(b), []string{"master", "master"})
 	})
-	waitFor(t, time.Second, "both VIPs on b", func() bool { return addrOn(t, p.b, vipP.Addr()) && addrOn(t, p.b, vip2.Addr()) })
-	if addrOn(t, p.a, vipP.Addr()) || addrOn(t, p.a, vip2.Addr()) {
+	waitFor(t, time.Second, "both VIPs on b", func() bool { return addrOn(t, p.b, vipP.Addr()) && addrOn(t, p.b, vip2P.Addr()) })
+	if addrOn(t, p.a, vipP.Addr()) || addrOn(t, p.a, vip2P.Addr()) {
 		t.Error("a still has a VIP after its Run returned")
 	}
 
@@ -86,7 +94,7 @@ func TestMirroredInstances(t *testing.T) {
 		return slices.Equal(roles(a2), []string{"master", "backup"}) && slices.Equal(roles(b), []string{"backup", "master"})
 	})
 	waitFor(t, time.Second, ".100 back on a only", func() bool { return addrOn(t, p.a, vipP.Addr()) && !addrOn(t, p.b, vipP.Addr()) })
-	if !addrOn(t, p.b, vip2.Addr()) || addrOn(t, p.a, vip2.Addr()) {
+	if !addrOn(t, p.b, vip2P.Addr()) || addrOn(t, p.a, vip2P.Addr()) {
 		t.Error(".101 moved although b kept VRID 52")
 	}
 	b.shutdown(t)

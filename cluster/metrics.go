@@ -18,7 +18,7 @@ var dropReasons = []vrrp.DropReason{
 	vrrp.DropOwn, vrrp.DropSource, vrrp.DropFamily,
 }
 
-var stateNames = []vrrp.State{vrrp.Initialize, vrrp.Backup, vrrp.Master}
+var stateNames = []vrrp.State{vrrp.Initialize, vrrp.Backup, vrrp.Master, vrrp.Fault}
 
 // metrics are the node's collectors. Everything of one virtual router is
 // labelled by vrid; drops are the node's (a packet of a VRID we do not run
@@ -32,6 +32,9 @@ type metrics struct {
 	vipHeld     *prometheus.GaugeVec
 	priority    *prometheus.GaugeVec
 	garpSent    *prometheus.CounterVec
+	// trackFailing is 1 per tracked check while it fails: tracking is the
+	// node's, so it has no vrid.
+	trackFailing *prometheus.GaugeVec
 }
 
 // instMetrics are one virtual router's series.
@@ -50,7 +53,7 @@ type instMetrics struct {
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	m := &metrics{
 		state: prometheus.NewGaugeVec(prometheus.GaugeOpts{
-			Name: "mxgate_vrrp_state", Help: "1 for the current VRRP state (init, backup, master), 0 for the others.",
+			Name: "mxgate_vrrp_state", Help: "1 for the current VRRP state (init, backup, master, fault), 0 for the others.",
 		}, []string{"vrid", "state"}),
 		transitions: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "mxgate_vrrp_transitions_total", Help: "VRRP state transitions, by the state entered.",
@@ -68,11 +71,14 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Name: "mxgate_vrrp_vip_held", Help: "1 while this node has the virtual IP on its interface.",
 		}, []string{"vrid"}),
 		priority: prometheus.NewGaugeVec(prometheus.GaugeOpts{
-			Name: "mxgate_vrrp_priority", Help: "Configured VRRP priority of this node.",
+			Name: "mxgate_vrrp_priority", Help: "Advertised VRRP priority of this node: the configured one, lowered while tracked checks with a weight fail.",
 		}, []string{"vrid"}),
 		garpSent: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "mxgate_vrrp_garp_sent_total", Help: "Gratuitous ARP packets sent for the virtual IP.",
 		}, []string{"vrid"}),
+		trackFailing: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "mxgate_vrrp_track_failing", Help: "1 while a tracked check (cluster.track) fails, by check.",
+		}, []string{"check"}),
 	}
 	for _, r := range dropReasons {
 		m.dropped.WithLabelValues(string(r))
@@ -80,7 +86,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	if reg == nil {
 		return m, nil
 	}
-	for _, c := range []prometheus.Collector{m.state, m.transitions, m.sent, m.received, m.dropped, m.vipHeld, m.priority, m.garpSent} {
+	for _, c := range []prometheus.Collector{m.state, m.transitions, m.sent, m.received, m.dropped, m.vipHeld, m.priority, m.garpSent, m.trackFailing} {
 		if err := reg.Register(c); err != nil {
 			return nil, fmt.Errorf("register vrrp metrics: %w", err)
 		}

@@ -3,7 +3,9 @@
 // metrics around the pure state machine of package cluster/vrrp. One Node
 // runs one or more virtual routers (instances) on one interface: one socket
 // and one receive goroutine hand each advert to its instance by VRID, and
-// each instance has its own state machine, VIP and gratuitous ARPs.
+// each instance has its own state machine, VIP and gratuitous ARPs. What the
+// node's service depends on is tracked once per node, and its verdict
+// applies to every instance.
 package cluster
 
 import (
@@ -56,10 +58,15 @@ type Options struct {
 	// step down without a word, and clients' ARP caches then follow us at
 	// the next refresh rather than when their entry expires.
 	GARPMasterRefresh time.Duration
-	Notify            string       // command + fixed args, run as: Notify... <state> <vrid> <priority>, in order, one at a time
-	NodeID            string       // "" = host name
-	Logger            *slog.Logger // nil = slog.Default()
-	Registerer        prometheus.Registerer
+	Notify            string // command + fixed args, run as: Notify... <state> <vrid> <priority>, in order, one at a time
+	// Track lists what the node's service depends on (see Track); the
+	// interface's link is tracked only if listed (an item with no Check).
+	// It applies to every instance: a failing weight lowers each one's
+	// priority, a fault puts each one in Fault.
+	Track      []Track
+	NodeID     string       // "" = host name
+	Logger     *slog.Logger // nil = slog.Default()
+	Registerer prometheus.Registerer
 }
 
 // Instance is one virtual router of a Node.
@@ -101,6 +108,9 @@ type Node struct {
 	ready   chan struct{}
 	runOnce sync.Once
 	shared  nodeShared
+	// linkUp is the interface's link as netlink last reported it (running);
+	// written by the link watcher, read by the tracker.
+	linkUp atomic.Bool
 }
 
 // instance is one virtual router: its machine is owned by its loop
@@ -112,7 +122,10 @@ type instance struct {
 	met    instMetrics
 	rx     chan received
 	linkUp chan struct{} // cap 1: the interface came up again
-	shared shared
+	// tracked (cap 1): the node's tracking verdict (nodeShared.verdict) was
+	// published again.
+	tracked chan struct{}
+	shared  shared
 }
 
 // New validates o, resolves the interface and the source address in the
@@ -171,6 +184,9 @@ func New(o Options) (*Node, error) {
 	}
 	if o.GARPRepeat == 0 {
 		o.GARPRepeat = defaultGARPRepeat
+	}
+	if err := validateTracks(o.Track); err != nil {
+		return nil, fmt.Errorf("cluster: %w", err)
 	}
 	if o.Logger == nil {
 		o.Logger = slog.Default()
@@ -263,6 +279,9 @@ func newNode(o Options, ifi *net.Interface, h *netlink.Handle) (*Node, error) {
 	if err != nil {
 		return nil, fmt.Errorf("cluster: %w", err)
 	}
+	for _, t := range o.Track {
+		met.trackFailing.WithLabelValues(t.Name).Set(0)
+	}
 	n := &Node{
 		opt:    o,
 		log:    o.Logger,
@@ -293,18 +312,21 @@ func newNode(o Options, ifi *net.Interface, h *netlink.Handle) (*Node, error) {
 			return nil, fmt.Errorf("cluster: VRID %d: %w", in.VRID, err)
 		}
 		inst := &instance{
-			cfg:    in,
-			vip:    newVIP(h, link, in.VIP),
-			m:      m,
-			met:    met.instance(in.VRID),
-			rx:     make(chan received, 64),
-			linkUp: make(chan struct{}, 1),
+			cfg:     in,
+			vip:     newVIP(h, link, in.VIP),
+			m:       m,
+			met:     met.instance(in.VRID),
+			rx:      make(chan received, 64),
+			linkUp:  make(chan struct{}, 1),
+			tracked: make(chan struct{}, 1),
 		}
 		inst.met.priority.Set(float64(in.Priority))
+		inst.shared.priority = in.Priority
 		n.insts = append(n.insts, inst)
 		n.byVRID[in.VRID] = inst
 	}
 	n.shared.dropped = make(map[string]uint64)
+	n.shared.track = newTracking(o.Track).status()
 	return n, nil
 }
 
@@ -433,7 +455,32 @@ func (n *Node) Run(ctx context.Context) error {
 		wg.Wait()
 		return fmt.Errorf("cluster: watch link %s: %w", n.ifi.Name, err)
 	}
-	wg.Go(func() { n.watchLink(updates) })
+	// Read after subscribing: a change in between shows up as an update.
+	if link, err := n.h.LinkByIndex(n.ifi.Index); err == nil {
+		n.linkUp.Store(link.Attrs().RawFlags&unix.IFF_RUNNING != 0)
+	} else {
+		n.linkUp.Store(true)
+		n.log.Warn("vrrp: read link state", "interface", n.ifi.Name, "err", err)
+	}
+	linkChanged := make(chan struct{}, 1)
+	wg.Go(func() { n.watchLink(updates, linkChanged) })
+
+	// Tracking is the node's: one poller per checked item and one tracker
+	// that publishes their joint verdict to every instance. The verdict at
+	// start (the link; polled items start as working) is published before
+	// the loops start, so a node whose tracked link is down starts in Fault.
+	tk := newTracking(n.opt.Track)
+	tk.setLink(n.linkUp.Load())
+	n.publishTrack(tk)
+	trackCtx, stopTracks := context.WithCancel(ctx)
+	polled := make(chan trackResult, len(n.opt.Track))
+	var trackWG sync.WaitGroup
+	for i, t := range n.opt.Track {
+		if t.Check != nil {
+			trackWG.Go(func() { poll(trackCtx, i, t, polled) })
+		}
+	}
+	trackWG.Go(func() { n.track(trackCtx, tk, polled, linkChanged) })
 
 	// One loop per virtual router: a slow netlink call or GARP burst of one
 	// does not delay another's adverts.
@@ -451,6 +498,8 @@ func (n *Node) Run(ctx context.Context) error {
 	}
 	close(n.ready)
 	loops.Wait()
+	stopTracks()
+	trackWG.Wait()
 
 	// Stop the receiver: closing the socket ends its blocking read. The
 	// link watcher ends when netlink closes its channel.
@@ -574,16 +623,24 @@ func (n *Node) dispatch(r vrrp.Received, stop <-chan struct{}) bool {
 	}
 }
 
-// watchLink signals every instance's linkUp each time the interface comes
-// back up (running after not running). It ends when updates is closed.
-func (n *Node) watchLink(updates <-chan netlink.LinkUpdate) {
-	wasUp := true
+// watchLink keeps n.linkUp current, signals changed (the tracker) each time
+// the interface's link (running) changes and every instance's linkUp each
+// time it comes back up. It ends when updates is closed.
+func (n *Node) watchLink(updates <-chan netlink.LinkUpdate, changed chan<- struct{}) {
 	for u := range updates {
 		if u.Attrs() == nil || u.Attrs().Index != n.ifi.Index {
 			continue
 		}
 		isUp := u.Attrs().RawFlags&unix.IFF_RUNNING != 0
-		if isUp && !wasUp {
+		if n.linkUp.Swap(isUp) == isUp {
+			continue
+		}
+		n.log.Info("vrrp: interface link changed", "interface", n.ifi.Name, "up", isUp)
+		select {
+		case changed <- struct{}{}:
+		default: // one pending signal is enough: the tracker reads n.linkUp
+		}
+		if isUp {
 			for _, in := range n.insts {
 				select {
 				case in.linkUp <- struct{}{}:
@@ -591,10 +648,45 @@ func (n *Node) watchLink(updates <-chan netlink.LinkUpdate) {
 				}
 			}
 		}
-		if isUp != wasUp {
-			n.log.Info("vrrp: interface link changed", "interface", n.ifi.Name, "up", isUp)
+	}
+}
+
+// track is the node's tracker goroutine: it alone owns t, records each
+// polled verdict and link change in it and publishes the result to every
+// instance. It ends with ctx.
+func (n *Node) track(ctx context.Context, t *tracking, polled <-chan trackResult, linkChanged <-chan struct{}) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-linkChanged:
+			t.setLink(n.linkUp.Load())
+		case r := <-polled:
+			t.failing[r.i], t.errs[r.i] = r.failing, r.err
+			it := t.items[r.i]
+			if r.failing {
+				n.log.Warn("vrrp: tracked check failing", "check", it.Name, "weight", it.Weight, "fault", it.Fault, "err", r.err)
+			} else {
+				n.log.Info("vrrp: tracked check recovered", "check", it.Name)
+			}
 		}
-		wasUp = isUp
+		n.publishTrack(t)
+	}
+}
+
+// publishTrack makes t's verdict the node's (status, metrics) and signals
+// every instance's loop to apply it.
+func (n *Node) publishTrack(t *tracking) {
+	st, v := t.status(), t.verdict()
+	for _, s := range st {
+		n.met.trackFailing.WithLabelValues(s.Check).Set(boolGauge(s.Failing))
+	}
+	n.shared.add(func(s *nodeShared) { s.track, s.verdict = st, v })
+	for _, in := range n.insts {
+		select {
+		case in.tracked <- struct{}{}:
+		default: // one pending signal is enough: the loop reads the latest verdict
+		}
 	}
 }
 
@@ -634,6 +726,8 @@ func (l *loop) run(ctx context.Context) {
 	m := in.m
 	timer := time.NewTimer(time.Hour)
 	defer timer.Stop()
+	// The verdict at start: a fault means Start enters Fault.
+	l.applyTrack(time.Now())
 	l.exec(time.Now(), m.Start(time.Now()))
 	in.shared.snapshot(m)
 	close(l.started)
@@ -648,12 +742,16 @@ func (l *loop) run(ctx context.Context) {
 			now := time.Now()
 			l.exec(now, m.Receive(now, r.src, r.advert))
 		case <-in.linkUp:
+			// Only with the link untracked (or tracked by a weight): a
+			// link tracked as a fault made us leave Master.
 			if m.State() == vrrp.Master {
 				now := time.Now()
 				l.n.log.Info("vrrp: link up again as master, announcing", "vrid", in.cfg.VRID, "vip", in.cfg.VIP)
-				l.sendAdvert(now, in.cfg.Priority)
+				l.sendAdvert(now, m.Priority())
 				l.startBurst(now)
 			}
+		case <-in.tracked:
+			l.applyTrack(time.Now())
 		case <-timer.C:
 			// One timer serves the machine and the GARP schedule; Tick with
 			// nothing due is a no-op.
@@ -769,7 +867,32 @@ func (l *loop) transition(a vrrp.Action) {
 	in.met.transitions.WithLabelValues(a.To.String()).Inc()
 	in.met.setState(a.To)
 	in.shared.add(func(s *shared) { s.transitions++ })
-	l.nt.enqueue(notifyEvent{state: a.To.String(), vrid: in.cfg.VRID, priority: in.cfg.Priority})
+	l.nt.enqueue(notifyEvent{state: a.To.String(), vrid: in.cfg.VRID, priority: in.m.Priority()})
+}
+
+// applyTrack hands the node's tracking verdict to this instance's machine:
+// its own configured priority plus the failing weights, and the fault. A
+// fault is entered before the priority changes (a node going to Fault must
+// not first advertise a lowered priority) and left after (so Backup starts
+// with the right Skew_Time).
+func (l *loop) applyTrack(now time.Time) {
+	n, in, m := l.n, l.in, l.in.m
+	n.shared.mu.Lock()
+	v := n.shared.verdict
+	n.shared.mu.Unlock()
+	prio := v.priority(in.cfg.Priority)
+	if v.fault {
+		l.exec(now, m.SetFault(now, true))
+	}
+	if prio != m.Priority() {
+		n.log.Info("vrrp: priority changed by tracking", "vrid", in.cfg.VRID, "from", m.Priority(), "to", prio, "configured", in.cfg.Priority)
+		l.exec(now, m.SetPriority(now, prio))
+		in.met.priority.Set(float64(prio))
+	}
+	if !v.fault {
+		l.exec(now, m.SetFault(now, false))
+	}
+	in.shared.add(func(s *shared) { s.priority = prio })
 }
 
 // startBurst sends the first GARP of a burst now and schedules the rest

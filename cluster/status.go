@@ -3,6 +3,7 @@ package cluster
 import (
 	"maps"
 	"net/netip"
+	"slices"
 	"sync"
 	"time"
 
@@ -15,10 +16,15 @@ import (
 // unless cluster.instances lists several); Instances has every one, the
 // first included.
 type Status struct {
-	Node           string            `json:"node"`
-	State          string            `json:"state"` // init|backup|master
-	Since          time.Time         `json:"since"`
-	Priority       int               `json:"priority"`
+	Node     string    `json:"node"`
+	State    string    `json:"state"` // init|backup|master|fault
+	Since    time.Time `json:"since"`
+	Priority int       `json:"priority"`
+	// EffectivePriority is the one advertised: Priority lowered by the
+	// weights of the failing tracked items.
+	EffectivePriority int `json:"effective_priority"`
+	// Track is the node's: every virtual router follows it.
+	Track          []TrackStatus     `json:"track"`
 	VRID           int               `json:"vrid"`
 	VIP            string            `json:"vip"`
 	VIPHeld        bool              `json:"vip_held"`
@@ -41,28 +47,32 @@ type Status struct {
 
 // InstanceStatus is one virtual router's view, named as in Status.
 type InstanceStatus struct {
-	State          string    `json:"state"` // init|backup|master
-	Since          time.Time `json:"since"`
-	Priority       int       `json:"priority"`
-	VRID           int       `json:"vrid"`
-	VIP            string    `json:"vip"`
-	VIPHeld        bool      `json:"vip_held"`
-	Preempt        bool      `json:"preempt"`
-	StartState     string    `json:"start_state"`     // master|backup (what Start does; the owner starts master anyway)
-	AdvertInterval string    `json:"advert_interval"` // ours
-	MasterAddr     string    `json:"master"`
-	MasterPriority int       `json:"master_priority"`
-	MasterInterval string    `json:"master_interval"` // learned
-	MasterDown     string    `json:"master_down_interval"`
-	AdvertsSent    uint64    `json:"adverts_sent"`
-	AdvertsRecv    uint64    `json:"adverts_received"`
-	Transitions    uint64    `json:"transitions"`
+	State             string    `json:"state"` // init|backup|master|fault
+	Since             time.Time `json:"since"`
+	Priority          int       `json:"priority"`
+	EffectivePriority int       `json:"effective_priority"`
+	VRID              int       `json:"vrid"`
+	VIP               string    `json:"vip"`
+	VIPHeld           bool      `json:"vip_held"`
+	Preempt           bool      `json:"preempt"`
+	StartState        string    `json:"start_state"`     // master|backup (what Start does; the owner starts master anyway)
+	AdvertInterval    string    `json:"advert_interval"` // ours
+	MasterAddr        string    `json:"master"`
+	MasterPriority    int       `json:"master_priority"`
+	MasterInterval    string    `json:"master_interval"` // learned
+	MasterDown        string    `json:"master_down_interval"`
+	AdvertsSent       uint64    `json:"adverts_sent"`
+	AdvertsRecv       uint64    `json:"adverts_received"`
+	Transitions       uint64    `json:"transitions"`
 }
 
-// nodeShared is what the receive path publishes for the whole node.
+// nodeShared is what the receive path and the tracker publish for the
+// whole node.
 type nodeShared struct {
 	mu      sync.Mutex
 	dropped map[string]uint64
+	track   []TrackStatus
+	verdict verdict // what every instance's loop applies on its tracked signal
 }
 
 func (s *nodeShared) add(f func(*nodeShared)) {
@@ -86,6 +96,7 @@ type shared struct {
 	sent           uint64
 	recv           uint64
 	transitions    uint64
+	priority       uint8 // effective
 }
 
 // snapshot copies the machine's observable state. Called by the machine
@@ -126,8 +137,10 @@ func (n *Node) Status() Status {
 	st.Preempt, st.AdvertInterval, st.MasterAddr, st.MasterPriority = f.Preempt, f.AdvertInterval, f.MasterAddr, f.MasterPriority
 	st.StartState = f.StartState
 	st.MasterInterval, st.MasterDown, st.AdvertsSent, st.AdvertsRecv, st.Transitions = f.MasterInterval, f.MasterDown, f.AdvertsSent, f.AdvertsRecv, f.Transitions
+	st.EffectivePriority = f.EffectivePriority
 	n.shared.mu.Lock()
 	st.Dropped = maps.Clone(n.shared.dropped)
+	st.Track = slices.Clone(n.shared.track)
 	n.shared.mu.Unlock()
 	if st.Dropped == nil {
 		st.Dropped = map[string]uint64{}
@@ -140,21 +153,22 @@ func (in *instance) status() InstanceStatus {
 	defer in.shared.mu.Unlock()
 	s := &in.shared
 	st := InstanceStatus{
-		State:          s.state.String(),
-		Since:          s.since,
-		Priority:       int(in.cfg.Priority),
-		VRID:           int(in.cfg.VRID),
-		VIP:            in.cfg.VIP.String(),
-		VIPHeld:        s.vipHeld,
-		Preempt:        in.cfg.Preempt,
-		StartState:     startState(in.cfg.StartMaster),
-		AdvertInterval: in.cfg.Interval.String(),
-		MasterPriority: int(s.masterPriority),
-		MasterInterval: s.masterInterval.String(),
-		MasterDown:     s.masterDown.String(),
-		AdvertsSent:    s.sent,
-		AdvertsRecv:    s.recv,
-		Transitions:    s.transitions,
+		State:             s.state.String(),
+		Since:             s.since,
+		Priority:          int(in.cfg.Priority),
+		EffectivePriority: int(s.priority),
+		VRID:              int(in.cfg.VRID),
+		VIP:               in.cfg.VIP.String(),
+		VIPHeld:           s.vipHeld,
+		Preempt:           in.cfg.Preempt,
+		StartState:        startState(in.cfg.StartMaster),
+		AdvertInterval:    in.cfg.Interval.String(),
+		MasterPriority:    int(s.masterPriority),
+		MasterInterval:    s.masterInterval.String(),
+		MasterDown:        s.masterDown.String(),
+		AdvertsSent:       s.sent,
+		AdvertsRecv:       s.recv,
+		Transitions:       s.transitions,
 	}
 	if s.masterAddr.IsValid() {
 		st.MasterAddr = s.masterAddr.String()

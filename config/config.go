@@ -8,6 +8,7 @@ package config
 
 import (
 	"os"
+	"slices"
 	"time"
 
 	"github.com/mxgate/mxgate/scanner"
@@ -236,6 +237,15 @@ type Cluster struct {
 	// (0 = never), so clients find the master again soon after a split
 	// brain healed without any node hearing a lower priority.
 	GARPMasterRefresh Duration `yaml:"garp_master_refresh" json:"garp_master_refresh"`
+	// Track lists what this node's service depends on (keepalived's
+	// track_script/track_interface): while an item fails the node lowers
+	// its advertised priority by the item's weight, or with fault: true
+	// enters the FAULT state (no VIP, never master).
+	Track []Track `yaml:"track" json:"track"`
+	// TrackInterface tracks the interface's link as {check: interface,
+	// fault: true} unless Track lists the interface itself: as keepalived,
+	// which tracks its VRRP interface unless told dont_track_primary.
+	TrackInterface bool `yaml:"track_interface" json:"track_interface"`
 	// Mode is active-active (every node scans by weight) or active-passive
 	// (the master scans everything).
 	Mode string `yaml:"mode" json:"mode"`
@@ -259,6 +269,66 @@ type Cluster struct {
 	// Peers are the other nodes' peer APIs, used for scanning while the
 	// shared store (and with it the live membership) cannot be read.
 	Peers []Peer `yaml:"peers" json:"peers"`
+}
+
+// The checks cluster.track knows.
+const (
+	TrackDownstream = "downstream" // the downstream server takes TCP connections
+	TrackStore      = "store"      // the store answers
+	TrackEngines    = "engines"    // no engine the policy needs (on_error not accept) is down
+	TrackInterface  = "interface"  // the VRRP interface's link is up
+)
+
+// Defaults of a polled track item (keepalived's vrrp_script has interval 1s,
+// fall 1, rise 1; two in a row keep one lost SYN or slow answer from moving
+// the VIP, at the cost of a second of detection).
+const (
+	DefaultTrackInterval = time.Second
+	DefaultTrackFall     = 2
+	DefaultTrackRise     = 2
+)
+
+// Track is one item of cluster.track.
+type Track struct {
+	// Check is downstream, store, engines or interface.
+	Check string `yaml:"check" json:"check"`
+	// Weight (-254..-1) lowers the advertised priority while the check
+	// fails; exactly one of Weight and Fault.
+	Weight int `yaml:"weight" json:"weight"`
+	// Fault puts the node in the FAULT state while the check fails.
+	Fault bool `yaml:"fault" json:"fault"`
+	// Interval between checks (0 = DefaultTrackInterval); Fall failures in
+	// a row make the item failing, Rise successes in a row make it work
+	// again (0 = the defaults). Not for the interface, whose link changes
+	// count at once.
+	Interval Duration `yaml:"interval" json:"interval"`
+	Fall     int      `yaml:"fall" json:"fall"`
+	Rise     int      `yaml:"rise" json:"rise"`
+}
+
+// Timing is the item's interval, fall and rise with the defaults applied.
+func (t Track) Timing() (time.Duration, int, int) {
+	iv, fall, rise := t.Interval.Duration, t.Fall, t.Rise
+	if iv == 0 {
+		iv = DefaultTrackInterval
+	}
+	if fall == 0 {
+		fall = DefaultTrackFall
+	}
+	if rise == 0 {
+		rise = DefaultTrackRise
+	}
+	return iv, fall, rise
+}
+
+// Tracks is cluster.track with the implicit interface item of
+// TrackInterface added.
+func (cl Cluster) Tracks() []Track {
+	out := slices.Clone(cl.Track)
+	if cl.TrackInterface && !slices.ContainsFunc(out, func(t Track) bool { return t.Check == TrackInterface }) {
+		out = append(out, Track{Check: TrackInterface, Fault: true})
+	}
+	return out
 }
 
 // Instance is one virtual router of cluster.instances. A zero (or, for
@@ -375,6 +445,8 @@ func Default() Config {
 			GARPRepeat:        5,
 			GARPRefresh:       Duration{Duration: 5 * time.Second},
 			GARPMasterRefresh: Duration{Duration: 60 * time.Second},
+			Track:             []Track{},
+			TrackInterface:    true,
 			Mode:              ModeActiveActive,
 			Weight:            100,
 			PeerListen:        "0.0.0.0:8026",

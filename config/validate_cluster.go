@@ -58,6 +58,7 @@ func (cl Cluster) validateVRRP(p *problems) {
 	}
 	p.oneOf("cluster.checksum", cl.Checksum, "pseudo-header", "message")
 	cl.validateGARP(p)
+	cl.validateTrack(p)
 	if cl.Notify != "" && strings.TrimSpace(cl.Notify) == "" {
 		p.add("cluster.notify", "is blank")
 	}
@@ -267,4 +268,42 @@ func weight(p *problems, key string, w int) {
 		p.add(key, "must be 0 or more, got %d", w)
 	}
 	p.atMost(key, int64(w), MaxWeight, "")
+}
+
+// validateTrack checks cluster.track: a known check, listed once, weight
+// XOR fault, and timings that make sense (none for the interface, whose
+// link is watched rather than polled).
+func (cl Cluster) validateTrack(p *problems) {
+	seen := map[string]bool{}
+	for i, t := range cl.Track {
+		key := fmt.Sprintf("cluster.track[%d]", i)
+		p.oneOf(key+".check", t.Check, TrackDownstream, TrackStore, TrackEngines, TrackInterface)
+		if seen[t.Check] {
+			p.add(key+".check", "%q is listed twice", t.Check)
+		}
+		seen[t.Check] = true
+		switch {
+		case t.Fault && t.Weight != 0:
+			p.add(key, "weight and fault: true exclude each other (fault gives up the VIP whatever the weight)")
+		case !t.Fault && t.Weight == 0:
+			p.add(key, "needs weight (-254 to -1) or fault: true")
+		case t.Weight > 0 || t.Weight < -254:
+			p.add(key+".weight", "must be -254 to -1 (the priority is lowered while the check fails), got %d", t.Weight)
+		}
+		if t.Check == TrackInterface {
+			if t.Interval.Duration != 0 || t.Fall != 0 || t.Rise != 0 {
+				p.add(key, "interval, fall and rise do not apply to the interface: link changes count at once")
+			}
+			continue
+		}
+		if iv := t.Interval.Duration; iv != 0 && (iv < 100*time.Millisecond || iv > time.Hour) {
+			p.add(key+".interval", "must be 0 (default %s) or 100ms to 1h, got %s", DefaultTrackInterval, iv)
+		}
+		if t.Fall < 0 || t.Fall > 100 {
+			p.add(key+".fall", "must be 0 (default %d) or 1 to 100, got %d", DefaultTrackFall, t.Fall)
+		}
+		if t.Rise < 0 || t.Rise > 100 {
+			p.add(key+".rise", "must be 0 (default %d) or 1 to 100, got %d", DefaultTrackRise, t.Rise)
+		}
+	}
 }

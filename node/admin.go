@@ -100,8 +100,8 @@ func newLearner(local scanner.Local, s scanner.EngineSettings) (func(context.Con
 // needs (on_error not accept) does not answer, naming it; else next.
 func enginesHealth(pool *scanner.Pool, next func() error) func() error {
 	return func() error {
-		if down := pool.EnginesDown(); len(down) > 0 {
-			return fmt.Errorf("engine down: %s", strings.Join(down, ", "))
+		if err := enginesCheck(pool)(context.Background()); err != nil {
+			return err
 		}
 		return next()
 	}
@@ -113,9 +113,41 @@ func healthCheck(st *store.Backend, down deliver.Options) func() error {
 	return func() error {
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 		defer cancel()
+		if err := storeCheck(st)(ctx); err != nil {
+			return err
+		}
+		return downstreamCheck(down)(ctx)
+	}
+}
+
+// The checks of /healthz one by one, also what cluster.track runs: an
+// error says what does not work.
+
+// enginesCheck fails while an engine the policy needs (on_error not
+// accept) does not answer; the pool's own probes decide that.
+func enginesCheck(pool *scanner.Pool) func(context.Context) error {
+	return func(context.Context) error {
+		if down := pool.EnginesDown(); len(down) > 0 {
+			return fmt.Errorf("engine down: %s", strings.Join(down, ", "))
+		}
+		return nil
+	}
+}
+
+// storeCheck fails while the store does not answer a read.
+func storeCheck(st *store.Backend) func(context.Context) error {
+	return func(ctx context.Context) error {
 		if _, err := st.Quarantine.List(ctx, quarantine.Filter{Limit: 1}); err != nil {
 			return fmt.Errorf("store: %w", err)
 		}
+		return nil
+	}
+}
+
+// downstreamCheck fails while the downstream server takes no TCP
+// connections.
+func downstreamCheck(down deliver.Options) func(context.Context) error {
+	return func(ctx context.Context) error {
 		var d net.Dialer
 		c, err := d.DialContext(ctx, "tcp", down.Addr)
 		if err != nil {

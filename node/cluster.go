@@ -78,7 +78,12 @@ func newClusterParts(cfg config.Config, st *store.Backend, pool *scanner.Pool, d
 		return cp, nil
 	}
 	var err error
-	if cp.node, err = cluster.New(clusterOptions(cfg, log, reg)); err != nil {
+	checks := map[string]func(context.Context) error{
+		config.TrackDownstream: downstreamCheck(downstream(cfg)),
+		config.TrackStore:      storeCheck(st),
+		config.TrackEngines:    enginesCheck(pool),
+	}
+	if cp.node, err = cluster.New(clusterOptions(cfg, checks, log, reg)); err != nil {
 		return nil, fmt.Errorf("cluster: %w", err)
 	}
 	peerConns, peerConnsPerIP := peerConnectionLimits(cfg)
@@ -126,8 +131,10 @@ func newClusterParts(cfg config.Config, st *store.Backend, pool *scanner.Pool, d
 	return cp, nil
 }
 
-// clusterOptions are the VRRP node's options from cfg.
-func clusterOptions(cfg config.Config, log *slog.Logger, reg prometheus.Registerer) cluster.Options {
+// clusterOptions are the VRRP node's options from cfg; checks are the
+// functions cluster.track names (all but the interface, which the cluster
+// package watches itself).
+func clusterOptions(cfg config.Config, checks map[string]func(context.Context) error, log *slog.Logger, reg prometheus.Registerer) cluster.Options {
 	cl := cfg.Cluster
 	o := cluster.Options{
 		Interface:         cl.Interface,
@@ -162,6 +169,11 @@ func clusterOptions(cfg config.Config, log *slog.Logger, reg prometheus.Register
 	for _, p := range cl.UnicastPeers {
 		a, _ := netip.ParseAddr(p)
 		o.UnicastPeers = append(o.UnicastPeers, a)
+	}
+	for _, t := range cl.Tracks() {
+		iv, fall, rise := t.Timing()
+		// The interface has no check function: nil tells cluster to watch the link.
+		o.Track = append(o.Track, cluster.Track{Name: t.Check, Check: checks[t.Check], Weight: t.Weight, Fault: t.Fault, Interval: iv, Fall: fall, Rise: rise})
 	}
 	return o
 }

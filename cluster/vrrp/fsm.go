@@ -14,6 +14,11 @@ const (
 	Initialize State = iota
 	Backup
 	Master
+	// Fault: something the node serves is broken (a tracked check, the
+	// interface's link). It holds no VIP, sends no adverts, ignores those it
+	// hears and never becomes Master; on recovery it enters Backup. Not in
+	// RFC 5798: keepalived's FAULT state, which its users rely on.
+	Fault
 )
 
 // String returns the names used in logs, metrics labels, notify arguments and the status
@@ -26,14 +31,19 @@ func (s State) String() string {
 		return "backup"
 	case Master:
 		return "master"
+	case Fault:
+		return "fault"
 	}
 	return fmt.Sprintf("state(%d)", int(s))
 }
 
 // Config is the configuration of one virtual router.
 type Config struct {
-	VRID         uint8
-	Priority     uint8         // 1..255 (255 = owner)
+	VRID uint8
+	// Priority is 1..255 (255 = owner). SetPriority changes it while the
+	// machine runs (tracked checks lower it); the machine then uses the new
+	// value everywhere, including the owner test of Start.
+	Priority     uint8
 	Interval     time.Duration // our Advertisement_Interval
 	Preempt      bool          // see Machine.Receive
 	PreemptDelay time.Duration // 0 = none
@@ -80,7 +90,7 @@ type Action struct {
 	Kind     ActionKind
 	Priority uint8  // SendAdvert
 	From, To State  // Transition
-	Reason   string // Transition: "startup", "owner", "master_down", "priority_zero", "preempt", "higher_priority", "shutdown"
+	Reason   string // Transition: "startup", "owner", "master_down", "priority_zero", "preempt", "higher_priority", "shutdown", "fault", "recovered"
 }
 
 // Transition reasons. They end up in logs and notify hooks, so they are stable.
@@ -92,6 +102,8 @@ const (
 	reasonPreempt        = "preempt"
 	reasonHigherPriority = "higher_priority"
 	reasonShutdown       = "shutdown"
+	reasonFault          = "fault"
+	reasonRecovered      = "recovered"
 )
 
 // Machine is the VRRPv3 state machine of one virtual router (RFC 5798 §6.4 with the
@@ -117,6 +129,10 @@ type Machine struct {
 	downAt    time.Time // Master_Down_Timer (Backup)
 	adverAt   time.Time // Adver_Timer (Master)
 	preemptAt time.Time // end of PreemptDelay (Backup)
+
+	// fault is what SetFault last said; it outlives Initialize so that a node
+	// started while broken enters Fault rather than Backup.
+	fault bool
 
 	// downReason tells a takeover after a priority-0 advert (Skew_Time) apart from one
 	// after silence; operators read it to know whether the old master left gracefully.
@@ -276,6 +292,9 @@ func (m *Machine) Start(now time.Time) []Action {
 	}
 	m.start = now
 	m.clearTimers()
+	if m.fault {
+		return []Action{m.transition(now, Fault, reasonFault)}
+	}
 	// (105) The address owner does not wait for anyone, whatever its start state.
 	if m.cfg.Priority == 255 {
 		return m.becomeMaster(now, reasonOwner)
@@ -302,7 +321,7 @@ func (m *Machine) Shutdown(now time.Time) []Action {
 			{Kind: DelVIP},
 			m.transition(now, Initialize, reasonShutdown), // (670)
 		}
-	case Backup:
+	case Backup, Fault:
 		m.clearTimers()                                               // (350)
 		out = []Action{m.transition(now, Initialize, reasonShutdown)} // (355)
 	default:
@@ -418,4 +437,58 @@ func (m *Machine) Tick(now time.Time) []Action {
 			out = append(out, Action{Kind: SendAdvert, Priority: m.cfg.Priority})
 		}
 	}
+}
+
+// Priority is the priority in use now: the configured one, or what
+// SetPriority set.
+func (m *Machine) Priority() uint8 { return m.cfg.Priority }
+
+// SetPriority changes our priority while running (keepalived's track
+// weights). A Master advertises the new value at once and restarts its
+// Adver_Timer, so that a Backup with preemption and a priority now higher
+// takes over within one packet instead of at the next advert; a Backup uses
+// it from the next advert it hears (its Skew_Time and whether it preempts).
+// p = 0 is refused: on the wire it means "resigning".
+func (m *Machine) SetPriority(now time.Time, p uint8) []Action {
+	if p == 0 || p == m.cfg.Priority {
+		return nil
+	}
+	m.cfg.Priority = p
+	if m.state != Master {
+		return nil
+	}
+	m.adverAt = now.Add(m.cfg.Interval)
+	return []Action{{Kind: SendAdvert, Priority: p}}
+}
+
+// SetFault enters (fault) or leaves (!fault) the Fault state. A Master
+// resigns as on Shutdown — a priority-0 advert first, so the best Backup
+// takes over after Skew_Time rather than Master_Down_Interval (keepalived
+// does the same on FAULT), then the VIP goes. Recovery enters Backup and
+// waits Master_Down_Interval like a start: a master that exists meanwhile
+// announces itself, and preemption then applies as usual. Before Start it
+// only records the fault, so that Start enters Fault.
+func (m *Machine) SetFault(now time.Time, fault bool) []Action {
+	if fault == m.fault {
+		return nil
+	}
+	m.fault = fault
+	var out []Action
+	switch {
+	case fault && m.state == Master:
+		out = []Action{{Kind: SendAdvert, Priority: 0}, {Kind: DelVIP}}
+	case fault && m.state == Backup:
+	case !fault && m.state == Fault:
+		m.clearTimers()
+		m.masterInterval = m.cfg.Interval
+		m.downAt = now.Add(m.MasterDownInterval())
+		m.downReason = reasonMasterDown
+		return []Action{m.transition(now, Backup, reasonRecovered)}
+	default: // Initialize: Start reads m.fault
+		return nil
+	}
+	m.clearTimers()
+	m.masterAddr, m.masterPrio, m.lastHeard = netip.Addr{}, 0, time.Time{}
+	m.masterInterval = m.cfg.Interval
+	return append(out, m.transition(now, Fault, reasonFault))
 }

@@ -64,7 +64,7 @@ func TestTimes(t *testing.T) {
 // step is one input to the machine at t0+at and the actions it must produce.
 type step struct {
 	at   time.Duration
-	ev   string // start, tick, recv, shutdown
+	ev   string // start, tick, recv, shutdown, fault, recover, prio (priority in a.Priority)
 	src  netip.Addr
 	a    Advert
 	want []Action
@@ -360,7 +360,7 @@ func TestRules(t *testing.T) {
 		},
 	}
 
-	runRules(t, rules)
+	runRules(t, append(rules, trackRules()...))
 }
 
 func runRules(t *testing.T, rules []rule) {
@@ -409,6 +409,10 @@ func (s step) apply(m *Machine) []Action {
 		return m.Receive(now, s.src, s.a)
 	case "shutdown":
 		return m.Shutdown(now)
+	case "fault", "recover":
+		return m.SetFault(now, s.ev == "fault")
+	case "prio":
+		return m.SetPriority(now, s.a.Priority)
 	}
 	panic("unknown step " + s.ev)
 }
@@ -467,7 +471,7 @@ func TestNewValidates(t *testing.T) {
 }
 
 func TestStrings(t *testing.T) {
-	for s, want := range map[State]string{Initialize: "init", Backup: "backup", Master: "master", State(9): "state(9)"} {
+	for s, want := range map[State]string{Initialize: "init", Backup: "backup", Master: "master", Fault: "fault", State(9): "state(9)"} {
 		if s.String() != want {
 			t.Errorf("%d: %q, want %q", int(s), s.String(), want)
 		}

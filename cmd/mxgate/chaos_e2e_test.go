@@ -549,7 +549,8 @@ func (r *chaosRun) redisOutage() {
 }
 
 // cutLink takes the master's switch port down for form.outage: a backup
-// takes over while the cut-off node stays master on its side; when the
+// takes over while the cut-off node is in fault (its link is tracked by
+// default) and holds no VIP; when the
 // link returns, the higher priority of the two keeps the VIP.
 func (r *chaosRun) cutLink() {
 	m := r.master

@@ -12,6 +12,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/mxgate/mxgate/admin"
+	"github.com/mxgate/mxgate/cluster"
 	"github.com/mxgate/mxgate/node"
 )
 
@@ -76,7 +77,14 @@ func printClusterState(w io.Writer, st node.ClusterView) error {
 	if st.StartState != "" { // a node older than start_state does not say
 		start = "start as " + clean(st.StartState) + ", "
 	}
-	t.row("PRIORITY", fmt.Sprintf("%d (%spreempt %s)", st.Priority, start, onOff(st.Preempt)))
+	prio := fmt.Sprint(st.Priority)
+	if st.EffectivePriority != 0 && st.EffectivePriority != st.Priority { // 0: a node from before tracking
+		prio += fmt.Sprintf(", advertising %d while tracked checks fail", st.EffectivePriority)
+	}
+	t.row("PRIORITY", fmt.Sprintf("%s (%spreempt %s)", prio, start, onOff(st.Preempt)))
+	if len(st.Track) > 0 {
+		t.row("TRACK", trackStates(st.Track))
+	}
 	t.row("VRID", fmt.Sprint(st.VRID))
 	vip := "not held"
 	if st.VIPHeld {
@@ -103,8 +111,12 @@ func printClusterState(w io.Writer, st node.ClusterView) error {
 			if in.MasterAddr != "" {
 				master = fmt.Sprintf("%s priority %d", clean(in.MasterAddr), in.MasterPriority)
 			}
-			t.row(fmt.Sprintf("VRID %d", in.VRID), fmt.Sprintf("%s, priority %d (preempt %s), VIP %s %s, master %s, sent %d, received %d",
-				clean(in.State), in.Priority, onOff(in.Preempt), clean(in.VIP), held, master, in.AdvertsSent, in.AdvertsRecv))
+			prio := fmt.Sprint(in.Priority)
+			if in.EffectivePriority != 0 && in.EffectivePriority != in.Priority {
+				prio += fmt.Sprintf(" advertising %d", in.EffectivePriority)
+			}
+			t.row(fmt.Sprintf("VRID %d", in.VRID), fmt.Sprintf("%s, priority %s (preempt %s), VIP %s %s, master %s, sent %d, received %d",
+				clean(in.State), prio, onOff(in.Preempt), clean(in.VIP), held, master, in.AdvertsSent, in.AdvertsRecv))
 		}
 	}
 	state := "ok"
@@ -114,6 +126,24 @@ func printClusterState(w io.Writer, st node.ClusterView) error {
 	t.row("STORE", state)
 	t.row("CONFIG", fmt.Sprintf("revision %d applied, mode %s", st.Revision, clean(st.Mode)))
 	return t.flush()
+}
+
+// trackStates lists the tracked checks: "name ok (weight -150)" or "name
+// FAILING (fault): why".
+func trackStates(ts []cluster.TrackStatus) string {
+	var out []string
+	for _, tr := range ts {
+		how := "fault"
+		if !tr.Fault {
+			how = fmt.Sprintf("weight %d", tr.Weight)
+		}
+		s := fmt.Sprintf("%s ok (%s)", clean(tr.Check), how)
+		if tr.Failing {
+			s = fmt.Sprintf("%s FAILING (%s): %s", clean(tr.Check), how, clean(tr.Error))
+		}
+		out = append(out, s)
+	}
+	return strings.Join(out, "; ")
 }
 
 func printMembers(w io.Writer, st node.ClusterView) error {

@@ -37,6 +37,10 @@ func TestClusterStatusCommand(t *testing.T) {
 		Mode: "multicast", Preempt: true, StartState: "backup", AdvertInterval: "1s", MasterAddr: "198.18.0.11", MasterPriority: 200,
 		MasterInterval: "1s", MasterDown: "3.609375s", AdvertsSent: 0, AdvertsRecv: 42,
 		Dropped: map[string]uint64{"ttl": 2, "checksum": 1, "vrid": 0}, Transitions: 1,
+		EffectivePriority: 50, Track: []cluster.TrackStatus{
+			{Check: "downstream", Weight: -150, Failing: true, Error: "downstream 198.18.0.250:25: connection refused"},
+			{Check: "interface", Fault: true},
+		},
 	}, Mode: "active-active", Revision: 7, Members: []members.Member{
 		{ID: "n1", PeerAddr: "198.18.0.11:8026", Weight: 100, Healthy: true, Busy: 3, Workers: 8, Master: true, Revision: 7, Seen: time.Now().Add(-time.Second).UTC().Truncate(time.Millisecond)},
 		{ID: "n2", PeerAddr: "198.18.0.12:8026", Weight: 50, Healthy: false, Revision: 6, Seen: time.Now().UTC().Truncate(time.Millisecond)},
@@ -47,7 +51,8 @@ func TestClusterStatusCommand(t *testing.T) {
 	for _, want := range []string{
 		"NODE             n2",
 		"STATE            backup for 1m3", // 1m30s and some
-		"PRIORITY         100 (start as backup, preempt on)",
+		"PRIORITY         100, advertising 50 while tracked checks fail (start as backup, preempt on)",
+		"TRACK            downstream FAILING (weight -150): downstream 198.18.0.250:25: connection refused; interface ok (fault)",
 		"VIP              198.18.0.100/24 on eth0, not held",
 		"MASTER           198.18.0.11 priority 200",
 		"master down after 3.609375s",

@@ -127,6 +127,7 @@ type nodeConf struct {
 	advert  time.Duration
 	preempt bool
 	drain   time.Duration // smtp.drain_timeout; 0 = 10s
+	down    string        // downstream.address; "" = the client namespace's :2526
 	extra   string        // more YAML lines under cluster:, each indented two spaces
 	// routers replaces "vrid: 51" and "vip: LabVIP" (e.g. an instances
 	// list), YAML lines under cluster:, each indented two spaces.
@@ -145,7 +146,7 @@ type mxNode struct {
 
 // writeNodeConfig writes node i's configuration: SMTP on the VIP (bound
 // before it is held) and on the node's own address, admin on the node's
-// loopback, downstream = the client namespace.
+// loopback, downstream = the client namespace (c.down).
 func writeNodeConfig(t *testing.T, lab *testenv.Lab, i int, c nodeConf) string {
 	t.Helper()
 	dir := t.TempDir()
@@ -158,6 +159,9 @@ func writeNodeConfig(t *testing.T, lab *testenv.Lab, i int, c nodeConf) string {
 		vip, prefix, own = testenv.LabVIP6, testenv.LabPrefix6, lab.NodeAddr6(i)
 		c.extra = fmt.Sprintf("  peer_listen: \"%s:8026\"\n", lab.NodeAddr(i)) + c.extra
 	}
+	if c.down == "" {
+		c.down = lab.ClientAddr() + ":2526"
+	}
 	if c.routers == "" {
 		c.routers = fmt.Sprintf("  vrid: 51\n  vip: %s/%d\n", vip, prefix)
 	}
@@ -167,7 +171,7 @@ smtp:
   hostname: n%[1]d.lab.test
   accept_domains: [lab.test]
   drain_timeout: %[11]s
-downstream: {address: "%[5]s:2526", timeout: 10s}
+downstream: {address: "%[5]s", timeout: 10s}
 admin: {listen: "127.0.0.1:8025"}
 cluster:
   enabled: true
@@ -176,7 +180,7 @@ cluster:
   advert_interval: %[8]s
   preempt: %[9]t
   secret: lab-secret-lab-secret
-%[10]s`, i, filepath.Join(dir, "data"), vip, own, lab.ClientAddr(), prefix,
+%[10]s`, i, filepath.Join(dir, "data"), vip, own, c.down, prefix,
 		c.prio, c.advert, c.preempt, c.extra, c.drain, c.routers, net.JoinHostPort(vip, "25"), net.JoinHostPort(own, "25"))
 	path := filepath.Join(dir, "mxgate.yaml")
 	if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
@@ -241,6 +245,15 @@ type labStatus struct {
 	Dropped        map[string]uint64 `json:"dropped"`
 	Transitions    uint64            `json:"transitions"`
 	Instances      []labInstance     `json:"instances"`
+	// Tracking (issue 12).
+	EffectivePriority int `json:"effective_priority"`
+	Track             []struct {
+		Check   string `json:"check"`
+		Weight  int    `json:"weight"`
+		Fault   bool   `json:"fault"`
+		Failing bool   `json:"failing"`
+		Error   string `json:"error"`
+	} `json:"track"`
 }
 
 // statusErr runs `mxgate cluster status --json` inside the node.
@@ -588,8 +601,10 @@ func TestClusterGracefulStop(t *testing.T) {
 	n2.waitState(t, "master", time.Second)
 }
 
-// A partition: the master's switch port goes down. The backup no longer
-// hears it and becomes master too (two masters while the segment is
+// A partition: the master's switch port goes down, with the link not
+// tracked (track_interface: false), which stands for a partition behind
+// links that stay up (a switch between the nodes failing). The backup no
+// longer hears it and becomes master too (two masters while the segment is
 // split, each holding the VIP). When the link returns, the lower one hears
 // the higher and steps down, the higher re-announces the VIP (RFC 9568: a
 // master hearing a lower master answers at once with an advert and
@@ -601,9 +616,9 @@ func TestClusterPartition(t *testing.T) {
 	vip := testenv.LabVIP + ":25"
 	// No second GARP burst: it would hide whether the healed master
 	// re-announces the VIP (it may fall right after the heal).
-	noRefresh := "  garp_refresh: 0s\n"
-	n1 := startNode(t, lab, 1, nodeConf{prio: 200, advert: advert, preempt: true, extra: noRefresh})
-	n2 := startNode(t, lab, 2, nodeConf{prio: 100, advert: advert, preempt: true, extra: noRefresh})
+	untracked := "  garp_refresh: 0s\n  track_interface: false\n"
+	n1 := startNode(t, lab, 1, nodeConf{prio: 200, advert: advert, preempt: true, extra: untracked})
+	n2 := startNode(t, lab, 2, nodeConf{prio: 100, advert: advert, preempt: true, extra: untracked})
 	n1.waitState(t, "master", 5*time.Second)
 	n2.waitState(t, "backup", 2*time.Second)
 	waitBanner(t, lab, vip, "n1.lab.test", 5*time.Second)

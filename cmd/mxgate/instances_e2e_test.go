@@ -115,11 +115,12 @@ func TestClusterInstancesMirrored(t *testing.T) {
 
 // labInstance is one item of the cluster status' "instances".
 type labInstance struct {
-	VRID    int    `json:"vrid"`
-	VIP     string `json:"vip"`
-	State   string `json:"state"`
-	VIPHeld bool   `json:"vip_held"`
-	Master  string `json:"master"`
+	VRID              int    `json:"vrid"`
+	VIP               string `json:"vip"`
+	State             string `json:"state"`
+	VIPHeld           bool   `json:"vip_held"`
+	Master            string `json:"master"`
+	EffectivePriority int    `json:"effective_priority"`
 }
 
 // instancesErr reads the node's virtual routers from `mxgate cluster
