@@ -55,6 +55,10 @@ const (
 // NodeAddr6 is node i's own IPv6 address, fd00:198:18::(10+i).
 func NodeAddr6(i int) string { return fmt.Sprintf("fd00:198:18::%d", 10+i) }
 
+// UnixDgramQueue is the net.unix.max_dgram_qlen every lab host gets: what
+// systemd sets on a Debian host, where the kernel's default is 10.
+const UnixDgramQueue = "512"
+
 // ErrExists is returned by Create when the lab's switch namespace already
 // exists: the name belongs to another lab.
 var ErrExists = errors.New("lab exists")
@@ -300,9 +304,14 @@ func (l *Lab) attach(ns, port, addr string, mac net.HardwareAddr) error {
 	// Sysctls before the link is up, so no frame is handled with defaults:
 	// strict rp_filter would drop replies from a VIP that moved between
 	// hosts, and the ARP defaults are pinned so the lab does not depend on
-	// the distribution's.
+	// the distribution's. A new namespace's unix datagram queue holds 10
+	// (the kernel's default; systemd raises it to 512 on every Debian
+	// host): Postfix's postlogd deadlocks on its own socket when that
+	// queue fills before it starts reading, which took Postfix instances
+	// in the lab down under load.
 	if err := l.Do(ns, func() error {
 		for k, v := range map[string]string{
+			"net/unix/max_dgram_qlen":         UnixDgramQueue,
 			"net/ipv4/conf/all/rp_filter":     "0",
 			"net/ipv4/conf/default/rp_filter": "0",
 			"net/ipv4/conf/eth0/rp_filter":    "0",

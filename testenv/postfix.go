@@ -11,6 +11,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/mxgate/mxgate/lab"
 )
 
 // Postfix is a private Postfix instance (own configuration, queue and data
@@ -58,6 +60,10 @@ func (l *Lab) StartPostfix(t testing.TB, ns, main, master string) *Postfix {
 func startPostfix(t testing.TB, wrap []string, main, master string) *Postfix {
 	t.Helper()
 	NeedRoot(t)
+	if len(wrap) == 0 {
+		// A lab namespace gets its own (package lab); this is the host's.
+		raiseUnixDgramQueue(t)
+	}
 	bin := Need(t, "postfix")[0]
 	dir, err := os.MkdirTemp("", "mxgate-postfix-")
 	if err != nil {
@@ -210,4 +216,26 @@ func stopPostfix(t testing.TB, dir string) {
 	}
 	t.Logf("postfix master %d still running 10 s after SIGTERM: killing its process group", pid)
 	syscall.Kill(-pid, syscall.SIGKILL)
+}
+
+// raiseUnixDgramQueue makes the host's net.unix.max_dgram_qlen at least
+// lab.UnixDgramQueue, what systemd sets on every Debian host. Without
+// systemd the kernel's 10 stays, and Postfix's postlogd deadlocks on its
+// own socket when that queue fills before it starts reading (seen under
+// load: every daemon of the instance blocked in unix_wait_for_peer, the
+// instance silent).
+func raiseUnixDgramQueue(t testing.TB) {
+	const f = "/proc/sys/net/unix/max_dgram_qlen"
+	b, err := os.ReadFile(f)
+	if err != nil {
+		return
+	}
+	cur, err := strconv.Atoi(strings.TrimSpace(string(b)))
+	want, _ := strconv.Atoi(lab.UnixDgramQueue)
+	if err != nil || cur >= want {
+		return
+	}
+	if err := os.WriteFile(f, []byte(lab.UnixDgramQueue), 0); err != nil {
+		t.Logf("raise %s from %d to %d: %v", f, cur, want, err)
+	}
 }
