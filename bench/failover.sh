@@ -817,7 +817,7 @@ mkdir -p "$(dirname "$OUT")"
 	echo "|---|---|"
 	echo "| date | $(date -u '+%Y-%m-%d %H:%M UTC') |"
 	echo "| machine | $(nproc) CPU, kernel $(uname -r)${MACHINE_NOTE:+; $MACHINE_NOTE} |"
-	echo "| mxgate | $( (cd "$TOP" && git rev-parse --short HEAD 2>/dev/null) || echo '?')$( (cd "$TOP" && git diff --quiet HEAD 2>/dev/null) || echo ' + uncommitted changes') |"
+	echo "| mxgate | $( (cd "$TOP" && git rev-parse --short HEAD 2>/dev/null) || echo '?')$( (cd "$TOP" && git diff --quiet HEAD -- . ':(exclude)bench/results' 2>/dev/null) || echo ' + uncommitted changes') |"  # the results file itself is being rewritten
 	echo "| keepalived | $(ka_version) |"
 	echo "| setup | 3 nodes (priority 200/100/50, preempt), VRRPv3 multicast, VIP $VIP; client dials VIP:25 every 10 ms; $RUNS runs per row |"
 	echo "| runtime | $(((T_END - T_START) / 60))m$(((T_END - T_START) % 60))s |"
