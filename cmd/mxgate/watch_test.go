@@ -213,7 +213,9 @@ func TestClusterWatch(t *testing.T) {
 		{name: "interval too long", args: []string{"--interval", "61m"}, code: exitUsage},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			ctx, cancel := context.WithCancel(t.Context())
+			// Only a safety net for a watch that would not end: the
+			// cases end it by counting frames.
+			ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
 			defer cancel()
 			u, after := url, tt.after
 			if tt.url != nil {
@@ -265,7 +267,7 @@ func TestClusterWatchTerminal(t *testing.T) {
 	clearAdminEnv(t)
 	url := clusterAdmin(t, &node.ClusterView{Status: cluster.Status{Node: "n2", State: "master", Since: time.Now().UTC()}})
 	ptm, pts := openPTY(t)
-	ctx, cancel := context.WithCancel(t.Context())
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second) // a safety net; the reader ends it
 	defer cancel()
 	// The reader ends the watch after two frames; it ends itself when
 	// the terminal closes (EIO on the master once no slave is open).
