@@ -267,9 +267,10 @@ func adminURL(v string, tls bool) (string, error) {
 	}
 	host, port, err := net.SplitHostPort(v)
 	if err == nil {
+		// Digits only: Atoi takes "+1", which no URL parser does.
 		var n int
-		if n, err = strconv.Atoi(port); err == nil && (n < 1 || n > 65535) {
-			err = errors.New("port out of range")
+		if n, err = strconv.Atoi(port); err == nil && (n < 1 || n > 65535 || strings.ContainsFunc(port, func(r rune) bool { return r < '0' || r > '9' })) {
+			err = errors.New("bad port")
 		}
 	}
 	if a, perr := netip.ParseAddr(host); err == nil && (perr == nil && a.Zone() != "" || perr != nil && !hostName(host)) {
