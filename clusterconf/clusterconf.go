@@ -29,8 +29,10 @@ type Settings struct {
 	Mode string `yaml:"mode" json:"mode"`
 	// Weights override members' own weights: node id → weight (0 = drain).
 	Weights map[string]int `yaml:"weights,omitempty" json:"weights,omitempty"`
-	// Reports is who gets the daily report by mail.
-	Reports config.Reports `yaml:"reports" json:"reports"`
+	// Reports is who gets the daily report by mail. Left out of the JSON
+	// when unset, so that SeedHash of a node file without it is the hash
+	// it had before the key existed (no new revision at the upgrade).
+	Reports config.Reports `yaml:"reports" json:"reports,omitzero"`
 }
 
 // Defaults are the cluster-wide settings of a node file with no scanner or
