@@ -36,4 +36,3 @@ Without --day: yesterday.`,
 	cmd.Flags().StringVar(&day, "day", "", "the UTC day YYYY-MM-DD (default yesterday)")
 	return cmd
 }
-
