@@ -89,6 +89,9 @@ func NewClient(baseURL, token string) (*Client, error) {
 	}, nil
 }
 
+// Addr is the admin API's URL as messages show it, without a password.
+func (c *Client) Addr() string { return c.shown }
+
 // hideUserinfo blanks what stands between "://" and the last "@" of a URL
 // that does not parse, where a password would be.
 func hideUserinfo(s string) string {

@@ -45,13 +45,24 @@ vrid, version, type, short, addr_count, interval, own_address, source,
 family). Then whether the shared store answers, the cluster configuration
 revision this node applied, and the scanning members it dispatches to (id,
 peer address, weight, health, load, role, revision, last heartbeat). Ask each
-node's own admin API to compare them.`,
+node's own admin API to compare them.
+
+--watch redraws the view every --interval (default 1s) until Ctrl-C, like
+watch(1): on a terminal in place, with the time; otherwise one block per
+poll under a timestamp line, for a log; with --json one JSON object per
+line. A node that does not answer is shown as such and polled again: the
+watch goes on through a failover. A refused token ends it.`,
 		Example: `  mxgate cluster status
-  mxgate cluster status --admin 198.18.0.12:8025 --json`,
+  mxgate cluster status --admin 198.18.0.12:8025 --json
+  mxgate cluster status --watch --interval 500ms`,
 		Args: noArgs,
 	}
 	asJSON := jsonFlag(cmd, "the status as one JSON object")
-	cmd.RunE = withAdmin(func(cmd *cobra.Command, _ []string, c *admin.Client) error {
+	watch := watchFlags(cmd)
+	run := withAdmin(func(cmd *cobra.Command, _ []string, c *admin.Client) error {
+		if watch.on {
+			return watchCluster(cmd.Context(), c, cmd.OutOrStdout(), cmd.ErrOrStderr(), watch.interval, *asJSON)
+		}
 		var st node.ClusterView
 		if err := c.ClusterStatus(cmd.Context(), &st); err != nil {
 			return notClustered(err)
@@ -60,13 +71,25 @@ node's own admin API to compare them.`,
 		if *asJSON {
 			return writeJSON(out, st)
 		}
-		if err := printClusterState(out, st); err != nil {
+		return printClusterView(out, st)
+	})
+	cmd.RunE = func(cmd *cobra.Command, args []string) error {
+		if err := watch.check(cmd); err != nil {
 			return err
 		}
-		fmt.Fprintln(out)
-		return printMembers(out, st)
-	})
+		return run(cmd, args)
+	}
 	return cmd
+}
+
+// printClusterView is the table of cluster status: the state, a blank
+// line, the members.
+func printClusterView(w io.Writer, st node.ClusterView) error {
+	if err := printClusterState(w, st); err != nil {
+		return err
+	}
+	fmt.Fprintln(w)
+	return printMembers(w, st)
 }
 
 func printClusterState(w io.Writer, st node.ClusterView) error {

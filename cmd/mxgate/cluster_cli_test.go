@@ -18,6 +18,12 @@ import (
 // node without clustering).
 func clusterAdmin(t *testing.T, st *node.ClusterView) string {
 	t.Helper()
+	return serveAdmin(t, clusterOptions(t, st))
+}
+
+// clusterOptions are the admin options of clusterAdmin's node.
+func clusterOptions(t *testing.T, st *node.ClusterView) admin.Options {
+	t.Helper()
 	be, err := store.OpenEmbedded(t.TempDir())
 	if err != nil {
 		t.Fatal(err)
@@ -27,7 +33,7 @@ func clusterAdmin(t *testing.T, st *node.ClusterView) string {
 	if st != nil {
 		o.Cluster = func() any { return *st }
 	}
-	return serveAdmin(t, o)
+	return o
 }
 
 func TestClusterStatusCommand(t *testing.T) {
