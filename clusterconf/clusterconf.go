@@ -29,6 +29,10 @@ type Settings struct {
 	Mode string `yaml:"mode" json:"mode"`
 	// Weights override members' own weights: node id → weight (0 = drain).
 	Weights map[string]int `yaml:"weights,omitempty" json:"weights,omitempty"`
+	// Reports is who gets the daily report by mail. Left out of the JSON
+	// when unset, so that SeedHash of a node file without it is the hash
+	// it had before the key existed (no new revision at the upgrade).
+	Reports config.Reports `yaml:"reports" json:"reports,omitzero"`
 }
 
 // Defaults are the cluster-wide settings of a node file with no scanner or
@@ -41,7 +45,7 @@ func Defaults() Settings {
 // FromConfig takes the cluster-wide settings from a node's file: what the
 // first revision of a new cluster is seeded with.
 func FromConfig(c config.Config) Settings {
-	s := Settings{Scanner: c.Scanner.Policy.Clone(), Mode: c.Cluster.Mode}
+	s := Settings{Scanner: c.Scanner.Policy.Clone(), Mode: c.Cluster.Mode, Reports: c.Reports.Normalize()}
 	if s.Mode == "" {
 		s.Mode = config.ModeActiveActive
 	}
@@ -54,6 +58,7 @@ func FromConfig(c config.Config) Settings {
 func (s Settings) Apply(c config.Config) config.Config {
 	c.Scanner.Policy = s.Scanner.Clone()
 	c.Cluster.Mode = s.Mode
+	c.Reports = s.Reports.Normalize()
 	return c
 }
 
@@ -69,6 +74,7 @@ func (s *Settings) normalize() {
 	if len(s.Weights) == 0 {
 		s.Weights = nil
 	}
+	s.Reports = s.Reports.Normalize()
 }
 
 // Validate reports every problem of s at once (errors.Join), each naming its
@@ -93,6 +99,9 @@ func (s Settings) Validate() error {
 		}
 	}
 	s.checkBounds(add)
+	if err := s.Reports.Validate(); err != nil {
+		errs = append(errs, err) // its keys are already reports.*
+	}
 	return errors.Join(errs...)
 }
 

@@ -54,6 +54,21 @@ weights: {n1: 100, n2: 0}
 			},
 		},
 		{
+			name: "reports",
+			in:   "reports:\n  mail_to: [admin@corp.test, boss@corp.test]\n  mail_from: mxgate@corp.test\n",
+			check: func(t *testing.T, s Settings) {
+				want := config.Reports{MailTo: []string{"admin@corp.test", "boss@corp.test"}, MailFrom: "mxgate@corp.test"}
+				if !reflect.DeepEqual(s.Reports, want) {
+					t.Errorf("reports = %+v, want %+v", s.Reports, want)
+				}
+			},
+		},
+		{
+			name:    "reports bad address",
+			in:      "reports:\n  mail_to: [admin@corp.test, \"Boss <boss@corp.test>\"]\n",
+			wantErr: []string{"reports.mail_to[1]", "not a mail address"},
+		},
+		{
 			name: "json with tabs",
 			in:   "{\n\t\"mode\": \"active-passive\",\n\t\"scanner\": {\n\t\t\"thresholds\": {\"quarantine\": 3, \"reject\": 9}\n\t}\n}",
 			check: func(t *testing.T, s Settings) {

@@ -142,3 +142,22 @@ func TestUnmentioned(t *testing.T) {
 		t.Errorf("unmentioned changes: %q", got)
 	}
 }
+
+// The report mail keys are set like any other, and checked.
+func TestPatchReports(t *testing.T) {
+	p, err := ParsePatch("reports.mail_to=[admin@corp.test, boss@corp.test]")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := Defaults().With(p)
+	if err != nil || len(s.Reports.MailTo) != 2 || s.Reports.MailTo[1] != "boss@corp.test" {
+		t.Fatalf("With = %+v, %v", s.Reports, err)
+	}
+	p, err = ParsePatch("reports.mail_to=[nobody]")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Defaults().With(p); err == nil || !strings.Contains(err.Error(), "reports.mail_to[0]") {
+		t.Errorf("With a bad address = %v", err)
+	}
+}

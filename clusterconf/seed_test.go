@@ -22,6 +22,8 @@ func TestSeedHashAndDiffKeys(t *testing.T) {
 			s.Scanner.Rules = append(slices.Clone(s.Scanner.Rules), `header Subject /x/ 1 X`)
 		}, []string{"mode", "scanner.rules"}},
 		{"a weight", func(s *Settings) { s.Weights = map[string]int{"n2": 0} }, []string{"weights.n2"}},
+		{"no report recipients are none", func(s *Settings) { s.Reports.MailTo = []string{} }, nil},
+		{"report recipients", func(s *Settings) { s.Reports.MailTo = []string{"admin@corp.test"} }, []string{"reports.mail_to"}},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			s := Defaults()

@@ -30,6 +30,8 @@ type Config struct {
 	Admin Admin `yaml:"admin" json:"admin"`
 	// Cluster is the VRRP cluster membership; ignored unless Enabled.
 	Cluster Cluster `yaml:"cluster" json:"cluster"`
+	// Reports is who gets the daily report by mail (cluster-wide).
+	Reports Reports `yaml:"reports" json:"reports"`
 }
 
 // Node is this node's identity and local state.

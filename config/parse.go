@@ -116,6 +116,7 @@ func (c *Config) normalize() {
 		c.SMTP.AcceptDomains[i] = strings.TrimSuffix(strings.ToLower(strings.TrimSpace(d)), ".")
 	}
 	c.Scanner.Policy = c.Scanner.Policy.Normalize()
+	c.Reports = c.Reports.Normalize()
 }
 
 var unmarshalerType = reflect.TypeFor[yaml.Unmarshaler]()

@@ -12,6 +12,7 @@ func (c Config) Validate() error {
 	c.Scanner.validate(&p)
 	c.Store.validate(&p)
 	c.Admin.validate(&p)
+	c.Reports.validate(&p)
 	if c.Cluster.Enabled {
 		c.Cluster.validate(&p, c.Node.ID)
 	}

@@ -57,7 +57,7 @@ func (n *Node) run(ports *boundPorts) {
 	n.wg.Go(func() { pingEngines(ctx, n.pool, enginePingInterval) })
 	n.wg.Go(func() { expireLoop(ctx, n.store, n.cfg.Store.LogRetention.Duration, n.log) })
 	n.wg.Go(func() {
-		report.RunScheduler(ctx, n.store.Reports, n.store.Log, n.cfg.Node.ID, n.cluster.isMaster, time.Now, n.log)
+		report.RunScheduler(ctx, n.store.Reports, n.store.Log, n.cfg.Node.ID, n.cluster.isMaster, n.reportMail, time.Now, n.log)
 	})
 	if n.admin != nil {
 		ln := ports.take(&ports.admin)
@@ -68,6 +68,23 @@ func (n *Node) run(ports *boundPorts) {
 		})
 	}
 	n.cluster.start(ctx, &n.wg, n.fail, ports.take(&ports.peer))
+}
+
+// reportMail is how the daily report is mailed under the cluster's
+// settings now: through the downstream server, as releases go, from
+// reports.mail_from or postmaster@smtp.hostname.
+func (n *Node) reportMail() report.MailSettings {
+	r := n.shared.v.Load().Reports
+	from := r.MailFrom
+	if from == "" {
+		from = "postmaster@" + n.cfg.SMTP.Hostname
+	}
+	return report.MailSettings{
+		To:         r.MailTo,
+		From:       from,
+		Name:       n.cfg.SMTP.Hostname + "/" + n.cfg.Node.ID,
+		Downstream: downstream(n.cfg),
+	}
 }
 
 // Stop stops the node in order: peers stop sending scans here first, then

@@ -15,6 +15,9 @@ import (
 // JSON; a reverse cursor walks newest first.
 const bucketReports = "reports"
 
+// bucketMail maps a day to the Mailing JSON of its report.
+const bucketMail = "report_mail"
+
 type boltStore struct {
 	db *bbolt.DB
 }
@@ -24,7 +27,7 @@ func NewBolt(db *bbolt.DB) (Store, error) {
 	if db == nil {
 		return nil, errors.New("open reports: nil database")
 	}
-	if err := kv.CreateBuckets(db, bucketReports); err != nil {
+	if err := kv.CreateBuckets(db, bucketReports, bucketMail); err != nil {
 		return nil, fmt.Errorf("open reports: %w", err)
 	}
 	return &boltStore{db: db}, nil
@@ -95,4 +98,58 @@ func (b *boltStore) Days(ctx context.Context, limit int) ([]string, error) {
 		return nil, fmt.Errorf("list reports: %w", err)
 	}
 	return out, nil
+}
+
+func (b *boltStore) ClaimMail(ctx context.Context, day string, m Mailing) (Mailing, bool, error) {
+	if err := ctx.Err(); err != nil {
+		return Mailing{}, false, fmt.Errorf("claim report mail %s: %w", day, err)
+	}
+	if err := checkDay(day); err != nil {
+		return Mailing{}, false, fmt.Errorf("claim report mail: %w", err)
+	}
+	data, err := json.Marshal(m)
+	if err != nil {
+		return Mailing{}, false, fmt.Errorf("claim report mail %s: %w", day, err)
+	}
+	cur, claimed := m, false
+	err = b.db.Update(func(tx *bbolt.Tx) error {
+		bk := tx.Bucket([]byte(bucketMail))
+		if v := bk.Get([]byte(day)); v != nil {
+			return json.Unmarshal(v, &cur)
+		}
+		claimed = true
+		return bk.Put([]byte(day), data)
+	})
+	if err != nil {
+		return Mailing{}, false, fmt.Errorf("claim report mail %s: %w", day, err)
+	}
+	return cur, claimed, nil
+}
+
+func (b *boltStore) FinishMail(ctx context.Context, day string, m Mailing, sent bool) error {
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("finish report mail %s: %w", day, err)
+	}
+	if err := checkDay(day); err != nil {
+		return fmt.Errorf("finish report mail: %w", err)
+	}
+	err := b.db.Update(func(tx *bbolt.Tx) error {
+		bk := tx.Bucket([]byte(bucketMail))
+		var cur Mailing
+		if v := bk.Get([]byte(day)); v == nil || json.Unmarshal(v, &cur) != nil || cur.Token != m.Token {
+			return nil
+		}
+		if !sent {
+			return bk.Delete([]byte(day))
+		}
+		data, err := json.Marshal(m)
+		if err != nil {
+			return err
+		}
+		return bk.Put([]byte(day), data)
+	})
+	if err != nil {
+		return fmt.Errorf("finish report mail %s: %w", day, err)
+	}
+	return nil
 }

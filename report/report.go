@@ -48,6 +48,26 @@ type Store interface {
 	Get(ctx context.Context, day string) (Report, error)
 	// Days lists the days with a report, newest first (limit <= 0: all).
 	Days(ctx context.Context, limit int) ([]string, error)
+	// ClaimMail records m as the mailing of day's report unless one is
+	// recorded; claimed tells which, and cur is the one recorded then (m
+	// when claimed). Atomic, like Create: of concurrent claims one wins.
+	ClaimMail(ctx context.Context, day string, m Mailing) (cur Mailing, claimed bool, err error)
+	// FinishMail ends the claim m of day: with sent, m (its Sent set) is
+	// recorded for good; without, the claim is removed so that a later
+	// run mails the report. A claim no longer m (another's) is left alone.
+	FinishMail(ctx context.Context, day string, m Mailing, sent bool) error
+}
+
+// Mailing is the record of a day's report mail: claimed by Node before
+// the send, and Sent once the downstream took it. A claim without Sent
+// that stays is a send whose outcome is unknown (the node stopped, or the
+// downstream's answer was lost): it is not sent again.
+type Mailing struct {
+	Token   string    `json:"token"` // tells one claim from another
+	Node    string    `json:"node"`
+	Claimed time.Time `json:"claimed"`
+	To      []string  `json:"to"`
+	Sent    time.Time `json:"sent,omitzero"`
 }
 
 // DayFormat is how a Report's Day is written.

@@ -19,37 +19,50 @@ const (
 )
 
 // RunScheduler makes sure, while isMaster(), that yesterday's (UTC) report
-// exists, checking every minute until ctx ends. Days are closed settle
-// after midnight. Exactly once across a failover: a new master that builds
-// the same day loses Create's race and keeps the stored report. now is the
-// clock (time.Now; injectable for tests); a nil logger discards.
-func RunScheduler(ctx context.Context, s Store, log msglog.Store, node string, isMaster func() bool, now func() time.Time, logger *slog.Logger) {
-	runScheduler(ctx, s, log, node, isMaster, now, logger, checkEvery)
+// exists, checking every minute until ctx ends, and mails it when mail
+// says to (nil: never). Days are closed settle after midnight. Exactly
+// once across a failover: a new master that builds the same day loses
+// Create's race and keeps the stored report, and the mail is claimed in
+// the store before it is sent. A failed send is tried again, less and
+// less often, until the next day's report is due. now is the clock
+// (time.Now; injectable for tests); a nil logger discards.
+func RunScheduler(ctx context.Context, s Store, log msglog.Store, node string, isMaster func() bool, mail func() MailSettings, now func() time.Time, logger *slog.Logger) {
+	runScheduler(ctx, newScheduler(s, log, node, isMaster, mail, now, logger), checkEvery)
 }
 
-func runScheduler(ctx context.Context, s Store, log msglog.Store, node string, isMaster func() bool, now func() time.Time, logger *slog.Logger, every time.Duration) {
+// scheduler is RunScheduler's state between its runs.
+type scheduler struct {
+	s        Store
+	log      msglog.Store
+	node     string
+	isMaster func() bool
+	now      func() time.Time
+	logger   *slog.Logger
+	mail     *mailer
+	done     string // the last day known to have a report: no store read for it again
+}
+
+func newScheduler(s Store, log msglog.Store, node string, isMaster func() bool, mail func() MailSettings, now func() time.Time, logger *slog.Logger) *scheduler {
 	if now == nil {
 		now = time.Now
 	}
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	var done string // the last day known to have a report: no store read for it again
+	if mail == nil {
+		mail = func() MailSettings { return MailSettings{} }
+	}
+	return &scheduler{s: s, log: log, node: node, isMaster: isMaster, now: now, logger: logger,
+		mail: &mailer{s: s, node: node, settings: mail, now: now, logger: logger}}
+}
+
+func runScheduler(ctx context.Context, sc *scheduler, every time.Duration) {
 	t := time.NewTicker(every)
 	defer t.Stop()
 	for {
-		if isMaster() {
-			day := StartOfDay(now().Add(-settle)).AddDate(0, 0, -1)
-			if d := day.Format(DayFormat); d != done {
-				if err := ensure(ctx, s, log, node, day, logger); err != nil {
-					if ctx.Err() != nil {
-						return
-					}
-					logger.Warn("daily report not written; retrying in a minute", "day", d, "err", err)
-				} else {
-					done = d
-				}
-			}
+		sc.run(ctx)
+		if ctx.Err() != nil {
+			return
 		}
 		select {
 		case <-ctx.Done():
@@ -57,6 +70,25 @@ func runScheduler(ctx context.Context, s Store, log msglog.Store, node string, i
 		case <-t.C:
 		}
 	}
+}
+
+// run is one run of the job: yesterday's report written, then mailed.
+func (sc *scheduler) run(ctx context.Context) {
+	if !sc.isMaster() {
+		return
+	}
+	day := StartOfDay(sc.now().Add(-settle)).AddDate(0, 0, -1)
+	d := day.Format(DayFormat)
+	if d != sc.done {
+		if err := ensure(ctx, sc.s, sc.log, sc.node, day, sc.logger); err != nil {
+			if ctx.Err() == nil {
+				sc.logger.Warn("daily report not written; retrying in a minute", "day", d, "err", err)
+			}
+			return
+		}
+		sc.done = d
+	}
+	sc.mail.run(ctx, d)
 }
 
 // ensure writes the report of day unless the store has it.

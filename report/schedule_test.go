@@ -35,7 +35,7 @@ func startScheduler(t *testing.T, s Store, log msglog.Store, node string, master
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		runScheduler(ctx, s, log, node, master.Load, c.now, nil, 10*time.Millisecond)
+		runScheduler(ctx, newScheduler(s, log, node, master.Load, nil, c.now, nil), 10*time.Millisecond)
 	}()
 	t.Cleanup(func() { cancel(); <-done })
 }

@@ -95,6 +95,48 @@ func runReports(t *testing.T, open func(t *testing.T) Env) {
 		}
 	})
 
+	// The day's report mail: claimed once; a claim given back can be
+	// claimed again; a sent one stays; another's claim is left alone.
+	t.Run("Mail", func(t *testing.T) {
+		ctx := t.Context()
+		s := open(t).Reports
+		at := day.Add(25 * time.Hour)
+		a := report.Mailing{Token: "a", Node: "n1", Claimed: at, To: []string{"admin@corp.example"}}
+		b := report.Mailing{Token: "b", Node: "n2", Claimed: at.Add(time.Minute), To: a.To}
+		if cur, ok, err := s.ClaimMail(ctx, "2026-03-14", a); err != nil || !ok || cur.Token != "a" {
+			t.Fatalf("first claim = %+v, %v, %v", cur, ok, err)
+		}
+		if cur, ok, err := s.ClaimMail(ctx, "2026-03-14", b); err != nil || ok || !reflect.DeepEqual(cur, a) {
+			t.Fatalf("second claim = %+v, %v, %v; want lost to %+v", cur, ok, err, a)
+		}
+		if err := s.FinishMail(ctx, "2026-03-14", b, false); err != nil {
+			t.Fatal(err)
+		}
+		if _, ok, _ := s.ClaimMail(ctx, "2026-03-14", b); ok {
+			t.Fatal("another's claim removed a's")
+		}
+		if err := s.FinishMail(ctx, "2026-03-14", a, false); err != nil {
+			t.Fatal(err)
+		}
+		if _, ok, err := s.ClaimMail(ctx, "2026-03-14", b); err != nil || !ok {
+			t.Fatalf("claim after a gave back = %v, %v", ok, err)
+		}
+		sent := b
+		sent.Sent = at.Add(2 * time.Minute)
+		if err := s.FinishMail(ctx, "2026-03-14", sent, true); err != nil {
+			t.Fatal(err)
+		}
+		if cur, ok, err := s.ClaimMail(ctx, "2026-03-14", a); err != nil || ok || !cur.Sent.Equal(sent.Sent) || cur.Node != "n2" {
+			t.Fatalf("claim after sent = %+v, %v, %v", cur, ok, err)
+		}
+		if _, ok, err := s.ClaimMail(ctx, "2026-03-15", a); err != nil || !ok {
+			t.Errorf("another day's claim = %v, %v", ok, err)
+		}
+		if _, _, err := s.ClaimMail(ctx, "15.03.2026", a); err == nil {
+			t.Error("claim with a bad day succeeded")
+		}
+	})
+
 	// Masters racing for one day: exactly one writes.
 	t.Run("CreateConcurrent", func(t *testing.T) {
 		const writers = 16
