@@ -16,54 +16,40 @@ import (
 // unless cluster.instances lists several); Instances has every one, the
 // first included.
 type Status struct {
-	Node     string    `json:"node"`
+	Node string `json:"node"`
+	// InstanceStatus is the first virtual router's, its fields at the top
+	// level of the JSON.
+	InstanceStatus
+	// Track is the node's: every virtual router follows it.
+	Track     []TrackStatus     `json:"track"`
+	Interface string            `json:"interface"`
+	Source    string            `json:"source"`
+	Mode      string            `json:"transport"` // multicast|unicast
+	Dropped   map[string]uint64 `json:"dropped"`   // by vrrp.DropReason, for the whole node
+	Instances []InstanceStatus  `json:"instances"`
+}
+
+// InstanceStatus is one virtual router's view.
+type InstanceStatus struct {
 	State    string    `json:"state"` // init|backup|master|fault
 	Since    time.Time `json:"since"`
 	Priority int       `json:"priority"`
 	// EffectivePriority is the one advertised: Priority lowered by the
 	// weights of the failing tracked items.
-	EffectivePriority int `json:"effective_priority"`
-	// Track is the node's: every virtual router follows it.
-	Track          []TrackStatus     `json:"track"`
-	VRID           int               `json:"vrid"`
-	VIP            string            `json:"vip"`
-	VIPHeld        bool              `json:"vip_held"`
-	Interface      string            `json:"interface"`
-	Source         string            `json:"source"`
-	Mode           string            `json:"transport"` // multicast|unicast
-	Preempt        bool              `json:"preempt"`
-	StartState     string            `json:"start_state"`     // master|backup (what Start does; the owner starts master anyway)
-	AdvertInterval string            `json:"advert_interval"` // ours
-	MasterAddr     string            `json:"master"`
-	MasterPriority int               `json:"master_priority"`
-	MasterInterval string            `json:"master_interval"` // learned
-	MasterDown     string            `json:"master_down_interval"`
-	AdvertsSent    uint64            `json:"adverts_sent"`
-	AdvertsRecv    uint64            `json:"adverts_received"`
-	Dropped        map[string]uint64 `json:"dropped"` // by vrrp.DropReason, for the whole node
-	Transitions    uint64            `json:"transitions"`
-	Instances      []InstanceStatus  `json:"instances"`
-}
-
-// InstanceStatus is one virtual router's view, named as in Status.
-type InstanceStatus struct {
-	State             string    `json:"state"` // init|backup|master|fault
-	Since             time.Time `json:"since"`
-	Priority          int       `json:"priority"`
-	EffectivePriority int       `json:"effective_priority"`
-	VRID              int       `json:"vrid"`
-	VIP               string    `json:"vip"`
-	VIPHeld           bool      `json:"vip_held"`
-	Preempt           bool      `json:"preempt"`
-	StartState        string    `json:"start_state"`     // master|backup (what Start does; the owner starts master anyway)
-	AdvertInterval    string    `json:"advert_interval"` // ours
-	MasterAddr        string    `json:"master"`
-	MasterPriority    int       `json:"master_priority"`
-	MasterInterval    string    `json:"master_interval"` // learned
-	MasterDown        string    `json:"master_down_interval"`
-	AdvertsSent       uint64    `json:"adverts_sent"`
-	AdvertsRecv       uint64    `json:"adverts_received"`
-	Transitions       uint64    `json:"transitions"`
+	EffectivePriority int    `json:"effective_priority"`
+	VRID              int    `json:"vrid"`
+	VIP               string `json:"vip"`
+	VIPHeld           bool   `json:"vip_held"`
+	Preempt           bool   `json:"preempt"`
+	StartState        string `json:"start_state"`     // master|backup (what Start does; the owner starts master anyway)
+	AdvertInterval    string `json:"advert_interval"` // ours
+	MasterAddr        string `json:"master"`
+	MasterPriority    int    `json:"master_priority"`
+	MasterInterval    string `json:"master_interval"` // learned
+	MasterDown        string `json:"master_down_interval"`
+	AdvertsSent       uint64 `json:"adverts_sent"`
+	AdvertsRecv       uint64 `json:"adverts_received"`
+	Transitions       uint64 `json:"transitions"`
 }
 
 // nodeShared is what the receive path and the tracker publish for the
@@ -132,12 +118,7 @@ func (n *Node) Status() Status {
 	for _, in := range n.insts {
 		st.Instances = append(st.Instances, in.status())
 	}
-	f := st.Instances[0]
-	st.State, st.Since, st.Priority, st.VRID, st.VIP, st.VIPHeld = f.State, f.Since, f.Priority, f.VRID, f.VIP, f.VIPHeld
-	st.Preempt, st.AdvertInterval, st.MasterAddr, st.MasterPriority = f.Preempt, f.AdvertInterval, f.MasterAddr, f.MasterPriority
-	st.StartState = f.StartState
-	st.MasterInterval, st.MasterDown, st.AdvertsSent, st.AdvertsRecv, st.Transitions = f.MasterInterval, f.MasterDown, f.AdvertsSent, f.AdvertsRecv, f.Transitions
-	st.EffectivePriority = f.EffectivePriority
+	st.InstanceStatus = st.Instances[0]
 	n.shared.mu.Lock()
 	st.Dropped = maps.Clone(n.shared.dropped)
 	st.Track = slices.Clone(n.shared.track)

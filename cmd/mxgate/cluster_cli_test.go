@@ -38,12 +38,16 @@ func clusterOptions(t *testing.T, st *node.ClusterView) admin.Options {
 
 func TestClusterStatusCommand(t *testing.T) {
 	st := node.ClusterView{Status: cluster.Status{
-		Node: "n2", State: "backup", Since: time.Now().Add(-90 * time.Second).UTC().Truncate(time.Second),
-		Priority: 100, VRID: 51, VIP: "198.18.0.100/24", Interface: "eth0", Source: "198.18.0.12",
-		Mode: "multicast", Preempt: true, StartState: "backup", AdvertInterval: "1s", MasterAddr: "198.18.0.11", MasterPriority: 200,
-		MasterInterval: "1s", MasterDown: "3.609375s", AdvertsSent: 0, AdvertsRecv: 42,
-		Dropped: map[string]uint64{"ttl": 2, "checksum": 1, "vrid": 0}, Transitions: 1,
-		EffectivePriority: 50, Track: []cluster.TrackStatus{
+		Node: "n2", InstanceStatus: cluster.InstanceStatus{
+			State: "backup", Since: time.Now().Add(-90 * time.Second).UTC().Truncate(time.Second),
+			Priority: 100, VRID: 51, VIP: "198.18.0.100/24",
+			Preempt: true, StartState: "backup", AdvertInterval: "1s", MasterAddr: "198.18.0.11", MasterPriority: 200,
+			MasterInterval: "1s", MasterDown: "3.609375s", AdvertsSent: 0, AdvertsRecv: 42, Transitions: 1,
+			EffectivePriority: 50,
+		},
+		Interface: "eth0", Source: "198.18.0.12", Mode: "multicast",
+		Dropped: map[string]uint64{"ttl": 2, "checksum": 1, "vrid": 0},
+		Track: []cluster.TrackStatus{
 			{Check: "downstream", Weight: -150, Failing: true, Error: "downstream 198.18.0.250:25: connection refused"},
 			{Check: "interface", Fault: true},
 		},

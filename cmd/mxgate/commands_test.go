@@ -43,7 +43,7 @@ type commandCase struct {
 func walkAdmin(t *testing.T) string {
 	t.Helper()
 	url, _ := adminServerWith(t, func(o *admin.Options) {
-		st := node.ClusterView{Status: cluster.Status{Node: "n1", State: "master", Since: time.Now().UTC()}, Mode: "active-active"}
+		st := node.ClusterView{Status: cluster.Status{Node: "n1", InstanceStatus: cluster.InstanceStatus{State: "master", Since: time.Now().UTC()}}, Mode: "active-active"}
 		o.Cluster = func() any { return st }
 		o.Scan = scanPool(t).Scan
 		o.Learn = func(context.Context, bool, []byte) error { return nil }

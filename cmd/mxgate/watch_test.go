@@ -88,7 +88,7 @@ var stampLine = regexp.MustCompile(`(?m)^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\S* http:
 // timed.
 func TestClusterWatch(t *testing.T) {
 	clearAdminEnv(t)
-	st := node.ClusterView{Status: cluster.Status{Node: "n2", State: "backup", Since: time.Now().UTC(), Priority: 100, VRID: 51},
+	st := node.ClusterView{Status: cluster.Status{Node: "n2", InstanceStatus: cluster.InstanceStatus{State: "backup", Since: time.Now().UTC(), Priority: 100, VRID: 51}},
 		Mode: "active-active", Revision: 7}
 	url := clusterAdmin(t, &st)
 	// plain: a frame of a log, the view or an error, after the first
@@ -265,7 +265,7 @@ func TestClusterWatch(t *testing.T) {
 // screen is cleared for every frame, under a header line.
 func TestClusterWatchTerminal(t *testing.T) {
 	clearAdminEnv(t)
-	url := clusterAdmin(t, &node.ClusterView{Status: cluster.Status{Node: "n2", State: "master", Since: time.Now().UTC()}})
+	url := clusterAdmin(t, &node.ClusterView{Status: cluster.Status{Node: "n2", InstanceStatus: cluster.InstanceStatus{State: "master", Since: time.Now().UTC()}}})
 	ptm, pts := openPTY(t)
 	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second) // a safety net; the reader ends it
 	defer cancel()
