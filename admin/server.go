@@ -93,6 +93,15 @@ type Options struct {
 	// closes it. An error wrapping ErrBackupElsewhere is a 409 saying how
 	// to back this store up instead; nil = 404.
 	Backup func() (io.ReadCloser, int64, error)
+	// Console serves the web console: every path outside /api/, /my/,
+	// /metrics, /healthz and /debug/. It authenticates its users itself
+	// (the admin token once, then a session) and acts through api. nil =
+	// the read-only status page at / (HTTP Basic with the token).
+	Console func(api LocalAPI) http.Handler
+	// Recipients serves /my/: the pages a recipient reaches from a
+	// quarantine digest, authorized by the signed link alone (no token),
+	// acting through api. nil = 404.
+	Recipients func(api LocalAPI) http.Handler
 	// NodeID names the node on the status page.
 	NodeID string
 	// Logger receives errors the client is not shown; nil = discard.
@@ -104,8 +113,12 @@ type Server struct {
 	o       Options
 	token   [sha256.Size]byte
 	handler http.Handler
-	log     *slog.Logger
-	now     func() time.Time
+	// api is the routes without the guard, for LocalAPI.
+	api        http.Handler
+	console    http.Handler
+	recipients http.Handler
+	log        *slog.Logger
+	now        func() time.Time
 }
 
 const (
@@ -171,11 +184,20 @@ func New(o Options) (*Server, error) {
 		mux.Handle("GET /metrics", promhttp.HandlerFor(o.Gatherer, promhttp.HandlerOpts{}))
 	}
 	mux.HandleFunc("GET /healthz", s.healthz)
-	mux.HandleFunc("GET /{$}", s.statusPage)
+	if o.Console == nil {
+		mux.HandleFunc("GET /{$}", s.statusPage)
+	}
 	// Profiles of a node under real load; behind the same auth as the API.
 	mux.HandleFunc("GET /debug/pprof/", pprof.Index)
 	mux.HandleFunc("GET /debug/pprof/profile", pprof.Profile)
 	mux.HandleFunc("GET /debug/pprof/trace", pprof.Trace)
+	s.api = mux
+	if o.Console != nil {
+		s.console = o.Console(s.localAPI)
+	}
+	if o.Recipients != nil {
+		s.recipients = o.Recipients(s.localAPI)
+	}
 	s.handler = s.guard(mux)
 	return s, nil
 }
@@ -231,6 +253,17 @@ func (s *Server) guard(next http.Handler) http.Handler {
 		h := w.Header()
 		h.Set("X-Content-Type-Options", "nosniff")
 		h.Set("Cache-Control", "no-store")
+		if pages := s.pages(r.URL.Path); pages != nil {
+			// They authenticate their users themselves; without a token the
+			// admin listener is on loopback (config validation), and so
+			// are they.
+			if s.o.Token == "" && !loopbackClient(r.RemoteAddr) {
+				writeError(w, http.StatusForbidden, "this admin API has no token configured and serves loopback clients only")
+				return
+			}
+			pages.ServeHTTP(w, r)
+			return
+		}
 		if s.o.Token == "" {
 			if !loopbackClient(r.RemoteAddr) {
 				writeError(w, http.StatusForbidden, "this admin API has no token configured and serves loopback clients only")
@@ -250,6 +283,20 @@ func (s *Server) guard(next http.Handler) http.Handler {
 		}
 		writeError(w, http.StatusUnauthorized, "missing or wrong token (Authorization: Bearer TOKEN)")
 	})
+}
+
+// pages is the handler that serves path outside the API's guard, or nil.
+func (s *Server) pages(path string) http.Handler {
+	switch {
+	case path == "/my" || strings.HasPrefix(path, "/my/"):
+		if s.recipients != nil {
+			return s.recipients
+		}
+		return nil
+	case strings.HasPrefix(path, "/api/"), strings.HasPrefix(path, "/debug/"), openPaths[path]:
+		return nil
+	}
+	return s.console
 }
 
 // open reports whether path is served without the token.
