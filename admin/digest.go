@@ -7,6 +7,8 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+
+	"github.com/mxgate/mxgate/digest"
 )
 
 // Digest is the recipients' quarantine digest (package digest) as the API
@@ -14,7 +16,7 @@ import (
 type Digest interface {
 	// Send sends today's digests now, to rcpt only when it is not "";
 	// still once per recipient and day.
-	Send(ctx context.Context, rcpt string) ([]DigestOutcome, error)
+	Send(ctx context.Context, rcpt string) ([]digest.Outcome, error)
 	// SetOptOut stops (out) or resumes rcpt's digests.
 	SetOptOut(ctx context.Context, rcpt string, out bool) error
 	OptOuts(ctx context.Context) ([]string, error)
@@ -23,26 +25,8 @@ type Digest interface {
 	RotateKey(ctx context.Context) (id string, dropped []string, err error)
 }
 
-// ErrDigestOff is what a Digest returns (wrapped) when digests are not
-// enabled: the API answers 409 with its text.
-var ErrDigestOff = errors.New("the quarantine digest is off (digest.enabled)")
-
-// Outcomes of one recipient's digest.
-const (
-	DigestSent        = "sent"
-	DigestAlreadySent = "already sent today"
-	DigestOptedOut    = "opted out"
-	DigestNothingNew  = "nothing new"
-	DigestFailed      = "failed"
-)
-
 // DigestOutcome is what a send did for one recipient.
-type DigestOutcome struct {
-	Rcpt   string `json:"rcpt"`
-	Result string `json:"result"` // one of the Digest* outcomes
-	Items  int    `json:"items,omitempty"`
-	Reason string `json:"reason,omitempty"` // why it failed
-}
+type DigestOutcome = digest.Outcome
 
 // DigestKeyResult is the answer to a key rotation.
 type DigestKeyResult struct {
@@ -61,8 +45,8 @@ func (s *Server) digest(w http.ResponseWriter) bool {
 func (s *Server) digestErr(w http.ResponseWriter, r *http.Request, what string, err error) {
 	var bad badRequest
 	switch {
-	case errors.Is(err, ErrDigestOff):
-		writeError(w, http.StatusConflict, ErrDigestOff.Error())
+	case errors.Is(err, digest.ErrOff):
+		writeError(w, http.StatusConflict, digest.ErrOff.Error())
 	case errors.As(err, &bad):
 		writeError(w, http.StatusBadRequest, bad.Error())
 	default:
@@ -151,7 +135,7 @@ func (s *Server) digestRotate(w http.ResponseWriter, r *http.Request) {
 
 // DigestSend sends today's digests now (rcpt "" = every recipient with
 // new quarantined mail), once per recipient and day.
-func (c *Client) DigestSend(ctx context.Context, rcpt string) ([]DigestOutcome, error) {
+func (c *Client) DigestSend(ctx context.Context, rcpt string) ([]digest.Outcome, error) {
 	q := url.Values{}
 	set(q, "rcpt", rcpt)
 	var out []DigestOutcome

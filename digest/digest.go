@@ -73,6 +73,26 @@ type Store interface {
 	Dismissed(ctx context.Context, rcpt string, now time.Time) (map[string]bool, error)
 }
 
+// ErrOff is what Send returns (wrapped) when digests are not enabled.
+var ErrOff = errors.New("the quarantine digest is off (digest.enabled)")
+
+// Outcomes of one recipient's digest.
+const (
+	Sent        = "sent"
+	AlreadySent = "already sent today"
+	OptedOut    = "opted out"
+	NothingNew  = "nothing new"
+	Failed      = "failed"
+)
+
+// Outcome is what a send did for one recipient.
+type Outcome struct {
+	Rcpt   string `json:"rcpt"`
+	Result string `json:"result"` // Sent, AlreadySent, OptedOut, NothingNew or Failed
+	Items  int    `json:"items,omitempty"`
+	Reason string `json:"reason,omitempty"` // why it failed
+}
+
 // ClaimDays is how long a day's claims are kept: long enough that no
 // node still works on that day.
 const ClaimDays = 3

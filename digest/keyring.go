@@ -20,9 +20,9 @@ func newKey(now time.Time) Key {
 	return Key{ID: hex.EncodeToString(id), Secret: secret, Created: now.UTC().Truncate(time.Second)}
 }
 
-// newestFirst sorts keys by creation, newest first (ties by id, so every
+// NewestFirst sorts keys by creation, newest first (ties by id, so every
 // node picks the same signing key).
-func newestFirst(keys []Key) []Key {
+func NewestFirst(keys []Key) []Key {
 	slices.SortFunc(keys, func(a, b Key) int {
 		return cmp.Or(b.Created.Compare(a.Created), cmp.Compare(b.ID, a.ID))
 	})
@@ -44,7 +44,7 @@ func signingKeys(ctx context.Context, s Store, now time.Time) ([]Key, error) {
 			return nil, errors.New("create the first digest key: none stored")
 		}
 	}
-	return newestFirst(keys), nil
+	return NewestFirst(keys), nil
 }
 
 // Rotate adds a new signing key; the older ones stay for verifying as

@@ -40,8 +40,8 @@ const MaxRows = 200
 
 // Caps of what a spammer wrote, in runes, in the digest and on the pages.
 const (
-	maxSubject = 120
-	maxSender  = 100
+	MaxSubject = 120
+	MaxSender  = 100
 )
 
 // Clean makes a hostile header value safe to show and to put in a
@@ -79,8 +79,8 @@ func (m Mail) rows() []mailRow {
 	for i, r := range m.Rows {
 		out[i] = mailRow{
 			Date:    r.Time.UTC().Format("2006-01-02 15:04 UTC"),
-			Sender:  Clean(r.Sender, maxSender),
-			Subject: Clean(r.Subject, maxSubject),
+			Sender:  Clean(r.Sender, MaxSender),
+			Subject: Clean(r.Subject, MaxSubject),
 			Score:   fmt.Sprintf("%.1f", r.Score),
 			Verdict: Clean(r.Verdict, 20),
 			Release: r.ReleaseURL,

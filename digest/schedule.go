@@ -3,8 +3,6 @@ package digest
 import (
 	"context"
 	"time"
-
-	"github.com/mxgate/mxgate/admin"
 )
 
 // Retries of a run with failures, doubling from the first to the last;
@@ -59,7 +57,7 @@ func (sc *scheduler) run(ctx context.Context) {
 	out, err := sc.d.Send(ctx, "")
 	failed := 0
 	for _, o := range out {
-		if o.Result == admin.DigestFailed {
+		if o.Result == Failed {
 			failed++
 		}
 	}

@@ -12,7 +12,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/mxgate/mxgate/admin"
 	"github.com/mxgate/mxgate/deliver"
 	"github.com/mxgate/mxgate/quarantine"
 )
@@ -35,7 +34,7 @@ type Settings struct {
 	Downstream deliver.Options
 }
 
-// Digester sends the digests; it implements admin.Digest.
+// Digester sends the digests (admin.Digest).
 type Digester struct {
 	Store      Store
 	Quarantine quarantine.Store
@@ -44,8 +43,6 @@ type Digester struct {
 	Now        func() time.Time // nil: time.Now
 	Logger     *slog.Logger     // nil: discard
 }
-
-var _ admin.Digest = (*Digester)(nil)
 
 // claimTimeout is how long a claim may stay unfinished while its node is
 // still sending; an older one is a send whose outcome is unknown.
@@ -72,10 +69,10 @@ func (d *Digester) log() *slog.Logger {
 // recipient with items quarantined since their last digest, unless they
 // opted out or had today's already. The error is for what stopped the
 // whole run; a recipient's failure is its outcome.
-func (d *Digester) Send(ctx context.Context, rcpt string) ([]admin.DigestOutcome, error) {
+func (d *Digester) Send(ctx context.Context, rcpt string) ([]Outcome, error) {
 	set := d.Settings()
 	if !set.Enabled {
-		return nil, admin.ErrDigestOff
+		return nil, ErrOff
 	}
 	now := d.now()
 	// Every item of the retention may be new to someone (a recipient
@@ -115,7 +112,7 @@ func (d *Digester) Send(ctx context.Context, rcpt string) ([]admin.DigestOutcome
 		rcpts = []string{rcpt}
 	}
 	slices.Sort(rcpts)
-	out := make([]admin.DigestOutcome, 0, len(rcpts))
+	out := make([]Outcome, 0, len(rcpts))
 	for _, r := range rcpts {
 		if err := ctx.Err(); err != nil {
 			return out, fmt.Errorf("digest: %w", err)
@@ -135,11 +132,11 @@ func inDomains(rcpt string, domains []string) bool {
 }
 
 // sendOne sends rcpt's digest of the items (newest first) that are new.
-func (d *Digester) sendOne(ctx context.Context, set Settings, rcpt string, items []quarantine.Item, now time.Time) admin.DigestOutcome {
-	o := admin.DigestOutcome{Rcpt: rcpt}
-	fail := func(reason string, err error) admin.DigestOutcome {
+func (d *Digester) sendOne(ctx context.Context, set Settings, rcpt string, items []quarantine.Item, now time.Time) Outcome {
+	o := Outcome{Rcpt: rcpt}
+	fail := func(reason string, err error) Outcome {
 		d.log().Warn("digest not sent", "rcpt", rcpt, "reason", reason, "err", err)
-		o.Result, o.Reason = admin.DigestFailed, reason
+		o.Result, o.Reason = Failed, reason
 		return o
 	}
 	out, err := d.Store.OptedOut(ctx, rcpt)
@@ -147,7 +144,7 @@ func (d *Digester) sendOne(ctx context.Context, set Settings, rcpt string, items
 		return fail("the store did not answer", err)
 	}
 	if out {
-		o.Result = admin.DigestOptedOut
+		o.Result = OptedOut
 		return o
 	}
 	covered, err := d.Store.Covered(ctx, rcpt)
@@ -168,7 +165,7 @@ func (d *Digester) sendOne(ctx context.Context, set Settings, rcpt string, items
 		}
 	}
 	if len(fresh) == 0 {
-		o.Result = admin.DigestNothingNew
+		o.Result = NothingNew
 		return o
 	}
 	o.Items = len(fresh)
@@ -179,14 +176,14 @@ func (d *Digester) sendOne(ctx context.Context, set Settings, rcpt string, items
 	case err != nil:
 		return fail("not claimed in the store", err)
 	case !claimed && !cur.Sent.IsZero():
-		o.Result = admin.DigestAlreadySent
+		o.Result = AlreadySent
 		return o
 	case !claimed && now.Sub(cur.Claimed) < claimTimeout:
 		return fail("another node ("+cur.Node+") is sending it now", nil)
 	case !claimed:
 		d.log().Error("digest claimed but never confirmed (the node stopped while sending, or the downstream's answer was lost): not sent again today, so as not to send it twice",
 			"rcpt", rcpt, "day", day, "claimed_by", cur.Node, "claimed_at", cur.Claimed)
-		o.Result = admin.DigestAlreadySent
+		o.Result = AlreadySent
 		o.Reason = "outcome unknown: claimed by " + cur.Node + " at " + cur.Claimed.Format(time.RFC3339) + ", never confirmed"
 		return o
 	}
@@ -216,7 +213,7 @@ func (d *Digester) sendOne(ctx context.Context, set Settings, rcpt string, items
 		d.log().Error("digest sent but its coverage not recorded: tomorrow's repeats these messages", "rcpt", rcpt, "err", err)
 	}
 	d.log().Info("digest sent", "rcpt", rcpt, "items", len(fresh), "reply", reply)
-	o.Result = admin.DigestSent
+	o.Result = Sent
 	return o
 }
 
@@ -270,8 +267,19 @@ type linker struct {
 	lifetime time.Duration
 }
 
-// paths of the recipients' pages under /my/.
-var paths = map[Action]string{ActList: "/my/", ActRelease: "/my/release", ActDelete: "/my/delete", ActOptOut: "/my/optout"}
+// Path is the recipients' page (under /my/, package recipients) that a
+// link for a leads to.
+func Path(a Action) string {
+	switch a {
+	case ActRelease:
+		return "/my/release"
+	case ActDelete:
+		return "/my/delete"
+	case ActOptOut:
+		return "/my/optout"
+	}
+	return "/my/"
+}
 
 // ItemExpiry is when links to it expire: with it.
 func ItemExpiry(it quarantine.Item, lifetime time.Duration) time.Time {
@@ -294,7 +302,7 @@ func (l linker) link(t Token) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	return l.base + paths[t.Action] + "?t=" + url.QueryEscape(tok), nil
+	return l.base + Path(t.Action) + "?t=" + url.QueryEscape(tok), nil
 }
 
 // SetOptOut implements admin.Digest.

@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"github.com/mxgate/mxgate/cluster"
+	"github.com/mxgate/mxgate/config"
+	"github.com/mxgate/mxgate/digest"
 	"github.com/mxgate/mxgate/report"
 )
 
@@ -59,6 +61,7 @@ func (n *Node) run(ports *boundPorts) {
 	n.wg.Go(func() {
 		report.RunScheduler(ctx, n.store.Reports, n.store.Log, n.cfg.Node.ID, n.cluster.isMaster, n.reportMail, time.Now, n.log)
 	})
+	n.wg.Go(func() { digest.RunScheduler(ctx, n.digest, n.cluster.isMaster) })
 	if n.admin != nil {
 		ln := ports.take(&ports.admin)
 		n.wg.Go(func() {
@@ -83,6 +86,31 @@ func (n *Node) reportMail() report.MailSettings {
 		To:         r.MailTo,
 		From:       from,
 		Name:       n.cfg.SMTP.Hostname + "/" + n.cfg.Node.ID,
+		Downstream: downstream(n.cfg),
+	}
+}
+
+// digestSettings are the recipients' digest under the cluster's settings
+// now, sent as report mail is; links live as long as the quarantine
+// keeps the messages.
+func (n *Node) digestSettings() digest.Settings {
+	d := n.shared.v.Load().Digest
+	at, err := d.At()
+	if err != nil {
+		// Validated before it was stored: only a future key's value.
+		at, _ = (config.Digest{}).At()
+	}
+	from := d.From
+	if from == "" {
+		from = "postmaster@" + n.cfg.SMTP.Hostname
+	}
+	return digest.Settings{
+		Enabled:    d.Enabled,
+		At:         at,
+		URL:        d.URL,
+		From:       from,
+		Domains:    d.Domains,
+		Lifetime:   n.cfg.Store.QuarantineRetention.Duration,
 		Downstream: downstream(n.cfg),
 	}
 }

@@ -1,4 +1,9 @@
-package digest
+// Package recipients serves /my/ on the admin listener: a recipient's own
+// quarantine, reached from their digest's signed links (package digest).
+// The link is the only authority: no token, no session; every action goes
+// through the admin API in process, so it has the same claims, message
+// log record and audit name as the CLI's.
+package recipients
 
 import (
 	"context"
@@ -11,6 +16,7 @@ import (
 	"time"
 
 	"github.com/mxgate/mxgate/admin"
+	"github.com/mxgate/mxgate/digest"
 	"github.com/mxgate/mxgate/quarantine"
 )
 
@@ -18,8 +24,8 @@ import (
 // the only authority, and every action goes through the admin API in
 // process (the same claims, message log and audit as the CLI).
 type Pages struct {
-	Store    Store
-	Settings func() Settings
+	Store    digest.Store
+	Settings func() digest.Settings
 	Now      func() time.Time // nil: time.Now
 	Logger   *slog.Logger     // nil: discard
 }
@@ -30,9 +36,9 @@ func (p *Pages) Handler(api admin.LocalAPI) http.Handler {
 	h := &pages{p: p, api: api}
 	mux.HandleFunc("GET /my/{$}", h.list)
 	mux.HandleFunc("GET /my/style.css", style)
-	for _, a := range []Action{ActRelease, ActDelete, ActOptOut} {
-		mux.HandleFunc("GET "+paths[a], h.confirm(a))
-		mux.HandleFunc("POST "+paths[a], h.act(a))
+	for _, a := range []digest.Action{digest.ActRelease, digest.ActDelete, digest.ActOptOut} {
+		mux.HandleFunc("GET "+digest.Path(a), h.confirm(a))
+		mux.HandleFunc("POST "+digest.Path(a), h.act(a))
 	}
 	mux.HandleFunc("/my/", func(w http.ResponseWriter, r *http.Request) {
 		h.refuse(w, http.StatusNotFound, "There is no such page.")
@@ -132,30 +138,30 @@ func (h *pages) refuse(w http.ResponseWriter, status int, msg string) {
 
 // verify checks the request's token for a; on a refusal it answers and
 // returns false.
-func (h *pages) verify(w http.ResponseWriter, r *http.Request, a Action) (Token, []Key, bool) {
+func (h *pages) verify(w http.ResponseWriter, r *http.Request, a digest.Action) (digest.Token, []digest.Key, bool) {
 	s := r.FormValue("t")
 	keys, err := h.p.Store.Keys(r.Context())
 	if err != nil {
 		h.log().Error("recipient page: digest keys not read", "err", err)
 		h.refuse(w, http.StatusServiceUnavailable, "The quarantine cannot be reached right now. Please try again later.")
-		return Token{}, nil, false
+		return digest.Token{}, nil, false
 	}
-	t, err := Verify(newestFirst(keys), s, a, h.now())
+	t, err := digest.Verify(digest.NewestFirst(keys), s, a, h.now())
 	switch {
-	case errors.Is(err, ErrExpired):
+	case errors.Is(err, digest.ErrExpired):
 		h.refuse(w, http.StatusGone, "This link has expired. The next quarantine digest has fresh links.")
-		return Token{}, nil, false
+		return digest.Token{}, nil, false
 	case err != nil:
 		h.log().Info("recipient page: link refused", "action", a, "remote", r.RemoteAddr, "err", err)
 		h.refuse(w, http.StatusForbidden, "This link is not valid. Use a link from your latest quarantine digest.")
-		return Token{}, nil, false
+		return digest.Token{}, nil, false
 	}
 	return t, keys, true
 }
 
 // item is the item a verified token names, checked to list its
 // recipient; on a refusal it answers and returns false.
-func (h *pages) item(w http.ResponseWriter, r *http.Request, t Token) (quarantine.Item, bool) {
+func (h *pages) item(w http.ResponseWriter, r *http.Request, t digest.Token) (quarantine.Item, bool) {
 	it, err := h.api(r, "").QuarantineGet(r.Context(), t.Item)
 	var ae *admin.Error
 	switch {
@@ -166,7 +172,7 @@ func (h *pages) item(w http.ResponseWriter, r *http.Request, t Token) (quarantin
 		h.log().Error("recipient page: item not read", "id", t.Item, "err", err)
 		h.refuse(w, http.StatusServiceUnavailable, "The quarantine cannot be reached right now. Please try again later.")
 		return it, false
-	case !slices.ContainsFunc(it.Recipients, func(rc string) bool { return Fold(rc) == t.Rcpt }):
+	case !slices.ContainsFunc(it.Recipients, func(rc string) bool { return digest.Fold(rc) == t.Rcpt }):
 		h.log().Warn("recipient page: a signed link for a message not addressed to its recipient", "id", t.Item, "rcpt", t.Rcpt)
 		h.refuse(w, http.StatusForbidden, "This link is not valid. Use a link from your latest quarantine digest.")
 		return it, false
@@ -181,21 +187,21 @@ func (h *pages) item(w http.ResponseWriter, r *http.Request, t Token) (quarantin
 func row(it quarantine.Item) *pageRow {
 	return &pageRow{
 		Date:    it.Time.UTC().Format("2006-01-02 15:04 UTC"),
-		Sender:  Clean(it.Sender, maxSender),
-		Subject: Clean(it.Subject, maxSubject),
+		Sender:  digest.Clean(it.Sender, digest.MaxSender),
+		Subject: digest.Clean(it.Subject, digest.MaxSubject),
 		Score:   fmt.Sprintf("%.1f", it.Score),
-		Verdict: Clean(it.Verdict, 20),
+		Verdict: digest.Clean(it.Verdict, 20),
 	}
 }
 
 // operator names the recipient in the audit trail.
 func operator(rcpt string) string { return admin.OperatorName("digest_"+rcpt, "") }
 
-var titles = map[Action]string{ActRelease: "Release this message?", ActDelete: "Delete this message?", ActOptOut: "Quarantine digest"}
+var titles = map[digest.Action]string{digest.ActRelease: "Release this message?", digest.ActDelete: "Delete this message?", digest.ActOptOut: "Quarantine digest"}
 
 // confirm is a GET: it shows what the link would do, with the button
 // that does it. A GET never acts, so link scanners release nothing.
-func (h *pages) confirm(a Action) http.HandlerFunc {
+func (h *pages) confirm(a digest.Action) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		t, _, ok := h.verify(w, r, a)
 		if !ok {
@@ -204,7 +210,7 @@ func (h *pages) confirm(a Action) http.HandlerFunc {
 		d := pageData{Title: titles[a], Rcpt: t.Rcpt}
 		tok := r.FormValue("t")
 		switch a {
-		case ActOptOut:
+		case digest.ActOptOut:
 			out, err := h.p.Store.OptedOut(r.Context(), t.Rcpt)
 			if err != nil {
 				h.refuse(w, http.StatusServiceUnavailable, "The quarantine cannot be reached right now. Please try again later.")
@@ -212,10 +218,10 @@ func (h *pages) confirm(a Action) http.HandlerFunc {
 			}
 			if out {
 				d.Message = t.Rcpt + " gets no quarantine digest."
-				d.Forms = []form{{Action: paths[a], Token: tok, Label: "Send me the digest again", Out: "false"}}
+				d.Forms = []form{{Action: digest.Path(a), Token: tok, Label: "Send me the digest again", Out: "false"}}
 			} else {
 				d.Message = t.Rcpt + " gets a daily quarantine digest."
-				d.Forms = []form{{Action: paths[a], Token: tok, Label: "Stop the digest", Out: "true"}}
+				d.Forms = []form{{Action: digest.Path(a), Token: tok, Label: "Stop the digest", Out: "true"}}
 			}
 		default:
 			it, ok := h.item(w, r, t)
@@ -224,22 +230,22 @@ func (h *pages) confirm(a Action) http.HandlerFunc {
 			}
 			d.Item = row(it)
 			label := "Release"
-			if a == ActDelete {
+			if a == digest.ActDelete {
 				label = "Delete"
 			}
 			d.Message = "For " + t.Rcpt + ":"
-			if a == ActRelease && it.IsReleasedTo(t.Rcpt) {
+			if a == digest.ActRelease && it.IsReleasedTo(t.Rcpt) {
 				d.Message = "This message was released to " + t.Rcpt + " already."
 				break
 			}
-			d.Forms = []form{{Action: paths[a], Token: tok, Label: label}}
+			d.Forms = []form{{Action: digest.Path(a), Token: tok, Label: label}}
 		}
 		h.render(w, http.StatusOK, d)
 	}
 }
 
 // act is the POST the confirmation's button sends.
-func (h *pages) act(a Action) http.HandlerFunc {
+func (h *pages) act(a digest.Action) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		r.Body = http.MaxBytesReader(w, r.Body, 8<<10)
 		t, _, ok := h.verify(w, r, a)
@@ -248,7 +254,7 @@ func (h *pages) act(a Action) http.HandlerFunc {
 		}
 		ctx := r.Context()
 		switch a {
-		case ActOptOut:
+		case digest.ActOptOut:
 			out := r.PostFormValue("out") != "false"
 			if err := h.p.Store.SetOptOut(ctx, t.Rcpt, out); err != nil {
 				h.log().Error("recipient opt-out not stored", "rcpt", t.Rcpt, "err", err)
@@ -268,7 +274,7 @@ func (h *pages) act(a Action) http.HandlerFunc {
 			return
 		}
 		api := h.api(r, operator(t.Rcpt))
-		if a == ActRelease {
+		if a == digest.ActRelease {
 			h.release(w, ctx, api, t, it)
 			return
 		}
@@ -276,7 +282,7 @@ func (h *pages) act(a Action) http.HandlerFunc {
 	}
 }
 
-func (h *pages) release(w http.ResponseWriter, ctx context.Context, api *admin.Client, t Token, it quarantine.Item) {
+func (h *pages) release(w http.ResponseWriter, ctx context.Context, api *admin.Client, t digest.Token, it quarantine.Item) {
 	_, err := api.QuarantineRelease(ctx, it.ID, admin.ReleaseOptions{Rcpts: []string{t.Rcpt}})
 	var ae *admin.Error
 	switch {
@@ -295,11 +301,11 @@ func (h *pages) release(w http.ResponseWriter, ctx context.Context, api *admin.C
 // delete deletes the item when no other recipient still has it waiting;
 // else it is dismissed for this recipient only (hidden from their page
 // and digests) and stays for the others.
-func (h *pages) delete(w http.ResponseWriter, ctx context.Context, api *admin.Client, t Token, it quarantine.Item) {
+func (h *pages) delete(w http.ResponseWriter, ctx context.Context, api *admin.Client, t digest.Token, it quarantine.Item) {
 	now := h.now()
 	others := 0
 	for _, rc := range it.Unreleased() {
-		rc = Fold(rc)
+		rc = digest.Fold(rc)
 		if rc == t.Rcpt {
 			continue
 		}
@@ -320,7 +326,7 @@ func (h *pages) delete(w http.ResponseWriter, ctx context.Context, api *admin.Cl
 			err = nil
 		}
 	} else {
-		err = h.p.Store.Dismiss(ctx, t.Rcpt, it.ID, ItemExpiry(it, h.p.Settings().Lifetime))
+		err = h.p.Store.Dismiss(ctx, t.Rcpt, it.ID, digest.ItemExpiry(it, h.p.Settings().Lifetime))
 		if err == nil {
 			h.log().Info("quarantine item dismissed by one of its recipients", "id", it.ID, "rcpt", t.Rcpt)
 		}
@@ -336,7 +342,7 @@ func (h *pages) delete(w http.ResponseWriter, ctx context.Context, api *admin.Cl
 // list is the recipient's whole quarantine, newest first, each item with
 // buttons whose tokens are signed now.
 func (h *pages) list(w http.ResponseWriter, r *http.Request) {
-	t, keys, ok := h.verify(w, r, ActList)
+	t, keys, ok := h.verify(w, r, digest.ActList)
 	if !ok {
 		return
 	}
@@ -353,24 +359,24 @@ func (h *pages) list(w http.ResponseWriter, r *http.Request) {
 		h.refuse(w, http.StatusServiceUnavailable, "The quarantine cannot be reached right now. Please try again later.")
 		return
 	}
-	l := linker{key: newestFirst(keys)[0], lifetime: h.p.Settings().Lifetime}
+	key, lifetime := digest.NewestFirst(keys)[0], h.p.Settings().Lifetime
 	d := pageData{Title: "Your quarantine", Rcpt: t.Rcpt, List: true}
 	for _, it := range items {
 		// The index matched the recipient; check it as the actions do.
-		if dismissed[it.ID] || !slices.ContainsFunc(it.Recipients, func(rc string) bool { return Fold(rc) == t.Rcpt }) {
+		if dismissed[it.ID] || !slices.ContainsFunc(it.Recipients, func(rc string) bool { return digest.Fold(rc) == t.Rcpt }) {
 			continue
 		}
 		pr := row(it)
 		if it.IsReleasedTo(t.Rcpt) {
 			pr.State = "released"
 		} else {
-			for _, a := range []Action{ActRelease, ActDelete} {
-				tok, err := Sign(l.key, Token{Action: a, Rcpt: t.Rcpt, Item: it.ID, Expires: ItemExpiry(it, l.lifetime)})
+			for _, a := range []digest.Action{digest.ActRelease, digest.ActDelete} {
+				tok, err := digest.Sign(key, digest.Token{Action: a, Rcpt: t.Rcpt, Item: it.ID, Expires: digest.ItemExpiry(it, lifetime)})
 				if err != nil {
 					continue // an id no token holds; the CLI can act on it
 				}
-				label := map[Action]string{ActRelease: "Release", ActDelete: "Delete"}[a]
-				pr.Forms = append(pr.Forms, form{Action: paths[a], Token: tok, Label: label})
+				label := map[digest.Action]string{digest.ActRelease: "Release", digest.ActDelete: "Delete"}[a]
+				pr.Forms = append(pr.Forms, form{Action: digest.Path(a), Token: tok, Label: label})
 			}
 		}
 		d.Rows = append(d.Rows, *pr)
