@@ -104,17 +104,6 @@ func tokenOf(t *testing.T, link string) string {
 	return u.Query().Get("t")
 }
 
-// sinkFor are the dumps of messages to rcpt (smtp-sink's X-Rcpt-Args).
-func sinkFor(msgs []string, rcpt string) []string {
-	var out []string
-	for _, m := range msgs {
-		if strings.Contains(m, "X-Rcpt-Args: <"+rcpt+">") {
-			out = append(out, m)
-		}
-	}
-	return out
-}
-
 // The recipients' digest on a real node and a real smtp-sink downstream:
 // each recipient gets one digest; a release link's GET releases nothing,
 // its POST releases to that recipient only; tampered, expired, wrong and
@@ -161,8 +150,8 @@ func TestDigestOnARealNode(t *testing.T) {
 		t.Fatalf("digest send = %+v, want %+v", out, want)
 	}
 	msgs := sink.WaitMessages(t, 3, 30*time.Second)
-	aliceDigests := sinkFor(msgs, alice)
-	if len(msgs) != 3 || len(aliceDigests) != 1 || len(sinkFor(msgs, carol)) != 1 {
+	aliceDigests := testenv.MessagesTo(msgs, alice)
+	if len(msgs) != 3 || len(aliceDigests) != 1 || len(testenv.MessagesTo(msgs, carol)) != 1 {
 		t.Fatalf("sink has %d messages, %d for alice; want 3, one each", len(msgs), len(aliceDigests))
 	}
 	ad := aliceDigests[0]
@@ -351,10 +340,10 @@ func TestDigestOnARealNode(t *testing.T) {
 	}
 
 	// carol opts out with her link; a new message gets her no digest.
-	if code, body, _ := get(linkAfter(t, digestText(t, sinkFor(msgs, carol)[0]), "", "No more digests:")); code != http.StatusOK || !strings.Contains(body, "Stop the digest") {
+	if code, body, _ := get(linkAfter(t, digestText(t, testenv.MessagesTo(msgs, carol)[0]), "", "No more digests:")); code != http.StatusOK || !strings.Contains(body, "Stop the digest") {
 		t.Fatalf("GET opt-out: %d\n%s", code, body)
 	}
-	carolOut := tokenOf(t, linkAfter(t, digestText(t, sinkFor(msgs, carol)[0]), "", "No more digests:"))
+	carolOut := tokenOf(t, linkAfter(t, digestText(t, testenv.MessagesTo(msgs, carol)[0]), "", "No more digests:"))
 	if code, _ := post("/my/optout", carolOut, "out", "true"); code != http.StatusOK {
 		t.Fatalf("POST opt-out: %d", code)
 	}

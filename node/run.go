@@ -78,16 +78,21 @@ func (n *Node) run(ports *boundPorts) {
 // reports.mail_from or postmaster@smtp.hostname.
 func (n *Node) reportMail() report.MailSettings {
 	r := n.shared.v.Load().Reports
-	from := r.MailFrom
-	if from == "" {
-		from = "postmaster@" + n.cfg.SMTP.Hostname
-	}
 	return report.MailSettings{
 		To:         r.MailTo,
-		From:       from,
+		From:       n.sender(r.MailFrom),
 		Name:       n.cfg.SMTP.Hostname + "/" + n.cfg.Node.ID,
 		Downstream: downstream(n.cfg),
 	}
+}
+
+// sender is from, or postmaster@smtp.hostname when it is "": who the
+// gateway's own mail (reports, digests) comes from.
+func (n *Node) sender(from string) string {
+	if from == "" {
+		return "postmaster@" + n.cfg.SMTP.Hostname
+	}
+	return from
 }
 
 // digestSettings are the recipients' digest under the cluster's settings
@@ -100,15 +105,11 @@ func (n *Node) digestSettings() digest.Settings {
 		// Validated before it was stored: only a future key's value.
 		at, _ = (config.Digest{}).At()
 	}
-	from := d.From
-	if from == "" {
-		from = "postmaster@" + n.cfg.SMTP.Hostname
-	}
 	return digest.Settings{
 		Enabled:    d.Enabled,
 		At:         at,
 		URL:        d.URL,
-		From:       from,
+		From:       n.sender(d.From),
 		Domains:    d.Domains,
 		Lifetime:   n.cfg.Store.QuarantineRetention.Duration,
 		Downstream: downstream(n.cfg),

@@ -28,7 +28,7 @@ func TestDigestCommands(t *testing.T) {
 		}
 	}
 	msgs := sink.WaitMessages(t, 2, 10*time.Second)
-	if len(msgs) != 2 || len(sinkTo(msgs, "alice@example.org")) != 1 || len(sinkTo(msgs, "bob@example.org")) != 1 {
+	if len(msgs) != 2 || len(testenv.MessagesTo(msgs, "alice@example.org")) != 1 || len(testenv.MessagesTo(msgs, "bob@example.org")) != 1 {
 		t.Fatalf("sink got %d digests, want one for alice and one for bob", len(msgs))
 	}
 	out = mustRun(t, url, "digest", "send")
@@ -52,14 +52,4 @@ func TestDigestCommands(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "(HTTP 400)") {
 		t.Errorf("optout of a non-address: %v", err)
 	}
-}
-
-func sinkTo(msgs []string, rcpt string) []string {
-	var out []string
-	for _, m := range msgs {
-		if strings.Contains(m, "X-Rcpt-Args: <"+rcpt+">") {
-			out = append(out, m)
-		}
-	}
-	return out
 }
