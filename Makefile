@@ -7,7 +7,7 @@ PKGS    := ./...
 FUZZTIME ?=
 # Debian packages the tests drive as real peers.
 TEST_DEBS := postfix swaks keepalived iproute2 redis-server clamav-daemon rspamd spamassassin spamd spamc \
-	docker-compose systemd
+	docker-compose systemd chromium
 
 .PHONY: all build run test unit fuzz bench chaos check deps clean install lab lab-down lab-status
 
@@ -40,9 +40,12 @@ lab-down:
 # Installs what the tests need when it is missing, then runs everything.
 test: deps unit fuzz
 
+# Screenshots of the console's pages (and other test artifacts) are kept
+# under test-output/_artifacts/ for review.
 unit:
 	$(GO) vet $(PKGS)
-	$(GO) test -count=1 -race -timeout 12m $(PKGS)
+	mkdir -p test-output
+	$(GO) test -count=1 -race -timeout 12m -artifacts -outputdir $(CURDIR)/test-output $(PKGS)
 
 # fuzz1 NAME,PACKAGE,EXECUTIONS[,MORE FLAGS]. make test runs counts, not
 # durations: with a duration, Go 1.26's fuzz coordinator can fail a target
@@ -64,6 +67,7 @@ fuzz:
 	$(call fuzz1,FuzzParseValue,./lists,3000)
 	$(call fuzz1,FuzzParse,./addrmatch,150000)
 	$(call fuzz1,FuzzParseWhen,./admin,20000)
+	$(call fuzz1,FuzzSessionCookie,./console,40000)
 	$(call fuzz1,FuzzRelayPolicy,./smtpfront,40000)
 	$(call fuzz1,FuzzParse,./digest,200000)
 	$(call fuzz1,FuzzSession,./smtpfront,7000)

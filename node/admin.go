@@ -12,6 +12,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/mxgate/mxgate/admin"
+	"github.com/mxgate/mxgate/console"
 	"github.com/mxgate/mxgate/deliver"
 	"github.com/mxgate/mxgate/engines/rspamd"
 	"github.com/mxgate/mxgate/mailauth"
@@ -67,6 +68,9 @@ func (n *Node) newAdmin(reg *prometheus.Registry, nm *nodeMetrics) (*admin.Serve
 		Recipients:   (&recipients.Pages{Store: n.store.Digest, Settings: n.digestSettings, Logger: n.log}).Handler,
 		NodeID:       cfg.Node.ID,
 		Logger:       n.log,
+		Console: console.New(console.Options{
+			Token: cfg.Admin.Token, TLS: tlsConf != nil, NodeID: cfg.Node.ID, Logger: n.log,
+		}),
 	})
 }
 

@@ -1,0 +1,89 @@
+package console
+
+import (
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestSessionCookie(t *testing.T) {
+	now := time.Date(2026, 12, 2, 12, 0, 0, 0, time.UTC)
+	k := deriveKeys("token-one")
+	good := k.encode(session{ID: "S1", Name: "alice", Exp: now.Add(time.Hour)})
+	tests := []struct {
+		name, value string
+		at          time.Time
+		ok          bool
+	}{
+		{"valid", good, now, true},
+		{"expired", good, now.Add(time.Hour), false},
+		{"other token", deriveKeys("token-two").encode(session{ID: "S1", Name: "alice", Exp: now.Add(time.Hour)}), now, false},
+		{"body changed", "X" + good[1:], now, false},
+		{"mac cut", good[:len(good)-2], now, false},
+		{"no mac", strings.Split(good, ".")[0], now, false},
+		{"no id", k.encode(session{Name: "alice", Exp: now.Add(time.Hour)}), now, false},
+		{"too long", good + strings.Repeat("A", maxCookie), now, false},
+		{"empty", "", now, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s, ok := k.decode(tt.value, tt.at)
+			if ok != tt.ok || (ok && (s.ID != "S1" || s.Name != "alice")) {
+				t.Errorf("decode = %+v, %v; want ok %v", s, ok, tt.ok)
+			}
+		})
+	}
+}
+
+func TestLoginGate(t *testing.T) {
+	g := newLoginGate()
+	now := time.Now()
+	for i := range maxLoginFailures {
+		if !g.allowed("192.0.2.1", now) {
+			t.Fatalf("refused after %d failures", i)
+		}
+		g.failed("192.0.2.1", now)
+	}
+	if g.allowed("192.0.2.1", now) {
+		t.Error("allowed after the maximum of failures")
+	}
+	if !g.allowed("192.0.2.2", now) {
+		t.Error("another client refused")
+	}
+	if !g.allowed("192.0.2.1", now.Add(loginWindow)) {
+		t.Error("still refused after the window")
+	}
+	if a, b := clientKey("[2001:db8::1]:5"), clientKey("[2001:db8::ffff]:6"); a != b {
+		t.Errorf("one /64 counted as two clients: %s, %s", a, b)
+	}
+}
+
+func TestLocalPath(t *testing.T) {
+	for in, want := range map[string]string{
+		"/quarantine?page=2":    "/quarantine?page=2",
+		"//evil.example/x":      "/",
+		"https://evil.example/": "/",
+		"/\\evil.example":       "/",
+		"quarantine":            "/",
+		"":                      "/",
+	} {
+		if got := localPath(in); got != want {
+			t.Errorf("localPath(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
+
+// FuzzSessionCookie: whatever a client sends as its cookie, decode never
+// panics and accepts only what encode made.
+func FuzzSessionCookie(f *testing.F) {
+	k := deriveKeys("fuzz")
+	now := time.Now()
+	f.Add(k.encode(session{ID: "x", Name: "n", Exp: now.Add(time.Hour)}))
+	f.Add("e30.AAAA")
+	f.Fuzz(func(t *testing.T, v string) {
+		s, ok := k.decode(v, now)
+		if ok && k.encode(*s) == "" {
+			t.Fatal("accepted a cookie encode cannot make")
+		}
+	})
+}

@@ -1,0 +1,23 @@
+// mxgate console: progressive enhancement only; every page works without it.
+"use strict";
+document.addEventListener("DOMContentLoaded", function () {
+  // Ask before a destructive action (forms with data-confirm).
+  document.querySelectorAll("form[data-confirm]").forEach(function (f) {
+    f.addEventListener("submit", function (e) {
+      if (!window.confirm(f.getAttribute("data-confirm"))) { e.preventDefault(); }
+    });
+  });
+  // A box that selects every row of its table (data-select-all="name").
+  document.querySelectorAll("input[data-select-all]").forEach(function (box) {
+    box.addEventListener("change", function () {
+      var name = box.getAttribute("data-select-all");
+      document.querySelectorAll('input[type=checkbox][name="' + name + '"]').forEach(function (b) { b.checked = box.checked; });
+    });
+  });
+  // Pages that follow a live state reload themselves (data-refresh="seconds").
+  var r = document.querySelector("[data-refresh]");
+  if (r) {
+    var s = parseInt(r.getAttribute("data-refresh"), 10);
+    if (s > 0) { window.setTimeout(function () { window.location.reload(); }, s * 1000); }
+  }
+});
