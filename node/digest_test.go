@@ -112,28 +112,8 @@ func tokenOf(t *testing.T, link string) string {
 // the message to the other.
 func TestDigestOnARealNode(t *testing.T) {
 	ctx := context.Background()
-	sink := testenv.StartSink(t)
-	cfg := nodeConfig(t, sink.Addr, "")
-	cfg.Admin.Listen = testenv.FreeAddr(t)
-	base := "http://" + cfg.Admin.Listen
-	cfg.Digest.Enabled, cfg.Digest.URL = true, base
-	if err := cfg.Validate(); err != nil {
-		t.Fatal(err)
-	}
-	n, err := Build(ctx, cfg, testLogger(t))
-	if err != nil {
-		t.Fatalf("Build: %v", err)
-	}
-	if err := n.Start(ctx); err != nil {
-		n.Stop(ctx)
-		t.Fatalf("Start: %v", err)
-	}
-	defer n.Stop(ctx)
+	n, sink, ac, base := startDigestNode(t)
 	smtpAddr := n.SMTPAddrs()[0].String()
-	ac, err := admin.NewClient(base, "")
-	if err != nil {
-		t.Fatal(err)
-	}
 	const alice, bob, carol = "alice@example.org", "bob@example.org", "carol@example.org"
 	both := sendTo(t, smtpAddr, []string{alice, bob}, "spam for alice and bob", gtube)
 	forCarol := sendTo(t, smtpAddr, []string{carol}, "spam for carol", gtube)
@@ -371,4 +351,33 @@ func TestDigestOnARealNode(t *testing.T) {
 	if code, _, _ := get(list); code != http.StatusOK {
 		t.Errorf("alice's list link after a rotation: %d, want 200", code)
 	}
+}
+
+// startDigestNode starts a node with digests on (links to its admin
+// listener) in front of a new smtp-sink, stopped when the test ends.
+func startDigestNode(t *testing.T) (*Node, *testenv.Sink, *admin.Client, string) {
+	t.Helper()
+	ctx := context.Background()
+	sink := testenv.StartSink(t)
+	cfg := nodeConfig(t, sink.Addr, "")
+	cfg.Admin.Listen = testenv.FreeAddr(t)
+	base := "http://" + cfg.Admin.Listen
+	cfg.Digest.Enabled, cfg.Digest.URL = true, base
+	if err := cfg.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	n, err := Build(ctx, cfg, testLogger(t))
+	if err != nil {
+		t.Fatalf("Build: %v", err)
+	}
+	if err := n.Start(ctx); err != nil {
+		n.Stop(ctx)
+		t.Fatalf("Start: %v", err)
+	}
+	t.Cleanup(func() { n.Stop(ctx) })
+	ac, err := admin.NewClient(base, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return n, sink, ac, base
 }
