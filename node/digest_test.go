@@ -246,15 +246,7 @@ func TestDigestOnARealNode(t *testing.T) {
 		t.Fatalf("POST release: %d\n%s", code, body)
 	}
 	msgs = sink.WaitMessages(t, 4, 30*time.Second)
-	var released []string
-	for _, m := range msgs {
-		if strings.Contains(m, gtube) {
-			released = append(released, m)
-		}
-	}
-	if len(released) != 1 || strings.Count(released[0], "X-Rcpt-Args:") != 1 || testenv.Header(released[0], "X-Rcpt-Args") != "<alice@example.org>" {
-		t.Fatalf("released messages %d, want one to alice only:\n%s", len(released), strings.Join(released, "\n----\n"))
-	}
+	releasedOnlyTo(t, msgs, alice)
 	it, err := ac.QuarantineGet(ctx, both)
 	if err != nil || !it.IsReleasedTo(alice) || it.IsReleasedTo(bob) {
 		t.Fatalf("after alice's release: %+v, %v; want released to alice only", it, err)
@@ -380,4 +372,19 @@ func startDigestNode(t *testing.T) (*Node, *testenv.Sink, *admin.Client, string)
 		t.Fatal(err)
 	}
 	return n, sink, ac, base
+}
+
+// releasedOnlyTo checks that of msgs exactly one is the GTUBE message,
+// released to rcpt alone.
+func releasedOnlyTo(t *testing.T, msgs []string, rcpt string) {
+	t.Helper()
+	var released []string
+	for _, m := range msgs {
+		if strings.Contains(m, gtube) {
+			released = append(released, m)
+		}
+	}
+	if len(released) != 1 || strings.Count(released[0], "X-Rcpt-Args:") != 1 || testenv.Header(released[0], "X-Rcpt-Args") != "<"+rcpt+">" {
+		t.Fatalf("released messages %d, want one to %s only:\n%s", len(released), rcpt, strings.Join(released, "\n----\n"))
+	}
 }
