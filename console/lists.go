@@ -64,7 +64,7 @@ func filterEntries(all []lists.Entry, kind, scope, text string) []lists.Entry {
 	slices.SortStableFunc(out, func(a, b lists.Entry) int {
 		return cmp.Or(
 			-strings.Compare(string(a.Kind), string(b.Kind)), // block, then allow
-			strings.Compare(a.Rcpt, b.Rcpt), // "" (global) first
+			strings.Compare(a.Rcpt, b.Rcpt),                  // "" (global) first
 			strings.Compare(a.Value, b.Value))
 	})
 	return out
