@@ -59,7 +59,9 @@ func count(t *testing.T, ctx context.Context, sel string) int {
 	return n
 }
 
-func jsString(s string) string { return `"` + strings.NewReplacer(`\`, `\\`, `"`, `\"`).Replace(s) + `"` }
+func jsString(s string) string {
+	return `"` + strings.NewReplacer(`\`, `\\`, `"`, `\"`).Replace(s) + `"`
+}
 
 // smtpAnswer tries one transaction up to the recipients and returns the
 // first refusal (nil = every command was accepted).
