@@ -16,6 +16,24 @@ func base(t *testing.T) Settings {
 	return s
 }
 
+// patched is b with the KEY=VALUE args applied.
+func patched(t *testing.T, b Settings, args ...string) Settings {
+	t.Helper()
+	var ps []Patch
+	for _, a := range args {
+		p, err := ParsePatch(a)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ps = append(ps, p)
+	}
+	s, err := b.With(ps...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
 func TestWithKeepsOtherKeys(t *testing.T) {
 	for _, tt := range []struct {
 		name  string
@@ -52,18 +70,7 @@ func TestWithKeepsOtherKeys(t *testing.T) {
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			b := base(t)
-			var ps []Patch
-			for _, a := range tt.args {
-				p, err := ParsePatch(a)
-				if err != nil {
-					t.Fatal(err)
-				}
-				ps = append(ps, p)
-			}
-			s, err := b.With(ps...)
-			if err != nil {
-				t.Fatal(err)
-			}
+			s := patched(t, b, tt.args...)
 			if !tt.check(s) {
 				t.Errorf("got %+v", s)
 			}
@@ -164,21 +171,7 @@ func TestPatchReports(t *testing.T) {
 
 func TestHistoryChanges(t *testing.T) {
 	b := base(t)
-	with := func(args ...string) Settings {
-		var ps []Patch
-		for _, a := range args {
-			p, err := ParsePatch(a)
-			if err != nil {
-				t.Fatal(err)
-			}
-			ps = append(ps, p)
-		}
-		s, err := b.With(ps...)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return s
-	}
+	with := func(args ...string) Settings { return patched(t, b, args...) }
 	r1 := Revision{Number: 1, Settings: b}
 	r2 := Revision{Number: 2, Settings: with("scanner.thresholds.quarantine=7")}
 	r3 := Revision{Number: 3, Settings: with("scanner.thresholds.quarantine=7", "mode=active-active")}
