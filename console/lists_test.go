@@ -134,7 +134,7 @@ func TestListsPage(t *testing.T) {
 				if v, _ := chromedp.Run(ctx, chromedp.Value("#add-value")); v != tc.value {
 					t.Errorf("refused form's value %q, want %q again", v, tc.value)
 				}
-				testenv.Screenshot(t, ctx, "lists-refused-"+tc.name)
+				testenv.Screenshot(t, ctx, "refused")
 			}
 		})
 	}
