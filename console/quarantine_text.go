@@ -54,14 +54,18 @@ func readMessage(raw []byte) msgText {
 	var m msgText
 	head, _ := splitHeader(raw)
 	m.Header, m.Cut = clip(head, maxShownHeader)
-	e, err := message.Read(bytes.NewReader(raw))
-	if err != nil && !message.IsUnknownCharset(err) && !message.IsUnknownEncoding(err) {
-		m.Problem = "not a well-formed MIME message (" + oneLineErr(err) + "): shown as it came"
+	e, readErr := message.Read(bytes.NewReader(raw))
+	if err := readErr; err != nil && !message.IsUnknownCharset(err) && !message.IsUnknownEncoding(err) {
+		m.Problem = "not a well-formed MIME message (" + oneLineErr(readErr) + "): shown as it came"
 		m.Raw, m.Cut = clip(raw, maxShownText)
 		return m
 	}
 	budget := maxShownText
-	err = e.Walk(func(_ []int, ent *message.Entity, err error) error {
+	err := e.Walk(func(path []int, ent *message.Entity, err error) error {
+		if path == nil {
+			// Walk tells the parts' charset errors, not the top's.
+			err = readErr
+		}
 		if ent.MultipartReader() != nil {
 			return nil
 		}
