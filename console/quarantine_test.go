@@ -14,48 +14,12 @@ import (
 	"time"
 
 	"github.com/chromedp/chromedp"
-	"github.com/emersion/go-smtp"
 
 	"github.com/mxgate/mxgate/config"
 	"github.com/mxgate/mxgate/kv"
 	"github.com/mxgate/mxgate/quarantine"
 	"github.com/mxgate/mxgate/testenv"
 )
-
-// sendRaw delivers raw (a whole message, CRLF lines) to the node and
-// returns its queue id.
-func (g *gateway) sendRaw(t *testing.T, from string, to []string, raw string) string {
-	t.Helper()
-	c, err := smtp.Dial(g.smtp)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	if err := c.Mail(from, nil); err != nil {
-		t.Fatalf("MAIL: %v", err)
-	}
-	for _, r := range to {
-		if err := c.Rcpt(r, nil); err != nil {
-			t.Fatalf("RCPT %s: %v", r, err)
-		}
-	}
-	w, err := c.Data()
-	if err != nil {
-		t.Fatalf("DATA: %v", err)
-	}
-	io.WriteString(w, raw)
-	resp, err := w.CloseWithResponse()
-	if err != nil {
-		t.Fatalf("end of DATA: %v", err)
-	}
-	_ = c.Quit()
-	_, id, ok := strings.Cut(resp.StatusText, "queued as ")
-	if !ok {
-		t.Fatalf("DATA reply %q has no queue id", resp.StatusText)
-	}
-	id, _, _ = strings.Cut(id, " ")
-	return id
-}
 
 // loginAt logs the browser in, from the login a page without a session
 // goes to.
