@@ -25,6 +25,9 @@ func (c *Console) funcs() template.FuncMap {
 		"nav":  func() []navEntry { return menu },
 		// actionClass colours a message-log action.
 		"actionClass": actionClass,
+		// quarantine
+		"released": released,
+		"size":     size,
 	}
 }
 
