@@ -163,3 +163,16 @@ func get(t *testing.T, hc *http.Client, u string) int {
 	resp.Body.Close()
 	return resp.StatusCode
 }
+
+// TestLoginTwoTabs: a login form stays good when the login is opened again
+// in another tab (the second load keeps the browser's nonce).
+func TestLoginTwoTabs(t *testing.T) {
+	g := startGateway(t, nil)
+	ctx := testenv.Browser(t)
+	do(t, ctx, "first tab", chromedp.Navigate(g.admin+"/login"), chromedp.WaitVisible("#token"))
+	other, cancel := chromedp.NewContext(ctx)
+	defer cancel()
+	do(t, other, "second tab", chromedp.Navigate(g.admin+"/login"), chromedp.WaitVisible("#token"))
+	login(t, ctx, "", testToken, "alice")
+	do(t, ctx, "logged in from the first tab", chromedp.WaitVisible("#logout"))
+}

@@ -196,7 +196,14 @@ func (c *Console) loginPage(w http.ResponseWriter, r *http.Request) {
 // showLogin draws the login form with a fresh pre-login nonce: the form's
 // CSRF token is bound to it, so another site cannot log a browser in.
 func (c *Console) showLogin(w http.ResponseWriter, r *http.Request, status int, msg string) {
-	nonce := rand.Text()
+	// A browser that has a nonce keeps it: a second login tab (or a page
+	// fetched twice) must not make the first tab's form stale.
+	nonce := ""
+	if ck, err := r.Cookie(loginCookie); err == nil && len(ck.Value) == len(rand.Text()) {
+		nonce = ck.Value
+	} else {
+		nonce = rand.Text()
+	}
 	http.SetCookie(w, c.cookie(loginCookie, nonce, 15*time.Minute))
 	c.render(w, r, nil, status, "login", "Log in", loginData{
 		Next: localPath(r.FormValue("next")), Nonce: nonce, CSRF: c.keys.sign(c.keys.csrf_, "login:"+nonce),
