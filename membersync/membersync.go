@@ -160,7 +160,9 @@ const maxGone = 32
 // old missing from cur added (replacing an earlier record of the same id),
 // the members of cur removed.
 func updateGone(gone, old, cur []members.Member) []members.Member {
-	live := func(id string) bool { return slices.ContainsFunc(cur, func(m members.Member) bool { return m.ID == id }) }
+	live := func(id string) bool {
+		return slices.ContainsFunc(cur, func(m members.Member) bool { return m.ID == id })
+	}
 	out := slices.DeleteFunc(slices.Clone(gone), func(m members.Member) bool { return live(m.ID) })
 	for _, m := range old {
 		if live(m.ID) {
