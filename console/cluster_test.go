@@ -93,7 +93,7 @@ func role(t *testing.T, ctx context.Context, id string) string {
 // count is the number of elements sel matches.
 func count(t *testing.T, ctx context.Context, sel string) int {
 	t.Helper()
-	n, err := chromedp.Run(ctx, chromedp.Evaluate[int](`document.querySelectorAll(` + jsString(sel) + `).length`))
+	n, err := chromedp.Run(ctx, chromedp.Evaluate[int](`document.querySelectorAll(`+jsString(sel)+`).length`))
 	if err != nil {
 		t.Fatalf("count %s: %v", sel, err)
 	}
