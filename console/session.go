@@ -35,6 +35,8 @@ const (
 	// sessions; past it, unknown clients may not log in (fail closed)
 	// until entries expire.
 	maxTracked = 10000
+	// maxForm bounds a posted form.
+	maxForm = 1 << 20
 	// maxRevoked bounds the logged-out sessions remembered.
 	maxRevoked = 100000
 )
@@ -133,6 +135,8 @@ func (c *Console) authed(fn func(w http.ResponseWriter, r *http.Request, s *sess
 			return
 		}
 		if r.Method != http.MethodGet && r.Method != http.MethodHead {
+			// The largest form is a page of ids and a list entry.
+			r.Body = http.MaxBytesReader(w, r.Body, maxForm)
 			if !c.sameOrigin(r) || !hmac.Equal([]byte(r.PostFormValue("csrf")), []byte(c.keys.csrf(s.ID))) {
 				c.audit(r, s, "refused: no valid CSRF token", r.URL.Path, nil)
 				c.render(w, r, s, http.StatusForbidden, "error", "Refused", "The form came without its CSRF token (or from another site), so nothing was done. Reload the page and try again.")

@@ -64,12 +64,13 @@ func Screenshot(t testing.TB, ctx context.Context, name string) {
 		return
 	}
 	dir := t.ArtifactDir()
+	// The directory's name says nothing of the test: the file's does.
 	name = strings.Map(func(r rune) rune {
 		if r == '/' || r == os.PathSeparator || r < ' ' {
 			return '_'
 		}
 		return r
-	}, name)
+	}, t.Name()+"--"+name)
 	p := filepath.Join(dir, name+".png")
 	if err := os.WriteFile(p, png, 0o644); err != nil {
 		t.Errorf("screenshot %s: %v", name, err)
