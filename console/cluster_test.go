@@ -27,7 +27,16 @@ func TestClusterPageSingleNode(t *testing.T) {
 	g.sink.WaitMessages(t, 2, 10*time.Second)
 	ctx := testenv.Browser(t)
 	login(t, ctx, g.admin, testToken, "alice")
-	do(t, ctx, "open the cluster page", chromedp.Navigate(g.admin+"/cluster"), chromedp.WaitVisible("#node-n1"))
+	// The message log gets its records from the node's journal in
+	// batches: reload until all three are in.
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		do(t, ctx, "open the cluster page", chromedp.Navigate(g.admin+"/cluster"), chromedp.WaitVisible("#node-n1"))
+		if strings.HasPrefix(text(t, ctx, "#traffic figcaption"), "3 messages") || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
 
 	card := text(t, ctx, "#node-n1")
 	if r := role(t, ctx, "n1"); r != "single" {

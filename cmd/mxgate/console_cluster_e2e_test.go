@@ -49,8 +49,17 @@ func TestConsoleClusterFailover(t *testing.T) {
 	if c := pageText(t, ctx, "#changes"); !strings.Contains(c, "backup → master") {
 		t.Errorf("recent changes lack n1 becoming master: %q", c)
 	}
-	if c := pageText(t, ctx, "#traffic figcaption"); !strings.HasPrefix(c, "4 messages") {
-		t.Errorf("chart caption %q, want 4 messages", c)
+	// The message log gets its records from each node's journal in
+	// batches; the page reloads itself meanwhile.
+	for deadline := time.Now().Add(15 * time.Second); ; time.Sleep(250 * time.Millisecond) {
+		c, err := chromedp.Run(ctx, chromedp.Text("#traffic figcaption"))
+		if err == nil && strings.HasPrefix(c, "4 messages") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Errorf("chart caption %q (%v), want 4 messages", c, err)
+			break
+		}
 	}
 	testenv.Screenshot(t, ctx, "cluster-before")
 
