@@ -69,6 +69,7 @@ fuzz:
 	$(call fuzz1,FuzzParseWhen,./admin,20000)
 	$(call fuzz1,FuzzSessionCookie,./console,40000)
 	$(call fuzz1,FuzzRelayPolicy,./smtpfront,40000)
+	$(call fuzz1,FuzzParse,./digest,200000)
 	$(call fuzz1,FuzzSession,./smtpfront,7000)
 	$(call fuzz1,FuzzEnvelopeAddress,./smtpfront,40000)
 	$(call fuzz1,FuzzAcceptedText,./smtpfront,40000)

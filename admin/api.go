@@ -520,6 +520,7 @@ func (s *Server) listsAdd(w http.ResponseWriter, r *http.Request) {
 	}
 	e.Comment = req.Comment
 	e.Added = s.now().UTC()
+	e.By = s.who(r)
 	stored, added, err := s.o.Lists.Add(r.Context(), e)
 	if err != nil {
 		s.internal(w, r, "add list entry", err)

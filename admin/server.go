@@ -102,6 +102,9 @@ type Options struct {
 	// quarantine digest, authorized by the signed link alone (no token),
 	// acting through api. nil = 404.
 	Recipients func(api LocalAPI) http.Handler
+	// Digest sends the recipients' quarantine digests and keeps their
+	// opt-outs and signing keys (/api/v1/digest/...); nil = 404.
+	Digest Digest
 	// NodeID names the node on the status page.
 	NodeID string
 	// Logger receives errors the client is not shown; nil = discard.
@@ -177,6 +180,10 @@ func New(o Options) (*Server, error) {
 	mux.HandleFunc("GET /api/v1/report", s.reportGet)
 	mux.HandleFunc("POST /api/v1/scan", s.scan)
 	mux.HandleFunc("GET /api/v1/backup", s.backup)
+	mux.HandleFunc("POST /api/v1/digest/send", s.digestSend)
+	mux.HandleFunc("POST /api/v1/digest/optout", s.digestOptOut)
+	mux.HandleFunc("GET /api/v1/digest/optouts", s.digestOptOuts)
+	mux.HandleFunc("POST /api/v1/digest/rotate-key", s.digestRotate)
 	mux.HandleFunc("/api/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, fmt.Sprintf("no API route %s %s", r.Method, r.URL.Path))
 	})

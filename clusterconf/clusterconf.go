@@ -33,6 +33,9 @@ type Settings struct {
 	// when unset, so that SeedHash of a node file without it is the hash
 	// it had before the key existed (no new revision at the upgrade).
 	Reports config.Reports `yaml:"reports" json:"reports,omitzero"`
+	// Digest is the recipients' quarantine digest; left out of the JSON
+	// when unset, as Reports.
+	Digest config.Digest `yaml:"digest" json:"digest,omitzero"`
 }
 
 // Defaults are the cluster-wide settings of a node file with no scanner or
@@ -45,7 +48,7 @@ func Defaults() Settings {
 // FromConfig takes the cluster-wide settings from a node's file: what the
 // first revision of a new cluster is seeded with.
 func FromConfig(c config.Config) Settings {
-	s := Settings{Scanner: c.Scanner.Policy.Clone(), Mode: c.Cluster.Mode, Reports: c.Reports.Normalize()}
+	s := Settings{Scanner: c.Scanner.Policy.Clone(), Mode: c.Cluster.Mode, Reports: c.Reports.Normalize(), Digest: c.Digest.Normalize()}
 	if s.Mode == "" {
 		s.Mode = config.ModeActiveActive
 	}
@@ -59,6 +62,7 @@ func (s Settings) Apply(c config.Config) config.Config {
 	c.Scanner.Policy = s.Scanner.Clone()
 	c.Cluster.Mode = s.Mode
 	c.Reports = s.Reports.Normalize()
+	c.Digest = s.Digest.Normalize()
 	return c
 }
 
@@ -75,6 +79,7 @@ func (s *Settings) normalize() {
 		s.Weights = nil
 	}
 	s.Reports = s.Reports.Normalize()
+	s.Digest = s.Digest.Normalize()
 }
 
 // Validate reports every problem of s at once (errors.Join), each naming its
@@ -101,6 +106,9 @@ func (s Settings) Validate() error {
 	s.checkBounds(add)
 	if err := s.Reports.Validate(); err != nil {
 		errs = append(errs, err) // its keys are already reports.*
+	}
+	if err := s.Digest.Validate(); err != nil {
+		errs = append(errs, err) // digest.*
 	}
 	return errors.Join(errs...)
 }

@@ -111,7 +111,7 @@ var newerScannerKeys = []string{"engines"}
 
 // newerKeys are the settings added since e4a341c, beside the scanner's:
 // shown by config show, left out of the stored JSON while unset.
-var newerKeys = []string{"reports"}
+var newerKeys = []string{"reports", "digest"}
 
 // sameBesidesNewerKeys: got, without newerScannerKeys, says what old says.
 func sameBesidesNewerKeys(t *testing.T, got, old []byte, unmarshal func([]byte, any) error) bool {
@@ -192,7 +192,7 @@ func TestDefaultsAreTheNodeFiles(t *testing.T) {
 	}
 }
 
-// A node file without reports hashes as before the key existed, so the
+// A node file without reports or digest hashes as before the key existed, so the
 // upgrade stores no new revision over one made with config set.
 func TestSeedHashWithoutReports(t *testing.T) {
 	s := oldRevision().Settings
@@ -200,7 +200,9 @@ func TestSeedHashWithoutReports(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if strings.Contains(string(data), `"reports"`) {
-		t.Errorf("settings without reports written with them: %s", data)
+	for _, key := range newerKeys {
+		if strings.Contains(string(data), `"`+key+`"`) {
+			t.Errorf("settings without %s written with them: %s", key, data)
+		}
 	}
 }

@@ -317,6 +317,22 @@ func Diff(a, b Settings) ([]Change, error) {
 	return out, nil
 }
 
+// HistoryChanges is, for each revision of revs (newest first, as History
+// gives them), what it changed against the next one in revs, the revision
+// before it (empty, not nil, when nothing changed). The last has nothing
+// to compare with: its entry is nil.
+func HistoryChanges(revs []Revision) ([][]Change, error) {
+	out := make([][]Change, len(revs))
+	for i := 0; i+1 < len(revs); i++ {
+		changes, err := Diff(revs[i+1].Settings, revs[i].Settings)
+		if err != nil {
+			return nil, fmt.Errorf("revision %d against %d: %w", revs[i].Number, revs[i+1].Number, err)
+		}
+		out[i] = append([]Change{}, changes...)
+	}
+	return out, nil
+}
+
 type flat struct {
 	order  []string
 	values map[string]string

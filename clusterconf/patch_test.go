@@ -16,6 +16,24 @@ func base(t *testing.T) Settings {
 	return s
 }
 
+// patched is b with the KEY=VALUE args applied.
+func patched(t *testing.T, b Settings, args ...string) Settings {
+	t.Helper()
+	var ps []Patch
+	for _, a := range args {
+		p, err := ParsePatch(a)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ps = append(ps, p)
+	}
+	s, err := b.With(ps...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
 func TestWithKeepsOtherKeys(t *testing.T) {
 	for _, tt := range []struct {
 		name  string
@@ -52,18 +70,7 @@ func TestWithKeepsOtherKeys(t *testing.T) {
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			b := base(t)
-			var ps []Patch
-			for _, a := range tt.args {
-				p, err := ParsePatch(a)
-				if err != nil {
-					t.Fatal(err)
-				}
-				ps = append(ps, p)
-			}
-			s, err := b.With(ps...)
-			if err != nil {
-				t.Fatal(err)
-			}
+			s := patched(t, b, tt.args...)
 			if !tt.check(s) {
 				t.Errorf("got %+v", s)
 			}
@@ -159,5 +166,43 @@ func TestPatchReports(t *testing.T) {
 	}
 	if _, err := Defaults().With(p); err == nil || !strings.Contains(err.Error(), "reports.mail_to[0]") {
 		t.Errorf("With a bad address = %v", err)
+	}
+}
+
+func TestHistoryChanges(t *testing.T) {
+	b := base(t)
+	with := func(args ...string) Settings { return patched(t, b, args...) }
+	r1 := Revision{Number: 1, Settings: b}
+	r2 := Revision{Number: 2, Settings: with("scanner.thresholds.quarantine=7")}
+	r3 := Revision{Number: 3, Settings: with("scanner.thresholds.quarantine=7", "mode=active-active")}
+	r4 := Revision{Number: 4, Settings: r3.Settings}
+	for _, tt := range []struct {
+		name string
+		revs []Revision
+		want [][]string // per revision; nil = nothing to compare with
+	}{
+		{"none", nil, [][]string{}},
+		{"one", []Revision{r1}, [][]string{nil}},
+		{"newest first", []Revision{r4, r3, r2, r1}, [][]string{{}, {"mode: active-passive -> active-active"}, {"scanner.thresholds.quarantine: 5 -> 7"}, nil}},
+		{"a gap compares with the one listed", []Revision{r3, r1}, [][]string{{"scanner.thresholds.quarantine: 5 -> 7", "mode: active-passive -> active-active"}, nil}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := HistoryChanges(tt.revs)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(got) != len(tt.want) {
+				t.Fatalf("%d entries, want %d", len(got), len(tt.want))
+			}
+			for i, changes := range got {
+				var lines []string
+				for _, c := range changes {
+					lines = append(lines, c.String())
+				}
+				if strings.Join(lines, "|") != strings.Join(tt.want[i], "|") || (changes == nil) != (tt.want[i] == nil) {
+					t.Errorf("revision %d: %q (nil %v), want %q (nil %v)", tt.revs[i].Number, lines, changes == nil, tt.want[i], tt.want[i] == nil)
+				}
+			}
+		})
 	}
 }

@@ -32,6 +32,8 @@ type Config struct {
 	Cluster Cluster `yaml:"cluster" json:"cluster"`
 	// Reports is who gets the daily report by mail (cluster-wide).
 	Reports Reports `yaml:"reports" json:"reports"`
+	// Digest is the recipients' daily quarantine digest (cluster-wide).
+	Digest Digest `yaml:"digest" json:"digest"`
 }
 
 // Node is this node's identity and local state.

@@ -117,6 +117,7 @@ func (c *Config) normalize() {
 	}
 	c.Scanner.Policy = c.Scanner.Policy.Normalize()
 	c.Reports = c.Reports.Normalize()
+	c.Digest = c.Digest.Normalize()
 }
 
 var unmarshalerType = reflect.TypeFor[yaml.Unmarshaler]()

@@ -13,6 +13,7 @@ func (c Config) Validate() error {
 	c.Store.validate(&p)
 	c.Admin.validate(&p)
 	c.Reports.validate(&p)
+	c.Digest.validate(&p)
 	if c.Cluster.Enabled {
 		c.Cluster.validate(&p, c.Node.ID)
 	}

@@ -22,6 +22,8 @@ func (c *Console) funcs() template.FuncMap {
 		"ts":   func(t time.Time) string { return t.UTC().Format("2006-01-02 15:04:05Z") },
 		"join": func(s []string) string { return strings.Join(s, ", ") },
 		"nav":  func() []navEntry { return menu },
+		// actionClass colours a message-log action.
+		"actionClass": actionClass,
 	}
 }
 

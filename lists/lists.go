@@ -33,6 +33,9 @@ type Entry struct {
 	Rcpt    string    `json:"rcpt"`
 	Added   time.Time `json:"added,omitzero"`
 	Comment string    `json:"comment,omitempty"`
+	// By is who added the entry, as the admin API names the actor ("" for
+	// entries from before it was kept, or added to a store directly).
+	By string `json:"by,omitempty"`
 	// SkipAttachments makes an allow entry waive the attachment policy as
 	// well as the score. Without it an allowlisted sender's banned
 	// attachments are still quarantined: a MAIL FROM is easily forged.

@@ -17,6 +17,7 @@ import (
 	"github.com/mxgate/mxgate/engines/rspamd"
 	"github.com/mxgate/mxgate/mailauth"
 	"github.com/mxgate/mxgate/quarantine"
+	"github.com/mxgate/mxgate/recipients"
 	"github.com/mxgate/mxgate/scanner"
 	"github.com/mxgate/mxgate/store"
 )
@@ -63,6 +64,8 @@ func (n *Node) newAdmin(reg *prometheus.Registry, nm *nodeMetrics) (*admin.Serve
 		MaxScanBytes: cfg.SMTP.MaxMessageBytes,
 		SpoolDir:     cfg.Node.DataDir,
 		Backup:       n.backup,
+		Digest:       n.digest,
+		Recipients:   (&recipients.Pages{Store: n.store.Digest, Settings: n.digestSettings, Logger: n.log}).Handler,
 		NodeID:       cfg.Node.ID,
 		Logger:       n.log,
 		Console: console.New(console.Options{

@@ -20,6 +20,7 @@ import (
 	"github.com/mxgate/mxgate/certfile"
 	"github.com/mxgate/mxgate/clusterconf"
 	"github.com/mxgate/mxgate/config"
+	"github.com/mxgate/mxgate/digest"
 	"github.com/mxgate/mxgate/engines"
 	"github.com/mxgate/mxgate/lists"
 	"github.com/mxgate/mxgate/scanner"
@@ -45,6 +46,7 @@ type Node struct {
 	follower   *clusterconf.Follower
 	front      *smtpfront.Server
 	admin      *admin.Server // nil without admin.listen
+	digest     *digest.Digester
 	cluster    *clusterParts
 	failed     chan error
 	// shared are the cluster-wide settings the node follows now.
@@ -158,6 +160,7 @@ func (n *Node) build(ctx context.Context, makers map[string]engineMaker) error {
 		return err
 	}
 	nm := n.registerMetrics(reg)
+	n.digest = &digest.Digester{Store: st.Digest, Quarantine: st.Quarantine, Node: cfg.Node.ID, Settings: n.digestSettings, Logger: log}
 	n.admin, err = n.newAdmin(reg, nm)
 	return err
 }

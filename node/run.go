@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"github.com/mxgate/mxgate/cluster"
+	"github.com/mxgate/mxgate/config"
+	"github.com/mxgate/mxgate/digest"
 	"github.com/mxgate/mxgate/report"
 )
 
@@ -59,6 +61,7 @@ func (n *Node) run(ports *boundPorts) {
 	n.wg.Go(func() {
 		report.RunScheduler(ctx, n.store.Reports, n.store.Log, n.cfg.Node.ID, n.cluster.isMaster, n.reportMail, time.Now, n.log)
 	})
+	n.wg.Go(func() { digest.RunScheduler(ctx, n.digest, n.cluster.isMaster) })
 	if n.admin != nil {
 		ln := ports.take(&ports.admin)
 		n.wg.Go(func() {
@@ -75,14 +78,40 @@ func (n *Node) run(ports *boundPorts) {
 // reports.mail_from or postmaster@smtp.hostname.
 func (n *Node) reportMail() report.MailSettings {
 	r := n.shared.v.Load().Reports
-	from := r.MailFrom
-	if from == "" {
-		from = "postmaster@" + n.cfg.SMTP.Hostname
-	}
 	return report.MailSettings{
 		To:         r.MailTo,
-		From:       from,
+		From:       n.sender(r.MailFrom),
 		Name:       n.cfg.SMTP.Hostname + "/" + n.cfg.Node.ID,
+		Downstream: downstream(n.cfg),
+	}
+}
+
+// sender is from, or postmaster@smtp.hostname when it is "": who the
+// gateway's own mail (reports, digests) comes from.
+func (n *Node) sender(from string) string {
+	if from == "" {
+		return "postmaster@" + n.cfg.SMTP.Hostname
+	}
+	return from
+}
+
+// digestSettings are the recipients' digest under the cluster's settings
+// now, sent as report mail is; links live as long as the quarantine
+// keeps the messages.
+func (n *Node) digestSettings() digest.Settings {
+	d := n.shared.v.Load().Digest
+	at, err := d.At()
+	if err != nil {
+		// Validated before it was stored: only a future key's value.
+		at, _ = (config.Digest{}).At()
+	}
+	return digest.Settings{
+		Enabled:    d.Enabled,
+		At:         at,
+		URL:        d.URL,
+		From:       n.sender(d.From),
+		Domains:    d.Domains,
+		Lifetime:   n.cfg.Store.QuarantineRetention.Duration,
 		Downstream: downstream(n.cfg),
 	}
 }

@@ -93,30 +93,40 @@ func Message(r Report, from string, to []string, name string, now time.Time) ([]
 		return nil, fmt.Errorf("report mail %s: %w", r.Day, err)
 	}
 
+	out, err := Alternative(h, text.Bytes(), html.Bytes())
+	if err != nil {
+		return nil, fmt.Errorf("report mail %s: %w", r.Day, err)
+	}
+	return out, nil
+}
+
+// Alternative is a multipart/alternative message with header h and a
+// text/plain and a text/html part (UTF-8): a mail for every client.
+func Alternative(h mail.Header, text, html []byte) ([]byte, error) {
 	var out bytes.Buffer
 	w, err := mail.CreateInlineWriter(&out, h)
 	if err != nil {
-		return nil, fmt.Errorf("report mail %s: %w", r.Day, err)
+		return nil, err
 	}
 	for _, p := range []struct {
 		typ  string
 		body []byte
-	}{{"text/plain", text.Bytes()}, {"text/html", html.Bytes()}} {
+	}{{"text/plain", text}, {"text/html", html}} {
 		var ph mail.InlineHeader
 		ph.SetContentType(p.typ, map[string]string{"charset": "utf-8"})
 		pw, err := w.CreatePart(ph)
 		if err != nil {
-			return nil, fmt.Errorf("report mail %s: %w", r.Day, err)
+			return nil, err
 		}
 		if _, err := pw.Write(p.body); err != nil {
-			return nil, fmt.Errorf("report mail %s: %w", r.Day, err)
+			return nil, err
 		}
 		if err := pw.Close(); err != nil {
-			return nil, fmt.Errorf("report mail %s: %w", r.Day, err)
+			return nil, err
 		}
 	}
 	if err := w.Close(); err != nil {
-		return nil, fmt.Errorf("report mail %s: %w", r.Day, err)
+		return nil, err
 	}
 	return out.Bytes(), nil
 }

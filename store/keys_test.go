@@ -11,6 +11,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/mxgate/mxgate/clusterconf"
+	mxdigest "github.com/mxgate/mxgate/digest"
 	"github.com/mxgate/mxgate/lists"
 	"github.com/mxgate/mxgate/members"
 	"github.com/mxgate/mxgate/msglog"
@@ -73,6 +74,21 @@ func TestRedisKeys(t *testing.T) {
 	if _, err := b.PeerNonces.Claim(ctx, "0123abcd", time.Minute); err != nil {
 		t.Fatal(err)
 	}
+	if _, err := b.Digest.InitKey(ctx, mxdigest.Key{ID: "0a0b0c0d", Secret: []byte("s"), Created: when}); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := b.Digest.Claim(ctx, "r@example.org", "2026-03-14", mxdigest.Sending{Token: "t"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Digest.SetOptOut(ctx, "o@example.org", true); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Digest.SetCovered(ctx, "r@example.org", when); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Digest.Dismiss(ctx, "r@example.org", "Q1", expires); err != nil {
+		t.Fatal(err)
+	}
 
 	tk := timeKey(when, "Q1")
 	keys := []struct {
@@ -101,6 +117,11 @@ func TestRedisKeys(t *testing.T) {
 		{key: "{mxgate}:members", typ: "zset", members: []string{"n1"}},
 		{key: "{mxgate}:members:m:n1", typ: "string"},
 		{key: "{mxgate}:peer:nonce:0123abcd", typ: "string"},
+		{key: "{mxgate}:digest:keys", typ: "hash", members: []string{"0a0b0c0d"}},
+		{key: "{mxgate}:digest:sending:2026-03-14:r@example.org", typ: "string"},
+		{key: "{mxgate}:digest:optout", typ: "set"},
+		{key: "{mxgate}:digest:covered", typ: "hash", members: []string{"r@example.org"}},
+		{key: "{mxgate}:digest:dismissed:r@example.org", typ: "zset", members: []string{"Q1"}},
 	}
 	var want []string
 	for _, k := range keys {

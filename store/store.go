@@ -1,6 +1,6 @@
 // Package store opens the backend that holds the gateway's shared data and
 // hands out its stores: quarantine, lists, message log, membership,
-// cluster configuration and reports (and the peer API's nonces). The
+// cluster configuration, reports and the digest's state (and the peer API's nonces). The
 // embedded backend is one bbolt file for a single node; the Redis backend
 // is shared by a cluster. Each store, with both its backends, is its own
 // package's; every backend passes the same conformance suite
@@ -19,6 +19,7 @@ import (
 	"go.etcd.io/bbolt"
 
 	"github.com/mxgate/mxgate/clusterconf"
+	"github.com/mxgate/mxgate/digest"
 	"github.com/mxgate/mxgate/kv"
 	"github.com/mxgate/mxgate/lists"
 	"github.com/mxgate/mxgate/members"
@@ -36,6 +37,8 @@ type Backend struct {
 	Members    members.Store
 	Config     clusterconf.Store
 	Reports    report.Store
+	// Digest is the recipients' digest: signing keys, sends, opt-outs.
+	Digest digest.Store
 	// PeerNonces remembers the peer API's request nonces for every node
 	// and across restarts (nil on the embedded store: see peer's
 	// replayGuard for what stands in for it there).
@@ -98,6 +101,7 @@ func OpenRedis(ctx context.Context, url string) (*Backend, error) {
 		Members:    members.NewRedis(c),
 		Config:     clusterconf.NewRedis(c),
 		Reports:    report.NewRedis(c),
+		Digest:     digest.NewRedis(c),
 		PeerNonces: peer.NewRedisNonces(c),
 		Shared:     true,
 		Name:       kv.Redact(url),
@@ -166,7 +170,11 @@ func newEmbedded(db *bbolt.DB) (*Backend, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Backend{Quarantine: q, Lists: l, Log: m, Members: members.NewMemory(), Config: cc, Reports: r,
+	d, err := digest.NewBolt(db)
+	if err != nil {
+		return nil, err
+	}
+	return &Backend{Quarantine: q, Lists: l, Log: m, Members: members.NewMemory(), Config: cc, Reports: r, Digest: d,
 		Name: "embedded " + db.Path(), db: db, closer: db}, nil
 }
 

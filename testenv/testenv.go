@@ -280,6 +280,18 @@ func (s *Sink) WaitMessages(t testing.TB, n int, within time.Duration) []string 
 	}
 }
 
+// MessagesTo are the dumps in msgs of messages to rcpt (smtp-sink's
+// X-Rcpt-Args).
+func MessagesTo(msgs []string, rcpt string) []string {
+	var out []string
+	for _, m := range msgs {
+		if strings.Contains(m, "X-Rcpt-Args: <"+rcpt+">") {
+			out = append(out, m)
+		}
+	}
+	return out
+}
+
 // Header returns the first value of a header field in a dumped message.
 func Header(msg, name string) string {
 	sc := bufio.NewScanner(strings.NewReader(msg))

@@ -19,8 +19,12 @@ import (
 
 	"github.com/mxgate/mxgate/admin"
 	"github.com/mxgate/mxgate/cluster"
+	"github.com/mxgate/mxgate/deliver"
+	"github.com/mxgate/mxgate/digest"
 	"github.com/mxgate/mxgate/lists"
 	"github.com/mxgate/mxgate/node"
+	"github.com/mxgate/mxgate/quarantine"
+	"github.com/mxgate/mxgate/store"
 )
 
 // jsonRun is a run of a command with --json added, and whether it prints
@@ -48,6 +52,7 @@ func walkAdmin(t *testing.T) string {
 		o.Scan = scanPool(t).Scan
 		o.Learn = func(context.Context, bool, []byte) error { return nil }
 		o.Status = func(context.Context) any { return node.StatusView{Node: "n1", Role: "master", Healthy: true} }
+		o.Digest = walkDigest(t, o.Quarantine, "")
 		o.Backup = func() (io.ReadCloser, int64, error) {
 			snap := "bbolt snapshot stand-in"
 			return io.NopCloser(strings.NewReader(snap)), int64(len(snap)), nil
@@ -68,6 +73,25 @@ func walkAdmin(t *testing.T) string {
 		t.Fatal(err)
 	}
 	return url
+}
+
+// walkDigest is a digest over q whose state is in a store of its own,
+// sending to the downstream server down (the walk's sends find nothing
+// new, so it needs none).
+func walkDigest(t *testing.T, q quarantine.Store, down string) admin.Digest {
+	t.Helper()
+	be, err := store.OpenEmbedded(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { be.Close() })
+	if err := be.Digest.SetOptOut(t.Context(), "zed@example.org", true); err != nil {
+		t.Fatal(err)
+	}
+	return &digest.Digester{Store: be.Digest, Quarantine: q, Node: "n1", Settings: func() digest.Settings {
+		return digest.Settings{Enabled: true, URL: "http://mxgate.example.org", From: "postmaster@mx.test", Lifetime: 720 * time.Hour,
+			Downstream: deliver.Options{Addr: down, Helo: "mx.test", Timeout: 10 * time.Second}}
+	}}
 }
 
 func writeTemp(t *testing.T, text string) string {
@@ -118,6 +142,11 @@ func TestEveryCommand(t *testing.T) {
 		"mxgate scan":                  {[]string{msg}, []jsonRun{{[]string{msg}, false}}},
 		"mxgate status":                {nil, []jsonRun{{nil, false}}},
 		"mxgate backup":                {[]string{"-"}, nil},
+		"mxgate digest send":           {[]string{"--rcpt", "nobody@example.org"}, []jsonRun{{[]string{"--rcpt", "zed@example.org"}, true}}},
+		"mxgate digest optout":         {[]string{"alice@example.org"}, nil},
+		"mxgate digest optin":          {[]string{"zed@example.org"}, nil},
+		"mxgate digest optouts":        {nil, []jsonRun{{nil, true}}},
+		"mxgate digest rotate-key":     {nil, nil},
 	}
 	down := downURL(t)
 	// Runs that change nothing on the server share one.

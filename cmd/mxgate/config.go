@@ -103,16 +103,16 @@ func configHistory(cmd *cobra.Command, c *admin.Client, limit int, asJSON bool) 
 	if asJSON {
 		return writeJSON(out, revs[:min(n, len(revs))])
 	}
+	steps, err := clusterconf.HistoryChanges(revs)
+	if err != nil {
+		return err
+	}
 	t := newTable(out, "REVISION", "TIME", "BY", "CHANGED", "COMMENT")
 	for i, r := range revs[:min(n, len(revs))] {
 		changed := "(first revision)"
 		if i+1 < len(revs) {
-			changes, err := clusterconf.Diff(revs[i+1].Settings, r.Settings)
-			if err != nil {
-				return err
-			}
-			keys := make([]string, 0, len(changes))
-			for _, ch := range changes {
+			keys := make([]string, 0, len(steps[i]))
+			for _, ch := range steps[i] {
 				keys = append(keys, ch.Key)
 			}
 			changed = cmp.Or(strings.Join(keys, ","), "(nothing)")

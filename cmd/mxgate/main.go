@@ -81,7 +81,7 @@ func newRootCmd() *cobra.Command {
 	root.SetVersionTemplate("{{.Version}}\n")
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError(err) })
 	configFlag(root)
-	root.AddCommand(newServeCmd(), newQuarantineCmd(), newListsCmd(), newLogCmd(), newClusterCmd(), newConfigCmd(), newReportCmd(), newScanCmd(), newBackupCmd(), newStatusCmd())
+	root.AddCommand(newServeCmd(), newQuarantineCmd(), newListsCmd(), newLogCmd(), newClusterCmd(), newConfigCmd(), newReportCmd(), newDigestCmd(), newScanCmd(), newBackupCmd(), newStatusCmd())
 	root.AddCommand(newVersionCmd())
 	return root
 }
