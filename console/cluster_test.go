@@ -2,7 +2,6 @@ package console_test
 
 import (
 	"context"
-	"encoding/json"
 	"strings"
 	"testing"
 	"time"
@@ -27,6 +26,9 @@ func TestClusterPageSingleNode(t *testing.T) {
 	g.sink.WaitMessages(t, 2, 10*time.Second)
 	ctx := testenv.Browser(t)
 	login(t, ctx, g.admin, testToken, "alice")
+	// The login's redirect must end before another navigation, or
+	// Chromium aborts one of them.
+	do(t, ctx, "logged in", chromedp.WaitVisible("#logout"))
 	// The message log gets its records from the node's journal in
 	// batches: reload until all three are in.
 	deadline := time.Now().Add(10 * time.Second)
@@ -97,19 +99,4 @@ func role(t *testing.T, ctx context.Context, id string) string {
 		t.Errorf("%s: badge %q, data-role %q", id, badge, r.Value)
 	}
 	return r.Value
-}
-
-// count is the number of elements sel matches.
-func count(t *testing.T, ctx context.Context, sel string) int {
-	t.Helper()
-	n, err := chromedp.Run(ctx, chromedp.Evaluate[int](`document.querySelectorAll(`+jsString(sel)+`).length`))
-	if err != nil {
-		t.Fatalf("count %s: %v", sel, err)
-	}
-	return n
-}
-
-func jsString(s string) string {
-	b, _ := json.Marshal(s)
-	return string(b)
 }
