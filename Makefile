@@ -88,6 +88,8 @@ fuzz:
 	$(call fuzz1,FuzzPvalue,./mailauth,50000)
 	$(call fuzz1,FuzzHeaderFields,./mailauth,30000)
 	$(call fuzz1,FuzzClassify,./dnsbl,50000)
+	$(call fuzz1,FuzzParseCursor,./quarantine,50000)
+	$(call fuzz1,FuzzReadMessage,./console,25000)
 
 # Needs root (Postfix, smtp-sink -u, network namespaces) and
 # bench/smtp-anchors.sh (the reference SMTP paths). Results: bench/results/*.md (the

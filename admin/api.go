@@ -94,6 +94,8 @@ func (s *Server) quarantineList(w http.ResponseWriter, r *http.Request) {
 		addrParam(q, "rcpt", &f.Rcpt),
 		addrParam(q, "sender", &f.Sender),
 		textParam(q, "verdict", &f.Verdict),
+		textParam(q, "subject", &f.Subject),
+		cursorParam(q, "before", &f.Before),
 		s.rangeParams(q, &f.Since, &f.Until),
 		limitParam(q, quarantine.MaxLimit, &f.Limit),
 	)
@@ -697,6 +699,17 @@ func addrParam(q url.Values, name string, dst *string) error {
 	if _, err := addrmatch.Parse(*dst); err != nil {
 		return badf("%s: %v", name, err)
 	}
+	return nil
+}
+
+// cursorParam reads a page's place: quarantine.Cursor.String of the
+// last item of the page before.
+func cursorParam(q url.Values, name string, dst *quarantine.Cursor) error {
+	c, err := quarantine.ParseCursor(q.Get(name))
+	if err != nil {
+		return badf("%s: %v", name, err)
+	}
+	*dst = c
 	return nil
 }
 

@@ -45,10 +45,15 @@ func (e *Error) Error() string { return fmt.Sprintf("%s (HTTP %d)", e.Message, e
 // address, @domain or .domain (the domain and its subdomains). Since and
 // Until are a duration before now on the server ("24h", "7d"), a date
 // ("2026-12-02", 00:00 UTC), today, yesterday or an RFC 3339 time; Day
-// (today, yesterday or a date) is that whole UTC day instead.
+// (today, yesterday or a date) is that whole UTC day instead. Subject is
+// a case-insensitive part of the subject. Before pages: the
+// quarantine.CursorOf(item).String() of the previous page's last item
+// lists what comes after it.
 type QuarantineQuery struct {
 	Rcpt, Sender, Verdict string
+	Subject               string
 	Since, Until, Day     string
+	Before                string
 	Limit                 int // 0 = the server's default (1000)
 }
 
@@ -112,9 +117,11 @@ func (c *Client) QuarantineList(ctx context.Context, q QuarantineQuery) ([]quara
 	set(v, "rcpt", q.Rcpt)
 	set(v, "sender", q.Sender)
 	set(v, "verdict", q.Verdict)
+	set(v, "subject", q.Subject)
 	set(v, "since", q.Since)
 	set(v, "until", q.Until)
 	set(v, "day", q.Day)
+	set(v, "before", q.Before)
 	if q.Limit != 0 {
 		v.Set("limit", strconv.Itoa(q.Limit))
 	}

@@ -292,6 +292,11 @@ func TestQuarantineList(t *testing.T) {
 		{"?limit=1", "Q2"},
 		{"?limit=0", "Q2,Q1,Q3"},
 		{"?rcpt=nobody@example.org", ""},
+		{"?subject=BU", "Q1"},
+		{"?subject=nothing", ""},
+		{"?before=" + quarantine.Cursor{Time: f.now.Add(-30 * time.Minute), ID: "Q2"}.String(), "Q1,Q3"},
+		{"?before=" + quarantine.Cursor{Time: f.now.Add(-2 * time.Hour), ID: "Q1"}.String() + "&limit=1", "Q3"},
+		{"?rcpt=bob@example.org&before=" + quarantine.Cursor{Time: f.now.Add(-30 * time.Minute), ID: "Q2"}.String(), "Q3"},
 	}
 	for _, tt := range tests {
 		a := f.req("GET", "/api/v1/quarantine"+tt.query, "")
@@ -332,6 +337,9 @@ func TestBadInput(t *testing.T) {
 		{"GET", "/api/v1/quarantine?verdict=ham", "", 400, `verdict: "ham" is not one of spam, virus, banned, unscannable, engine_failed, policy`},
 		{"GET", "/api/v1/quarantine?sender=" + long, "", 400, "sender: not a valid filter value"},
 		{"GET", "/api/v1/quarantine?rcpt=a%0Ab", "", 400, "rcpt: not a valid filter value"},
+		{"GET", "/api/v1/quarantine?before=Q1", "", 400, "before: not a cursor this gateway gave"},
+		{"GET", "/api/v1/quarantine?before=" + strings.Repeat("_", 20), "", 400, "before: not a cursor"},
+		{"GET", "/api/v1/quarantine?subject=a%00b", "", 400, "subject: not a valid filter value"},
 		{"GET", "/api/v1/quarantine?since=x&limit=y", "", 400, "limit:"},
 		{"GET", "/api/v1/log?since=x", "", 400, "since:"},
 		{"GET", "/api/v1/log?limit=20000", "", 400, "limit:"},

@@ -3,6 +3,7 @@ package console_test
 import (
 	"context"
 	"fmt"
+	"io"
 	"log/slog"
 	"strings"
 	"sync"
@@ -74,6 +75,13 @@ func startGateway(t *testing.T, mod func(*config.Config)) *gateway {
 // send delivers one message to the node and returns its queue id.
 func (g *gateway) send(t *testing.T, from string, to []string, subject, body string) string {
 	t.Helper()
+	return g.sendRaw(t, from, to, fmt.Sprintf("From: %s\r\nTo: %s\r\nSubject: %s\r\nDate: %s\r\n\r\n%s\r\n", from, strings.Join(to, ", "), subject, time.Now().Format(time.RFC1123Z), body))
+}
+
+// sendRaw delivers raw (a whole message, CRLF lines) to the node and
+// returns its queue id.
+func (g *gateway) sendRaw(t *testing.T, from string, to []string, raw string) string {
+	t.Helper()
 	c, err := smtp.Dial(g.smtp)
 	if err != nil {
 		t.Fatal(err)
@@ -91,7 +99,7 @@ func (g *gateway) send(t *testing.T, from string, to []string, subject, body str
 	if err != nil {
 		t.Fatalf("DATA: %v", err)
 	}
-	fmt.Fprintf(w, "From: %s\r\nTo: %s\r\nSubject: %s\r\nDate: %s\r\n\r\n%s\r\n", from, strings.Join(to, ", "), subject, time.Now().Format(time.RFC1123Z), body)
+	io.WriteString(w, raw)
 	resp, err := w.CloseWithResponse()
 	if err != nil {
 		t.Fatalf("end of DATA: %v", err)

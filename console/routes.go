@@ -14,6 +14,7 @@ func (c *Console) routes() {
 	c.logRoutes()
 	c.reportsRoutes()
 	c.configRoutes()
+	c.digestRoutes()
 }
 
 // funcs are the helpers every template may use.
@@ -24,6 +25,9 @@ func (c *Console) funcs() template.FuncMap {
 		"nav":  func() []navEntry { return menu },
 		// actionClass colours a message-log action.
 		"actionClass": actionClass,
+		// quarantine
+		"released": released,
+		"size":     size,
 	}
 }
 
@@ -32,5 +36,5 @@ type navEntry struct{ Path, Label string }
 // menu is the console's pages in the order of the menu.
 var menu = []navEntry{
 	{"cluster", "Cluster"}, {"quarantine", "Quarantine"}, {"lists", "Lists"},
-	{"log", "Message log"}, {"reports", "Reports"}, {"config", "Configuration"},
+	{"log", "Message log"}, {"reports", "Reports"}, {"digest", "Digests"}, {"config", "Configuration"},
 }

@@ -91,7 +91,7 @@ func releaser(down deliver.Options, node string, authservID func() string) func(
 // with scanner.rspamd); nil without one: the admin API then says learning
 // needs it.
 func newLearner(local scanner.Local, s scanner.EngineSettings) (func(context.Context, bool, []byte) error, error) {
-	if local.RspamdController == "" || local.Rspamd == "" {
+	if !learns(local) {
 		return nil, nil
 	}
 	c, err := rspamd.New(local.Rspamd, rspamd.Options{Timeout: s.Timeout.Duration, MaxConnections: s.MaxConnections, Controller: local.RspamdController})
@@ -102,6 +102,9 @@ func newLearner(local scanner.Local, s scanner.EngineSettings) (func(context.Con
 		return c.Learn(ctx, spam, bytes.NewReader(raw), int64(len(raw)))
 	}, nil
 }
+
+// learns reports whether newLearner makes a learner of local.
+func learns(local scanner.Local) bool { return local.RspamdController != "" && local.Rspamd != "" }
 
 // enginesHealth reports the node unhealthy while an engine its policy
 // needs (on_error not accept) does not answer, naming it; else next.

@@ -36,6 +36,9 @@ type StatusView struct {
 	Store      StoreState            `json:"store"`
 	Downstream DownstreamState       `json:"downstream"`
 	Engines    []scanner.EngineState `json:"engines"`
+	// Learning: the spam engine learns from quarantined messages here
+	// (learn spam, release as ham).
+	Learning bool `json:"learning"`
 
 	Lists          int   `json:"lists"`
 	ConfigRevision int64 `json:"config_revision"`
@@ -100,6 +103,7 @@ func (n *Node) Status(ctx context.Context) StatusView {
 		Healthy:     true,
 		ScannerBusy: busy, ScannerQueued: queued, ScannerWorkers: workers, ScannerQueue: queue,
 		Engines:        n.pool.Engines(),
+		Learning:       learns(n.cfg.Scanner.Local),
 		Lists:          n.lists.Set().Len(),
 		ConfigRevision: n.follower.Applied(),
 		Degraded:       n.cluster.degraded(),

@@ -187,7 +187,7 @@ func (b *boltStore) List(ctx context.Context, f Filter) ([]Item, error) {
 	err = b.db.View(func(tx *bbolt.Tx) error {
 		idx, prefix := m.walk()
 		c := indexBucket(tx, idx).Cursor()
-		return kv.WalkBack(ctx, c, prefix, f.Since, f.Until, func(tk, _ []byte) (bool, error) {
+		return kv.WalkBack(ctx, c, prefix, f.Since, m.until, func(tk, _ []byte) (bool, error) {
 			it, err := getItem(tx, tk[8:])
 			if errors.Is(err, ErrNotFound) {
 				return true, nil // an orphaned index entry must not break listing

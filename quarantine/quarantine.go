@@ -64,11 +64,16 @@ type Item struct {
 // Filter selects items for List. Empty fields do not filter. Rcpt and
 // Sender are address filters in addrmatch's forms (an address, @domain or
 // .domain; Rcpt matches when any of the item's recipients does); Verdict
-// compares case-insensitively. The time range is half-open: Since <= Time
-// < Until. List refuses a filter addrmatch.Parse does.
+// compares case-insensitively; Subject is a case-insensitive substring of
+// the item's Subject. The time range is half-open: Since <= Time < Until.
+// Before pages: only items after it in List's order (older, or as old
+// with a smaller id); the zero Cursor does not filter. List refuses a
+// filter addrmatch.Parse does.
 type Filter struct {
 	Rcpt, Sender, Verdict string
+	Subject               string
 	Since, Until          time.Time
+	Before                Cursor
 	Limit                 int // 0 = DefaultLimit; capped at MaxLimit
 }
 
@@ -132,8 +137,13 @@ func fold(s string) string { return strings.ToLower(s) }
 // matcher is a Filter with its address filters parsed once, not per item;
 // every backend filters with it, so they agree to the letter.
 type matcher struct {
-	f   Filter
-	env addrmatch.Envelope
+	f       Filter
+	env     addrmatch.Envelope
+	subject string // folded
+	// until is the upper time bound the index walk uses: f.Until, or
+	// just after f.Before's time when that is earlier; match still
+	// decides on the cursor's id.
+	until time.Time
 }
 
 func (f Filter) matcher() (matcher, error) {
@@ -141,7 +151,16 @@ func (f Filter) matcher() (matcher, error) {
 	if err != nil {
 		return matcher{}, err
 	}
-	return matcher{f: f, env: env}, nil
+	m := matcher{f: f, env: env, subject: fold(f.Subject), until: f.Until}
+	if !f.Before.IsZero() {
+		if err := kv.CheckKey(f.Before.ID, f.Before.Time); err != nil {
+			return matcher{}, fmt.Errorf("cursor: %w", err)
+		}
+		if next := f.Before.Time.Add(time.Nanosecond); m.until.IsZero() || next.Before(m.until) {
+			m.until = next
+		}
+	}
+	return m, nil
 }
 
 // match reports whether it passes the filter (the limit aside).
@@ -150,6 +169,12 @@ func (m matcher) match(it Item) bool {
 		return false
 	}
 	if m.f.Verdict != "" && fold(it.Verdict) != fold(m.f.Verdict) {
+		return false
+	}
+	if m.subject != "" && !strings.Contains(fold(it.Subject), m.subject) {
+		return false
+	}
+	if !m.f.Before.IsZero() && !m.f.Before.after(it) {
 		return false
 	}
 	return kv.InRange(it.Time, m.f.Since, m.f.Until)

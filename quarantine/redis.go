@@ -245,7 +245,7 @@ func (q *redisStore) List(ctx context.Context, f Filter) ([]Item, error) {
 	limit := f.EffectiveLimit()
 	idx, prefix := m.walk()
 	var out []Item
-	err = kv.LexRange(ctx, q.c, qIndexKeys[idx], prefix, f.Since, f.Until, true, qPage, func(tks []string) (bool, error) {
+	err = kv.LexRange(ctx, q.c, qIndexKeys[idx], prefix, f.Since, m.until, true, qPage, func(tks []string) (bool, error) {
 		keys := make([]string, len(tks))
 		for i, tk := range tks {
 			keys[i] = qMeta + tk[8:]

@@ -111,6 +111,7 @@ recipients have it when a release went to some of them only.
 	f.StringVar(&q.Rcpt, "rcpt", "", "only messages to A: user@example.org, @example.org or .example.org")
 	f.StringVar(&q.Sender, "sender", "", "only messages from A: user@example.org, @example.org or .example.org")
 	f.StringVar(&q.Verdict, "verdict", "", "only this verdict: spam, virus, banned, unscannable, engine_failed or policy")
+	f.StringVar(&q.Subject, "subject", "", "only subjects containing this text (any case)")
 	rangeFlags(cmd, &q.Since, &q.Until, &q.Day)
 	f.IntVar(&q.Limit, "limit", 0, "at most N messages (default 1000, at most 10000)")
 	return cmd

@@ -7,6 +7,12 @@ document.addEventListener("DOMContentLoaded", function () {
       if (!window.confirm(f.getAttribute("data-confirm"))) { e.preventDefault(); }
     });
   });
+  // Ask before one button of a form acts (button[data-confirm], e.g. delete).
+  document.querySelectorAll("button[data-confirm]").forEach(function (b) {
+    b.addEventListener("click", function (e) {
+      if (!window.confirm(b.getAttribute("data-confirm"))) { e.preventDefault(); }
+    });
+  });
   // A box that selects every row of its table (data-select-all="name").
   document.querySelectorAll("input[data-select-all]").forEach(function (box) {
     box.addEventListener("change", function () {

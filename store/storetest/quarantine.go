@@ -188,6 +188,19 @@ func runQuarantine(t *testing.T, open func(t *testing.T) Env) {
 			{"verdict and since", quarantine.Filter{Verdict: "spam", Since: at(4)}, []string{"q7", "q6"}},
 			{"no combination matches", quarantine.Filter{Verdict: "spam", Sender: "eve@evil.example"}, []string{}},
 			{"all filters", quarantine.Filter{Rcpt: carol, Sender: "mallory@evil.example", Verdict: "virus", Since: at(1), Until: at(3), Limit: 5}, []string{"q2"}},
+			{"subject substring any case", quarantine.Filter{Subject: "JECT Q"}, []string{"q8", "q7", "q6", "q5", "q4", "q3", "q2", "q1"}},
+			{"subject one", quarantine.Filter{Subject: "t q6"}, []string{"q6"}},
+			{"subject none", quarantine.Filter{Subject: "q9"}, []string{}},
+			{"subject and rcpt", quarantine.Filter{Subject: "q", Rcpt: carol, Limit: 2}, []string{"q7", "q3"}},
+			{"before", quarantine.Filter{Before: quarantine.Cursor{Time: at(6), ID: "q6"}}, []string{"q5", "q4", "q3", "q2", "q1"}},
+			{"before and limit", quarantine.Filter{Before: quarantine.Cursor{Time: at(6), ID: "q6"}, Limit: 2}, []string{"q5", "q4"}},
+			{"before with rcpt index", quarantine.Filter{Rcpt: bob, Before: quarantine.Cursor{Time: at(4), ID: "q4"}}, []string{"q2", "q1"}},
+			{"before with verdict index", quarantine.Filter{Verdict: "spam", Before: quarantine.Cursor{Time: at(7), ID: "q7"}}, []string{"q6", "q3", "q1"}},
+			{"before earlier than until", quarantine.Filter{Until: at(6), Before: quarantine.Cursor{Time: at(3), ID: "q3"}}, []string{"q2", "q1"}},
+			{"until earlier than before", quarantine.Filter{Until: at(3), Before: quarantine.Cursor{Time: at(6), ID: "q6"}}, []string{"q2", "q1"}},
+			{"before and since", quarantine.Filter{Since: at(2), Before: quarantine.Cursor{Time: at(5), ID: "q5"}}, []string{"q4", "q3", "q2"}},
+			{"before the oldest", quarantine.Filter{Before: quarantine.Cursor{Time: at(1), ID: "q1"}}, []string{}},
+			{"before a place no item holds", quarantine.Filter{Before: quarantine.Cursor{Time: at(4).Add(time.Second), ID: "zz"}}, []string{"q4", "q3", "q2", "q1"}},
 		}
 		for _, tc := range tests {
 			t.Run(tc.name, func(t *testing.T) {
@@ -198,10 +211,51 @@ func runQuarantine(t *testing.T, open func(t *testing.T) Env) {
 		}
 	})
 
+	t.Run("ListPages", func(t *testing.T) {
+		// Items sharing a time (ties broken by id) and items put while
+		// paging: each page starts after the last one's last item, so no
+		// item is shown twice or skipped.
+		q := open(t).Quarantine
+		for i := range 120 {
+			mustPut(t, q, qItem(fmt.Sprintf("p%03d", i), i/3, "s@x.example", []string{"r@example.org"}, "spam"), nil)
+		}
+		for n, f := range []quarantine.Filter{{Limit: 7}, {Rcpt: "r@example.org", Limit: 7}, {Rcpt: "@example.org", Subject: "P", Limit: 11}} {
+			want := mustList(t, q, quarantine.Filter{Rcpt: f.Rcpt, Subject: f.Subject})
+			if len(want) < 120 {
+				t.Fatalf("%+v: %d items, want at least 120", f, len(want))
+			}
+			var got []string
+			var cur quarantine.Cursor
+			for page := 0; ; page++ {
+				if page > len(want) {
+					t.Fatalf("%+v: paging does not end", f)
+				}
+				f.Before = cur
+				items, err := q.List(ctx, f)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if len(items) == 0 {
+					break
+				}
+				got = append(got, ids(items)...)
+				cur = quarantine.CursorOf(items[len(items)-1])
+				if page == 0 {
+					// Newer than the first page: not on the pages after it.
+					mustPut(t, q, qItem(fmt.Sprintf("new%d", n), 1000+n, "s@x.example", []string{"r@example.org"}, "spam"), nil)
+				}
+			}
+			if !slices.Equal(got, want) {
+				t.Errorf("%+v: pages gave %d items %v..., want %d", f, len(got), got[:min(len(got), 5)], len(want))
+			}
+		}
+	})
+
 	t.Run("ListBadFilter", func(t *testing.T) {
 		q := open(t).Quarantine
 		mustPut(t, q, qItem("b1", 1, "a@x.example", []string{"bob@example.org"}, "spam"), nil)
-		for _, f := range []quarantine.Filter{{Rcpt: "bob"}, {Rcpt: "example.org"}, {Sender: "a@"}, {Sender: "@a..example"}} {
+		for _, f := range []quarantine.Filter{{Rcpt: "bob"}, {Rcpt: "example.org"}, {Sender: "a@"}, {Sender: "@a..example"},
+			{Before: quarantine.Cursor{ID: "x"}}, {Before: quarantine.Cursor{Time: at(1)}}} {
 			if got, err := q.List(ctx, f); err == nil {
 				t.Errorf("List(%+v) = %v, want an error", f, ids(got))
 			}
