@@ -811,7 +811,7 @@ func (l *loop) exec(now time.Time, acts []vrrp.Action) {
 				l.periodAt = now.Add(n.opt.GARPMasterRefresh)
 			}
 		case vrrp.Transition:
-			l.transition(a)
+			l.transition(now, a)
 		}
 	}
 }
@@ -856,7 +856,7 @@ func (l *loop) addVIP() {
 	in.setVIPHeld(true)
 }
 
-func (l *loop) transition(a vrrp.Action) {
+func (l *loop) transition(now time.Time, a vrrp.Action) {
 	n, in := l.n, l.in
 	if a.To != vrrp.Master {
 		l.vipFailing = false
@@ -866,7 +866,10 @@ func (l *loop) transition(a vrrp.Action) {
 	n.log.Info("vrrp transition", "from", a.From.String(), "to", a.To.String(), "reason", a.Reason, "vrid", in.cfg.VRID, "vip", in.cfg.VIP)
 	in.met.transitions.WithLabelValues(a.To.String()).Inc()
 	in.met.setState(a.To)
-	in.shared.add(func(s *shared) { s.transitions++ })
+	in.shared.add(func(s *shared) {
+		s.transitions++
+		s.recent.add(Transition{Time: now, From: a.From.String(), To: a.To.String(), Reason: a.Reason})
+	})
 	l.nt.enqueue(notifyEvent{state: a.To.String(), vrid: in.cfg.VRID, priority: in.m.Priority()})
 }
 

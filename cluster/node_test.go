@@ -89,6 +89,17 @@ func TestElectionAndTakeover(t *testing.T) {
 	if !strings.Contains(b.log.String(), `msg="vrrp transition" from=backup to=master reason=priority_zero`) {
 		t.Errorf("b's log lacks the transition line:\n%s", b.log)
 	}
+	// The status keeps the transitions, newest first, for the console.
+	var got []string
+	for _, tr := range b.Status().Recent {
+		got = append(got, tr.From+">"+tr.To+" "+tr.Reason)
+		if tr.Time.IsZero() || tr.Time.After(time.Now()) {
+			t.Errorf("transition %+v: time not set to when it happened", tr)
+		}
+	}
+	if want := []string{"backup>master priority_zero", "init>backup startup"}; !slices.Equal(got, want) {
+		t.Errorf("b's recent transitions %q, want %q", got, want)
+	}
 	b.shutdown(t)
 
 	// Notify ran once per transition, in order, with the fixed argument first.

@@ -50,6 +50,46 @@ type InstanceStatus struct {
 	AdvertsSent       uint64 `json:"adverts_sent"`
 	AdvertsRecv       uint64 `json:"adverts_received"`
 	Transitions       uint64 `json:"transitions"`
+	// Recent are the last transitions (at most RecentTransitions), newest
+	// first: what a console shows as the recent state changes.
+	Recent []Transition `json:"recent_transitions,omitempty"`
+}
+
+// RecentTransitions is how many transitions each virtual router keeps for
+// Status.
+const RecentTransitions = 8
+
+// Transition is one change of a virtual router's state.
+type Transition struct {
+	Time   time.Time `json:"time"`
+	From   string    `json:"from"`
+	To     string    `json:"to"`
+	Reason string    `json:"reason"` // as vrrp.Action.Reason: startup, master_down, preempt, ...
+}
+
+// transitionRing keeps the last RecentTransitions transitions.
+type transitionRing struct {
+	buf  [RecentTransitions]Transition
+	next int // where the next one goes
+	n    int
+}
+
+func (r *transitionRing) add(t Transition) {
+	r.buf[r.next] = t
+	r.next = (r.next + 1) % len(r.buf)
+	r.n = min(r.n+1, len(r.buf))
+}
+
+// newestFirst copies the ring out, newest first; nil when empty.
+func (r *transitionRing) newestFirst() []Transition {
+	if r.n == 0 {
+		return nil
+	}
+	out := make([]Transition, 0, r.n)
+	for i := 1; i <= r.n; i++ {
+		out = append(out, r.buf[(r.next-i+len(r.buf))%len(r.buf)])
+	}
+	return out
 }
 
 // nodeShared is what the receive path and the tracker publish for the
@@ -82,6 +122,7 @@ type shared struct {
 	sent           uint64
 	recv           uint64
 	transitions    uint64
+	recent         transitionRing
 	priority       uint8 // effective
 }
 
@@ -150,6 +191,7 @@ func (in *instance) status() InstanceStatus {
 		AdvertsSent:       s.sent,
 		AdvertsRecv:       s.recv,
 		Transitions:       s.transitions,
+		Recent:            s.recent.newestFirst(),
 	}
 	if s.masterAddr.IsValid() {
 		st.MasterAddr = s.masterAddr.String()

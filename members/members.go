@@ -31,6 +31,54 @@ type Member struct {
 	Master   bool      `json:"master"`
 	Revision int64     `json:"revision"` // cluster config revision applied
 	Seen     time.Time `json:"seen"`     // set by Heartbeat
+
+	// What the console shows of every node; absent in older nodes'
+	// records (and Routers on a node without VRRP).
+
+	// Sessions is the number of SMTP connections open.
+	Sessions int `json:"sessions,omitempty"`
+	// Routers is the node's state in each virtual router, the first one's
+	// (the node's role) first.
+	Routers []Router `json:"routers,omitempty"`
+	// Changes are the node's last state changes, newest first, at most
+	// MaxChanges.
+	Changes []Change `json:"changes,omitempty"`
+}
+
+// MaxChanges bounds Member.Changes: each heartbeat writes them again.
+const MaxChanges = 5
+
+// Router is a member's view of one virtual router.
+type Router struct {
+	VRID  int    `json:"vrid"`
+	VIP   string `json:"vip"`   // prefix, as configured
+	State string `json:"state"` // init|backup|master|fault
+	// Priority is the one it advertises (lowered by failing tracked
+	// checks); Configured is the node file's.
+	Priority   int  `json:"priority"`
+	Configured int  `json:"configured_priority"`
+	Held       bool `json:"vip_held"`
+}
+
+// Change is one state change of a member's virtual router.
+type Change struct {
+	Time   time.Time `json:"time"`
+	VRID   int       `json:"vrid"`
+	From   string    `json:"from"`
+	To     string    `json:"to"`
+	Reason string    `json:"reason"`
+}
+
+// Role is the member's state in its first virtual router; for a record
+// without routers (an older node), master or backup from Master.
+func (m Member) Role() string {
+	if len(m.Routers) > 0 {
+		return m.Routers[0].State
+	}
+	if m.Master {
+		return "master"
+	}
+	return "backup"
 }
 
 // Store is the membership as every backend implements it.

@@ -75,6 +75,8 @@ type Runner struct {
 
 	mu       sync.Mutex
 	view     []members.Member
+	gone     []members.Member // see Gone; by id, at most maxGone
+	lastLive []members.Member // the last view read from the store
 	degraded bool
 	badMode  string // last unknown mode warned about
 }
@@ -139,6 +141,44 @@ func (r *Runner) Members() []members.Member {
 	return slices.Clone(r.view)
 }
 
+// Gone returns the members that dropped out of the store's view while
+// this runner watched (their heartbeat expired) and have not come back,
+// each as it last described itself, sorted by id: a console shows them as
+// gone rather than not at all. At most maxGone are kept, the most recently
+// seen.
+func (r *Runner) Gone() []members.Member {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return slices.Clone(r.gone)
+}
+
+// maxGone bounds Gone: a cluster has a handful of nodes, and one that keeps
+// coming back under new ids must not grow the list without end.
+const maxGone = 32
+
+// updateGone is gone after the view went from old to cur: the members of
+// old missing from cur added (replacing an earlier record of the same id),
+// the members of cur removed.
+func updateGone(gone, old, cur []members.Member) []members.Member {
+	live := func(id string) bool {
+		return slices.ContainsFunc(cur, func(m members.Member) bool { return m.ID == id })
+	}
+	out := slices.DeleteFunc(slices.Clone(gone), func(m members.Member) bool { return live(m.ID) })
+	for _, m := range old {
+		if live(m.ID) {
+			continue
+		}
+		out = slices.DeleteFunc(out, func(g members.Member) bool { return g.ID == m.ID })
+		out = append(out, m)
+	}
+	if len(out) > maxGone {
+		slices.SortFunc(out, func(a, b members.Member) int { return b.Seen.Compare(a.Seen) })
+		out = out[:maxGone]
+	}
+	sortByID(out)
+	return out
+}
+
 // Degraded reports whether the last heartbeat or read of the store failed,
 // so that the dispatcher uses the static peers.
 func (r *Runner) Degraded() bool {
@@ -196,6 +236,12 @@ func (r *Runner) Refresh(ctx context.Context) {
 	r.mu.Lock()
 	old, wasDegraded := r.view, r.degraded
 	r.view, r.degraded = view, err != nil
+	if err == nil {
+		// Only views read from the store say who left: while degraded
+		// the view is the static peers, alive or not.
+		r.gone = updateGone(r.gone, r.lastLive, view)
+		r.lastLive = view
+	}
 	r.mu.Unlock()
 
 	switch {

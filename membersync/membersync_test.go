@@ -729,3 +729,63 @@ func gatherValue(t *testing.T, reg *prometheus.Registry, name, label, value stri
 	t.Helper()
 	return testenv.MetricValue(t, reg, name, label, value)
 }
+
+// A member whose heartbeat expires is remembered as gone, as it last
+// described itself, until it comes back; a degraded view (the static
+// peers) neither adds nor removes any.
+func TestGone(t *testing.T) {
+	c := newCluster(t, map[string]int{"n1": 100, "n2": 50, "n3": 50})
+	o := c.options("n1")
+	o.Static = []members.Member{{ID: "n2", PeerAddr: c.nodes["n2"].self().PeerAddr, Weight: 50}}
+	r := New(o)
+	c.beat(time.Minute, "n2", "n3")
+	r.Refresh(context.Background())
+	if g := ids(r.Gone()); g != "" {
+		t.Fatalf("gone with everyone live: %q", g)
+	}
+	steps := []struct {
+		name   string
+		expire []string // heartbeat again with a TTL that ends before the refresh
+		beat   []string // heartbeat for a minute
+		fail   bool     // the store fails
+		want   string
+	}{
+		{"n3 expires", []string{"n3"}, nil, false, "n3"},
+		{"store down: the static view adds none", nil, nil, true, "n3"},
+		{"store back, n2 expires too", []string{"n2"}, nil, false, "n2,n3"},
+		{"n3 comes back", nil, []string{"n3"}, false, "n2"},
+		{"n2 comes back", nil, []string{"n2"}, false, ""},
+	}
+	for _, s := range steps {
+		c.store.fail.Store(false)
+		c.beat(10*time.Millisecond, s.expire...)
+		c.beat(time.Minute, s.beat...)
+		c.store.fail.Store(s.fail)
+		time.Sleep(30 * time.Millisecond)
+		r.Refresh(context.Background())
+		if g := ids(r.Gone()); g != s.want {
+			t.Errorf("%s: gone %q, want %q", s.name, g, s.want)
+		}
+	}
+	// One goes twice: its newer record is kept, once.
+	c.store.fail.Store(false)
+	c.beat(10*time.Millisecond, "n3")
+	time.Sleep(30 * time.Millisecond)
+	r.Refresh(context.Background())
+	if g := r.Gone(); len(g) != 1 || g[0].ID != "n3" || g[0].Seen.IsZero() {
+		t.Errorf("gone after n3 left again: %+v", g)
+	}
+}
+
+// Gone is bounded, keeping the most recently seen.
+func TestGoneBounded(t *testing.T) {
+	var old []members.Member
+	t0 := time.Now()
+	for i := range maxGone + 5 {
+		old = append(old, members.Member{ID: fmt.Sprintf("x%03d", i), Seen: t0.Add(time.Duration(i) * time.Second)})
+	}
+	g := updateGone(nil, old, nil)
+	if len(g) != maxGone || g[0].ID != "x005" || g[len(g)-1].ID != fmt.Sprintf("x%03d", maxGone+4) {
+		t.Errorf("gone %d from %s to %s, want %d from x005", len(g), g[0].ID, g[len(g)-1].ID, maxGone)
+	}
+}

@@ -72,7 +72,7 @@ type clusterParts struct {
 }
 
 func newClusterParts(cfg config.Config, st *store.Backend, pool *scanner.Pool, d *scanner.Dispatcher, shared *sharedSettings,
-	follower *clusterconf.Follower, log *slog.Logger, reg prometheus.Registerer) (*clusterParts, error) {
+	follower *clusterconf.Follower, sessions func() int, log *slog.Logger, reg prometheus.Registerer) (*clusterParts, error) {
 	cp := &clusterParts{follower: follower, shared: shared}
 	if !cfg.Cluster.Enabled {
 		return cp, nil
@@ -107,10 +107,12 @@ func newClusterParts(cfg config.Config, st *store.Backend, pool *scanner.Pool, d
 			if !cp.draining.Load() {
 				down = pool.EnginesDown()
 			}
+			routers, changes := routerStates(cp.node.Status())
 			return members.Member{
 				ID: cfg.Node.ID, PeerAddr: peerAddr, Weight: cfg.Cluster.Weight,
 				Healthy: !cp.draining.Load() && len(down) == 0, Down: down, Busy: busy, Workers: scanWorkers,
 				Master: cp.node.IsMaster(), Revision: follower.Applied(),
+				Sessions: sessions(), Routers: routers, Changes: changes,
 			}
 		},
 		Store:  st.Members,
@@ -129,6 +131,22 @@ func newClusterParts(cfg config.Config, st *store.Backend, pool *scanner.Pool, d
 		Registerer: reg,
 	})
 	return cp, nil
+}
+
+// routerStates are the VRRP parts of this node's heartbeat: every virtual
+// router's state, and the last members.MaxChanges transitions of them all,
+// newest first.
+func routerStates(st cluster.Status) ([]members.Router, []members.Change) {
+	var rs []members.Router
+	var cs []members.Change
+	for _, in := range st.Instances {
+		rs = append(rs, members.Router{VRID: in.VRID, VIP: in.VIP, State: in.State, Priority: in.EffectivePriority, Configured: in.Priority, Held: in.VIPHeld})
+		for _, tr := range in.Recent {
+			cs = append(cs, members.Change{Time: tr.Time, VRID: in.VRID, From: tr.From, To: tr.To, Reason: tr.Reason})
+		}
+	}
+	slices.SortStableFunc(cs, func(a, b members.Change) int { return b.Time.Compare(a.Time) })
+	return rs, cs[:min(len(cs), members.MaxChanges)]
 }
 
 // clusterOptions are the VRRP node's options from cfg; checks are the
@@ -258,6 +276,9 @@ type ClusterView struct {
 	Revision int64            `json:"revision"`
 	Degraded bool             `json:"degraded"`
 	Members  []members.Member `json:"members"`
+	// Gone are the members this node saw live whose heartbeat has since
+	// expired, each as it last described itself (see membersync.Gone).
+	Gone []members.Member `json:"gone,omitempty"`
 }
 
 func (cp *clusterParts) statusFunc() func() any {
@@ -269,7 +290,7 @@ func (cp *clusterParts) statusFunc() func() any {
 		if ms == nil {
 			ms = []members.Member{}
 		}
-		return ClusterView{Status: cp.node.Status(), Mode: cp.shared.mode(), Revision: cp.follower.Applied(), Degraded: cp.degraded(), Members: ms}
+		return ClusterView{Status: cp.node.Status(), Mode: cp.shared.mode(), Revision: cp.follower.Applied(), Degraded: cp.degraded(), Members: ms, Gone: cp.members.Gone()}
 	}
 }
 

@@ -156,7 +156,7 @@ func (n *Node) build(ctx context.Context, makers map[string]engineMaker) error {
 	if n.front, err = newFront(cfg, n.smtpCert, dispatcher, n.lists, st, n.authservID, log, reg); err != nil {
 		return err
 	}
-	if n.cluster, err = newClusterParts(cfg, st, n.pool, dispatcher, shared, n.follower, log, reg); err != nil {
+	if n.cluster, err = newClusterParts(cfg, st, n.pool, dispatcher, shared, n.follower, n.sessions, log, reg); err != nil {
 		return err
 	}
 	nm := n.registerMetrics(reg)

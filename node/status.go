@@ -108,9 +108,7 @@ func (n *Node) Status(ctx context.Context) StatusView {
 		ConfigRevision: n.follower.Applied(),
 		Degraded:       n.cluster.degraded(),
 	}
-	if n.front != nil {
-		v.SMTPConnections = n.front.OpenConnections()
-	}
+	v.SMTPConnections = n.sessions()
 	ctx, cancel := context.WithTimeout(ctx, statusChecks)
 	defer cancel()
 	v.Store = StoreState{Kind: "embedded", Name: n.store.Name, OK: true}
@@ -155,4 +153,12 @@ func (n *Node) Status(ctx context.Context) StatusView {
 		v.Cluster = s
 	}
 	return v
+}
+
+// sessions is the number of SMTP connections open now.
+func (n *Node) sessions() int {
+	if n.front == nil {
+		return 0
+	}
+	return n.front.OpenConnections()
 }

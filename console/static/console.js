@@ -24,6 +24,14 @@ document.addEventListener("DOMContentLoaded", function () {
   var r = document.querySelector("[data-refresh]");
   if (r) {
     var s = parseInt(r.getAttribute("data-refresh"), 10);
-    if (s > 0) { window.setTimeout(function () { window.location.reload(); }, s * 1000); }
+    // Reload only once the page answers: during a failover the VIP does
+    // not for a moment, and a failed reload would leave the browser's
+    // error page, which never reloads again.
+    var again = function () {
+      window.fetch(window.location.href, { credentials: "same-origin", cache: "no-store" })
+        .then(function (res) { if (res.ok) { window.location.reload(); } else { window.setTimeout(again, 1000); } })
+        .catch(function () { window.setTimeout(again, 1000); });
+    };
+    if (s > 0) { window.setTimeout(again, s * 1000); }
   }
 });

@@ -33,7 +33,9 @@ func runMembers(t *testing.T, open func(t *testing.T) Env) {
 		before := time.Now()
 		for _, m := range []members.Member{
 			{ID: "n2", PeerAddr: "198.18.0.12:8026", Weight: 50, Healthy: true, Busy: 1, Workers: 8, Revision: 3},
-			{ID: "n1", PeerAddr: "198.18.0.11:8026", Weight: 100, Healthy: true, Workers: 8, Master: true, Revision: 3},
+			{ID: "n1", PeerAddr: "198.18.0.11:8026", Weight: 100, Healthy: true, Workers: 8, Master: true, Revision: 3, Sessions: 12,
+				Routers: []members.Router{{VRID: 51, VIP: "198.18.0.100/24", State: "master", Priority: 150, Configured: 200, Held: true}},
+				Changes: []members.Change{{Time: before.Add(-time.Minute).UTC().Truncate(time.Millisecond), VRID: 51, From: "backup", To: "master", Reason: "preempt"}}},
 			{ID: "n3", PeerAddr: "198.18.0.13:8026", Weight: 0, Workers: 4},
 		} {
 			if err := s.Heartbeat(ctx, m, 10*time.Second); err != nil {
@@ -61,7 +63,9 @@ func runMembers(t *testing.T, open func(t *testing.T) Env) {
 		if n2 := live[1]; n2.Busy != 7 || n2.Revision != 4 || n2.PeerAddr != "198.18.0.12:8026" || !n2.Healthy || n2.Weight != 50 {
 			t.Errorf("n2 = %+v, want the second heartbeat's fields", n2)
 		}
-		if n1 := live[0]; !n1.Master || n1.Weight != 100 || n1.Workers != 8 {
+		if n1 := live[0]; !n1.Master || n1.Weight != 100 || n1.Workers != 8 || n1.Sessions != 12 || n1.Role() != "master" ||
+			len(n1.Routers) != 1 || n1.Routers[0] != (members.Router{VRID: 51, VIP: "198.18.0.100/24", State: "master", Priority: 150, Configured: 200, Held: true}) ||
+			len(n1.Changes) != 1 || !n1.Changes[0].Time.Equal(before.Add(-time.Minute).Truncate(time.Millisecond)) || n1.Changes[0].Reason != "preempt" {
 			t.Errorf("n1 = %+v", n1)
 		}
 	})
