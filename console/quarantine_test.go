@@ -30,7 +30,6 @@ func loginAt(t *testing.T, ctx context.Context, base string) {
 	do(t, ctx, "logged in", chromedp.WaitVisible("#logout"))
 }
 
-
 // rowIDs are the ids of the list's rows on the page now.
 func rowIDs(t *testing.T, ctx context.Context) []string {
 	t.Helper()
