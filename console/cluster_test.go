@@ -28,19 +28,19 @@ func TestClusterPageSingleNode(t *testing.T) {
 	login(t, ctx, g.admin, testToken, "alice")
 	// The login's redirect must end before another navigation, or
 	// Chromium aborts one of them.
-	do(t, ctx, "logged in", chromedp.WaitVisible("#logout"))
+	testenv.BrowserDo(t, ctx, "logged in", chromedp.WaitVisible("#logout"))
 	// The message log gets its records from the node's journal in
 	// batches: reload until all three are in.
 	deadline := time.Now().Add(10 * time.Second)
 	for {
-		do(t, ctx, "open the cluster page", chromedp.Navigate(g.admin+"/cluster"), chromedp.WaitVisible("#node-n1"))
-		if strings.HasPrefix(text(t, ctx, "#traffic figcaption"), "3 messages") || time.Now().After(deadline) {
+		testenv.BrowserDo(t, ctx, "open the cluster page", chromedp.Navigate(g.admin+"/cluster"), chromedp.WaitVisible("#node-n1"))
+		if strings.HasPrefix(testenv.BrowserText(t, ctx, "#traffic figcaption"), "3 messages") || time.Now().After(deadline) {
 			break
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
 
-	card := text(t, ctx, "#node-n1")
+	card := testenv.BrowserText(t, ctx, "#node-n1")
 	if r := role(t, ctx, "n1"); r != "single" {
 		t.Errorf("n1's role %q, want single", r)
 	}
@@ -55,7 +55,7 @@ func TestClusterPageSingleNode(t *testing.T) {
 	if n := count(t, ctx, "#vips, #changes"); n != 0 {
 		t.Errorf("a single node shows %d VIP or state-change tables", n)
 	}
-	if caption := text(t, ctx, "#traffic figcaption"); !strings.HasPrefix(caption, "3 messages in the last hour") {
+	if caption := testenv.BrowserText(t, ctx, "#traffic figcaption"); !strings.HasPrefix(caption, "3 messages in the last hour") {
 		t.Errorf("chart caption %q, want 3 messages", caption)
 	}
 	// 60 one-minute bars; the messages are in n1's series (bar titles
@@ -84,7 +84,7 @@ func TestClusterPageSingleNode(t *testing.T) {
 		t.Errorf("data-refresh = %+v, %v; want 5", r, err)
 	}
 	testenv.Screenshot(t, ctx, "cluster-single")
-	do(t, ctx, "phone width", chromedp.EmulateViewport(400, 900), chromedp.Reload(), chromedp.WaitVisible("#node-n1"))
+	testenv.BrowserDo(t, ctx, "phone width", chromedp.EmulateViewport(400, 900), chromedp.Reload(), chromedp.WaitVisible("#node-n1"))
 	testenv.Screenshot(t, ctx, "cluster-single-phone")
 }
 
@@ -95,7 +95,7 @@ func role(t *testing.T, ctx context.Context, id string) string {
 	if err != nil {
 		t.Fatalf("role of %s: %v", id, err)
 	}
-	if badge := text(t, ctx, "#node-"+id+" .role"); !strings.EqualFold(badge, r.Value) {
+	if badge := testenv.BrowserText(t, ctx, "#node-"+id+" .role"); !strings.EqualFold(badge, r.Value) {
 		t.Errorf("%s: badge %q, data-role %q", id, badge, r.Value)
 	}
 	return r.Value

@@ -44,10 +44,10 @@ func TestConfigPage(t *testing.T) {
 	ctx := browse(t, g, "alice")
 
 	open(t, ctx, g, "/config", "#current")
-	if n := text(t, ctx, "#current-revision"); n != "1" {
+	if n := testenv.BrowserText(t, ctx, "#current-revision"); n != "1" {
 		t.Errorf("current revision %q, want 1", n)
 	}
-	if s := text(t, ctx, "#rev-1"); !strings.Contains(s, "(first revision)") || !strings.Contains(s, "built-in defaults of n1") {
+	if s := testenv.BrowserText(t, ctx, "#rev-1"); !strings.Contains(s, "(first revision)") || !strings.Contains(s, "built-in defaults of n1") {
 		t.Errorf("revision 1 row: %q", s)
 	}
 	settings, err := chromedp.Run(ctx, chromedp.TextContent("#settings"))
@@ -57,10 +57,10 @@ func TestConfigPage(t *testing.T) {
 
 	setConfig(t, g, "carol@desk", "scanner.thresholds.quarantine=7", "more in quarantine")
 	open(t, ctx, g, "/config", "#rev-2")
-	if n := text(t, ctx, "#current-revision"); n != "2" {
+	if n := testenv.BrowserText(t, ctx, "#current-revision"); n != "2" {
 		t.Errorf("current revision %q, want 2", n)
 	}
-	row := text(t, ctx, "#rev-2")
+	row := testenv.BrowserText(t, ctx, "#rev-2")
 	for _, want := range []string{"scanner.thresholds.quarantine: 6 → 7", "carol@desk", "more in quarantine"} {
 		if !strings.Contains(row, want) {
 			t.Errorf("revision 2 row %q lacks %q", row, want)
@@ -85,7 +85,7 @@ func TestConfigPage(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			open(t, ctx, g, "/config", "#config-set")
-			do(t, ctx, "fill the form", chromedp.SetValue("#set-lines", tc.set), chromedp.SendKeys("#set-comment", tc.comment))
+			testenv.BrowserDo(t, ctx, "fill the form", chromedp.SetValue("#set-lines", tc.set), chromedp.SendKeys("#set-comment", tc.comment))
 			submit(t, ctx, "#set-submit")
 			msg, bad := flash(t, ctx)
 			if bad != tc.bad || !strings.Contains(msg, tc.want) {
@@ -99,7 +99,7 @@ func TestConfigPage(t *testing.T) {
 		})
 	}
 	open(t, ctx, g, "/config", "#rev-3")
-	if row := text(t, ctx, "#rev-3"); !strings.Contains(row, "alice@console") || !strings.Contains(row, "from the console") {
+	if row := testenv.BrowserText(t, ctx, "#rev-3"); !strings.Contains(row, "alice@console") || !strings.Contains(row, "from the console") {
 		t.Errorf("revision 3 row %q: want by alice@console, comment", row)
 	}
 
@@ -107,13 +107,13 @@ func TestConfigPage(t *testing.T) {
 	// change is refused, not laid over theirs unseen.
 	open(t, ctx, g, "/config", "#config-set")
 	setConfig(t, g, "carol@desk", "scanner.thresholds.quarantine=5", "")
-	do(t, ctx, "fill the form", chromedp.SetValue("#set-lines", "scanner.thresholds.quarantine=9"))
+	testenv.BrowserDo(t, ctx, "fill the form", chromedp.SetValue("#set-lines", "scanner.thresholds.quarantine=9"))
 	submit(t, ctx, "#set-submit")
 	if msg, bad := flash(t, ctx); !bad || !strings.Contains(msg, "changed meanwhile") {
 		t.Errorf("stale form: flash %q (error %v), want the API's conflict", msg, bad)
 	}
 	testenv.Screenshot(t, ctx, "config-conflict")
-	do(t, ctx, "phone width", chromedp.EmulateViewport(400, 800))
+	testenv.BrowserDo(t, ctx, "phone width", chromedp.EmulateViewport(400, 800))
 	testenv.Screenshot(t, ctx, "config-phone")
 
 	for _, want := range []string{`action="config set" target="scanner.thresholds.quarantine=8" outcome=ok`, `action="config set" target="scanner.thresholds.quarantin=9" outcome=failed`} {

@@ -22,16 +22,16 @@ func TestDigestPage(t *testing.T) {
 	ctx := testenv.Browser(t)
 	loginAt(t, ctx, g.admin)
 
-	do(t, ctx, "open the digests", chromedp.Navigate(g.admin+"/digest"), chromedp.WaitVisible("#digest-send"))
-	if s := text(t, ctx, "#digest-settings"); !strings.Contains(s, "06:00 UTC") || !strings.Contains(s, "http://mxgate.test:8025") {
+	testenv.BrowserDo(t, ctx, "open the digests", chromedp.Navigate(g.admin+"/digest"), chromedp.WaitVisible("#digest-send"))
+	if s := testenv.BrowserText(t, ctx, "#digest-settings"); !strings.Contains(s, "06:00 UTC") || !strings.Contains(s, "http://mxgate.test:8025") {
 		t.Errorf("settings shown: %q", s)
 	}
-	do(t, ctx, "opt bob out", chromedp.SendKeys(`form[action="/digest/optout"] input[name=rcpt]`, "bob@example.org"))
+	testenv.BrowserDo(t, ctx, "opt bob out", chromedp.SendKeys(`form[action="/digest/optout"] input[name=rcpt]`, "bob@example.org"))
 	submit(t, ctx, `form[action="/digest/optout"] button`)
 	if msg, bad := flash(t, ctx); bad || !strings.Contains(msg, "bob@example.org gets no more digests") {
 		t.Errorf("opt-out: %q (error %v)", msg, bad)
 	}
-	if s := text(t, ctx, "#optouts"); !strings.Contains(s, "bob@example.org") {
+	if s := testenv.BrowserText(t, ctx, "#optouts"); !strings.Contains(s, "bob@example.org") {
 		t.Errorf("opt-outs shown: %q", s)
 	}
 	testenv.Screenshot(t, ctx, "digest")

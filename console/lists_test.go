@@ -17,21 +17,21 @@ func browse(t *testing.T, g *gateway, name string) context.Context {
 	t.Helper()
 	ctx := testenv.Browser(t)
 	login(t, ctx, g.admin, testToken, name)
-	do(t, ctx, "logged in", chromedp.WaitVisible("#logout"))
+	testenv.BrowserDo(t, ctx, "logged in", chromedp.WaitVisible("#logout"))
 	return ctx
 }
 
 // open navigates to path of g's console and waits for sel.
 func open(t *testing.T, ctx context.Context, g *gateway, path, sel string) {
 	t.Helper()
-	do(t, ctx, "open "+path, chromedp.Navigate(g.admin+path), chromedp.WaitVisible(sel))
+	testenv.BrowserDo(t, ctx, "open "+path, chromedp.Navigate(g.admin+path), chromedp.WaitVisible(sel))
 }
 
 // submit clicks sel (answering yes to a data-confirm question) and waits
 // for the page the form leads to.
 func submit(t *testing.T, ctx context.Context, sel string) {
 	t.Helper()
-	do(t, ctx, "submit "+sel,
+	testenv.BrowserDo(t, ctx, "submit "+sel,
 		chromedp.Evaluate[chromedp.Void](`document.body.setAttribute("data-old", "1"); window.confirm = function () { return true; };`),
 		chromedp.Click(sel),
 		chromedp.WaitReady("body:not([data-old])"),
@@ -94,7 +94,7 @@ func TestListsPage(t *testing.T) {
 	ctx := browse(t, g, "alice")
 
 	open(t, ctx, g, "/lists", "#lists-add")
-	if s := text(t, ctx, "#lists-empty"); !strings.Contains(s, "empty") {
+	if s := testenv.BrowserText(t, ctx, "#lists-empty"); !strings.Contains(s, "empty") {
 		t.Errorf("empty lists say %q", s)
 	}
 	testenv.Screenshot(t, ctx, "lists-empty")
@@ -113,7 +113,7 @@ func TestListsPage(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			open(t, ctx, g, "/lists", "#lists-add")
-			do(t, ctx, "fill the form",
+			testenv.BrowserDo(t, ctx, "fill the form",
 				chromedp.SetValue("#add-kind", tc.kind),
 				chromedp.SendKeys("#add-value", tc.value),
 				chromedp.SendKeys("#add-rcpt", tc.rcpt),
@@ -143,16 +143,16 @@ func TestListsPage(t *testing.T) {
 	if n := count(t, ctx, "#lists tr.entry"); n != 2 {
 		t.Errorf("%d entries shown, want 2", n)
 	}
-	table := text(t, ctx, "#lists")
+	table := testenv.BrowserText(t, ctx, "#lists")
 	for _, want := range []string{"spammer@bad.example", "phishing run", "@friend.example", "for boss@example.org", "global", "by alice@console"} {
 		if !strings.Contains(table, want) {
 			t.Errorf("lists table lacks %q:\n%s", want, table)
 		}
 	}
 	testenv.Screenshot(t, ctx, "lists")
-	do(t, ctx, "phone width", chromedp.EmulateViewport(400, 800))
+	testenv.BrowserDo(t, ctx, "phone width", chromedp.EmulateViewport(400, 800))
 	testenv.Screenshot(t, ctx, "lists-phone")
-	do(t, ctx, "desktop width", chromedp.EmulateViewport(1280, 900))
+	testenv.BrowserDo(t, ctx, "desktop width", chromedp.EmulateViewport(1280, 900))
 
 	for _, tc := range []struct {
 		query string
@@ -180,7 +180,7 @@ func TestListsPage(t *testing.T) {
 	if loc := location(t, ctx); loc != g.admin+"/lists?kind=block" {
 		t.Errorf("after remove at %s, want back at the filtered list", loc)
 	}
-	if count(t, ctx, "#lists tr.entry") != 0 || !strings.Contains(text(t, ctx, "#lists-empty"), "No list entries match") {
+	if count(t, ctx, "#lists tr.entry") != 0 || !strings.Contains(testenv.BrowserText(t, ctx, "#lists-empty"), "No list entries match") {
 		t.Error("the removed entry is still listed")
 	}
 	if se := smtpAnswer(t, g, "spammer@bad.example", "someone@example.org"); se != nil {

@@ -37,7 +37,7 @@ func TestLogPage(t *testing.T) {
 	if n := count(t, ctx, "#log tbody tr"); n != 3 {
 		t.Errorf("%d records, want 3 (deliver, quarantine, release)", n)
 	}
-	first := text(t, ctx, "#log tbody tr")
+	first := testenv.BrowserText(t, ctx, "#log tbody tr")
 	if !strings.Contains(first, "release") || !strings.Contains(first, "bob@desk") {
 		t.Errorf("newest record is %q, want the release by bob@desk", first)
 	}
@@ -59,7 +59,7 @@ func TestLogPage(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			open(t, ctx, g, "/log"+tc.query, "#log-search")
 			if tc.error != "" {
-				if s := text(t, ctx, "#log-error"); !strings.Contains(s, tc.error) {
+				if s := testenv.BrowserText(t, ctx, "#log-error"); !strings.Contains(s, tc.error) {
 					t.Errorf("error %q lacks %q", s, tc.error)
 				}
 				return
@@ -71,7 +71,7 @@ func TestLogPage(t *testing.T) {
 			if strings.Join(ids, ",") != strings.Join(tc.want, ",") {
 				t.Errorf("found %v, want %v", ids, tc.want)
 			}
-			if len(tc.want) == 0 && !strings.Contains(text(t, ctx, "#log-empty"), "No log records match") {
+			if len(tc.want) == 0 && !strings.Contains(testenv.BrowserText(t, ctx, "#log-empty"), "No log records match") {
 				t.Error("no empty state")
 			}
 		})
@@ -79,7 +79,7 @@ func TestLogPage(t *testing.T) {
 
 	// Follow the quarantined message from the search, by its link.
 	open(t, ctx, g, "/log?sender=spammer@junk.example", "#log")
-	do(t, ctx, "follow the message", chromedp.Click("#log a.msgid"), chromedp.WaitVisible("#timeline"))
+	testenv.BrowserDo(t, ctx, "follow the message", chromedp.Click("#log a.msgid"), chromedp.WaitVisible("#timeline"))
 	steps, err := chromedp.Run(ctx, chromedp.Evaluate[[]string](`Array.from(document.querySelectorAll("#timeline .title"), e => e.textContent)`))
 	if err != nil {
 		t.Fatal(err)
@@ -87,7 +87,7 @@ func TestLogPage(t *testing.T) {
 	if want := "Received from 127.0.0.1|Scanned on n1|Quarantined|Released by bob@desk"; !strings.HasPrefix(strings.Join(steps, "|"), want) {
 		t.Errorf("timeline %q, want %q", strings.Join(steps, "|"), want)
 	}
-	tl := text(t, ctx, "#timeline")
+	tl := testenv.BrowserText(t, ctx, "#timeline")
 	for _, want := range []string{"spammer@junk.example", "eve@example.org, frank@example.org", "GTUBE", "spam", "HELO", "250"} {
 		if !strings.Contains(tl, want) {
 			t.Errorf("timeline lacks %q:\n%s", want, tl)
@@ -97,23 +97,23 @@ func TestLogPage(t *testing.T) {
 		t.Errorf("quarantine link %q, want /quarantine/%s", href.Value, spam)
 	}
 	testenv.Screenshot(t, ctx, "log-message")
-	do(t, ctx, "phone width", chromedp.EmulateViewport(400, 800))
+	testenv.BrowserDo(t, ctx, "phone width", chromedp.EmulateViewport(400, 800))
 	testenv.Screenshot(t, ctx, "log-message-phone")
-	do(t, ctx, "desktop width", chromedp.EmulateViewport(1280, 900))
+	testenv.BrowserDo(t, ctx, "desktop width", chromedp.EmulateViewport(1280, 900))
 
 	// Ids in any case, by the search form or the path; the delivered one
 	// ends with the downstream's reply.
 	for _, path := range []string{"/log?id=" + strings.ToLower(clean), "/log/" + strings.ToLower(clean)} {
 		open(t, ctx, g, path, "#timeline")
-		if id := text(t, ctx, "#msgid"); id != clean {
+		if id := testenv.BrowserText(t, ctx, "#msgid"); id != clean {
 			t.Errorf("%s shows %q, want %s", path, id, clean)
 		}
-		if tl := text(t, ctx, "#timeline"); !strings.Contains(tl, "Delivered") || !strings.Contains(tl, "downstream replied") {
+		if tl := testenv.BrowserText(t, ctx, "#timeline"); !strings.Contains(tl, "Delivered") || !strings.Contains(tl, "downstream replied") {
 			t.Errorf("%s: timeline lacks the delivery:\n%s", path, tl)
 		}
 	}
 	open(t, ctx, g, "/log/NOSUCHID", "#log-empty")
-	if s := text(t, ctx, "#log-empty"); !strings.Contains(s, "no record of NOSUCHID") {
+	if s := testenv.BrowserText(t, ctx, "#log-empty"); !strings.Contains(s, "no record of NOSUCHID") {
 		t.Errorf("unknown id: %q", s)
 	}
 }

@@ -7,32 +7,12 @@ import (
 	"net/url"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/chromedp/cdproto/network"
 	"github.com/chromedp/chromedp"
 
 	"github.com/mxgate/mxgate/testenv"
 )
-
-// text is the visible text of sel (the first match).
-func text(t *testing.T, ctx context.Context, sel string) string {
-	t.Helper()
-	s, err := chromedp.Run(ctx, chromedp.Text(sel))
-	if err != nil {
-		t.Fatalf("text of %s: %v", sel, err)
-	}
-	return s
-}
-
-func do(t *testing.T, ctx context.Context, what string, steps ...chromedp.Action[chromedp.Void]) {
-	t.Helper()
-	c, cancel := context.WithTimeout(ctx, 30*time.Second)
-	defer cancel()
-	if err := chromedp.Do(c, steps...); err != nil {
-		t.Fatalf("%s: %v", what, err)
-	}
-}
 
 func location(t *testing.T, ctx context.Context) string {
 	t.Helper()
@@ -48,9 +28,9 @@ func location(t *testing.T, ctx context.Context) string {
 func login(t *testing.T, ctx context.Context, base, token, name string) {
 	t.Helper()
 	if base != "" {
-		do(t, ctx, "open the login", chromedp.Navigate(base+"/login"))
+		testenv.BrowserDo(t, ctx, "open the login", chromedp.Navigate(base+"/login"))
 	}
-	do(t, ctx, "log in",
+	testenv.BrowserDo(t, ctx, "log in",
 		chromedp.WaitVisible("#token"),
 		chromedp.SendKeys("#token", token),
 		chromedp.SendKeys("#name", name),
@@ -67,14 +47,14 @@ func TestLoginLogoutCSRF(t *testing.T) {
 	g := startGateway(t, nil)
 	ctx := testenv.Browser(t)
 
-	do(t, ctx, "open a page without a session", chromedp.Navigate(g.admin+"/quarantine"), chromedp.WaitVisible("#token"))
+	testenv.BrowserDo(t, ctx, "open a page without a session", chromedp.Navigate(g.admin+"/quarantine"), chromedp.WaitVisible("#token"))
 	if loc := location(t, ctx); !strings.HasPrefix(loc, g.admin+"/login?next=") || !strings.Contains(loc, "quarantine") {
 		t.Errorf("without a session /quarantine went to %s, want the login with next=/quarantine", loc)
 	}
 	testenv.Screenshot(t, ctx, "login")
 
 	login(t, ctx, "", "wrong-token", "mallory")
-	if msg := text(t, ctx, "#login-message"); !strings.Contains(msg, "Wrong token") {
+	if msg := testenv.BrowserText(t, ctx, "#login-message"); !strings.Contains(msg, "Wrong token") {
 		t.Errorf("wrong token: page says %q", msg)
 	}
 	if strings.Contains(location(t, ctx), "/quarantine") {
@@ -83,11 +63,11 @@ func TestLoginLogoutCSRF(t *testing.T) {
 	testenv.Screenshot(t, ctx, "login-wrong-token")
 
 	login(t, ctx, "", testToken, "alice")
-	do(t, ctx, "logged in", chromedp.WaitVisible("#logout"))
+	testenv.BrowserDo(t, ctx, "logged in", chromedp.WaitVisible("#logout"))
 	if loc := location(t, ctx); loc != g.admin+"/quarantine" {
 		t.Errorf("after login at %s, want %s/quarantine (next)", loc, g.admin)
 	}
-	if u := text(t, ctx, ".user"); u != "alice" {
+	if u := testenv.BrowserText(t, ctx, ".user"); u != "alice" {
 		t.Errorf("user shown %q, want alice", u)
 	}
 	cookies, err := chromedp.Run(ctx, chromedp.Evaluate[string]("document.cookie"))
@@ -99,15 +79,15 @@ func TestLoginLogoutCSRF(t *testing.T) {
 	}
 
 	// The logout form without its CSRF token: refused, still logged in.
-	do(t, ctx, "post a form without its CSRF token",
+	testenv.BrowserDo(t, ctx, "post a form without its CSRF token",
 		chromedp.Evaluate[chromedp.Void](`document.querySelector("form.logout input[name=csrf]").remove(); document.querySelector("form.logout").submit();`),
 		chromedp.WaitVisible("#error"),
 	)
-	if msg := text(t, ctx, "#error"); !strings.Contains(msg, "CSRF") {
+	if msg := testenv.BrowserText(t, ctx, "#error"); !strings.Contains(msg, "CSRF") {
 		t.Errorf("form without CSRF: page says %q", msg)
 	}
 	testenv.Screenshot(t, ctx, "csrf-refused")
-	do(t, ctx, "still logged in", chromedp.Navigate(g.admin+"/cluster"), chromedp.WaitVisible("#logout"))
+	testenv.BrowserDo(t, ctx, "still logged in", chromedp.Navigate(g.admin+"/cluster"), chromedp.WaitVisible("#logout"))
 
 	// Keep the session cookie to try it again after logout.
 	jar, _ := cookiejar.New(nil)
@@ -119,11 +99,11 @@ func TestLoginLogoutCSRF(t *testing.T) {
 		t.Fatalf("session cookie outside the browser: %d, want 200", code)
 	}
 
-	do(t, ctx, "log out", chromedp.Click("#logout"), chromedp.WaitVisible("#token"))
-	if msg := text(t, ctx, "#login-message"); !strings.Contains(msg, "Logged out") {
+	testenv.BrowserDo(t, ctx, "log out", chromedp.Click("#logout"), chromedp.WaitVisible("#token"))
+	if msg := testenv.BrowserText(t, ctx, "#login-message"); !strings.Contains(msg, "Logged out") {
 		t.Errorf("after logout: %q", msg)
 	}
-	do(t, ctx, "page after logout", chromedp.Navigate(g.admin+"/cluster"), chromedp.WaitVisible("#token"))
+	testenv.BrowserDo(t, ctx, "page after logout", chromedp.Navigate(g.admin+"/cluster"), chromedp.WaitVisible("#token"))
 	if code := get(t, hc, g.admin+"/cluster"); code != http.StatusSeeOther {
 		t.Errorf("the logged-out session cookie still opens a page: %d, want 303 to the login", code)
 	}
@@ -169,10 +149,10 @@ func get(t *testing.T, hc *http.Client, u string) int {
 func TestLoginTwoTabs(t *testing.T) {
 	g := startGateway(t, nil)
 	ctx := testenv.Browser(t)
-	do(t, ctx, "first tab", chromedp.Navigate(g.admin+"/login"), chromedp.WaitVisible("#token"))
+	testenv.BrowserDo(t, ctx, "first tab", chromedp.Navigate(g.admin+"/login"), chromedp.WaitVisible("#token"))
 	other, cancel := chromedp.NewContext(ctx)
 	defer cancel()
-	do(t, other, "second tab", chromedp.Navigate(g.admin+"/login"), chromedp.WaitVisible("#token"))
+	testenv.BrowserDo(t, other, "second tab", chromedp.Navigate(g.admin+"/login"), chromedp.WaitVisible("#token"))
 	login(t, ctx, "", testToken, "alice")
-	do(t, ctx, "logged in from the first tab", chromedp.WaitVisible("#logout"))
+	testenv.BrowserDo(t, ctx, "logged in from the first tab", chromedp.WaitVisible("#logout"))
 }

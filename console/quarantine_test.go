@@ -25,9 +25,9 @@ import (
 // goes to.
 func loginAt(t *testing.T, ctx context.Context, base string) {
 	t.Helper()
-	do(t, ctx, "open the console", chromedp.Navigate(base+"/quarantine"), chromedp.WaitVisible("#token"))
+	testenv.BrowserDo(t, ctx, "open the console", chromedp.Navigate(base+"/quarantine"), chromedp.WaitVisible("#token"))
 	login(t, ctx, "", testToken, "alice")
-	do(t, ctx, "logged in", chromedp.WaitVisible("#logout"))
+	testenv.BrowserDo(t, ctx, "logged in", chromedp.WaitVisible("#logout"))
 }
 
 // rowIDs are the ids of the list's rows on the page now.
@@ -65,7 +65,7 @@ func TestQuarantineFindRelease(t *testing.T) {
 
 	ctx := testenv.Browser(t)
 	loginAt(t, ctx, g.admin)
-	do(t, ctx, "open the quarantine", chromedp.Navigate(g.admin+"/quarantine"), chromedp.WaitVisible("#filters"))
+	testenv.BrowserDo(t, ctx, "open the quarantine", chromedp.Navigate(g.admin+"/quarantine"), chromedp.WaitVisible("#filters"))
 	if got := rowIDs(t, ctx); !slices.Equal(got, []string{other, target}) {
 		t.Errorf("unfiltered list %v, want %v (newest first, the clean one not there)", got, []string{other, target})
 	}
@@ -94,35 +94,35 @@ func TestQuarantineFindRelease(t *testing.T) {
 					steps = append(steps, chromedp.SendKeys(sel, v))
 				}
 			}
-			do(t, ctx, "fill the filter", steps...)
+			testenv.BrowserDo(t, ctx, "fill the filter", steps...)
 			submit(t, ctx, "#search")
 			got := rowIDs(t, ctx)
 			if !slices.Equal(got, tc.want) {
 				t.Errorf("search %v: rows %v, want %v", tc.fields, got, tc.want)
 			}
 			if tc.want == nil {
-				if msg := text(t, ctx, "#empty"); !strings.Contains(msg, "No quarantined messages match") {
+				if msg := testenv.BrowserText(t, ctx, "#empty"); !strings.Contains(msg, "No quarantined messages match") {
 					t.Errorf("empty result says %q", msg)
 				}
 			}
 		})
 	}
 	// A filter the API refuses is shown in the API's words.
-	do(t, ctx, "bad filter", chromedp.Navigate(g.admin+"/quarantine?rcpt=bob"), chromedp.WaitVisible("#list-error"))
-	if msg := text(t, ctx, "#list-error"); !strings.Contains(msg, `"bob" is neither an address nor a domain`) {
+	testenv.BrowserDo(t, ctx, "bad filter", chromedp.Navigate(g.admin+"/quarantine?rcpt=bob"), chromedp.WaitVisible("#list-error"))
+	if msg := testenv.BrowserText(t, ctx, "#list-error"); !strings.Contains(msg, `"bob" is neither an address nor a domain`) {
 		t.Errorf("refused filter shown as %q", msg)
 	}
 
 	// Open it from the search, release it to carol only.
-	do(t, ctx, "open the message",
+	testenv.BrowserDo(t, ctx, "open the message",
 		chromedp.Navigate(g.admin+"/quarantine?rcpt="+url.QueryEscape(carol)),
 		chromedp.Click(`#items a.qid`),
 		chromedp.WaitVisible("#release"))
-	if got := text(t, ctx, "#qid"); got != target {
+	if got := testenv.BrowserText(t, ctx, "#qid"); got != target {
 		t.Fatalf("opened %q, want %s", got, target)
 	}
 	for sel, want := range map[string]string{"#verdict": "spam", "#symbols": "GTUBE", "#headers": "Subject: Cheap pills today", ".part pre": gtube} {
-		if got := text(t, ctx, sel); !strings.Contains(got, want) {
+		if got := testenv.BrowserText(t, ctx, sel); !strings.Contains(got, want) {
 			t.Errorf("message page %s = %q, want it to contain %q", sel, got, want)
 		}
 	}
@@ -130,8 +130,8 @@ func TestQuarantineFindRelease(t *testing.T) {
 		t.Errorf("learn buttons shown on a node without a learning engine")
 	}
 	testenv.Screenshot(t, ctx, "quarantine-message")
-	do(t, ctx, "release to carol", chromedp.SetValue("#release-rcpt", carol), chromedp.Click("#release"), chromedp.WaitVisible(".flash"))
-	if msg := text(t, ctx, ".flash"); msg != "released 1" {
+	testenv.BrowserDo(t, ctx, "release to carol", chromedp.SetValue("#release-rcpt", carol), chromedp.Click("#release"), chromedp.WaitVisible(".flash"))
+	if msg := testenv.BrowserText(t, ctx, ".flash"); msg != "released 1" {
 		t.Errorf("after the release the page says %q, want \"released 1\"", msg)
 	}
 	var released string
@@ -150,10 +150,10 @@ func TestQuarantineFindRelease(t *testing.T) {
 	if rc := regexp.MustCompile(`(?m)^X-Rcpt-Args: .*$`).FindAllString(released, -1); len(rc) != 1 || !strings.Contains(rc[0], carol) {
 		t.Errorf("released with recipients %q, want carol only", rc)
 	}
-	if got := text(t, ctx, `#rcpts li[data-rcpt="`+carol+`"]`); !strings.Contains(got, "released") {
+	if got := testenv.BrowserText(t, ctx, `#rcpts li[data-rcpt="`+carol+`"]`); !strings.Contains(got, "released") {
 		t.Errorf("carol's line after the release: %q", got)
 	}
-	if got := text(t, ctx, `#rcpts li[data-rcpt="`+bob+`"]`); !strings.Contains(got, "held") {
+	if got := testenv.BrowserText(t, ctx, `#rcpts li[data-rcpt="`+bob+`"]`); !strings.Contains(got, "held") {
 		t.Errorf("bob's line after the release to carol: %q", got)
 	}
 	testenv.Screenshot(t, ctx, "quarantine-released")
@@ -186,7 +186,7 @@ func TestQuarantineFindRelease(t *testing.T) {
 	// Bulk delete: two more, ticked in the list, deleted at once.
 	d1 := g.send(t, "spammer@bad.example", []string{dave}, "Bulk one", gtube)
 	d2 := g.send(t, "spammer@bad.example", []string{dave}, "Bulk two", gtube)
-	do(t, ctx, "tick two and delete",
+	testenv.BrowserDo(t, ctx, "tick two and delete",
 		chromedp.Navigate(g.admin+"/quarantine?rcpt="+url.QueryEscape(dave)),
 		chromedp.WaitVisible("#items"),
 		chromedp.Click(`input[name=id][value="`+d1+`"]`),
@@ -194,18 +194,18 @@ func TestQuarantineFindRelease(t *testing.T) {
 		chromedp.Evaluate[chromedp.Void](`window.confirm = () => true`),
 		chromedp.Click("#bulk-delete"),
 		chromedp.WaitVisible(".flash"))
-	if msg := text(t, ctx, ".flash"); msg != "deleted 2" {
+	if msg := testenv.BrowserText(t, ctx, ".flash"); msg != "deleted 2" {
 		t.Errorf("after the bulk delete the page says %q, want \"deleted 2\"", msg)
 	}
 	if got := rowIDs(t, ctx); !slices.Equal(got, []string{other}) {
 		t.Errorf("after deleting %s and %s the list for dave shows %v, want only %s", d1, d2, got, other)
 	}
 	// Deleting what is gone says so per id.
-	do(t, ctx, "delete again", chromedp.Evaluate[chromedp.Void](fmt.Sprintf(`
+	testenv.BrowserDo(t, ctx, "delete again", chromedp.Evaluate[chromedp.Void](fmt.Sprintf(`
 		const f = document.getElementById("bulk");
 		for (const id of [%q, %q]) { const i = document.createElement("input"); i.type = "hidden"; i.name = "id"; i.value = id; f.appendChild(i); }
 		f.action = "/quarantine/delete"; f.submit();`, d1, other)), chromedp.WaitVisible(".flash"))
-	if msg := text(t, ctx, ".flash.bad"); !strings.HasPrefix(msg, "deleted 1, failed 1: "+d1+": no quarantined message") {
+	if msg := testenv.BrowserText(t, ctx, ".flash.bad"); !strings.HasPrefix(msg, "deleted 1, failed 1: "+d1+": no quarantined message") {
 		t.Errorf("a delete of one gone and one held says %q", msg)
 	}
 	for _, want := range []string{"action=\"quarantine delete\" target=" + d1, "action=\"quarantine release\" target=" + target} {
@@ -215,9 +215,9 @@ func TestQuarantineFindRelease(t *testing.T) {
 	}
 
 	// On a phone.
-	do(t, ctx, "narrow", chromedp.EmulateViewport(400, 800), chromedp.Navigate(g.admin+"/quarantine"), chromedp.WaitVisible("#filters"))
+	testenv.BrowserDo(t, ctx, "narrow", chromedp.EmulateViewport(400, 800), chromedp.Navigate(g.admin+"/quarantine"), chromedp.WaitVisible("#filters"))
 	testenv.Screenshot(t, ctx, "quarantine-list-phone")
-	do(t, ctx, "narrow message", chromedp.Navigate(g.admin+"/quarantine/"+target), chromedp.WaitVisible("#release"))
+	testenv.BrowserDo(t, ctx, "narrow message", chromedp.Navigate(g.admin+"/quarantine/"+target), chromedp.WaitVisible("#release"))
 	testenv.Screenshot(t, ctx, "quarantine-message-phone")
 }
 
@@ -268,16 +268,16 @@ JVBERi0xLjQK
 			t.Errorf("%s: script/img/iframe elements %q, %v; want only the console's script", page, scripts, err)
 		}
 	}
-	do(t, ctx, "list", chromedp.Navigate(g.admin+"/quarantine"), chromedp.WaitVisible("#items"))
-	if got := text(t, ctx, "#items td.subject"); got != hostile {
+	testenv.BrowserDo(t, ctx, "list", chromedp.Navigate(g.admin+"/quarantine"), chromedp.WaitVisible("#items"))
+	if got := testenv.BrowserText(t, ctx, "#items td.subject"); got != hostile {
 		t.Errorf("list subject %q, want the text %q", got, hostile)
 	}
 	check("list")
 	testenv.Screenshot(t, ctx, "quarantine-hostile-list")
 
-	do(t, ctx, "message", chromedp.Navigate(g.admin+"/quarantine/"+id), chromedp.WaitVisible("#release"))
+	testenv.BrowserDo(t, ctx, "message", chromedp.Navigate(g.admin+"/quarantine/"+id), chromedp.WaitVisible("#release"))
 	check("message page")
-	if got := text(t, ctx, "#subject"); got != hostile {
+	if got := testenv.BrowserText(t, ctx, "#subject"); got != hostile {
 		t.Errorf("message page subject %q, want the text %q", got, hostile)
 	}
 	parts, err := chromedp.Run(ctx, chromedp.Evaluate[[]string](`Array.from(document.querySelectorAll(".part pre")).map(e => e.textContent)`))
@@ -290,10 +290,10 @@ JVBERi0xLjQK
 	if !strings.Contains(parts[1], "html part") || !strings.Contains(parts[1], "click <http://198.18.0.9/x>") || strings.Contains(parts[1], "__pwned") {
 		t.Errorf("HTML part shown as %q, want its text and link target, no script", parts[1])
 	}
-	if got := text(t, ctx, "#headers"); !strings.Contains(got, `From: "`+hostile+`"`) {
+	if got := testenv.BrowserText(t, ctx, "#headers"); !strings.Contains(got, `From: "`+hostile+`"`) {
 		t.Errorf("headers shown as %q", got)
 	}
-	if got := text(t, ctx, "#attachments"); !strings.Contains(got, "invoice.pdf") || !strings.Contains(got, "application/pdf") || !strings.Contains(got, "9 B") {
+	if got := testenv.BrowserText(t, ctx, "#attachments"); !strings.Contains(got, "invoice.pdf") || !strings.Contains(got, "application/pdf") || !strings.Contains(got, "9 B") {
 		t.Errorf("attachments shown as %q, want invoice.pdf, application/pdf, 9 B", got)
 	}
 	testenv.Screenshot(t, ctx, "quarantine-hostile-message")
@@ -384,6 +384,6 @@ func TestQuarantinePaging(t *testing.T) {
 			}
 		})
 	}
-	do(t, bctx, "a later page", chromedp.Navigate(g.admin+"/quarantine"), chromedp.Click("#older"), chromedp.WaitVisible("#newest"))
+	testenv.BrowserDo(t, bctx, "a later page", chromedp.Navigate(g.admin+"/quarantine"), chromedp.Click("#older"), chromedp.WaitVisible("#newest"))
 	testenv.Screenshot(t, bctx, "quarantine-page-2")
 }

@@ -23,13 +23,13 @@ func TestReportsPage(t *testing.T) {
 	today, yesterday := now.Format(time.DateOnly), now.AddDate(0, 0, -1).Format(time.DateOnly)
 
 	open(t, ctx, g, "/reports?day="+today, "#report-total")
-	if n := text(t, ctx, "#report-total"); n != "3" {
+	if n := testenv.BrowserText(t, ctx, "#report-total"); n != "3" {
 		t.Errorf("today's total %q, want 3", n)
 	}
-	if s := text(t, ctx, "#report-state"); !strings.Contains(s, "built now from the message log") {
+	if s := testenv.BrowserText(t, ctx, "#report-state"); !strings.Contains(s, "built now from the message log") {
 		t.Errorf("today's state %q", s)
 	}
-	sections := text(t, ctx, "#report-sections")
+	sections := testenv.BrowserText(t, ctx, "#report-sections")
 	for _, want := range []string{"By action", "2\tdeliver", "1\tquarantine", "By verdict", "2\tclean", "1\tspam", "By node", "3\tn1", "spammer@junk.example"} {
 		if !strings.Contains(sections, want) {
 			t.Errorf("report lacks %q:\n%s", want, sections)
@@ -61,33 +61,33 @@ func TestReportsPage(t *testing.T) {
 		t.Errorf("%d verdict bars, want 2 (the days before have no mail: no bar)", n)
 	}
 	testenv.Screenshot(t, ctx, "reports-today")
-	do(t, ctx, "phone width", chromedp.EmulateViewport(400, 800))
+	testenv.BrowserDo(t, ctx, "phone width", chromedp.EmulateViewport(400, 800))
 	testenv.Screenshot(t, ctx, "reports-today-phone")
-	do(t, ctx, "desktop width", chromedp.EmulateViewport(1280, 900))
+	testenv.BrowserDo(t, ctx, "desktop width", chromedp.EmulateViewport(1280, 900))
 
 	// Without a day: yesterday's, the one the node stored at start.
 	open(t, ctx, g, "/reports", "#report-total")
-	if d := text(t, ctx, "#report-day"); d != yesterday {
+	if d := testenv.BrowserText(t, ctx, "#report-day"); d != yesterday {
 		t.Errorf("default day %q, want yesterday %s", d, yesterday)
 	}
-	if s := text(t, ctx, "#report-state"); !strings.Contains(s, "stored, written by n1") {
+	if s := testenv.BrowserText(t, ctx, "#report-state"); !strings.Contains(s, "stored, written by n1") {
 		t.Errorf("yesterday's state %q", s)
 	}
-	if s := text(t, ctx, "#report-empty"); !strings.Contains(s, "No messages on "+yesterday) {
+	if s := testenv.BrowserText(t, ctx, "#report-empty"); !strings.Contains(s, "No messages on "+yesterday) {
 		t.Errorf("yesterday's empty state %q", s)
 	}
-	do(t, ctx, "next day", chromedp.Click("#next-day"), chromedp.WaitVisible("#report-total"))
-	if d := text(t, ctx, "#report-day"); d != today {
+	testenv.BrowserDo(t, ctx, "next day", chromedp.Click("#next-day"), chromedp.WaitVisible("#report-total"))
+	if d := testenv.BrowserText(t, ctx, "#report-day"); d != today {
 		t.Errorf("next day went to %q, want %s", d, today)
 	}
-	do(t, ctx, "previous day", chromedp.Click("#prev-day"), chromedp.WaitVisible("#report-total"))
-	if d := text(t, ctx, "#report-day"); d != yesterday {
+	testenv.BrowserDo(t, ctx, "previous day", chromedp.Click("#prev-day"), chromedp.WaitVisible("#report-total"))
+	if d := testenv.BrowserText(t, ctx, "#report-day"); d != yesterday {
 		t.Errorf("previous day went to %q, want %s", d, yesterday)
 	}
 
 	for _, bad := range []string{"2999-01-01", "yesterday-ish"} {
 		open(t, ctx, g, "/reports?day="+bad, "#report-error")
-		if s := text(t, ctx, "#report-error"); !strings.Contains(s, "want a date") {
+		if s := testenv.BrowserText(t, ctx, "#report-error"); !strings.Contains(s, "want a date") {
 			t.Errorf("day %s: %q", bad, s)
 		}
 	}

@@ -12,16 +12,6 @@ import (
 	"github.com/mxgate/mxgate/testenv"
 )
 
-// browse runs steps in the browser within 30 s.
-func browse(t *testing.T, ctx context.Context, what string, steps ...chromedp.Action[chromedp.Void]) {
-	t.Helper()
-	c, cancel := context.WithTimeout(ctx, 30*time.Second)
-	defer cancel()
-	if err := chromedp.Do(c, steps...); err != nil {
-		t.Fatalf("%s: %v", what, err)
-	}
-}
-
 // open navigates to u and returns the HTTP status and the text of sel.
 func open(t *testing.T, ctx context.Context, u, sel string) (int64, string) {
 	t.Helper()
@@ -72,7 +62,7 @@ func TestDigestLinkInABrowser(t *testing.T) {
 		t.Fatalf("opening the link: the sink has %d messages, want still the 2 digests", got)
 	}
 
-	browse(t, ctx, "click Release", chromedp.Click("button[type=submit]"))
+	testenv.BrowserDo(t, ctx, "click Release", chromedp.Click("button[type=submit]"))
 	var h1 string
 	for deadline := time.Now().Add(30 * time.Second); h1 != "Released" && time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
 		c, cancel := context.WithTimeout(ctx, 5*time.Second)

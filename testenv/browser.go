@@ -152,3 +152,27 @@ func Forward(t testing.TB, dial func(ctx context.Context) (net.Conn, error)) str
 	}()
 	return ln.Addr().String()
 }
+
+// BrowserDo runs steps in the browser within 30 s, failing the test with
+// what on an error.
+func BrowserDo(t testing.TB, ctx context.Context, what string, steps ...chromedp.Action[chromedp.Void]) {
+	t.Helper()
+	c, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	if err := chromedp.Do(c, steps...); err != nil {
+		t.Fatalf("%s: %v", what, err)
+	}
+}
+
+// BrowserText is the visible text of the first element sel finds (within
+// 30 s).
+func BrowserText(t testing.TB, ctx context.Context, sel string) string {
+	t.Helper()
+	c, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	s, err := chromedp.Run(c, chromedp.Text(sel))
+	if err != nil {
+		t.Fatalf("text of %s: %v", sel, err)
+	}
+	return s
+}

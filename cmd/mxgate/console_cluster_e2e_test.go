@@ -32,21 +32,21 @@ func TestConsoleClusterFailover(t *testing.T) {
 		return l.lab.Dial(ctx, l.lab.Client(), vipAdmin)
 	})
 	ctx := testenv.Browser(t)
-	browse(t, ctx, "open the login", chromedp.Navigate(base+"/login"), chromedp.WaitVisible("#token"))
-	browse(t, ctx, "log in",
+	testenv.BrowserDo(t, ctx, "open the login", chromedp.Navigate(base+"/login"), chromedp.WaitVisible("#token"))
+	testenv.BrowserDo(t, ctx, "log in",
 		chromedp.SendKeys("#token", aaToken), chromedp.SendKeys("#name", "ops"), chromedp.Click("#login"),
 		chromedp.WaitVisible("#logout"))
-	browse(t, ctx, "open the cluster page", chromedp.Navigate(base+"/cluster"), chromedp.WaitVisible("#node-n3"))
+	testenv.BrowserDo(t, ctx, "open the cluster page", chromedp.Navigate(base+"/cluster"), chromedp.WaitVisible("#node-n3"))
 
 	want := map[string]string{"n1": "master", "n2": "backup", "n3": "backup"}
 	waitRoles(t, ctx, "before the failover", want, 15*time.Second)
-	if v := pageText(t, ctx, "#vips"); !strings.Contains(v, testenv.LabVIP) || !strings.Contains(v, "n1") {
+	if v := testenv.BrowserText(t, ctx, "#vips"); !strings.Contains(v, testenv.LabVIP) || !strings.Contains(v, "n1") {
 		t.Errorf("VIP table before the failover: %q, want %s held by n1", v, testenv.LabVIP)
 	}
-	if c := pageText(t, ctx, "#node-n1"); !strings.Contains(c, "(this node)") || !strings.Contains(c, "Priority\n200") {
+	if c := testenv.BrowserText(t, ctx, "#node-n1"); !strings.Contains(c, "(this node)") || !strings.Contains(c, "Priority\n200") {
 		t.Errorf("n1's card (the page is served by the master): %q", c)
 	}
-	if c := pageText(t, ctx, "#changes"); !strings.Contains(c, "backup → master") {
+	if c := testenv.BrowserText(t, ctx, "#changes"); !strings.Contains(c, "backup → master") {
 		t.Errorf("recent changes lack n1 becoming master: %q", c)
 	}
 	// The message log gets its records from each node's journal in
@@ -72,20 +72,20 @@ func TestConsoleClusterFailover(t *testing.T) {
 	want = map[string]string{"n1": "gone", "n2": "master", "n3": "backup"}
 	waitRoles(t, ctx, "after n1 was killed", want, 30*time.Second)
 	t.Logf("the page showed the new master %s after the kill", time.Since(killed).Round(100*time.Millisecond))
-	if c := pageText(t, ctx, "#node-n2"); !strings.Contains(c, "(this node)") {
+	if c := testenv.BrowserText(t, ctx, "#node-n2"); !strings.Contains(c, "(this node)") {
 		t.Errorf("n2's card is not this node's after the failover: %q", c)
 	}
-	if v := pageText(t, ctx, "#vips"); !strings.Contains(v, "n2") || strings.Contains(v, "n1") {
+	if v := testenv.BrowserText(t, ctx, "#vips"); !strings.Contains(v, "n2") || strings.Contains(v, "n1") {
 		t.Errorf("VIP table after the failover: %q, want held by n2 only", v)
 	}
-	if c := pageText(t, ctx, "#changes"); !strings.Contains(c, "n2") || !strings.Contains(c, "master_down") {
+	if c := testenv.BrowserText(t, ctx, "#changes"); !strings.Contains(c, "n2") || !strings.Contains(c, "master_down") {
 		t.Errorf("recent changes lack n2's takeover (master_down): %q", c)
 	}
 	if loc := pageLocation(t, ctx); loc != base+"/cluster" {
 		t.Errorf("after the failover the browser is at %s, want %s/cluster (no new login)", loc, base)
 	}
 	testenv.Screenshot(t, ctx, "cluster-after")
-	browse(t, ctx, "phone width", chromedp.EmulateViewport(400, 900), chromedp.Reload(), chromedp.WaitVisible("#node-n3"))
+	testenv.BrowserDo(t, ctx, "phone width", chromedp.EmulateViewport(400, 900), chromedp.Reload(), chromedp.WaitVisible("#node-n3"))
 	testenv.Screenshot(t, ctx, "cluster-after-phone")
 }
 
@@ -104,26 +104,6 @@ func (l *aaLab) sendVIP(subject string) {
 	if err := c.SendMail("a@sender.test", []string{"b@lab.test"}, strings.NewReader(msg)); err != nil {
 		l.t.Fatalf("send %q through the VIP: %v", subject, err)
 	}
-}
-
-func browse(t *testing.T, ctx context.Context, what string, steps ...chromedp.Action[chromedp.Void]) {
-	t.Helper()
-	c, cancel := context.WithTimeout(ctx, 30*time.Second)
-	defer cancel()
-	if err := chromedp.Do(c, steps...); err != nil {
-		t.Fatalf("%s: %v", what, err)
-	}
-}
-
-func pageText(t *testing.T, ctx context.Context, sel string) string {
-	t.Helper()
-	c, cancel := context.WithTimeout(ctx, 10*time.Second)
-	defer cancel()
-	s, err := chromedp.Run(c, chromedp.Text(sel))
-	if err != nil {
-		t.Fatalf("text of %s: %v", sel, err)
-	}
-	return s
 }
 
 func pageLocation(t *testing.T, ctx context.Context) string {
