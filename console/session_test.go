@@ -1,6 +1,9 @@
 package console
 
 import (
+	"net/http"
+	"net/http/httptest"
+	"net/url"
 	"strings"
 	"testing"
 	"time"
@@ -86,4 +89,44 @@ func FuzzSessionCookie(f *testing.F) {
 			t.Fatal("accepted a cookie encode cannot make")
 		}
 	})
+}
+
+// TestCookieFlags: the session cookie is HttpOnly and SameSite=Strict
+// always, and Secure when the console is served over TLS.
+func TestCookieFlags(t *testing.T) {
+	for _, tls := range []bool{false, true} {
+		c := newConsole(Options{Token: "tok", TLS: tls, NodeID: "n1"}, nil)
+		get := httptest.NewRecorder()
+		c.ServeHTTP(get, httptest.NewRequest("GET", "/login", nil))
+		var nonce *http.Cookie
+		for _, ck := range get.Result().Cookies() {
+			if ck.Name == loginCookie {
+				nonce = ck
+			}
+		}
+		if nonce == nil {
+			t.Fatal("no login cookie")
+		}
+		form := url.Values{"token": {"tok"}, "csrf": {c.keys.sign(c.keys.csrf_, "login:"+nonce.Value)}}
+		req := httptest.NewRequest("POST", "/login", strings.NewReader(form.Encode()))
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		req.AddCookie(nonce)
+		rec := httptest.NewRecorder()
+		c.ServeHTTP(rec, req)
+		if rec.Code != http.StatusSeeOther {
+			t.Fatalf("TLS %v: login answered %d: %s", tls, rec.Code, rec.Body)
+		}
+		var sess *http.Cookie
+		for _, ck := range rec.Result().Cookies() {
+			if ck.Name == sessionCookie {
+				sess = ck
+			}
+		}
+		if sess == nil || !sess.HttpOnly || sess.SameSite != http.SameSiteStrictMode || sess.Secure != tls {
+			t.Errorf("TLS %v: session cookie %+v, want HttpOnly, SameSite=Strict, Secure=%v", tls, sess, tls)
+		}
+		if csp := rec.Header().Get("Content-Security-Policy"); !strings.Contains(csp, "script-src 'self'") || strings.Contains(csp, "unsafe-inline") {
+			t.Errorf("CSP %q", csp)
+		}
+	}
 }
