@@ -41,6 +41,9 @@ func stackedBars(title string, labels []string, ss []series) template.HTML {
 	plotW, plotH := w-left-right, h-top-bt
 	// Grid: 0, half, top.
 	for _, f := range []float64{0, .5, 1} {
+		if f == .5 && top_ >= 1 && top_/2 != math.Trunc(top_/2) {
+			continue // counts: no line at 2.5 messages
+		}
 		y := top + plotH*(1-f)
 		fmt.Fprintf(&b, `<line x1="%g" y1="%.1f" x2="%g" y2="%.1f" stroke="#d9dee3"/>`, left, y, w-right, y)
 		fmt.Fprintf(&b, `<text x="%g" y="%.1f" font-size="10" text-anchor="end" fill="#5b6570">%s</text>`, left-4, y+3, trimFloat(top_*f))

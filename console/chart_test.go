@@ -18,6 +18,9 @@ func TestStackedBars(t *testing.T) {
 	if strings.Contains(svg, "<script>") || strings.Contains(svg, "<b>") {
 		t.Errorf("chart has unescaped text:\n%s", svg)
 	}
+	if strings.Contains(svg, ">2.5<") {
+		t.Error("a count axis labelled 2.5")
+	}
 	if n := strings.Count(svg, "<rect"); n != 3+2 {
 		t.Errorf("%d rects, want 3 bars and 2 legend keys", n)
 	}
