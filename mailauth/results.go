@@ -6,6 +6,8 @@ import (
 	"errors"
 	"io"
 	"strings"
+	"unicode"
+	"unicode/utf8"
 )
 
 const resultsField = "Authentication-Results"
@@ -210,8 +212,15 @@ func skipCFWS(v string) string {
 			depth++
 		case c == ')' && depth > 0:
 			depth--
-		case depth > 0, c == ' ', c == '\t', c == '\r', c == '\n':
+		case depth > 0, c == ' ', c == '\t', c == '\r', c == '\n', c == '\v', c == '\f':
 		default:
+			// Whitespace RFC 5322 does not know (VT, FF, NBSP…) is skipped
+			// too: a reader that trims it would see our id behind it, so
+			// such a field counts as claiming it and goes.
+			if r, size := utf8.DecodeRuneInString(v[i:]); r != utf8.RuneError && unicode.IsSpace(r) {
+				i += size - 1
+				continue
+			}
 			return v[i:]
 		}
 	}
