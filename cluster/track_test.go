@@ -49,9 +49,15 @@ func TestPollFallRise(t *testing.T) {
 	var n atomic.Int32
 	ctx, cancel := context.WithCancel(t.Context())
 	defer cancel()
-	at := make(chan int, 16)
+	// Nobody reads out until poll has ended, so len(out) when check i runs
+	// is how many verdicts poll had sent before it.
+	out := make(chan trackResult, 16)
+	sentBefore := make([]int, len(script)+1)
 	check := func(context.Context) error {
 		i := int(n.Add(1)) - 1
+		if i < len(sentBefore) {
+			sentBefore[i] = len(out)
+		}
 		if i >= len(script) {
 			cancel()
 			return nil
@@ -61,29 +67,25 @@ func TestPollFallRise(t *testing.T) {
 		}
 		return nil
 	}
-	out := make(chan trackResult, 16)
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
 		poll(ctx, 3, Track{Name: "x", Check: check, Weight: -1, Interval: time.Millisecond, Fall: 2, Rise: 3}, out)
 	}()
-	var got []trackResult
-	for len(got) < 2 {
-		select {
-		case r := <-out:
-			got = append(got, r)
-			at <- int(n.Load())
-		case <-done:
-			t.Fatalf("poll ended after %v", got)
-		}
-	}
 	<-done
-	if got[0] != (trackResult{i: 3, failing: true, err: "broken"}) || got[1] != (trackResult{i: 3, failing: false}) {
-		t.Errorf("verdicts %+v, want failing (broken) then working", got)
+	close(out)
+	var got []trackResult
+	for r := range out {
+		got = append(got, r)
 	}
-	// Each verdict was sent before the next check ran.
-	if a, b := <-at, <-at; a != 4 || b != 10 {
-		t.Errorf("verdicts after results %d and %d, want 4 and 10", a, b)
+	if len(got) != 2 || got[0] != (trackResult{i: 3, failing: true, err: "broken"}) || got[1] != (trackResult{i: 3, failing: false}) {
+		t.Fatalf("verdicts %+v, want failing (broken) then working", got)
+	}
+	// Each verdict was sent after its deciding result (the 4th, the 10th)
+	// and before the next check ran.
+	if sentBefore[3] != 0 || sentBefore[4] != 1 || sentBefore[9] != 1 || sentBefore[10] != 2 {
+		t.Errorf("verdicts sent before checks 4, 5, 10, 11: %d %d %d %d, want 0 1 1 2",
+			sentBefore[3], sentBefore[4], sentBefore[9], sentBefore[10])
 	}
 }
 
