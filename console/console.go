@@ -21,6 +21,7 @@ import (
 	"time"
 
 	"github.com/mxgate/mxgate/admin"
+	"github.com/mxgate/mxgate/console/sessions"
 )
 
 // Options configures the console.
@@ -39,6 +40,10 @@ type Options struct {
 	Logger *slog.Logger
 	// Now is the clock; nil = time.Now.
 	Now func() time.Time
+	// Sessions is the store's memory of logged-out sessions, shared by
+	// the nodes, so that a logout holds on every node and across
+	// restarts; nil = this process only.
+	Sessions sessions.Store
 }
 
 // Console serves the pages. Create it with New.
@@ -52,7 +57,9 @@ type Console struct {
 	// gate counts failed logins per client, so that guessing the token
 	// from one address is slowed to a crawl.
 	gate *loginGate
-	// revoked holds the sessions logged out before they expire.
+	// revoked holds the sessions logged out on this node before they
+	// expire: it answers without the store, and holds the logouts the
+	// store did not take until it does.
 	revoked *revocations
 }
 
@@ -87,7 +94,8 @@ func newConsole(o Options, api admin.LocalAPI) *Console {
 	c.mux.Handle("GET /static/", http.StripPrefix("/static/", http.FileServerFS(static)))
 	c.mux.HandleFunc("GET /login", c.loginPage)
 	c.mux.HandleFunc("POST /login", c.login)
-	c.mux.HandleFunc("POST /logout", c.authed(c.logout))
+	// A logout is taken while the store is down: it holds here at once.
+	c.mux.HandleFunc("POST /logout", c.authedStoreDown(c.logout))
 	c.mux.HandleFunc("GET /{$}", c.authed(func(w http.ResponseWriter, r *http.Request, _ *session) {
 		http.Redirect(w, r, "/cluster", http.StatusSeeOther)
 	}))

@@ -1,12 +1,15 @@
 package console
 
 import (
+	"context"
 	"crypto/hmac"
 	"crypto/rand"
 	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/base64"
 	"encoding/json"
+	"fmt"
+	"maps"
 	"net"
 	"net/http"
 	"net/netip"
@@ -39,6 +42,9 @@ const (
 	maxForm = 1 << 20
 	// maxRevoked bounds the logged-out sessions remembered.
 	maxRevoked = 100000
+	// storeTimeout bounds a question to the store of revoked sessions,
+	// so that a page waits for a store that hangs no longer than this.
+	storeTimeout = 5 * time.Second
 )
 
 // keys sign the console's cookies and forms. They derive from the admin
@@ -122,10 +128,31 @@ func (k keys) decode(v string, now time.Time) (*session, bool) {
 
 // authed serves fn to a logged-in user only: a page asked for without a
 // session goes to the login, a form without one or without its CSRF token
-// is refused.
+// is refused. A session the store cannot vouch for (it does not answer
+// whether the session was logged out elsewhere) is refused too.
 func (c *Console) authed(fn func(w http.ResponseWriter, r *http.Request, s *session)) http.HandlerFunc {
+	return c.authedIf(fn, false)
+}
+
+// authedStoreDown is authed, but serves a session while the store does
+// not answer: for the logout, which must hold here all the same.
+func (c *Console) authedStoreDown(fn func(w http.ResponseWriter, r *http.Request, s *session)) http.HandlerFunc {
+	return c.authedIf(fn, true)
+}
+
+func (c *Console) authedIf(fn func(w http.ResponseWriter, r *http.Request, s *session), storeDownOK bool) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		s := c.session(r)
+		s, err := c.session(r)
+		if err != nil && !storeDownOK {
+			// Fail closed: the session may have been logged out on
+			// another node.
+			// The page keeps the logout button (s is signed and not
+			// logged out here), which is served while the store is down.
+			c.log.Warn("console session refused: the store of logged-out sessions does not answer", "err", err)
+			c.render(w, r, s, http.StatusServiceUnavailable, "error", "Store unavailable",
+				"The shared store does not answer, so this node cannot tell whether your session was logged out: nothing was done. Try again (or log in) later.")
+			return
+		}
 		if s == nil {
 			if r.Method == http.MethodGet || r.Method == http.MethodHead {
 				http.Redirect(w, r, "/login?next="+url.QueryEscape(r.URL.RequestURI()), http.StatusSeeOther)
@@ -162,16 +189,47 @@ func (c *Console) sameOrigin(r *http.Request) bool {
 	return true
 }
 
-func (c *Console) session(r *http.Request) *session {
+// session is r's session: nil without a signed, live one that was not
+// logged out on this node. err says the store could not tell whether it
+// was logged out on another node; the session comes with it, for the
+// logout alone.
+func (c *Console) session(r *http.Request) (*session, error) {
 	ck, err := r.Cookie(sessionCookie)
 	if err != nil {
-		return nil
+		return nil, nil
 	}
+	// The MAC first: only a cookie this node signed costs a store read.
 	s, ok := c.keys.decode(ck.Value, c.o.Now())
 	if !ok || c.revoked.has(s.ID) {
-		return nil
+		return nil, nil
 	}
-	return s
+	if c.o.Sessions == nil {
+		return s, nil
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), storeTimeout)
+	defer cancel()
+	revoked, err := c.o.Sessions.Revoked(ctx, s.ID)
+	if err != nil {
+		return s, fmt.Errorf("check console session: %w", err)
+	}
+	if revoked {
+		return nil, nil
+	}
+	c.passOn(ctx)
+	return s, nil
+}
+
+// passOn stores the logouts the store did not take when they happened,
+// now that it answers again.
+func (c *Console) passOn(ctx context.Context) {
+	for id, exp := range c.revoked.pending() {
+		if err := c.o.Sessions.Revoke(ctx, id, exp); err != nil {
+			c.log.Warn("console logout still held on this node only", "err", err)
+			return
+		}
+		c.revoked.stored(id)
+		c.log.Info("console logout passed on to the store: it holds on every node now")
+	}
 }
 
 func (c *Console) cookie(name, value string, maxAge time.Duration) *http.Cookie {
@@ -249,10 +307,24 @@ func (c *Console) login(w http.ResponseWriter, r *http.Request) {
 }
 
 func (c *Console) logout(w http.ResponseWriter, r *http.Request, s *session) {
-	c.revoked.add(s.ID, s.Exp, c.o.Now())
+	msg, action := "Logged out.", "logout"
+	var err error
+	if c.o.Sessions != nil {
+		ctx, cancel := context.WithTimeout(r.Context(), storeTimeout)
+		err = c.o.Sessions.Revoke(ctx, s.ID, s.Exp)
+		cancel()
+	}
+	// Kept here either way: this node refuses the session at once, and
+	// passes the logout on when the store answers again.
+	c.revoked.add(s.ID, s.Exp, c.o.Now(), err != nil)
 	http.SetCookie(w, c.cookie(sessionCookie, "", 0))
-	c.audit(r, s, "logout", "", nil)
-	c.showLogin(w, r, http.StatusOK, "Logged out.")
+	if err != nil {
+		c.log.Error("console logout not stored: it holds on this node only until the store answers", "user", s.Name, "err", err)
+		msg = "Logged out on this node. The shared store does not answer: until it does, other nodes may still accept a copy of this session."
+		action = "logout on this node only"
+	}
+	c.audit(r, s, action, "", nil)
+	c.showLogin(w, r, http.StatusOK, msg)
 }
 
 // clientKey groups a client by address, IPv6 by its /64 (one host has it
@@ -322,21 +394,27 @@ func (g *loginGate) failed(client string, now time.Time) {
 	g.failures[client] = append(g.recent(client, now), now)
 }
 
-// revocations are the sessions logged out before they expire.
+// revocations are the sessions logged out on this node before they
+// expire; pend are those of them the store has yet to take (a subset, and
+// empty but for an outage: asked for on every request).
 type revocations struct {
-	mu  sync.Mutex
-	ids map[string]time.Time
+	mu   sync.Mutex
+	ids  map[string]time.Time
+	pend map[string]time.Time
 }
 
-func newRevocations() *revocations { return &revocations{ids: map[string]time.Time{}} }
+func newRevocations() *revocations {
+	return &revocations{ids: map[string]time.Time{}, pend: map[string]time.Time{}}
+}
 
-func (v *revocations) add(id string, exp, now time.Time) {
+func (v *revocations) add(id string, exp, now time.Time, pending bool) {
 	v.mu.Lock()
 	defer v.mu.Unlock()
 	if len(v.ids) >= maxRevoked {
 		for k, e := range v.ids {
 			if !now.Before(e) {
 				delete(v.ids, k)
+				delete(v.pend, k)
 			}
 		}
 	}
@@ -344,6 +422,9 @@ func (v *revocations) add(id string, exp, now time.Time) {
 	// a logout is to the browser that asked.
 	if len(v.ids) < maxRevoked {
 		v.ids[id] = exp
+		if pending {
+			v.pend[id] = exp
+		}
 	}
 }
 
@@ -352,6 +433,23 @@ func (v *revocations) has(id string) bool {
 	defer v.mu.Unlock()
 	_, ok := v.ids[id]
 	return ok
+}
+
+// pending are the ids the store has yet to take, with their expiry.
+func (v *revocations) pending() map[string]time.Time {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	if len(v.pend) == 0 {
+		return nil
+	}
+	return maps.Clone(v.pend)
+}
+
+// stored marks id as taken by the store.
+func (v *revocations) stored(id string) {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	delete(v.pend, id)
 }
 
 // setFlash shows ok or bad once, on the next page drawn.

@@ -130,3 +130,30 @@ func TestCookieFlags(t *testing.T) {
 		}
 	}
 }
+
+// TestRevocationsPending: a logout the store did not take is held here
+// and offered to the store until it takes it.
+func TestRevocationsPending(t *testing.T) {
+	now := time.Now()
+	v := newRevocations()
+	v.add("stored", now.Add(time.Hour), now, false)
+	v.add("held", now.Add(time.Hour), now, true)
+	for _, tt := range []struct {
+		id   string
+		want bool
+	}{{"stored", true}, {"held", true}, {"other", false}} {
+		if got := v.has(tt.id); got != tt.want {
+			t.Errorf("has(%s) = %v, want %v", tt.id, got, tt.want)
+		}
+	}
+	if p := v.pending(); len(p) != 1 || !p["held"].Equal(now.Add(time.Hour)) {
+		t.Fatalf("pending = %v, want held alone", p)
+	}
+	v.stored("held")
+	if p := v.pending(); len(p) != 0 {
+		t.Errorf("pending after stored = %v, want none", p)
+	}
+	if !v.has("held") {
+		t.Error("a logout passed on to the store is no longer held here")
+	}
+}

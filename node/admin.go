@@ -69,7 +69,7 @@ func (n *Node) newAdmin(reg *prometheus.Registry, nm *nodeMetrics) (*admin.Serve
 		NodeID:       cfg.Node.ID,
 		Logger:       n.log,
 		Console: console.New(console.Options{
-			Token: cfg.Admin.Token, TLS: tlsConf != nil, NodeID: cfg.Node.ID, Logger: n.log,
+			Token: cfg.Admin.Token, TLS: tlsConf != nil, NodeID: cfg.Node.ID, Logger: n.log, Sessions: n.store.Sessions,
 		}),
 	})
 }

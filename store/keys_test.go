@@ -90,6 +90,10 @@ func TestRedisKeys(t *testing.T) {
 		t.Fatal(err)
 	}
 
+	if err := b.Sessions.Revoke(ctx, "S1", expires); err != nil {
+		t.Fatal(err)
+	}
+
 	tk := timeKey(when, "Q1")
 	keys := []struct {
 		key, typ string
@@ -122,6 +126,7 @@ func TestRedisKeys(t *testing.T) {
 		{key: "{mxgate}:digest:optout", typ: "set"},
 		{key: "{mxgate}:digest:covered", typ: "hash", members: []string{"r@example.org"}},
 		{key: "{mxgate}:digest:dismissed:r@example.org", typ: "zset", members: []string{"Q1"}},
+		{key: "{mxgate}:console:revoked:S1", typ: "string", value: "1"},
 	}
 	var want []string
 	for _, k := range keys {
@@ -165,6 +170,12 @@ func TestRedisKeys(t *testing.T) {
 		if !strings.HasPrefix(k, "{mxgate}:") {
 			t.Errorf("key %q lacks the {mxgate}: prefix", k)
 		}
+	}
+
+	// A revoked session goes when the session does (PXAT, not a TTL
+	// that a slow write would stretch).
+	if at, err := c.PExpireTime(ctx, "{mxgate}:console:revoked:S1").Result(); err != nil || at < time.Duration(expires.UnixMilli())*time.Millisecond || at > time.Duration(expires.UnixMilli()+1)*time.Millisecond {
+		t.Errorf("{mxgate}:console:revoked:S1 expires at %v, %v; want %v (unix ms)", at, err, expires.UnixMilli())
 	}
 
 	// The index record names each index key with its member: Delete and

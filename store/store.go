@@ -1,8 +1,9 @@
 // Package store opens the backend that holds the gateway's shared data and
 // hands out its stores: quarantine, lists, message log, membership,
-// cluster configuration, reports and the digest's state (and the peer API's nonces). The
-// embedded backend is one bbolt file for a single node; the Redis backend
-// is shared by a cluster. Each store, with both its backends, is its own
+// cluster configuration, reports, the digest's state, the console's
+// revoked sessions (and the peer API's nonces). The embedded backend is
+// one bbolt file for a single node; the Redis backend is shared by a
+// cluster. Each store, with both its backends, is its own
 // package's; every backend passes the same conformance suite
 // (store/storetest).
 package store
@@ -19,6 +20,7 @@ import (
 	"go.etcd.io/bbolt"
 
 	"github.com/mxgate/mxgate/clusterconf"
+	"github.com/mxgate/mxgate/console/sessions"
 	"github.com/mxgate/mxgate/digest"
 	"github.com/mxgate/mxgate/kv"
 	"github.com/mxgate/mxgate/lists"
@@ -39,6 +41,9 @@ type Backend struct {
 	Reports    report.Store
 	// Digest is the recipients' digest: signing keys, sends, opt-outs.
 	Digest digest.Store
+	// Sessions are the web console's revoked sessions, so that a logout
+	// holds on every node.
+	Sessions sessions.Store
 	// PeerNonces remembers the peer API's request nonces for every node
 	// and across restarts (nil on the embedded store: see peer's
 	// replayGuard for what stands in for it there).
@@ -102,6 +107,7 @@ func OpenRedis(ctx context.Context, url string) (*Backend, error) {
 		Config:     clusterconf.NewRedis(c),
 		Reports:    report.NewRedis(c),
 		Digest:     digest.NewRedis(c),
+		Sessions:   sessions.NewRedis(c),
 		PeerNonces: peer.NewRedisNonces(c),
 		Shared:     true,
 		Name:       kv.Redact(url),
@@ -174,7 +180,11 @@ func newEmbedded(db *bbolt.DB) (*Backend, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Backend{Quarantine: q, Lists: l, Log: m, Members: members.NewMemory(), Config: cc, Reports: r, Digest: d,
+	sv, err := sessions.NewBolt(db)
+	if err != nil {
+		return nil, err
+	}
+	return &Backend{Quarantine: q, Lists: l, Log: m, Members: members.NewMemory(), Config: cc, Reports: r, Digest: d, Sessions: sv,
 		Name: "embedded " + db.Path(), db: db, closer: db}, nil
 }
 

@@ -1,6 +1,6 @@
 // Package storetest is the conformance suite every store backend passes:
 // one suite per store (quarantine, lists, message log, cluster
-// configuration, reports, membership, digest), each using the store only through
+// configuration, reports, membership, digest, console sessions), each using the store only through
 // its package's Store interface, so the embedded and the Redis backend are
 // held to the same behaviour.
 package storetest
@@ -37,4 +37,5 @@ func Run(t *testing.T, open func(t *testing.T) Env) {
 	t.Run("Reports", func(t *testing.T) { runReports(t, open) })
 	t.Run("Members", func(t *testing.T) { runMembers(t, open) })
 	t.Run("Digest", func(t *testing.T) { runDigestStore(t, open) })
+	t.Run("Sessions", func(t *testing.T) { runSessions(t, open) })
 }
