@@ -13,6 +13,7 @@ import (
 
 	"github.com/mxgate/mxgate/admin"
 	"github.com/mxgate/mxgate/cluster"
+	"github.com/mxgate/mxgate/members"
 	"github.com/mxgate/mxgate/node"
 )
 
@@ -171,22 +172,27 @@ func trackStates(ts []cluster.TrackStatus) string {
 
 func printMembers(w io.Writer, st node.ClusterView) error {
 	t := newTable(w, "MEMBER", "PEER ADDRESS", "WEIGHT", "HEALTH", "LOAD", "ROLE", "REVISION", "SEEN")
+	row := func(m members.Member, health string) {
+		seen := "static"
+		if !m.Seen.IsZero() {
+			seen = time.Since(m.Seen).Round(time.Millisecond).String() + " ago"
+		}
+		t.row(clean(m.ID), clean(m.PeerAddr), fmt.Sprint(m.Weight), health, fmt.Sprintf("%d/%d", m.Busy, m.Workers), clean(m.Role()), fmt.Sprint(m.Revision), seen)
+	}
 	for _, m := range st.Members {
-		health, role := "ok", "backup"
+		health := "ok"
 		switch {
 		case !m.Healthy && len(m.Down) > 0:
 			health = "down: " + clean(strings.Join(m.Down, ", "))
 		case !m.Healthy:
 			health = "draining"
 		}
-		if m.Master {
-			role = "master"
-		}
-		seen := "static"
-		if !m.Seen.IsZero() {
-			seen = time.Since(m.Seen).Round(time.Millisecond).String() + " ago"
-		}
-		t.row(clean(m.ID), clean(m.PeerAddr), fmt.Sprint(m.Weight), health, fmt.Sprintf("%d/%d", m.Busy, m.Workers), role, fmt.Sprint(m.Revision), seen)
+		row(m, health)
+	}
+	// A node that stopped is shown as it last described itself, so that
+	// its absence is seen rather than missed.
+	for _, m := range st.Gone {
+		row(m, "gone (no heartbeat)")
 	}
 	return t.flush()
 }

@@ -54,6 +54,9 @@ func TestClusterStatusCommand(t *testing.T) {
 	}, Mode: "active-active", Revision: 7, Members: []members.Member{
 		{ID: "n1", PeerAddr: "198.18.0.11:8026", Weight: 100, Healthy: true, Busy: 3, Workers: 8, Master: true, Revision: 7, Seen: time.Now().Add(-time.Second).UTC().Truncate(time.Millisecond)},
 		{ID: "n2", PeerAddr: "198.18.0.12:8026", Weight: 50, Healthy: false, Revision: 6, Seen: time.Now().UTC().Truncate(time.Millisecond)},
+	}, Gone: []members.Member{
+		{ID: "n3", PeerAddr: "198.18.0.13:8026", Weight: 100, Healthy: true, Workers: 8, Revision: 7, Seen: time.Now().Add(-time.Minute).UTC().Truncate(time.Millisecond),
+			Routers: []members.Router{{State: "fault"}}},
 	}}
 	url := clusterAdmin(t, &st)
 
@@ -69,8 +72,9 @@ func TestClusterStatusCommand(t *testing.T) {
 		"ADVERTS          sent 0, received 42, dropped 3 (checksum=1 ttl=2)",
 		"STORE            ok",
 		"CONFIG           revision 7 applied, mode active-active",
-		"n1      198.18.0.11:8026  100     ok        3/8   master  7",
-		"n2      198.18.0.12:8026  50      draining  0/0   backup  6",
+		"n1      198.18.0.11:8026  100     ok                   3/8   master  7",
+		"n2      198.18.0.12:8026  50      draining             0/0   backup  6",
+		"n3      198.18.0.13:8026  100     gone (no heartbeat)  0/8   fault   7         1m0",
 	} {
 		if !strings.Contains(out, want) {
 			t.Errorf("table lacks %q:\n%s", want, out)
