@@ -56,7 +56,9 @@ func ParseCursor(s string) (Cursor, error) {
 	c := Cursor{Time: time.Unix(0, int64(n)).UTC(), ID: string(b[8:])}
 	// Only what String makes: no ids a key cannot hold, no times out of
 	// range, one spelling per cursor.
-	if err := kv.CheckKey(c.ID, c.Time); err != nil || !bytes.Equal(kv.TimeKey(c.Time, c.ID), b) {
+	// (The decoder skips CR and LF even when strict: the text must be
+	// exactly what String writes.)
+	if err := kv.CheckKey(c.ID, c.Time); err != nil || !bytes.Equal(kv.TimeKey(c.Time, c.ID), b) || c.String() != s {
 		return Cursor{}, fmt.Errorf("not a cursor this gateway gave")
 	}
 	return c, nil

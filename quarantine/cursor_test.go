@@ -19,7 +19,7 @@ func TestCursor(t *testing.T) {
 	if s := (Cursor{}).String(); s != "" {
 		t.Errorf("zero cursor as %q, want empty", s)
 	}
-	for _, bad := range []string{"Q1", "AAAAAAAAAAA", "////////////", "AAAAAAAAAAA=", "_____________w", "gAAAAAAAAABR"} {
+	for _, bad := range []string{"Q1", "AAAAAAAAAAA", "////////////", "AAAAAAAAAAA=", "_____________w", "gAAAAAAAAABR", "A0000000\r0000", "A0000000\n0000"} {
 		if c, err := ParseCursor(bad); err == nil {
 			t.Errorf("ParseCursor(%q) = %+v, want an error", bad, c)
 		}
