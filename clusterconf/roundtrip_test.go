@@ -1,13 +1,11 @@
 package clusterconf
 
 import (
-	"path/filepath"
 	"reflect"
 	"testing"
 	"time"
 
 	"github.com/redis/go-redis/v9"
-	"go.etcd.io/bbolt"
 
 	"github.com/mxgate/mxgate/config"
 	"github.com/mxgate/mxgate/testenv"
@@ -18,11 +16,7 @@ import (
 
 func openBolt(t *testing.T) Store {
 	t.Helper()
-	db, err := bbolt.Open(filepath.Join(t.TempDir(), "conf.db"), 0o600, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
+	db := testenv.Bolt(t)
 	s, err := NewBolt(db)
 	if err != nil {
 		t.Fatal(err)

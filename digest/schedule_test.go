@@ -1,12 +1,9 @@
 package digest
 
 import (
-	"path/filepath"
 	"sync"
 	"testing"
 	"time"
-
-	"go.etcd.io/bbolt"
 
 	"github.com/mxgate/mxgate/deliver"
 	"github.com/mxgate/mxgate/quarantine"
@@ -27,11 +24,7 @@ func (c *clock) set(t time.Time) { c.mu.Lock(); c.t = t; c.mu.Unlock() }
 // nothing more that day; the next day's new mail gets the next digest.
 func TestSchedulerSendsOncePerDay(t *testing.T) {
 	sink := testenv.StartSink(t)
-	db, err := bbolt.Open(filepath.Join(t.TempDir(), "d.db"), 0o600, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
+	db := testenv.Bolt(t)
 	st, err := NewBolt(db)
 	if err != nil {
 		t.Fatal(err)

@@ -3,21 +3,16 @@ package digest
 import (
 	"encoding/base64"
 	"errors"
-	"path/filepath"
 	"testing"
 	"time"
 
-	"go.etcd.io/bbolt"
+	"github.com/mxgate/mxgate/testenv"
 )
 
 // openBolt is the embedded store in a new file.
 func openBolt(t *testing.T) Store {
 	t.Helper()
-	db, err := bbolt.Open(filepath.Join(t.TempDir(), "d.db"), 0o600, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
+	db := testenv.Bolt(t)
 	s, err := NewBolt(db)
 	if err != nil {
 		t.Fatal(err)

@@ -5,21 +5,18 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"go.etcd.io/bbolt"
+
+	"github.com/mxgate/mxgate/testenv"
 )
 
 func openDB(t *testing.T) *bbolt.DB {
 	t.Helper()
-	db, err := bbolt.Open(filepath.Join(t.TempDir(), "kv.db"), 0o600, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
+	db := testenv.Bolt(t)
 	return db
 }
 

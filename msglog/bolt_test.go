@@ -3,22 +3,19 @@ package msglog
 import (
 	"context"
 	"fmt"
-	"path/filepath"
 	"testing"
 	"time"
 
 	"go.etcd.io/bbolt"
+
+	"github.com/mxgate/mxgate/testenv"
 )
 
 // TestExpireLeavesNoKeys checks the bolt layout directly: Expire removes
 // records and their id index entries, across several batches.
 func TestExpireLeavesNoKeys(t *testing.T) {
 	ctx := context.Background()
-	db, err := bbolt.Open(filepath.Join(t.TempDir(), "l.db"), 0o600, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
+	db := testenv.Bolt(t)
 	b, err := NewBolt(db)
 	if err != nil {
 		t.Fatal(err)

@@ -3,20 +3,17 @@ package quarantine
 import (
 	"context"
 	"fmt"
-	"path/filepath"
 	"testing"
 	"time"
 
 	"go.etcd.io/bbolt"
+
+	"github.com/mxgate/mxgate/testenv"
 )
 
 func openBolt(t *testing.T) (Store, *bbolt.DB) {
 	t.Helper()
-	db, err := bbolt.Open(filepath.Join(t.TempDir(), "q.db"), 0o600, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
+	db := testenv.Bolt(t)
 	b, err := NewBolt(db)
 	if err != nil {
 		t.Fatal(err)

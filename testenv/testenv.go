@@ -21,6 +21,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"go.etcd.io/bbolt"
 )
 
 // Missing skips the test, or fails it under CI.
@@ -361,4 +363,16 @@ func Serve(t testing.TB, serve func(ctx context.Context, ln net.Listener) error)
 		}
 	})
 	return ln.Addr().String()
+}
+
+// Bolt opens a new embedded database file for the test, closed when it
+// ends: what every store's own tests open their bbolt backend on.
+func Bolt(t testing.TB) *bbolt.DB {
+	t.Helper()
+	db, err := bbolt.Open(filepath.Join(t.TempDir(), "test.db"), 0o600, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	return db
 }

@@ -1,21 +1,18 @@
 package sessions
 
 import (
-	"path/filepath"
 	"testing"
 	"time"
 
 	"go.etcd.io/bbolt"
+
+	"github.com/mxgate/mxgate/testenv"
 )
 
 // TestBoltPrunes: the embedded bucket does not grow with logouts past
 // their sessions' end; a write drops them, live ones stay.
 func TestBoltPrunes(t *testing.T) {
-	db, err := bbolt.Open(filepath.Join(t.TempDir(), "s.db"), 0o600, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
+	db := testenv.Bolt(t)
 	s, err := NewBolt(db)
 	if err != nil {
 		t.Fatal(err)

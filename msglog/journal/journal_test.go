@@ -16,7 +16,6 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"go.etcd.io/bbolt"
 
 	"github.com/mxgate/mxgate/msglog"
 	"github.com/mxgate/mxgate/store"
@@ -39,11 +38,7 @@ func record(i int) msglog.Record {
 // boltLog is the embedded message log on its own file, as the node has it.
 func boltLog(t testing.TB) msglog.Store {
 	t.Helper()
-	db, err := bbolt.Open(filepath.Join(t.TempDir(), "log.db"), 0o600, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
+	db := testenv.Bolt(t)
 	l, err := msglog.NewBolt(db)
 	if err != nil {
 		t.Fatal(err)
